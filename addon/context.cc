@@ -1,0 +1,206 @@
+#include "context.h"
+
+#include <string>
+
+#include "common.h"
+#include "model.h"
+#include "workers.h"
+
+namespace semantic {
+namespace {
+
+ggml_type KvType(Napi::Env env, const Napi::Object& options, const char* key) {
+  Napi::Value value = options.Get(key);
+  if (value.IsUndefined()) return GGML_TYPE_F16;
+  std::string name = value.IsString() ? value.As<Napi::String>().Utf8Value() : "";
+  if (name == "f16") return GGML_TYPE_F16;
+  if (name == "q8_0") return GGML_TYPE_Q8_0;
+  if (name == "q4_0") return GGML_TYPE_Q4_0;
+  throw Napi::TypeError::New(env, std::string(key) + " must be one of f16, q8_0, q4_0");
+}
+
+llama_context_params ContextParams(Napi::Env env, const Napi::Object& options) {
+  llama_context_params params = llama_context_default_params();
+  int32_t nCtx = OptionalInt(options, "nCtx", 4096);
+  int32_t nSeqMax = OptionalInt(options, "nSeqMax", 1);
+  int32_t nBatch = OptionalInt(options, "nBatch", 512);
+  int32_t threads = OptionalInt(options, "threads", 0);
+  if (nCtx < 16) throw Napi::RangeError::New(env, "nCtx must be >= 16");
+  if (nSeqMax < 1 || static_cast<size_t>(nSeqMax) > llama_max_parallel_sequences()) {
+    throw Napi::RangeError::New(env, "nSeqMax must be in [1, " + std::to_string(llama_max_parallel_sequences()) + "]");
+  }
+  if (nBatch < 1) throw Napi::RangeError::New(env, "nBatch must be >= 1");
+  if (threads < 0) throw Napi::RangeError::New(env, "threads must be >= 0 (0 = llama.cpp's default)");
+  params.n_ctx = nCtx;
+  params.n_seq_max = nSeqMax;
+  params.n_batch = nBatch;
+  params.n_ubatch = OptionalInt(options, "nUbatch", nBatch);
+  if (threads > 0) params.n_threads = params.n_threads_batch = threads;
+  params.type_k = KvType(env, options, "typeK");
+  params.type_v = KvType(env, options, "typeV");
+  params.flash_attn_type = OptionalBool(options, "flashAttention", false) ? LLAMA_FLASH_ATTN_TYPE_ENABLED
+                                                                          : LLAMA_FLASH_ATTN_TYPE_DISABLED;
+  // One pool of cells for all sequences: the block pool in TS accounts for them as one budget.
+  params.kv_unified = OptionalBool(options, "kvUnified", true);
+  params.no_perf = true;
+  return params;
+}
+
+class CreateContextWorker : public PromiseWorker {
+ public:
+  CreateContextWorker(Napi::Env env, Napi::Object model, llama_model* handle, llama_context_params params)
+      : PromiseWorker(env, "llama_init_from_model"), handle_(handle), params_(params) {
+    model_ = Napi::Persistent(model);
+  }
+
+ protected:
+  void Run() override {
+    ctx_ = llama_init_from_model(handle_, params_);
+    if (ctx_ == nullptr) Fail("ERR_CONTEXT_CREATE", "cannot create a context (out of memory, or a bad parameter mix)");
+  }
+  Napi::Value Result() override {
+    Napi::Env env = Env();
+    Napi::Value context =
+        env.GetInstanceData<AddonData>()->context.New({model_.Value(), Napi::External<llama_context>::New(env, ctx_)});
+    ctx_ = nullptr;
+    return context;
+  }
+
+ private:
+  Napi::ObjectReference model_;
+  llama_model* handle_;
+  llama_context_params params_;
+  llama_context* ctx_ = nullptr;
+};
+
+}  // namespace
+
+Napi::Function Context::Define(Napi::Env env) {
+  return DefineClass(
+      env, "Context",
+      {InstanceMethod<&Context::Info>("info"), InstanceMethod<&Context::Decode>("decode"),
+       InstanceMethod<&Context::StateSeqGet>("stateSeqGet"), InstanceMethod<&Context::StateSeqSet>("stateSeqSet"),
+       InstanceMethod<&Context::StateSeqSize>("stateSeqSize"), InstanceMethod<&Context::SeqRemove>("seqRemove"),
+       InstanceMethod<&Context::SeqCopy>("seqCopy"), InstanceMethod<&Context::SeqPosMax>("seqPosMax"),
+       InstanceMethod<&Context::SeqPosMin>("seqPosMin"), InstanceMethod<&Context::Clear>("clear"),
+       InstanceMethod<&Context::Dispose>("dispose")});
+}
+
+Napi::Value Context::Create(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Model* model = Model::FromValue(env, info.Length() > 0 ? info[0] : env.Undefined());
+  llama_context_params params = ContextParams(env, OptionsArg(info, 1));
+  auto* worker = new CreateContextWorker(env, info[0].As<Napi::Object>(), model->Handle(env), params);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+// Only reached from CreateContextWorker: (model, External<llama_context>).
+Context::Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(info) {
+  if (info.Length() < 2 || !info[1].IsExternal()) {
+    throw Napi::TypeError::New(info.Env(), "Context cannot be constructed directly: use createContext()");
+  }
+  model_ = Model::FromValue(info.Env(), info[0]);
+  modelRef_ = Napi::Persistent(info[0].As<Napi::Object>());
+  ctx_ = info[1].As<Napi::External<llama_context>>().Data();
+  model_->AddContext();
+}
+
+Context::~Context() { Free(); }
+
+void Context::Free() {
+  if (ctx_ == nullptr) return;
+  llama_free(ctx_);
+  ctx_ = nullptr;
+  model_->RemoveContext();
+  if (!modelRef_.IsEmpty()) modelRef_.Reset();
+}
+
+void Context::EnsureIdle(Napi::Env env) const {
+  if (ctx_ == nullptr) ThrowCoded(env, "ERR_DISPOSED", "context is disposed");
+  if (busy_) ThrowCoded(env, "ERR_BUSY", "context has an async call in flight: await it first");
+}
+
+void Context::Claim(Napi::Env env) {
+  EnsureIdle(env);
+  busy_ = true;
+}
+
+void Context::CheckSeq(Napi::Env env, int32_t seq) const {
+  if (seq < 0 || static_cast<uint32_t>(seq) >= llama_n_seq_max(ctx_)) {
+    throw Napi::RangeError::New(env, "sequence id " + std::to_string(seq) + " is outside [0, n_seq_max)");
+  }
+}
+
+int32_t Context::SeqArg(const Napi::CallbackInfo& info, size_t index) const {
+  if (info.Length() <= index || !info[index].IsNumber()) throw Napi::TypeError::New(info.Env(), "sequence id must be a number");
+  int32_t seq = info[index].As<Napi::Number>().Int32Value();
+  CheckSeq(info.Env(), seq);
+  return seq;
+}
+
+Napi::Value Context::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureIdle(env);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("nCtx", llama_n_ctx(ctx_));
+  out.Set("nCtxSeq", llama_n_ctx_seq(ctx_));
+  out.Set("nSeqMax", llama_n_seq_max(ctx_));
+  out.Set("nBatch", llama_n_batch(ctx_));
+  out.Set("nUbatch", llama_n_ubatch(ctx_));
+  out.Set("threads", llama_n_threads(ctx_));
+  out.Set("stateBytes", static_cast<double>(llama_state_get_size(ctx_)));
+  return out;
+}
+
+Napi::Value Context::Decode(const Napi::CallbackInfo& info) { return DecodeWorker::Start(info, this); }
+Napi::Value Context::StateSeqGet(const Napi::CallbackInfo& info) { return StateGetWorker::Start(info, this, SeqArg(info, 0)); }
+Napi::Value Context::StateSeqSet(const Napi::CallbackInfo& info) { return StateSetWorker::Start(info, this, SeqArg(info, 0)); }
+
+Napi::Value Context::StateSeqSize(const Napi::CallbackInfo& info) {
+  EnsureIdle(info.Env());
+  return Napi::Number::New(info.Env(), static_cast<double>(llama_state_seq_get_size(ctx_, SeqArg(info, 0))));
+}
+
+Napi::Value Context::SeqRemove(const Napi::CallbackInfo& info) {
+  EnsureIdle(info.Env());
+  int32_t seq = SeqArg(info, 0);
+  int32_t p0 = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : -1;
+  int32_t p1 = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : -1;
+  return Napi::Boolean::New(info.Env(), llama_memory_seq_rm(llama_get_memory(ctx_), seq, p0, p1));
+}
+
+Napi::Value Context::SeqCopy(const Napi::CallbackInfo& info) {
+  EnsureIdle(info.Env());
+  int32_t src = SeqArg(info, 0);
+  int32_t dst = SeqArg(info, 1);
+  int32_t p0 = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : -1;
+  int32_t p1 = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Int32Value() : -1;
+  llama_memory_seq_cp(llama_get_memory(ctx_), src, dst, p0, p1);
+  return info.Env().Undefined();
+}
+
+Napi::Value Context::SeqPosMax(const Napi::CallbackInfo& info) {
+  EnsureIdle(info.Env());
+  return Napi::Number::New(info.Env(), llama_memory_seq_pos_max(llama_get_memory(ctx_), SeqArg(info, 0)));
+}
+
+Napi::Value Context::SeqPosMin(const Napi::CallbackInfo& info) {
+  EnsureIdle(info.Env());
+  return Napi::Number::New(info.Env(), llama_memory_seq_pos_min(llama_get_memory(ctx_), SeqArg(info, 0)));
+}
+
+Napi::Value Context::Clear(const Napi::CallbackInfo& info) {
+  EnsureIdle(info.Env());
+  llama_memory_clear(llama_get_memory(ctx_), true);
+  return info.Env().Undefined();
+}
+
+Napi::Value Context::Dispose(const Napi::CallbackInfo& info) {
+  if (busy_) ThrowCoded(info.Env(), "ERR_BUSY", "context has an async call in flight: await it first");
+  Free();
+  return info.Env().Undefined();
+}
+
+}  // namespace semantic

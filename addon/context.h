@@ -1,0 +1,48 @@
+// Context: one llama_context (KV cells shared by up to n_seq_max sequences). Decode and state
+// export/import are async; KV bookkeeping calls are sync and refused while an async call is in flight.
+#pragma once
+#include <llama.h>
+#include <napi.h>
+
+namespace semantic {
+
+class Model;
+
+class Context : public Napi::ObjectWrap<Context> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  static Napi::Value Create(const Napi::CallbackInfo& info);  // createContext(model, options) -> Promise<Context>
+
+  explicit Context(const Napi::CallbackInfo& info);
+  ~Context() override;
+
+  llama_context* Handle() const { return ctx_; }
+  // Claims the context for one async call; Release() runs on the JS thread when it settles.
+  void Claim(Napi::Env env);
+  void Release() { busy_ = false; }
+  void CheckSeq(Napi::Env env, int32_t seq) const;
+
+ private:
+  Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value Decode(const Napi::CallbackInfo& info);
+  Napi::Value StateSeqGet(const Napi::CallbackInfo& info);
+  Napi::Value StateSeqSet(const Napi::CallbackInfo& info);
+  Napi::Value StateSeqSize(const Napi::CallbackInfo& info);
+  Napi::Value SeqRemove(const Napi::CallbackInfo& info);
+  Napi::Value SeqCopy(const Napi::CallbackInfo& info);
+  Napi::Value SeqPosMax(const Napi::CallbackInfo& info);
+  Napi::Value SeqPosMin(const Napi::CallbackInfo& info);
+  Napi::Value Clear(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+
+  void EnsureIdle(Napi::Env env) const;
+  int32_t SeqArg(const Napi::CallbackInfo& info, size_t index) const;
+  void Free();
+
+  llama_context* ctx_ = nullptr;
+  Model* model_ = nullptr;
+  Napi::ObjectReference modelRef_;
+  bool busy_ = false;
+};
+
+}  // namespace semantic

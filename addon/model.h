@@ -1,0 +1,37 @@
+// Model: a loaded GGUF (weights + vocabulary). Loading is async; tokenizer calls are sync and cheap.
+#pragma once
+#include <llama.h>
+#include <napi.h>
+
+namespace semantic {
+
+class Model : public Napi::ObjectWrap<Model> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  static Napi::Value Load(const Napi::CallbackInfo& info);  // loadModel(path, options) -> Promise<Model>
+  static Model* FromValue(Napi::Env env, Napi::Value value);
+
+  explicit Model(const Napi::CallbackInfo& info);
+  ~Model() override;
+
+  llama_model* Handle(Napi::Env env) const;
+  const llama_vocab* Vocab() const { return vocab_; }
+  void AddContext() { contexts_++; }
+  void RemoveContext() { contexts_--; }
+
+ private:
+  Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value Tokenize(const Napi::CallbackInfo& info);
+  Napi::Value Detokenize(const Napi::CallbackInfo& info);
+  Napi::Value TokenToPiece(const Napi::CallbackInfo& info);
+  Napi::Value IsEog(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+
+  llama_token TokenArg(const Napi::CallbackInfo& info, size_t index) const;
+
+  llama_model* model_ = nullptr;
+  const llama_vocab* vocab_ = nullptr;
+  int contexts_ = 0;
+};
+
+}  // namespace semantic

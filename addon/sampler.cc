@@ -1,0 +1,129 @@
+#include "sampler.h"
+
+#include <cmath>
+#include <string>
+
+#include "common.h"
+#include "model.h"
+
+namespace semantic {
+namespace {
+
+struct SamplingOptions {
+  double temperature, topP, minP, repeatPenalty, frequencyPenalty, presencePenalty;
+  int32_t topK, penaltyLastN;
+  uint32_t seed;
+};
+
+SamplingOptions ReadOptions(Napi::Env env, const Napi::Object& options) {
+  SamplingOptions o{};
+  o.temperature = OptionalDouble(options, "temperature", 0.8);
+  o.topP = OptionalDouble(options, "topP", 1.0);
+  o.minP = OptionalDouble(options, "minP", 0.0);
+  o.topK = OptionalInt(options, "topK", 0);
+  o.repeatPenalty = OptionalDouble(options, "repeatPenalty", 1.0);
+  o.frequencyPenalty = OptionalDouble(options, "frequencyPenalty", 0.0);
+  o.presencePenalty = OptionalDouble(options, "presencePenalty", 0.0);
+  o.penaltyLastN = OptionalInt(options, "penaltyLastN", 64);
+  o.seed = static_cast<uint32_t>(OptionalDouble(options, "seed", LLAMA_DEFAULT_SEED));
+  auto check = [&](bool ok, const char* what) {
+    if (!ok) throw Napi::RangeError::New(env, std::string("sampler: ") + what);
+  };
+  check(std::isfinite(o.temperature) && o.temperature >= 0, "temperature must be >= 0");
+  check(o.topP > 0 && o.topP <= 1, "topP must be in (0, 1]");
+  check(o.minP >= 0 && o.minP <= 1, "minP must be in [0, 1]");
+  check(o.topK >= 0, "topK must be >= 0");
+  check(std::isfinite(o.repeatPenalty) && o.repeatPenalty > 0, "repeatPenalty must be > 0");
+  check(std::isfinite(o.frequencyPenalty) && std::isfinite(o.presencePenalty), "penalties must be finite");
+  check(o.penaltyLastN >= -1, "penaltyLastN must be >= -1");
+  return o;
+}
+
+// Order as llama-server's default chain: penalties, top-k, top-p, min-p, temperature, then the draw.
+llama_sampler* BuildChain(const SamplingOptions& o, int32_t vocabSize) {
+  llama_sampler* chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
+  if (o.repeatPenalty != 1.0 || o.frequencyPenalty != 0.0 || o.presencePenalty != 0.0) {
+    llama_sampler_chain_add(chain, llama_sampler_init_penalties(vocabSize, o.penaltyLastN, o.repeatPenalty, o.frequencyPenalty,
+                                                                o.presencePenalty));
+  }
+  if (o.temperature <= 0) {
+    llama_sampler_chain_add(chain, llama_sampler_init_greedy());
+    return chain;
+  }
+  if (o.topK > 0) llama_sampler_chain_add(chain, llama_sampler_init_top_k(o.topK));
+  if (o.topP < 1) llama_sampler_chain_add(chain, llama_sampler_init_top_p(o.topP, 1));
+  if (o.minP > 0) llama_sampler_chain_add(chain, llama_sampler_init_min_p(o.minP, 1));
+  llama_sampler_chain_add(chain, llama_sampler_init_temp(o.temperature));
+  llama_sampler_chain_add(chain, llama_sampler_init_dist(o.seed));
+  return chain;
+}
+
+}  // namespace
+
+Napi::Function Sampler::Define(Napi::Env env) {
+  return DefineClass(env, "Sampler",
+                     {InstanceMethod<&Sampler::Accept>("accept"), InstanceMethod<&Sampler::Reset>("reset"),
+                      InstanceMethod<&Sampler::Dispose>("dispose")});
+}
+
+Sampler* Sampler::FromValue(Napi::Env env, Napi::Value value) {
+  Napi::Function ctor = env.GetInstanceData<AddonData>()->sampler.Value();
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(ctor)) {
+    throw Napi::TypeError::New(env, "expected a Sampler");
+  }
+  return Napi::ObjectWrap<Sampler>::Unwrap(value.As<Napi::Object>());
+}
+
+// new Sampler(model, options)
+Sampler::Sampler(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Sampler>(info) {
+  Napi::Env env = info.Env();
+  Model* model = Model::FromValue(env, info.Length() > 0 ? info[0] : env.Undefined());
+  model->Handle(env);
+  vocabSize_ = llama_vocab_n_tokens(model->Vocab());
+  chain_ = BuildChain(ReadOptions(env, OptionsArg(info, 1)), vocabSize_);
+}
+
+Sampler::~Sampler() {
+  if (chain_ != nullptr) llama_sampler_free(chain_);
+}
+
+llama_sampler* Sampler::Handle(Napi::Env env) const {
+  if (chain_ == nullptr) ThrowCoded(env, "ERR_DISPOSED", "sampler is disposed");
+  return chain_;
+}
+
+void Sampler::EnsureIdle(Napi::Env env) const {
+  Handle(env);
+  if (lent_ > 0) ThrowCoded(env, "ERR_BUSY", "sampler is in use by a decode in flight");
+}
+
+// Feeds prompt tokens to the penalty history, as llama-server does before generating.
+Napi::Value Sampler::Accept(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureIdle(env);
+  if (info.Length() < 1 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw Napi::TypeError::New(env, "accept: tokens must be an Int32Array");
+  }
+  Napi::Int32Array tokens = info[0].As<Napi::Int32Array>();
+  for (size_t i = 0; i < tokens.ElementLength(); i++) {
+    if (tokens[i] < 0 || tokens[i] >= vocabSize_) throw Napi::RangeError::New(env, "accept: token outside the vocabulary");
+    llama_sampler_accept(chain_, tokens[i]);
+  }
+  return env.Undefined();
+}
+
+Napi::Value Sampler::Reset(const Napi::CallbackInfo& info) {
+  EnsureIdle(info.Env());
+  llama_sampler_reset(chain_);
+  return info.Env().Undefined();
+}
+
+Napi::Value Sampler::Dispose(const Napi::CallbackInfo& info) {
+  if (lent_ > 0) ThrowCoded(info.Env(), "ERR_BUSY", "sampler is in use by a decode in flight");
+  if (chain_ != nullptr) llama_sampler_free(chain_);
+  chain_ = nullptr;
+  return info.Env().Undefined();
+}
+
+}  // namespace semantic

@@ -1,0 +1,32 @@
+// Sampler: one llama.cpp sampler chain per generating sequence (its own seed and penalty history).
+#pragma once
+#include <llama.h>
+#include <napi.h>
+
+namespace semantic {
+
+class Sampler : public Napi::ObjectWrap<Sampler> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  static Sampler* FromValue(Napi::Env env, Napi::Value value);
+
+  explicit Sampler(const Napi::CallbackInfo& info);
+  ~Sampler() override;
+
+  llama_sampler* Handle(Napi::Env env) const;
+  // A decode in flight samples with this chain on a pool thread; JS must not touch it meanwhile.
+  void Lend() { lent_++; }
+  void Return() { lent_--; }
+
+ private:
+  Napi::Value Accept(const Napi::CallbackInfo& info);
+  Napi::Value Reset(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+  void EnsureIdle(Napi::Env env) const;
+
+  llama_sampler* chain_ = nullptr;
+  int32_t vocabSize_ = 0;
+  int lent_ = 0;
+};
+
+}  // namespace semantic

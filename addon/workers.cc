@@ -1,0 +1,267 @@
+#include "workers.h"
+
+#include <llama.h>
+
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "context.h"
+#include "sampler.h"
+
+namespace semantic {
+namespace {
+
+// Holds the context (and everything it lends) until the call settles, so GC cannot free them mid-call.
+class ContextWorker : public PromiseWorker {
+ public:
+  ContextWorker(Napi::Env env, const char* name, Napi::Object owner, Context* context)
+      : PromiseWorker(env, name), context_(context) {
+    owner_ = Napi::Persistent(owner);
+  }
+
+ protected:
+  void Settle() override {
+    context_->Release();
+    owner_.Reset();
+  }
+  llama_context* Ctx() const { return context_->Handle(); }
+
+  Context* context_;
+
+ private:
+  Napi::ObjectReference owner_;
+};
+
+struct SampleRequest {
+  int32_t index;
+  Sampler* sampler;
+  Napi::ObjectReference ref;
+};
+
+const char* DecodeErrorCode(int32_t rc) {
+  switch (rc) {
+    case 1: return "ERR_KV_NO_SLOT";
+    case 2: return "ERR_DECODE_ABORTED";
+    case -1: return "ERR_DECODE_INVALID_BATCH";
+    default: return "ERR_DECODE_FATAL";
+  }
+}
+
+Napi::Int32Array Int32Field(Napi::Env env, const Napi::Object& batch, const char* key) {
+  Napi::Value value = batch.Get(key);
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw Napi::TypeError::New(env, std::string("decode: batch.") + key + " must be an Int32Array");
+  }
+  return value.As<Napi::Int32Array>();
+}
+
+class Decode : public ContextWorker {
+ public:
+  Decode(Napi::Env env, Napi::Object owner, Context* context, const Napi::Object& batch)
+      : ContextWorker(env, "llama_decode", owner, context) {
+    Napi::Int32Array tokens = Int32Field(env, batch, "tokens");
+    Napi::Int32Array positions = Int32Field(env, batch, "positions");
+    Napi::Int32Array seqIds = Int32Field(env, batch, "seqIds");
+    Napi::Value logits = batch.Get("logits");
+    if (!logits.IsTypedArray() || logits.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      throw Napi::TypeError::New(env, "decode: batch.logits must be a Uint8Array");
+    }
+    tokens_.assign(tokens.Data(), tokens.Data() + tokens.ElementLength());
+    positions_.assign(positions.Data(), positions.Data() + positions.ElementLength());
+    seqIds_.assign(seqIds.Data(), seqIds.Data() + seqIds.ElementLength());
+    Napi::Uint8Array flags = logits.As<Napi::Uint8Array>();
+    logits_.assign(flags.Data(), flags.Data() + flags.ElementLength());
+  }
+
+  void Validate(Napi::Env env) {
+    size_t n = tokens_.size();
+    if (n == 0) throw Napi::RangeError::New(env, "decode: empty batch");
+    if (positions_.size() != n || seqIds_.size() != n || logits_.size() != n) {
+      throw Napi::RangeError::New(env, "decode: tokens, positions, seqIds and logits must have the same length");
+    }
+    if (n > llama_n_batch(Ctx())) {
+      throw Napi::RangeError::New(env, "decode: " + std::to_string(n) + " tokens exceed n_batch " +
+                                           std::to_string(llama_n_batch(Ctx())));
+    }
+    int32_t nVocab = llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(Ctx())));
+    for (size_t i = 0; i < n; i++) {
+      if (tokens_[i] < 0 || tokens_[i] >= nVocab) throw Napi::RangeError::New(env, "decode: token outside the vocabulary");
+      if (positions_[i] < 0) throw Napi::RangeError::New(env, "decode: negative position");
+      context_->CheckSeq(env, seqIds_[i]);
+    }
+  }
+
+  void AddSample(Napi::Env env, const Napi::Object& request) {
+    Napi::Value index = request.Get("index");
+    if (!index.IsNumber()) throw Napi::TypeError::New(env, "decode: sample.index must be a number");
+    int32_t i = index.As<Napi::Number>().Int32Value();
+    if (i < 0 || static_cast<size_t>(i) >= logits_.size() || logits_[i] == 0) {
+      throw Napi::RangeError::New(env, "decode: sample.index must point at a token with logits set");
+    }
+    Napi::Value sampler = request.Get("sampler");
+    Sampler* unwrapped = Sampler::FromValue(env, sampler);
+    unwrapped->Handle(env);
+    samples_.push_back({i, unwrapped, Napi::Persistent(sampler.As<Napi::Object>())});
+  }
+
+  void LendSamplers() {
+    for (SampleRequest& s : samples_) s.sampler->Lend();
+    lent_ = true;
+  }
+
+ protected:
+  void Run() override {
+    llama_batch batch = llama_batch_init(static_cast<int32_t>(tokens_.size()), 0, 1);
+    batch.n_tokens = static_cast<int32_t>(tokens_.size());
+    for (size_t i = 0; i < tokens_.size(); i++) {
+      batch.token[i] = tokens_[i];
+      batch.pos[i] = positions_[i];
+      batch.n_seq_id[i] = 1;
+      batch.seq_id[i][0] = seqIds_[i];
+      batch.logits[i] = logits_[i] != 0;
+    }
+    int32_t rc = llama_decode(Ctx(), batch);
+    llama_batch_free(batch);
+    if (rc != 0) return Fail(DecodeErrorCode(rc), "returned " + std::to_string(rc));
+    sampled_.reserve(samples_.size());
+    for (SampleRequest& s : samples_) {
+      sampled_.push_back(llama_sampler_sample(s.sampler->Handle(Env()), Ctx(), s.index));
+    }
+  }
+  Napi::Value Result() override {
+    Napi::Int32Array out = Napi::Int32Array::New(Env(), sampled_.size());
+    std::copy(sampled_.begin(), sampled_.end(), out.Data());
+    return out;
+  }
+  void Settle() override {
+    for (SampleRequest& s : samples_) {
+      if (lent_) s.sampler->Return();
+      s.ref.Reset();
+    }
+    ContextWorker::Settle();
+  }
+
+ private:
+  std::vector<llama_token> tokens_;
+  std::vector<llama_pos> positions_;
+  std::vector<llama_seq_id> seqIds_;
+  std::vector<uint8_t> logits_;
+  std::vector<SampleRequest> samples_;
+  std::vector<llama_token> sampled_;
+  bool lent_ = false;
+};
+
+class StateGet : public ContextWorker {
+ public:
+  StateGet(Napi::Env env, Napi::Object owner, Context* context, int32_t seq)
+      : ContextWorker(env, "llama_state_seq_get_data", owner, context), seq_(seq) {
+    size_ = llama_state_seq_get_size(Ctx(), seq);
+    Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, size_);
+    data_ = static_cast<uint8_t*>(buffer.Data());
+    buffer_ = Napi::Persistent(buffer);
+  }
+
+ protected:
+  void Run() override {
+    written_ = llama_state_seq_get_data(Ctx(), data_, size_, seq_);
+    if (written_ == 0) Fail("ERR_STATE_EXPORT", "exported no bytes for sequence " + std::to_string(seq_));
+  }
+  Napi::Value Result() override { return Napi::Uint8Array::New(Env(), written_, buffer_.Value(), 0); }
+
+ private:
+  int32_t seq_;
+  size_t size_ = 0;
+  size_t written_ = 0;
+  uint8_t* data_ = nullptr;
+  Napi::Reference<Napi::ArrayBuffer> buffer_;
+};
+
+class StateSet : public ContextWorker {
+ public:
+  StateSet(Napi::Env env, Napi::Object owner, Context* context, int32_t seq, Napi::Uint8Array bytes)
+      : ContextWorker(env, "llama_state_seq_set_data", owner, context), seq_(seq) {
+    data_ = bytes.Data();
+    size_ = bytes.ByteLength();
+    bytes_ = Napi::Persistent(bytes.As<Napi::Object>());
+  }
+
+ protected:
+  void Run() override {
+    read_ = llama_state_seq_set_data(Ctx(), data_, size_, seq_);
+    if (read_ == 0) Fail("ERR_STATE_IMPORT", "state does not match this context, or no room for it");
+  }
+  Napi::Value Result() override { return Napi::Number::New(Env(), static_cast<double>(read_)); }
+  void Settle() override {
+    bytes_.Reset();
+    ContextWorker::Settle();
+  }
+
+ private:
+  int32_t seq_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  size_t read_ = 0;
+  Napi::ObjectReference bytes_;
+};
+
+// Claims the context first (refusing a second call in flight), releases it if building the worker throws.
+template <typename Make>
+Napi::Value Launch(Napi::Env env, Context* context, Make make) {
+  context->Claim(env);
+  PromiseWorker* worker = nullptr;
+  try {
+    worker = make();
+  } catch (...) {
+    context->Release();
+    throw;
+  }
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+}  // namespace
+
+Napi::Value DecodeWorker::Start(const Napi::CallbackInfo& info, Context* context) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "decode: batch must be an object");
+  if (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsArray()) {
+    throw Napi::TypeError::New(env, "decode: samples must be an array");
+  }
+  return Launch(env, context, [&]() -> PromiseWorker* {
+    auto* worker = new Decode(env, info.This().As<Napi::Object>(), context, info[0].As<Napi::Object>());
+    try {
+      worker->Validate(env);
+      Napi::Array samples = info.Length() > 1 && info[1].IsArray() ? info[1].As<Napi::Array>() : Napi::Array::New(env);
+      for (uint32_t i = 0; i < samples.Length(); i++) {
+        Napi::Value request = samples.Get(i);
+        if (!request.IsObject()) throw Napi::TypeError::New(env, "decode: each sample must be {index, sampler}");
+        worker->AddSample(env, request.As<Napi::Object>());
+      }
+    } catch (...) {
+      delete worker;
+      throw;
+    }
+    worker->LendSamplers();
+    return worker;
+  });
+}
+
+Napi::Value StateGetWorker::Start(const Napi::CallbackInfo& info, Context* context, int32_t seq) {
+  return Launch(info.Env(), context,
+                [&]() -> PromiseWorker* { return new StateGet(info.Env(), info.This().As<Napi::Object>(), context, seq); });
+}
+
+Napi::Value StateSetWorker::Start(const Napi::CallbackInfo& info, Context* context, int32_t seq) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(env, "stateSeqSet: bytes must be a Uint8Array");
+  }
+  return Launch(env, context, [&]() -> PromiseWorker* {
+    return new StateSet(env, info.This().As<Napi::Object>(), context, seq, info[1].As<Napi::Uint8Array>());
+  });
+}
+
+}  // namespace semantic

@@ -1,0 +1,183 @@
+/**
+ * The whole native surface (addon/*.cc), typed in one place. Only the inference thread imports this
+ * file: the addon owns llama.cpp state that must not be shared across threads.
+ *
+ * Every async method runs on a libuv pool thread (one AsyncWorker per call). While one is in flight
+ * the context refuses every other call with code ERR_BUSY, so callers await each call in turn.
+ * Errors carry a stable `code` (ERR_MODEL_LOAD, ERR_KV_NO_SLOT, ERR_STATE_IMPORT, ERR_BUSY, ...).
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { projectRoot } from '../../shared/paths.js';
+
+export type KvType = 'f16' | 'q8_0' | 'q4_0';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'none';
+
+export interface ModelLoadOptions {
+  /** Layers to offload to a GPU backend; 0 = CPU only, -1 = all. */
+  gpuLayers?: number;
+}
+
+export interface ModelInfo {
+  architecture: string;
+  name: string;
+  description: string;
+  /** Training context length from the GGUF metadata. */
+  contextLength: number;
+  vocabSize: number;
+  embeddingLength: number;
+  layerCount: number;
+  headCount: number;
+  headCountKv: number;
+  sizeBytes: number;
+  parameterCount: number;
+  bos: number;
+  eos: number;
+  /** -1 when the vocabulary has no end-of-turn token. */
+  eot: number;
+  addBos: boolean;
+  /** The Jinja chat template from `tokenizer.chat_template`, or null. */
+  chatTemplate: string | null;
+}
+
+export interface TokenizeOptions {
+  /** Add BOS/EOS if the model's vocabulary says so. */
+  addSpecial?: boolean;
+  /** Turn special-token text (e.g. `<|im_start|>`) into the special token instead of plain text. */
+  parseSpecial?: boolean;
+}
+
+export interface Model {
+  info(): ModelInfo;
+  tokenize(text: string, options?: TokenizeOptions): Int32Array;
+  /** `special`: render special tokens as their text. */
+  detokenize(tokens: Int32Array, options?: { special?: boolean }): string;
+  /** Raw bytes of one token: may be part of a UTF-8 character, so decode with a streaming decoder. */
+  tokenToPiece(token: number, options?: { special?: boolean }): Buffer;
+  /** End of generation: EOS, EOT or another end token of the vocabulary. */
+  isEog(token: number): boolean;
+  /** Throws ERR_BUSY while contexts created from this model are alive. */
+  dispose(): void;
+}
+
+export interface ContextOptions {
+  /** KV cells shared by all sequences (kvUnified) — the block pool's budget. */
+  nCtx?: number;
+  /** Sequences the context can hold at once; seq ids are [0, nSeqMax). */
+  nSeqMax?: number;
+  /** Most tokens one decode() may carry. */
+  nBatch?: number;
+  nUbatch?: number;
+  typeK?: KvType;
+  typeV?: KvType;
+  flashAttention?: boolean;
+  /** 0 = llama.cpp's default (all cores). */
+  threads?: number;
+  /** One cell pool for all sequences (default true); false gives each sequence nCtx / nSeqMax cells. */
+  kvUnified?: boolean;
+}
+
+export interface ContextInfo {
+  nCtx: number;
+  nCtxSeq: number;
+  nSeqMax: number;
+  nBatch: number;
+  nUbatch: number;
+  threads: number;
+  /** Bytes a full-context state export would take (KV at its configured types). */
+  stateBytes: number;
+}
+
+/** One batch: token i goes to sequence seqIds[i] at position positions[i]. All arrays equal length ≤ nBatch. */
+export interface Batch {
+  tokens: Int32Array;
+  positions: Int32Array;
+  seqIds: Int32Array;
+  /** 1 where logits are wanted (the last prompt token of a sequence, or a generated token). */
+  logits: Uint8Array;
+}
+
+/** Sample one token from the logits of batch index `index` (which must have logits set). */
+export interface SampleRequest {
+  index: number;
+  sampler: Sampler;
+}
+
+export interface Context {
+  info(): ContextInfo;
+  /** One llama_decode over the batch, then each sample request; resolves to the sampled tokens in order. */
+  decode(batch: Batch, samples?: SampleRequest[]): Promise<Int32Array>;
+  /** Export one sequence's state (token positions + KV) into a transferable buffer. */
+  stateSeqGet(seq: number): Promise<Uint8Array>;
+  /** Import a state exported by stateSeqGet from a context of the same model and KV types; resolves to bytes read. */
+  stateSeqSet(seq: number, bytes: Uint8Array): Promise<number>;
+  stateSeqSize(seq: number): number;
+  /** Remove positions [p0, p1) of a sequence (-1 = open end); false if a partial removal is impossible. */
+  seqRemove(seq: number, p0?: number, p1?: number): boolean;
+  seqCopy(src: number, dst: number, p0?: number, p1?: number): void;
+  /** Largest position held for the sequence, -1 when empty. */
+  seqPosMax(seq: number): number;
+  seqPosMin(seq: number): number;
+  clear(): void;
+  dispose(): void;
+}
+
+export interface SamplerOptions {
+  /** 0 = greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  /** Omit for a random seed. */
+  seed?: number;
+  repeatPenalty?: number;
+  frequencyPenalty?: number;
+  presencePenalty?: number;
+  penaltyLastN?: number;
+}
+
+export interface Sampler {
+  /** Feed tokens (the prompt) to the penalty history without sampling. */
+  accept(tokens: Int32Array): void;
+  reset(): void;
+  dispose(): void;
+}
+
+export interface Device {
+  name: string;
+  description: string;
+  type: 'cpu' | 'gpu' | 'igpu' | 'accel';
+  memoryFree: number;
+  memoryTotal: number;
+}
+
+export interface Addon {
+  loadBackends(dir: string): void;
+  devices(): Device[];
+  setLogLevel(level: LogLevel): void;
+  systemInfo(): string;
+  loadModel(path: string, options?: ModelLoadOptions): Promise<Model>;
+  createContext(model: Model, options?: ContextOptions): Promise<Context>;
+  maxParallelSequences: number;
+  Sampler: new (model: Model, options?: SamplerOptions) => Sampler;
+}
+
+interface LibraryConfig {
+  variables: { llama_lib_dir: string; llama_release: string };
+}
+
+let loaded: Addon | undefined;
+
+/** Loads the compiled addon and registers ggml's backends from the folder it was linked against. */
+export function loadAddon(): Addon {
+  if (loaded !== undefined) return loaded;
+  const root = projectRoot();
+  const config = JSON.parse(readFileSync(join(root, 'deps', 'llama-libs.gypi'), 'utf8')) as LibraryConfig;
+  const require = createRequire(import.meta.url);
+  const addon = require(join(root, 'build', 'Release', 'semantic_llama.node')) as Addon;
+  addon.setLogLevel((process.env.SEMANTIC_LLAMA_LOG as LogLevel | undefined) ?? 'error');
+  addon.loadBackends(process.env.SEMANTIC_LLAMA_LIB_DIR ?? config.variables.llama_lib_dir);
+  loaded = addon;
+  return addon;
+}
