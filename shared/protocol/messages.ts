@@ -1,0 +1,127 @@
+/**
+ * The wire contract between a worker's main thread (HTTP front) and its inference thread.
+ * Only these messages cross the MessagePort, msgpack-encoded (codec.ts). Each message has one schema
+ * here, and its TypeScript type is inferred from it, so the decoder's check and the compiler agree.
+ * Bump PROTOCOL_VERSION on any change an older peer would misread; the codec rejects other versions.
+ */
+import { z } from 'zod';
+import { ErrorCode } from '../errors.js';
+
+export const PROTOCOL_VERSION = 1;
+
+const requestId = z.string().min(1).max(200);
+const count = z.number().int().nonnegative();
+
+export const errorPayloadSchema = z.object({
+  code: z.enum(Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]]),
+  message: z.string(),
+  param: z.string().optional(),
+  retryAfter: z.number().nonnegative().optional(),
+});
+
+export const chatMessageSchema = z.object({
+  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
+  content: z.string(),
+});
+export type ChatMessage = z.infer<typeof chatMessageSchema>;
+
+export const samplingSchema = z.object({
+  /** 0 = greedy. */
+  temperature: z.number().nonnegative(),
+  topP: z.number().gt(0).lte(1),
+  topK: count,
+  minP: z.number().min(0).max(1),
+  seed: z.number().int().nonnegative().optional(),
+  repeatPenalty: z.number().positive(),
+  frequencyPenalty: z.number(),
+  presencePenalty: z.number(),
+});
+export type SamplingParams = z.infer<typeof samplingSchema>;
+
+/** What to generate from: chat messages rendered with the model's own template, or raw text. */
+const generateInputSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('chat'), messages: z.array(chatMessageSchema).min(1) }),
+  z.object({ kind: z.literal('text'), prompt: z.string() }),
+]);
+export type GenerateInput = z.infer<typeof generateInputSchema>;
+
+const modelSummarySchema = z.object({
+  id: z.string(),
+  path: z.string(),
+  architecture: z.string(),
+  contextLength: count,
+  vocabSize: count,
+  /** Cells of the engine's context, shared by all sequences. */
+  engineContext: count,
+  maxSequences: count,
+});
+export type ModelSummary = z.infer<typeof modelSummarySchema>;
+
+const usageSchema = z.object({ promptTokens: count, completionTokens: count, cachedTokens: count });
+export type Usage = z.infer<typeof usageSchema>;
+
+const finishReasonSchema = z.enum(['stop', 'length', 'abort']);
+export type FinishReason = z.infer<typeof finishReasonSchema>;
+
+const engineStatsSchema = z.object({
+  activeSequences: count,
+  freeSequences: count,
+  queuedRequests: count,
+  /** KV cells holding tokens of any sequence. */
+  usedCells: count,
+  totalCells: count,
+  steps: count,
+  /** Steps whose one decode call carried tokens of more than one sequence. */
+  multiSequenceSteps: count,
+});
+export type EngineStats = z.infer<typeof engineStatsSchema>;
+
+// front → inference
+export const generateSchema = z.object({
+  type: z.literal('generate'),
+  requestId,
+  input: generateInputSchema,
+  sampling: samplingSchema,
+  maxTokens: z.number().int().positive(),
+  /** Generation ends before any of these strings; they are not part of the output. */
+  stop: z.array(z.string().min(1)).max(16),
+});
+/** Idempotent: aborting an unknown or finished request does nothing. Applied between steps. */
+export const abortSchema = z.object({ type: z.literal('abort'), requestId });
+export const statsRequestSchema = z.object({ type: z.literal('stats_request'), requestId });
+
+// inference → front
+export const readySchema = z.object({ type: z.literal('ready'), model: modelSummarySchema });
+/** The request was admitted and its prompt tokenized; tokens follow. */
+export const startedSchema = z.object({ type: z.literal('started'), requestId, promptTokens: count, cachedTokens: count });
+/** `text`: complete UTF-8 characters only, with a possible stop string withheld until ruled out. */
+export const tokensSchema = z.object({ type: z.literal('tokens'), requestId, text: z.string(), tokenCount: count });
+export const doneSchema = z.object({ type: z.literal('done'), requestId, finishReason: finishReasonSchema, usage: usageSchema });
+export const failedSchema = z.object({ type: z.literal('failed'), requestId, error: errorPayloadSchema });
+export const statsSchema = z.object({ type: z.literal('stats'), requestId, stats: engineStatsSchema });
+/** The inference thread cannot go on (model failed to load, fatal decode error). */
+export const engineDeadSchema = z.object({ type: z.literal('engine_dead'), error: errorPayloadSchema });
+
+export const frontToInferenceSchema = z.discriminatedUnion('type', [generateSchema, abortSchema, statsRequestSchema]);
+export const inferenceToFrontSchema = z.discriminatedUnion('type', [
+  readySchema,
+  startedSchema,
+  tokensSchema,
+  doneSchema,
+  failedSchema,
+  statsSchema,
+  engineDeadSchema,
+]);
+
+export type GenerateMessage = z.infer<typeof generateSchema>;
+export type AbortMessage = z.infer<typeof abortSchema>;
+export type StatsRequestMessage = z.infer<typeof statsRequestSchema>;
+export type ReadyMessage = z.infer<typeof readySchema>;
+export type StartedMessage = z.infer<typeof startedSchema>;
+export type TokensMessage = z.infer<typeof tokensSchema>;
+export type DoneMessage = z.infer<typeof doneSchema>;
+export type FailedMessage = z.infer<typeof failedSchema>;
+export type StatsMessage = z.infer<typeof statsSchema>;
+export type EngineDeadMessage = z.infer<typeof engineDeadSchema>;
+export type FrontToInference = z.infer<typeof frontToInferenceSchema>;
+export type InferenceToFront = z.infer<typeof inferenceToFrontSchema>;
