@@ -82,7 +82,8 @@ export const generateSchema = z.object({
   requestId,
   input: generateInputSchema,
   sampling: samplingSchema,
-  maxTokens: z.number().int().positive(),
+  /** Absent: until an end token or the engine's default cap (bounded by the context). */
+  maxTokens: z.number().int().positive().optional(),
   /** Generation ends before any of these strings; they are not part of the output. */
   stop: z.array(z.string().min(1)).max(16),
 });

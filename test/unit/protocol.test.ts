@@ -1,0 +1,66 @@
+// Every protocol message survives a msgpack round trip; unknown, malformed and foreign frames are
+// rejected with a ProtocolError that says what is wrong.
+import t from 'tap';
+import { Packr } from 'msgpackr';
+import { decodeFrontMessage, decodeInferenceMessage, encodeMessage } from '../../shared/protocol/codec.js';
+import { PROTOCOL_VERSION, type FrontToInference, type InferenceToFront } from '../../shared/protocol/messages.js';
+
+const sampling = { temperature: 0, topP: 1, topK: 0, minP: 0, seed: 7, repeatPenalty: 1, frequencyPenalty: 0, presencePenalty: 0 };
+const front: FrontToInference[] = [
+  {
+    type: 'generate',
+    requestId: 'r1',
+    input: { kind: 'chat', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'héllo 🦙' }] },
+    sampling,
+    maxTokens: 16,
+    stop: ['\n\n'],
+  },
+  { type: 'generate', requestId: 'r2', input: { kind: 'text', prompt: 'Once upon' }, sampling, stop: [] },
+  { type: 'abort', requestId: 'r1' },
+  { type: 'stats_request', requestId: 's1' },
+];
+const inference: InferenceToFront[] = [
+  {
+    type: 'ready',
+    model: { id: 'tiny', path: '/m.gguf', architecture: 'qwen2', contextLength: 8192, vocabSize: 151936, engineContext: 4096, maxSequences: 8 },
+  },
+  { type: 'started', requestId: 'r1', promptTokens: 12, cachedTokens: 0 },
+  { type: 'tokens', requestId: 'r1', text: 'wörld', tokenCount: 1 },
+  { type: 'done', requestId: 'r1', finishReason: 'length', usage: { promptTokens: 12, completionTokens: 16, cachedTokens: 0 } },
+  { type: 'failed', requestId: 'r2', error: { code: 'ERR_QUEUE_FULL', message: 'full', retryAfter: 1 } },
+  {
+    type: 'stats',
+    requestId: 's1',
+    stats: { activeSequences: 1, freeSequences: 7, queuedRequests: 0, usedCells: 20, totalCells: 4096, steps: 3, multiSequenceSteps: 1 },
+  },
+  { type: 'engine_dead', error: { code: 'ERR_ENGINE_DEAD', message: 'decode failed' } },
+];
+
+t.test('every message type survives a round trip', async (t) => {
+  for (const message of front) t.same(decodeFrontMessage(encodeMessage(message)), message, message.type);
+  for (const message of inference) t.same(decodeInferenceMessage(encodeMessage(message)), message, message.type);
+});
+
+t.test('encoded frames are independent copies', async (t) => {
+  const a = encodeMessage({ type: 'abort', requestId: 'aaaa' });
+  encodeMessage({ type: 'abort', requestId: 'bbbb' });
+  t.same(decodeFrontMessage(a), { type: 'abort', requestId: 'aaaa' });
+});
+
+t.test('bad frames are rejected with a clear error', async (t) => {
+  const raw = new Packr({ useRecords: false });
+  const cases: [string, Uint8Array, RegExp][] = [
+    ['truncated msgpack', Uint8Array.of(0x92, 0x01), /undecodable frame/],
+    ['not an envelope', raw.pack({ type: 'abort' }), /not \[version, message\]/],
+    ['other version', raw.pack([PROTOCOL_VERSION + 1, { type: 'abort', requestId: 'x' }]), /protocol version 2/],
+    ['unknown type', raw.pack([PROTOCOL_VERSION, { type: 'explode', requestId: 'x' }]), /invalid message: type/],
+    ['missing field', raw.pack([PROTOCOL_VERSION, { type: 'abort' }]), /invalid message: requestId/],
+    ['wrong type', raw.pack([PROTOCOL_VERSION, { ...front[0], maxTokens: 'many' }]), /invalid message: maxTokens/],
+    ['out of range', raw.pack([PROTOCOL_VERSION, { ...front[0], sampling: { ...sampling, topP: 3 } }]), /invalid message: sampling\.topP/],
+    ['inference message on the front decoder', encodeMessage(inference[1] as InferenceToFront), /invalid message: type/],
+  ];
+  for (const [name, frame, message] of cases) {
+    t.throws(() => decodeFrontMessage(frame), { code: 'ERR_PROTOCOL', message }, name);
+  }
+  t.throws(() => decodeInferenceMessage(encodeMessage({ type: 'abort', requestId: 'x' })), { code: 'ERR_PROTOCOL' });
+});

@@ -1,0 +1,79 @@
+/**
+ * Who may start decoding now. A request needs a free sequence id and enough unreserved KV cells for
+ * its prompt plus its max tokens, so that an admitted request can always run to its end; otherwise it
+ * waits in a bounded FIFO queue, and a full queue is refused at once (429) rather than queued without
+ * bound. (The block pool of a later stage replaces the cell counting; the interface stays.)
+ */
+
+export interface Reservation {
+  seqId: number;
+  cells: number;
+}
+
+export class Admission<T> {
+  private readonly freeSeqIds: number[];
+  private reservedCells = 0;
+  private readonly waiting: { item: T; cells: number }[] = [];
+
+  constructor(
+    maxSequences: number,
+    readonly totalCells: number,
+    private readonly maxQueued: number,
+  ) {
+    this.freeSeqIds = Array.from({ length: maxSequences }, (_, i) => i);
+  }
+
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  get freeSequences(): number {
+    return this.freeSeqIds.length;
+  }
+
+  /** A reservation if the request can start now; null if it was queued; throws nothing. */
+  tryAdmit(item: T, cells: number): Reservation | null | 'queue-full' {
+    if (this.waiting.length === 0) {
+      const reservation = this.reserve(cells);
+      if (reservation !== null) return reservation;
+    }
+    if (this.waiting.length >= this.maxQueued) return 'queue-full';
+    this.waiting.push({ item, cells });
+    return null;
+  }
+
+  /** Frees a finished request's sequence and cells, and returns queued requests that can start now. */
+  release(reservation: Reservation): { item: T; reservation: Reservation }[] {
+    this.freeSeqIds.push(reservation.seqId);
+    this.reservedCells -= reservation.cells;
+    const started: { item: T; reservation: Reservation }[] = [];
+    for (;;) {
+      const head = this.waiting[0];
+      if (head === undefined) break;
+      const next = this.reserve(head.cells);
+      if (next === null) break;
+      this.waiting.shift();
+      started.push({ item: head.item, reservation: next });
+    }
+    return started;
+  }
+
+  /** Removes a queued request (aborted before it started); false if it was not queued. */
+  removeQueued(matches: (item: T) => boolean): T | undefined {
+    const at = this.waiting.findIndex((w) => matches(w.item));
+    if (at < 0) return undefined;
+    return this.waiting.splice(at, 1)[0]?.item;
+  }
+
+  /** Removes and returns every queued request (engine shutting down or dead). */
+  takeAllQueued(): T[] {
+    return this.waiting.splice(0).map((w) => w.item);
+  }
+
+  private reserve(cells: number): Reservation | null {
+    if (this.freeSeqIds.length === 0 || this.reservedCells + cells > this.totalCells) return null;
+    const seqId = this.freeSeqIds.shift() as number;
+    this.reservedCells += cells;
+    return { seqId, cells };
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * One admitted request bound to one llama.cpp sequence id: its prompt, how far prefill got, what it
+ * generated, and its sampler. The engine owns the lifecycle; the scheduler only reads `phase` and
+ * positions.
+ */
+import type { Sampler } from './addon.js';
+import type { FinishReason, GenerateMessage } from '../../shared/protocol/messages.js';
+import { TextStream } from './text-stream.js';
+
+export type SequencePhase = 'prefill' | 'generate' | 'finished';
+
+export class Sequence {
+  phase: SequencePhase = 'prefill';
+  /** Prompt tokens already in the KV cache. */
+  prefilled = 0;
+  /** Generated tokens so far (the last one is not yet in the KV cache). */
+  generated = 0;
+  /** The token sampled last, to be fed at position `nextPosition` in the next step. */
+  pendingToken = -1;
+  aborted = false;
+  finishReason: FinishReason | undefined;
+  readonly text: TextStream;
+
+  constructor(
+    readonly request: GenerateMessage,
+    readonly seqId: number,
+    readonly prompt: Int32Array,
+    readonly sampler: Sampler,
+    /** KV cells reserved for this sequence: prompt + max tokens. */
+    readonly reservedCells: number,
+  ) {
+    this.text = new TextStream(request.stop);
+  }
+
+  get requestId(): string {
+    return this.request.requestId;
+  }
+
+  /** Position of the next token to decode: prompt, then generated tokens already fed back. */
+  get nextPosition(): number {
+    return this.phase === 'prefill' ? this.prefilled : this.prompt.length + this.generated - 1;
+  }
+
+  get remainingPrompt(): number {
+    return this.prompt.length - this.prefilled;
+  }
+
+  /** Cells this sequence occupies in the KV cache now. */
+  get usedCells(): number {
+    return this.phase === 'prefill' ? this.prefilled : this.prompt.length + Math.max(0, this.generated - 1);
+  }
+}

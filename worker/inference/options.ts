@@ -1,0 +1,20 @@
+/** What the inference thread is started with (worker_threads `workerData`). */
+import type { KvType } from '../engine/addon.js';
+
+export interface InferenceOptions {
+  /** Path of the GGUF file to load. */
+  modelPath: string;
+  /** The id clients use in `model` and see in /v1/models. */
+  modelId: string;
+  /** KV cells of the one context, shared by all sequences. */
+  contextSize: number;
+  /** Sequences decoded together at most (continuous batching width). */
+  maxSequences: number;
+  /** Tokens per decode step at most (generated tokens + prefill chunks). */
+  batchTokens: number;
+  /** Threads for llama.cpp; 0 = its default. */
+  threads: number;
+  kvType: KvType;
+  flashAttention: boolean;
+  gpuLayers: number;
+}

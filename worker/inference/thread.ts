@@ -1,0 +1,92 @@
+/**
+ * The inference thread's entry: loads the addon and the model, runs a warm-up step, then serves
+ * protocol frames from the main thread. It is the only thread that touches llama.cpp.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { basename } from 'node:path';
+import { loadAddon, type Addon, type Context, type Model } from '../engine/addon.js';
+import { Engine } from '../engine/engine.js';
+import type { InferenceOptions } from './options.js';
+import { decodeFrontMessage, encodeMessage } from '../../shared/protocol/codec.js';
+import type { FrontToInference, InferenceToFront } from '../../shared/protocol/messages.js';
+import { ErrorCode, toErrorPayload } from '../../shared/errors.js';
+
+const port = parentPort;
+if (port === null) throw new Error('worker/inference/thread.js must run as a worker thread');
+const options = workerData as InferenceOptions;
+
+function post(message: InferenceToFront): void {
+  port?.postMessage(encodeMessage(message));
+}
+
+/** One decode of a single token proves the backend works before the server reports ready. */
+async function warmUp(model: Model, context: Context): Promise<void> {
+  const info = model.info();
+  const token = info.bos >= 0 ? info.bos : 0;
+  await context.decode({ tokens: Int32Array.of(token), positions: Int32Array.of(0), seqIds: Int32Array.of(0), logits: Uint8Array.of(1) });
+  context.seqRemove(0);
+}
+
+async function open(addon: Addon): Promise<{ model: Model; context: Context }> {
+  const model = await addon.loadModel(options.modelPath, { gpuLayers: options.gpuLayers });
+  const context = await addon.createContext(model, {
+    nCtx: options.contextSize,
+    nSeqMax: options.maxSequences,
+    nBatch: options.batchTokens,
+    typeK: options.kvType,
+    typeV: options.kvType,
+    flashAttention: options.flashAttention,
+    threads: options.threads,
+  });
+  await warmUp(model, context);
+  return { model, context };
+}
+
+function dispatch(engine: Engine, message: FrontToInference): void {
+  switch (message.type) {
+    case 'generate':
+      return engine.submit(message);
+    case 'abort':
+      return engine.abort(message.requestId);
+    case 'stats_request':
+      return post({ type: 'stats', requestId: message.requestId, stats: engine.stats() });
+  }
+}
+
+async function main(): Promise<void> {
+  const addon = loadAddon();
+  const { model, context } = await open(addon);
+  const contextInfo = context.info();
+  const engine = new Engine(addon, model, context, {
+    contextSize: contextInfo.nCtx,
+    maxSequences: options.maxSequences,
+    batchTokens: options.batchTokens,
+    maxQueued: 256,
+    defaultMaxTokens: 2048,
+  }, post);
+  port?.on('message', (frame: Uint8Array) => {
+    try {
+      dispatch(engine, decodeFrontMessage(frame));
+    } catch (error) {
+      // A frame the front should never send: report it rather than die, the front logs it.
+      post({ type: 'failed', requestId: 'protocol', error: toErrorPayload(error) });
+    }
+  });
+  const info = model.info();
+  post({
+    type: 'ready',
+    model: {
+      id: options.modelId !== '' ? options.modelId : basename(options.modelPath, '.gguf'),
+      path: options.modelPath,
+      architecture: info.architecture,
+      contextLength: info.contextLength,
+      vocabSize: info.vocabSize,
+      engineContext: contextInfo.nCtx,
+      maxSequences: contextInfo.nSeqMax,
+    },
+  });
+}
+
+main().catch((error: unknown) => {
+  post({ type: 'engine_dead', error: { ...toErrorPayload(error), code: ErrorCode.EngineDead } });
+});
