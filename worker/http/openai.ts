@@ -1,0 +1,168 @@
+/**
+ * OpenAI-compatible routes: `POST /v1/chat/completions` (JSON or SSE) and `GET /v1/models`.
+ * Everything OpenAI-shaped lives here: response and chunk bodies, usage, the error body. The status of
+ * an error comes from `describeError`; the engine only ever reports codes.
+ *
+ * A stream's headers go out on `started`, i.e. after the engine admitted the request, so refusals
+ * (429 queue full, 400 context exceeded) still get their real status. A failure after that point can
+ * only be an in-stream error event.
+ */
+import { randomBytes } from 'node:crypto';
+import { describeError, ErrorCode, SemanticError, type ErrorPayload } from '../../shared/errors.js';
+import type { GenerateMessage, ModelSummary, Usage } from '../../shared/protocol/messages.js';
+import type { CompletedMessage, Generation, GenerationHandlers } from '../engine-client.js';
+import { parseChatCompletionRequest, toGenerateMessage } from './openai-schema.js';
+import type { RequestContext, Route } from './router.js';
+import { SseStream } from './sse.js';
+
+/** What the OpenAI routes need from the engine client. */
+export interface ChatEngine {
+  /** The loaded model, once ready. */
+  readonly model: ModelSummary | undefined;
+  /** Why a request cannot be served now (loading, dead), or undefined when it can. */
+  unavailable(): ErrorPayload | undefined;
+  generate(message: GenerateMessage, handlers: GenerationHandlers): Generation;
+}
+
+export interface OpenAIErrorBody {
+  error: { message: string; type: string; param: string | null; code: string };
+}
+
+export function openAIErrorBody(error: ErrorPayload): OpenAIErrorBody {
+  return { error: { message: error.message, type: describeError(error.code).openaiType, param: error.param ?? null, code: error.code } };
+}
+
+/** Fields every body and chunk of one completion shares. */
+export interface CompletionMeta {
+  id: string;
+  /** Unix seconds. */
+  created: number;
+  model: string;
+}
+
+export function newCompletionMeta(model: string, now = Date.now()): CompletionMeta {
+  return { id: `chatcmpl-${randomBytes(12).toString('base64url')}`, created: Math.floor(now / 1000), model };
+}
+
+export interface OpenAIUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  prompt_tokens_details: { cached_tokens: number };
+}
+
+export function toOpenAIUsage(usage: Usage): OpenAIUsage {
+  return {
+    prompt_tokens: usage.promptTokens,
+    completion_tokens: usage.completionTokens,
+    total_tokens: usage.promptTokens + usage.completionTokens,
+    prompt_tokens_details: { cached_tokens: usage.cachedTokens },
+  };
+}
+
+type ClientFinishReason = CompletedMessage['finishReason'];
+
+export function completionBody(meta: CompletionMeta, text: string, done: CompletedMessage): unknown {
+  return {
+    id: meta.id,
+    object: 'chat.completion',
+    created: meta.created,
+    model: meta.model,
+    choices: [{ index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: done.finishReason }],
+    usage: toOpenAIUsage(done.usage),
+  };
+}
+
+export function completionChunk(meta: CompletionMeta, delta: { role?: 'assistant'; content?: string }, finishReason: ClientFinishReason | null = null): unknown {
+  return {
+    id: meta.id,
+    object: 'chat.completion.chunk',
+    created: meta.created,
+    model: meta.model,
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+  };
+}
+
+export function usageChunk(meta: CompletionMeta, usage: Usage): unknown {
+  return { id: meta.id, object: 'chat.completion.chunk', created: meta.created, model: meta.model, choices: [], usage: toOpenAIUsage(usage) };
+}
+
+/** Aborts the generation the moment the client goes away, so its sequence is freed at once. */
+function abortOnDisconnect(context: RequestContext, generation: Generation): void {
+  context.exchange.onClose((aborted) => {
+    if (aborted) generation.abort();
+  });
+}
+
+function completeAsJson(context: RequestContext, engine: ChatEngine, message: GenerateMessage, meta: CompletionMeta): void {
+  let text = '';
+  const generation = engine.generate(message, {
+    onStarted: () => undefined,
+    onTokens: (tokens) => {
+      text += tokens.text;
+    },
+    onDone: (done) => context.sendJson(200, completionBody(meta, text, done)),
+    onFailed: (error) => context.sendError(SemanticError.fromPayload(error)),
+  });
+  abortOnDisconnect(context, generation);
+}
+
+function completeAsStream(context: RequestContext, engine: ChatEngine, message: GenerateMessage, meta: CompletionMeta, includeUsage: boolean): void {
+  const sse = new SseStream(context.exchange);
+  const generation = engine.generate(message, {
+    onStarted: () => sse.sendJson(completionChunk(meta, { role: 'assistant', content: '' })),
+    onTokens: (tokens) => {
+      if (tokens.text !== '') sse.sendJson(completionChunk(meta, { content: tokens.text }));
+    },
+    onDone: (done) => {
+      sse.sendJson(completionChunk(meta, {}, done.finishReason));
+      if (includeUsage) sse.sendJson(usageChunk(meta, done.usage));
+      sse.send('[DONE]');
+      sse.end();
+    },
+    onFailed: (error) => {
+      if (!sse.isOpen) return context.sendError(SemanticError.fromPayload(error));
+      context.log.warn({ code: error.code, reason: error.message }, 'generation failed mid-stream');
+      sse.sendJson(openAIErrorBody(error));
+      sse.end();
+    },
+  });
+  abortOnDisconnect(context, generation);
+}
+
+/** The model a request names must be the one this server runs. */
+function servedModel(engine: ChatEngine, requested: string): ModelSummary {
+  const unavailable = engine.unavailable();
+  if (unavailable !== undefined) throw SemanticError.fromPayload(unavailable);
+  const model = engine.model;
+  if (model === undefined) throw new SemanticError(ErrorCode.NotReady, 'The model is still loading.', { retryAfter: 1 });
+  if (requested !== model.id) {
+    throw new SemanticError(ErrorCode.ModelNotFound, `The model '${requested}' does not exist; this server runs '${model.id}'.`, { param: 'model' });
+  }
+  return model;
+}
+
+async function chatCompletions(context: RequestContext, engine: ChatEngine): Promise<void> {
+  const request = parseChatCompletionRequest(await context.readJson());
+  const model = servedModel(engine, request.model);
+  const message = toGenerateMessage(request, context.requestId);
+  const meta = newCompletionMeta(model.id);
+  if (request.stream === true) completeAsStream(context, engine, message, meta, request.stream_options?.include_usage === true);
+  else completeAsJson(context, engine, message, meta);
+}
+
+function listModels(context: RequestContext, engine: ChatEngine, readyAt: () => number): void {
+  const model = engine.model;
+  if (model === undefined) throw SemanticError.fromPayload(engine.unavailable() ?? { code: ErrorCode.NotReady, message: 'The model is still loading.' });
+  context.sendJson(200, { object: 'list', data: [{ id: model.id, object: 'model', created: readyAt(), owned_by: 'semantic' }] });
+}
+
+export function openAIRoutes(engine: ChatEngine): Route[] {
+  let readySeconds: number | undefined;
+  // `created` of a model: when this server first saw it loaded.
+  const readyAt = (): number => (readySeconds ??= Math.floor(Date.now() / 1000));
+  return [
+    { method: 'POST', path: '/v1/chat/completions', errorShape: openAIErrorBody, handle: (context) => chatCompletions(context, engine) },
+    { method: 'GET', path: '/v1/models', errorShape: openAIErrorBody, handle: (context) => listModels(context, engine, readyAt) },
+  ];
+}

@@ -1,0 +1,175 @@
+/**
+ * The route table and everything every route shares: request ids, one log line per request, body
+ * reading and JSON parsing with their error codes, and the guarantee that whatever a handler throws
+ * becomes an answer in the route's own error shape (OpenAI today, Anthropic later) rather than a
+ * crash. Later routes (/v1/completions, /v1/messages, /health/ready, /metrics, admin) are one more
+ * entry in the table passed to `createRouter`.
+ */
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { describeError, ErrorCode, SemanticError, toErrorPayload, type ErrorPayload } from '../../shared/errors.js';
+import type { HttpExchange, ResponseHeaders } from './uws.js';
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** Turns an error into the JSON body of the route's API family. */
+export type ErrorShape = (error: ErrorPayload) => unknown;
+
+export interface RequestContext {
+  /** Echoed from a valid `X-Request-ID` or generated; also the protocol requestId. */
+  readonly requestId: string;
+  readonly exchange: HttpExchange;
+  /** Carries `requestId` in every line. */
+  readonly log: Logger;
+  /** `:name` segments of the route's path. */
+  readonly params: Readonly<Record<string, string>>;
+  /** The body as JSON: ERR_BODY_TOO_LARGE, ERR_INVALID_JSON (also for invalid UTF-8), ERR_ABORTED. */
+  readJson(): Promise<unknown>;
+  sendJson(status: number, body: unknown, headers?: ResponseHeaders): void;
+  /** Answers in the route's error shape with the status from `describeError`; logs ERR_INTERNAL. */
+  sendError(error: unknown): void;
+}
+
+export interface Route {
+  method: HttpMethod;
+  /** Exact segments, or `:name` for one segment captured into `params`. */
+  path: string;
+  errorShape: ErrorShape;
+  handle(context: RequestContext): void | Promise<void>;
+}
+
+export interface RouterOptions {
+  routes: readonly Route[];
+  /** Shape of 404 and 405 answers, which belong to no route. */
+  fallbackErrorShape: ErrorShape;
+  logger: Logger;
+}
+
+const validRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function chooseRequestId(header: string | undefined): string {
+  return header !== undefined && validRequestId.test(header) ? header : randomUUID();
+}
+
+export const liveRoute = (errorShape: ErrorShape): Route => ({
+  method: 'GET',
+  path: '/health/live',
+  errorShape,
+  handle: (context) => context.sendJson(200, { status: 'alive' }),
+});
+
+type Match = { kind: 'route'; route: Route; params: Record<string, string> } | { kind: 'wrong-method'; allowed: HttpMethod[] } | { kind: 'none' };
+
+function matchPath(pattern: string, path: string): Record<string, string> | undefined {
+  const want = pattern.split('/');
+  const have = path.split('/');
+  if (want.length !== have.length) return undefined;
+  const params: Record<string, string> = {};
+  for (const [i, segment] of want.entries()) {
+    const actual = have[i] ?? '';
+    if (segment.startsWith(':') && actual !== '') params[segment.slice(1)] = actual;
+    else if (segment !== actual) return undefined;
+  }
+  return params;
+}
+
+function findRoute(routes: readonly Route[], method: string, path: string): Match {
+  const allowed: HttpMethod[] = [];
+  for (const route of routes) {
+    const params = matchPath(route.path, path);
+    if (params === undefined) continue;
+    if (route.method === method) return { kind: 'route', route, params };
+    allowed.push(route.method);
+  }
+  return allowed.length > 0 ? { kind: 'wrong-method', allowed } : { kind: 'none' };
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+async function readJson(exchange: HttpExchange): Promise<unknown> {
+  const body = await exchange.body();
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch {
+    throw new SemanticError(ErrorCode.InvalidJson, 'The request body is not valid UTF-8.');
+  }
+  if (text.trim() === '') throw new SemanticError(ErrorCode.InvalidJson, 'The request body is empty; expected JSON.');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new SemanticError(ErrorCode.InvalidJson, `The request body is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+function errorHeaders(error: ErrorPayload): Record<string, string> {
+  const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+  if (error.retryAfter !== undefined) headers['Retry-After'] = String(Math.ceil(error.retryAfter));
+  return headers;
+}
+
+function createContext(exchange: HttpExchange, requestId: string, log: Logger, errorShape: ErrorShape, params: Record<string, string>): RequestContext {
+  const sendJson = (status: number, body: unknown, headers: ResponseHeaders = {}): void =>
+    exchange.respond(status, { 'Content-Type': 'application/json', ...headers }, JSON.stringify(body));
+  return {
+    requestId,
+    exchange,
+    log,
+    params,
+    readJson: () => readJson(exchange),
+    sendJson,
+    sendError(error) {
+      let payload = toErrorPayload(error);
+      if (payload.code === ErrorCode.Internal) {
+        log.error({ err: error }, 'internal error (a bug)');
+        // The client gets the id to report, not our internals.
+        payload = { code: ErrorCode.Internal, message: `Internal error; it was logged with request id ${requestId}.` };
+      }
+      if (exchange.streaming) {
+        // Too late for a status: close the connection so the client cannot mistake it for a clean end.
+        exchange.destroy();
+        return;
+      }
+      exchange.respond(describeError(payload.code).status, errorHeaders(payload), JSON.stringify(errorShape(payload)));
+    },
+  };
+}
+
+/** Runs the handler; whatever it throws or rejects with becomes an error answer. */
+function run(route: Route, context: RequestContext): void {
+  try {
+    const result = route.handle(context);
+    if (result instanceof Promise) result.catch((error: unknown) => context.sendError(error));
+  } catch (error) {
+    context.sendError(error);
+  }
+}
+
+/** Logs one line when the response ended or the client went away. */
+function logCompletion(exchange: HttpExchange, log: Logger, route: string): void {
+  exchange.onClose((aborted) => {
+    const durationMs = Math.round((performance.now() - exchange.receivedAt) * 10) / 10;
+    log.info({ method: exchange.method, route, status: exchange.statusCode ?? null, durationMs, aborted }, 'request');
+  });
+}
+
+export function createRouter(options: RouterOptions): (exchange: HttpExchange) => void {
+  const { routes, fallbackErrorShape, logger } = options;
+  return (exchange) => {
+    const requestId = chooseRequestId(exchange.headers.get('x-request-id'));
+    const log = logger.child({ requestId });
+    exchange.baseHeaders = () => ({
+      'X-Request-ID': requestId,
+      'X-Response-Time': `${(performance.now() - exchange.receivedAt).toFixed(1)}ms`,
+    });
+    const match = findRoute(routes, exchange.method, exchange.path);
+    logCompletion(exchange, log, match.kind === 'route' ? match.route.path : exchange.path);
+    if (match.kind === 'route') return run(match.route, createContext(exchange, requestId, log, match.route.errorShape, match.params));
+    const context = createContext(exchange, requestId, log, fallbackErrorShape, {});
+    if (match.kind === 'none') return context.sendError(new SemanticError(ErrorCode.NotFound, `No route for ${exchange.method} ${exchange.path}.`));
+    const allowed = match.allowed.join(', ');
+    const payload = { code: ErrorCode.MethodNotAllowed, message: `${exchange.method} is not allowed on ${exchange.path}; use ${allowed}.` };
+    exchange.respond(405, { ...errorHeaders(payload), Allow: allowed }, JSON.stringify(fallbackErrorShape(payload)));
+  };
+}

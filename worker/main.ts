@@ -1,0 +1,73 @@
+/**
+ * One worker process's server: the uWS front on the main thread plus the inference thread behind the
+ * engine client. It listens before the model is loaded, so /health/live answers during a long load
+ * while chat requests get 503 ERR_NOT_READY until `ready` resolves.
+ */
+import type { Logger } from 'pino';
+import type { ModelSummary } from '../shared/protocol/messages.js';
+import { EngineClient } from './engine-client.js';
+import { openAIErrorBody, openAIRoutes } from './http/openai.js';
+import { createRouter, liveRoute, type Route } from './http/router.js';
+import { createHttpServer } from './http/uws.js';
+import type { InferenceOptions } from './inference/options.js';
+
+export interface WorkerServerOptions {
+  host: string;
+  /** 0 picks a free port; `WorkerServer.port` tells which. */
+  port: number;
+  /** Request bodies over this size get 413. */
+  maxBodyBytes: number;
+  inference: InferenceOptions;
+  logger: Logger;
+  /** The inference thread's module; only tests change it (to a fake thread). */
+  inferenceThreadUrl?: URL;
+}
+
+export interface WorkerServer {
+  /** The port actually bound. */
+  port: number;
+  /** Resolves when the model is loaded; rejects if the inference thread dies first. */
+  ready: Promise<ModelSummary>;
+  engine: EngineClient;
+  /** Stops listening, drops open connections and stops the inference thread. */
+  close(): Promise<void>;
+}
+
+function routes(engine: EngineClient): Route[] {
+  return [liveRoute(openAIErrorBody), ...openAIRoutes(engine)];
+}
+
+export async function startWorkerServer(options: WorkerServerOptions): Promise<WorkerServer> {
+  const { logger } = options;
+  const engine = new EngineClient({
+    inference: options.inference,
+    logger: logger.child({ component: 'engine-client' }),
+    ...(options.inferenceThreadUrl === undefined ? {} : { threadUrl: options.inferenceThreadUrl }),
+  });
+  const http = createHttpServer({
+    maxBodyBytes: options.maxBodyBytes,
+    onInternalError: (error) => logger.error({ err: error }, 'uncaught error in an HTTP callback (a bug)'),
+  });
+  http.route('/*', createRouter({ routes: routes(engine), fallbackErrorShape: openAIErrorBody, logger }));
+  let port: number;
+  try {
+    port = await http.listen(options.host, options.port);
+  } catch (error) {
+    await engine.close();
+    throw error;
+  }
+  logger.info({ host: options.host, port }, 'listening');
+  engine.ready.then(
+    (model) => logger.info({ model: model.id, port }, 'engine ready'),
+    () => undefined, // the engine client already logged why it died
+  );
+  return {
+    port,
+    ready: engine.ready,
+    engine,
+    async close() {
+      http.close();
+      await engine.close();
+    },
+  };
+}
