@@ -1,0 +1,150 @@
+/**
+ * Makes random-weight GGUF models of the real qwen2 architecture with the real Qwen2 tokenizer and
+ * chat template (copied from llama.cpp's vocabulary-only GGUF), deterministic from a seed. No weights
+ * can be downloaded here; these give every code path real shapes and real costs, with gibberish output.
+ */
+import { mkdir, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { projectRoot, userCacheDir } from '../paths.js';
+import { TensorType, ValueType, type GgufValue } from './format.js';
+import { readGgufMetadata } from './reader.js';
+import { writeGguf, type TensorSpec } from './writer.js';
+
+export type ModelShape = 'tiny' | 'qwen2.5-0.5b';
+export const modelShapes: readonly ModelShape[] = ['tiny', 'qwen2.5-0.5b'];
+
+/** Bump when the bytes a seed produces change, so cached models are regenerated. */
+const FORMAT_VERSION = 2;
+
+interface Hyperparameters {
+  embedding: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  feedForward: number;
+  contextLength: number;
+  /** Type of the 2-D weight matrices; norms and biases stay F32. */
+  matrixType: TensorType;
+  /** Own output matrix. Tied random embeddings make each token predict itself, so tiny models untie. */
+  untiedOutput: boolean;
+}
+
+const shapes: Record<ModelShape, Hyperparameters> = {
+  // Small enough to generate in about a second and decode fast on 2 cores; the real vocabulary keeps
+  // tokenization, the output layer and the state sizes honest.
+  tiny: { embedding: 64, layers: 2, heads: 4, kvHeads: 2, feedForward: 128, contextLength: 8192, matrixType: TensorType.Q8_0, untiedOutput: true },
+  'qwen2.5-0.5b': { embedding: 896, layers: 24, heads: 14, kvHeads: 2, feedForward: 4864, contextLength: 32768, matrixType: TensorType.Q8_0, untiedOutput: false },
+};
+
+export function defaultVocabPath(): string {
+  return join(projectRoot(), 'deps', 'llama.cpp', 'models', 'ggml-vocab-qwen2.gguf');
+}
+
+export function defaultModelPath(shape: ModelShape, seed = 0): string {
+  const override = process.env.SEMANTIC_MODEL_CACHE;
+  const dir = override !== undefined && override !== '' ? override : join(userCacheDir(), 'models');
+  return join(dir, `semantic-${shape}-seed${seed}-v${FORMAT_VERSION}.gguf`);
+}
+
+/** mulberry32: small, fast, and the same sequence on every platform. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Uniform values with the given standard deviation; each tensor gets its own stream of the seed. */
+function uniform(count: number, std: number, next: () => number): Float32Array {
+  const half = std * Math.sqrt(3);
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = (next() * 2 - 1) * half;
+  return out;
+}
+
+function tensorList(h: Hyperparameters, vocab: number, seed: number): TensorSpec[] {
+  const headDim = h.embedding / h.heads;
+  const kv = headDim * h.kvHeads;
+  const ones = (n: number) => () => new Float32Array(n).fill(1);
+  let stream = 0;
+  const matrix = (name: string, shape: number[], std: number): TensorSpec => {
+    const next = random(seed * 7919 + ++stream);
+    return { name, shape, type: h.matrixType, values: () => uniform(shape[0]! * shape[1]!, std, next) };
+  };
+  const vector = (name: string, n: number, std: number): TensorSpec => {
+    const next = random(seed * 7919 + ++stream);
+    return { name, shape: [n], type: TensorType.F32, values: () => uniform(n, std, next) };
+  };
+  // Large output weights make the logits peaked, so greedy decoding has clear winners.
+  const tensors: TensorSpec[] = [matrix('token_embd.weight', [h.embedding, vocab], 0.5)];
+  if (h.untiedOutput) tensors.push(matrix('output.weight', [h.embedding, vocab], 0.5));
+  tensors.push({ name: 'output_norm.weight', shape: [h.embedding], type: TensorType.F32, values: ones(h.embedding) });
+  for (let i = 0; i < h.layers; i++) {
+    const b = `blk.${i}`;
+    const inStd = 1 / Math.sqrt(h.embedding);
+    tensors.push(
+      { name: `${b}.attn_norm.weight`, shape: [h.embedding], type: TensorType.F32, values: ones(h.embedding) },
+      matrix(`${b}.attn_q.weight`, [h.embedding, h.embedding], inStd),
+      matrix(`${b}.attn_k.weight`, [h.embedding, kv], inStd),
+      matrix(`${b}.attn_v.weight`, [h.embedding, kv], inStd),
+      vector(`${b}.attn_q.bias`, h.embedding, 0.02),
+      vector(`${b}.attn_k.bias`, kv, 0.02),
+      vector(`${b}.attn_v.bias`, kv, 0.02),
+      matrix(`${b}.attn_output.weight`, [h.embedding, h.embedding], inStd),
+      { name: `${b}.ffn_norm.weight`, shape: [h.embedding], type: TensorType.F32, values: ones(h.embedding) },
+      matrix(`${b}.ffn_gate.weight`, [h.embedding, h.feedForward], inStd),
+      matrix(`${b}.ffn_up.weight`, [h.embedding, h.feedForward], inStd),
+      matrix(`${b}.ffn_down.weight`, [h.feedForward, h.embedding], 1 / Math.sqrt(h.feedForward)),
+    );
+  }
+  return tensors;
+}
+
+function architectureMetadata(shape: ModelShape, h: Hyperparameters, seed: number): [string, GgufValue][] {
+  const u32 = (value: number): GgufValue => ({ type: ValueType.UINT32, value });
+  const f32 = (value: number): GgufValue => ({ type: ValueType.FLOAT32, value });
+  return [
+    ['general.architecture', { type: ValueType.STRING, value: 'qwen2' }],
+    ['general.name', { type: ValueType.STRING, value: `Semantic random-weight ${shape} test model (seed ${seed}): output is gibberish` }],
+    ['general.file_type', u32(h.matrixType === TensorType.Q8_0 ? 7 : 1)],
+    ['qwen2.context_length', u32(h.contextLength)],
+    ['qwen2.embedding_length', u32(h.embedding)],
+    ['qwen2.block_count', u32(h.layers)],
+    ['qwen2.feed_forward_length', u32(h.feedForward)],
+    ['qwen2.attention.head_count', u32(h.heads)],
+    ['qwen2.attention.head_count_kv', u32(h.kvHeads)],
+    ['qwen2.rope.freq_base', f32(1000000)],
+    ['qwen2.attention.layer_norm_rms_epsilon', f32(1e-6)],
+  ];
+}
+
+export interface MakeModelOptions {
+  shape: ModelShape;
+  seed: number;
+  outPath: string;
+  vocabPath?: string;
+}
+
+export async function makeModel(options: MakeModelOptions): Promise<void> {
+  const h = shapes[options.shape];
+  const vocabMetadata = await readGgufMetadata(options.vocabPath ?? defaultVocabPath());
+  const tokens = vocabMetadata.get('tokenizer.ggml.tokens');
+  if (tokens?.type !== ValueType.ARRAY) throw new Error('the vocabulary GGUF has no tokenizer.ggml.tokens');
+  const metadata = new Map<string, GgufValue>(architectureMetadata(options.shape, h, options.seed));
+  for (const [key, value] of vocabMetadata) if (key.startsWith('tokenizer.')) metadata.set(key, value);
+  await writeGguf(options.outPath, metadata, tensorList(h, tokens.value.length, options.seed));
+}
+
+/** The cached model of this shape and seed, generated on first use (safe if processes race: rename is atomic). */
+export async function ensureModel(shape: ModelShape, seed = 0): Promise<string> {
+  const path = defaultModelPath(shape, seed);
+  if (existsSync(path) && (await stat(path)).size > 0) return path;
+  await mkdir(join(path, '..'), { recursive: true });
+  await makeModel({ shape, seed, outPath: path });
+  return path;
+}
