@@ -33,8 +33,18 @@ export interface WorkerServer {
   close(): Promise<void>;
 }
 
+/** The engine's own counters (sequences, queue, KV cells, steps), like llama-server's /slots. */
+function engineStatsRoute(engine: EngineClient): Route {
+  return {
+    method: 'GET',
+    path: '/debug/engine',
+    errorShape: openAIErrorBody,
+    handle: async (context) => context.sendJson(200, await engine.stats()),
+  };
+}
+
 function routes(engine: EngineClient): Route[] {
-  return [liveRoute(openAIErrorBody), ...openAIRoutes(engine)];
+  return [liveRoute(openAIErrorBody), engineStatsRoute(engine), ...openAIRoutes(engine)];
 }
 
 export async function startWorkerServer(options: WorkerServerOptions): Promise<WorkerServer> {

@@ -1,0 +1,61 @@
+/**
+ * Spawns the real `semantic` CLI as a child process on a loopback ephemeral port and waits for its
+ * log line saying it is ready (no polling, no sleeps). The process is killed when the test ends.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { projectRoot } from '../../shared/paths.js';
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  child: ChildProcess;
+  /** Every JSON log line the process printed so far. */
+  logs: Record<string, unknown>[];
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export const cliPath = join(projectRoot(), 'dist', 'shared', 'cli', 'main.js');
+
+/** Starts `semantic <args>` and resolves once a log line with `msg === readyMessage` appears. */
+export function startServer(args: string[], readyMessage = 'ready', env: NodeJS.ProcessEnv = {}): Promise<RunningServer> {
+  const child = spawn(process.execPath, [cliPath, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      let entry: Record<string, unknown>;
+      try {
+        entry = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      logs.push(entry);
+      if (entry.msg === readyMessage && typeof entry.port === 'number') {
+        const port = entry.port;
+        resolve({
+          url: `http://127.0.0.1:${port}`,
+          port,
+          child,
+          logs,
+          exited,
+          stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
+            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+            return exited;
+          },
+        });
+      }
+    });
+    void exited.then((code) => reject(new Error(`semantic ${args.join(' ')} exited with ${code} before "${readyMessage}":\n${stderr}`)));
+  });
+}
