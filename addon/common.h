@@ -34,6 +34,17 @@ class PromiseWorker : public Napi::AsyncWorker {
   // Called on the JS thread whether the call succeeded or not: release busy flags and references here.
   virtual void Settle() {}
 
+  // A worker thread terminated mid-call tears its env down: opening a handle scope then throws, and
+  // an exception escaping this libuv callback would abort the whole process. Nothing can be settled
+  // any more, so the worker just frees itself.
+  void OnWorkComplete(Napi::Env env, napi_status status) override {
+    try {
+      Napi::AsyncWorker::OnWorkComplete(env, status);
+    } catch (...) {
+      Destroy();
+    }
+  }
+
   void Fail(std::string code, const std::string& message) {
     code_ = std::move(code);
     SetError(std::string(function_) + ": " + message);

@@ -114,7 +114,6 @@ void Context::Free() {
   llama_free(ctx_);
   ctx_ = nullptr;
   model_->RemoveContext();
-  if (!modelRef_.IsEmpty()) modelRef_.Reset();
 }
 
 void Context::EnsureIdle(Napi::Env env) const {
@@ -200,6 +199,7 @@ Napi::Value Context::Clear(const Napi::CallbackInfo& info) {
 Napi::Value Context::Dispose(const Napi::CallbackInfo& info) {
   if (busy_) ThrowCoded(info.Env(), "ERR_BUSY", "context has an async call in flight: await it first");
   Free();
+  modelRef_.Reset();  // on the JS thread with a live env: safe, and lets the model be collected
   return info.Env().Undefined();
 }
 

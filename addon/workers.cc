@@ -21,10 +21,8 @@ class ContextWorker : public PromiseWorker {
   }
 
  protected:
-  void Settle() override {
-    context_->Release();
-    owner_.Reset();
-  }
+  // References are released by the worker's destructor: Reset() can throw while the env is torn down.
+  void Settle() override { context_->Release(); }
   llama_context* Ctx() const { return context_->Handle(); }
 
   Context* context_;
@@ -135,9 +133,8 @@ class Decode : public ContextWorker {
     return out;
   }
   void Settle() override {
-    for (SampleRequest& s : samples_) {
-      if (lent_) s.sampler->Return();
-      s.ref.Reset();
+    if (lent_) {
+      for (SampleRequest& s : samples_) s.sampler->Return();
     }
     ContextWorker::Settle();
   }
@@ -192,10 +189,6 @@ class StateSet : public ContextWorker {
     if (read_ == 0) Fail("ERR_STATE_IMPORT", "state does not match this context, or no room for it");
   }
   Napi::Value Result() override { return Napi::Number::New(Env(), static_cast<double>(read_)); }
-  void Settle() override {
-    bytes_.Reset();
-    ContextWorker::Settle();
-  }
 
  private:
   int32_t seq_;

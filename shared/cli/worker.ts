@@ -1,0 +1,41 @@
+/**
+ * The hidden `semantic worker` command: a process forked by `semantic supervise`. Its config comes
+ * resolved from the supervisor (env, re-checked here); its lifecycle goes back over IPC. It stops on
+ * the supervisor's `drain`, on its own signals, and when the IPC channel closes, which means the
+ * supervisor died: a worker never outlives its supervisor.
+ */
+import { configFromJson } from '../config.js';
+import { createLogger } from '../logger.js';
+import { hasSupervisor, listenToSupervisor, sendToSupervisor, workerConfigEnv } from '../../supervisor/ipc.js';
+import { UsageError } from './exit.js';
+import { runWorker } from './run-worker.js';
+import { StopRequest, stopOnSignals } from './stop.js';
+
+export async function worker(): Promise<number> {
+  if (!hasSupervisor()) throw new UsageError('`semantic worker` is started by `semantic supervise`, not by hand');
+  const config = configFromJson(process.env[workerConfigEnv] ?? '', `env ${workerConfigEnv}`);
+  const modelPath = config.model;
+  if (modelPath === undefined) throw new UsageError(`env ${workerConfigEnv} names no model: the supervisor resolves it before forking`);
+  const logger = createLogger('worker', config.logLevel);
+  const stop = new StopRequest();
+  stopOnSignals(stop, logger);
+  listenToSupervisor({
+    onMessage: (message) => stop.request(message.type),
+    onInvalid: (reason) => logger.error({ reason }, 'invalid IPC message from the supervisor (a bug)'),
+    onDisconnect: () => {
+      logger.warn('the supervisor is gone (IPC channel closed): stopping');
+      stop.request('supervisor gone');
+    },
+  });
+  return runWorker({
+    config,
+    modelPath,
+    logger,
+    stop,
+    events: {
+      listening: (port) => sendToSupervisor({ type: 'listening', port }),
+      ready: (model, port) => sendToSupervisor({ type: 'ready', port, model: model.id }),
+      engineDead: (error) => sendToSupervisor({ type: 'engine_dead', error }),
+    },
+  });
+}

@@ -1,0 +1,263 @@
+/**
+ * The one validated configuration. Each option is declared once below with its default, its doc and
+ * its check; the CLI flags, the `SEMANTIC_*` environment variables and `semantic config` are all
+ * derived from that table, so they cannot drift apart.
+ *
+ * Precedence, lowest to highest: defaults ← config file (`--config path.json`) ← env ← flags.
+ * Every value is checked at startup; a bad one stops the process with a message that names the option,
+ * where the value came from and what is allowed (the CLI exits 2 on a ConfigError).
+ */
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { z } from 'zod';
+import type { InferenceOptions } from '../worker/inference/options.js';
+
+/** How text from env/flags is read: files carry JSON types, env and flags carry strings. */
+type OptionKind = 'integer' | 'boolean' | 'string' | 'enum';
+
+export interface OptionSpec<T> {
+  kind: OptionKind;
+  schema: z.ZodType<T>;
+  default: T;
+  /** What a valid value is, in words; it ends every error message about this option. */
+  allowed: string;
+  doc: string;
+  /** Options only `semantic supervise` reads. */
+  superviseOnly?: boolean;
+}
+
+function integerOption(defaultValue: number, min: number, max: number, doc: string): OptionSpec<number> {
+  return { kind: 'integer', schema: z.number().int().min(min).max(max), default: defaultValue, allowed: `an integer from ${min} to ${max}`, doc };
+}
+
+function booleanOption(defaultValue: boolean, doc: string): OptionSpec<boolean> {
+  return { kind: 'boolean', schema: z.boolean(), default: defaultValue, allowed: 'true or false', doc };
+}
+
+function enumOption<const V extends readonly [string, ...string[]]>(values: V, defaultValue: V[number], doc: string): OptionSpec<V[number]> {
+  return { kind: 'enum', schema: z.enum(values), default: defaultValue, allowed: `one of ${values.join(', ')}`, doc };
+}
+
+/** Paths and ids end up in logs and HTTP bodies: no control characters (a newline would forge a log line). */
+function textOption(doc: string, maxLength: number, spaces: 'spaces allowed' | 'no spaces'): OptionSpec<string | undefined> {
+  const pattern = spaces === 'no spaces' ? /^[^\s\p{Cc}]+$/u : /^[^\p{Cc}]+$/u;
+  const kind = spaces === 'no spaces' ? 'without whitespace' : 'without control characters';
+  const schema = z.string().min(1).max(maxLength).regex(pattern).optional();
+  return { kind: 'string', schema, default: undefined, allowed: `a string of 1 to ${maxLength} characters ${kind}`, doc };
+}
+
+const MiB = 1024 * 1024;
+
+export const optionSpecs = {
+  host: {
+    kind: 'string',
+    schema: z.string().min(1).max(253).regex(/^[A-Za-z0-9.:_-]+$/),
+    default: '127.0.0.1',
+    allowed: 'a host name or IP address (letters, digits, ".", ":", "_", "-")',
+    doc: 'Address to listen on. Loopback by default, so a fresh install is not reachable from the network.',
+  } satisfies OptionSpec<string>,
+  port: integerOption(8080, 0, 65535, 'TCP port to listen on; 0 lets the OS pick a free one (the "listening" log line tells which).'),
+  model: textOption(
+    'Path of the GGUF model to serve (relative to the working directory). The demo model has random weights: it shows the server works, its output is gibberish.',
+    4096,
+    'spaces allowed',
+  ),
+  modelId: textOption('The id clients send as `model` and see in /v1/models.', 256, 'no spaces'),
+  contextSize: integerOption(8192, 16, 1_048_576, 'KV cells of the one llama.cpp context, shared by all sequences (prompt + output tokens of every active request).'),
+  maxSequences: integerOption(8, 1, 256, 'Requests decoded together at most (continuous-batching width; llama.cpp allows 256 sequences).'),
+  batchTokens: integerOption(512, 1, 65_536, 'Tokens per decode step at most (generated tokens + prefill chunks): bigger prefills faster, smaller keeps streams smooth.'),
+  threads: integerOption(0, 0, 1024, "CPU threads for llama.cpp; 0 uses llama.cpp's default."),
+  kvType: enumOption(['f16', 'q8_0', 'q4_0'], 'f16', 'KV cache element type; q8_0 and q4_0 hold 2x and 4x more tokens per byte and need flashAttention.'),
+  flashAttention: booleanOption(false, "Use llama.cpp's flash attention kernels (required for a quantised kvType)."),
+  gpuLayers: integerOption(0, -1, 4096, 'Model layers offloaded to a GPU backend when one is installed; 0 = CPU only, -1 = all.'),
+  maxBodyBytes: integerOption(4 * MiB, 1024, 256 * MiB, 'Request bodies over this size are answered 413 (uWS itself sets no limit).'),
+  logLevel: enumOption(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info', 'Lowest level of log lines written.'),
+  workers: { ...integerOption(2, 1, 64, 'Worker processes `semantic supervise` runs on the shared port; each loads its own model copy.'), superviseOnly: true },
+} as const;
+
+export type OptionName = keyof typeof optionSpecs;
+type ValueOf<S> = S extends OptionSpec<infer T> ? T : never;
+export type Config = { -readonly [K in OptionName]: ValueOf<(typeof optionSpecs)[K]> };
+
+export const optionNames = Object.keys(optionSpecs) as OptionName[];
+
+/** `contextSize` → `context-size`. */
+export function flagName(option: OptionName): string {
+  return option.replace(/[A-Z]/g, (letter) => '-' + letter.toLowerCase());
+}
+
+/** `contextSize` → `SEMANTIC_CONTEXT_SIZE`. */
+export function envName(option: OptionName): string {
+  return 'SEMANTIC_' + flagName(option).replace(/-/g, '_').toUpperCase();
+}
+
+/** A bad configuration: the CLI prints `message` (one line per problem) and exits 2. */
+export class ConfigError extends Error {
+  readonly code = 'ERR_INVALID_CONFIG';
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+export interface ConfigSources {
+  /** Path of a JSON config file (`--config`). */
+  file?: string;
+  /** Usually `process.env`; only `SEMANTIC_<OPTION>` names are read, others are ignored. */
+  env?: Record<string, string | undefined>;
+  /** Parsed CLI flags by option name (camelCase); undefined means the flag was not given. */
+  flags?: Partial<Record<OptionName, unknown>>;
+}
+
+/** One source of values, e.g. the env; `origin` says where a value came from in error messages. */
+interface Layer {
+  values: Partial<Record<OptionName, unknown>>;
+  origin(option: OptionName): string;
+}
+
+/** Env and flag values arrive as text; numbers and booleans are read from it here, once. */
+function fromText(kind: OptionKind, text: string): unknown {
+  const trimmed = text.trim();
+  if (kind === 'integer' && /^[+-]?\d+$/.test(trimmed)) return Number(trimmed);
+  if (kind === 'boolean') {
+    if (/^(true|1|yes|on)$/i.test(trimmed)) return true;
+    if (/^(false|0|no|off)$/i.test(trimmed)) return false;
+  }
+  return text;
+}
+
+/** A JSON object of options (config file, or a config handed to a worker); unknown keys are errors. */
+function parseOptionsObject(text: string, origin: string): Partial<Record<OptionName, unknown>> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError([`${origin} is not valid JSON: ${(error as Error).message}`]);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError([`${origin} must hold a JSON object of options`]);
+  }
+  const unknownKeys = Object.keys(parsed).filter((key) => !Object.hasOwn(optionSpecs, key));
+  if (unknownKeys.length > 0) {
+    throw new ConfigError(unknownKeys.map((key) => `${origin}: unknown option "${key}" (known options: ${optionNames.join(', ')})`));
+  }
+  return parsed as Partial<Record<OptionName, unknown>>;
+}
+
+function fileLayer(path: string): Layer {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError([`config file ${path} cannot be read: ${(error as Error).message}`]);
+  }
+  return { values: parseOptionsObject(text, `config file ${path}`), origin: () => `config file ${path}` };
+}
+
+function envLayer(env: Record<string, string | undefined>): Layer {
+  const values: Partial<Record<OptionName, unknown>> = {};
+  for (const option of optionNames) {
+    const text = env[envName(option)];
+    // An empty variable counts as unset, as shells and container specs commonly write them.
+    if (text !== undefined && text !== '') values[option] = fromText(optionSpecs[option].kind, text);
+  }
+  return { values, origin: (option) => `env ${envName(option)}` };
+}
+
+function flagLayer(flags: Partial<Record<OptionName, unknown>>): Layer {
+  const values: Partial<Record<OptionName, unknown>> = {};
+  for (const option of optionNames) {
+    const flag = flags[option];
+    if (flag !== undefined) values[option] = typeof flag === 'string' ? fromText(optionSpecs[option].kind, flag) : flag;
+  }
+  return { values, origin: (option) => `flag --${flagName(option)}` };
+}
+
+function describeValue(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : String(value);
+}
+
+/** Checks that span options: llama.cpp would refuse these mixes only once the model is loading. */
+function crossOptionProblems(config: Config): string[] {
+  if (config.kvType !== 'f16' && !config.flashAttention) {
+    return [`kvType ${config.kvType} needs flashAttention true: llama.cpp quantises the V cache only with flash attention (pass --flash-attention, or use kvType f16)`];
+  }
+  return [];
+}
+
+/** Later layers win; every option is checked; one ConfigError lists every problem found. */
+function resolveLayers(layers: Layer[]): Config {
+  const problems: string[] = [];
+  const config: Record<string, unknown> = {};
+  for (const option of optionNames) {
+    const spec: OptionSpec<unknown> = optionSpecs[option];
+    const layer = [...layers].reverse().find((candidate) => candidate.values[option] !== undefined);
+    if (layer === undefined) {
+      config[option] = spec.default;
+      continue;
+    }
+    const value = layer.values[option];
+    const checked = spec.schema.safeParse(value);
+    if (checked.success) config[option] = checked.data;
+    else problems.push(`${option} must be ${spec.allowed}; got ${describeValue(value)} from ${layer.origin(option)}`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const crossProblems = crossOptionProblems(config as Config);
+  if (crossProblems.length > 0) throw new ConfigError(crossProblems);
+  return config as Config;
+}
+
+/** Defaults ← file ← env ← flags, checked. Reads the file synchronously: this runs once, at startup. */
+export function loadConfig(sources: ConfigSources = {}): Config {
+  const layers: Layer[] = [];
+  if (sources.file !== undefined) layers.push(fileLayer(sources.file));
+  if (sources.env !== undefined) layers.push(envLayer(sources.env));
+  if (sources.flags !== undefined) layers.push(flagLayer(sources.flags));
+  return resolveLayers(layers);
+}
+
+/** Re-checks a config that crossed a process boundary as JSON (supervisor → worker) with the same checks. */
+export function configFromJson(text: string, origin: string): Config {
+  const values = parseOptionsObject(text, origin);
+  return resolveLayers([{ values, origin: () => origin }]);
+}
+
+/**
+ * The id a model is served under when `modelId` is not set: its file name without `.gguf`, except
+ * for generated models, whose cache file names carry a seed and format version that clients should
+ * not have to know: `semantic-tiny-seed0-v2.gguf` is served as `semantic-tiny`.
+ */
+export function defaultModelId(modelPath: string): string {
+  const name = basename(modelPath).replace(/\.gguf$/i, '');
+  return /^(semantic-[a-z0-9.]+)-seed\d+-v\d+$/.exec(name)?.[1] ?? name;
+}
+
+export interface ServerSettings {
+  host: string;
+  port: number;
+  maxBodyBytes: number;
+  inference: InferenceOptions;
+}
+
+/**
+ * What `startWorkerServer` needs from a config. The model path is passed separately because a config
+ * without `model` serves the generated demo model, whose path is known only once it is made.
+ */
+export function toServerSettings(config: Config, modelPath: string): ServerSettings {
+  return {
+    host: config.host,
+    port: config.port,
+    maxBodyBytes: config.maxBodyBytes,
+    inference: {
+      modelPath,
+      modelId: config.modelId ?? defaultModelId(modelPath),
+      contextSize: config.contextSize,
+      maxSequences: config.maxSequences,
+      batchTokens: config.batchTokens,
+      threads: config.threads,
+      kvType: config.kvType,
+      flashAttention: config.flashAttention,
+      gpuLayers: config.gpuLayers,
+    },
+  };
+}

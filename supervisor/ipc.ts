@@ -1,0 +1,106 @@
+/**
+ * The typed messages between the supervisor and its worker processes, over the IPC channel that
+ * `child_process.fork` opens. Both ends are the same build, yet every message is validated where it is
+ * received: a malformed one is a bug to log, never a state change to guess at.
+ *
+ * The channel itself is a message too: a worker whose channel closes knows its supervisor died and
+ * exits, so no worker outlives its supervisor. A worker that cannot serve says `engine_dead` before it
+ * exits, so the supervisor never has to guess why it went away.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { z } from 'zod';
+import { ErrorCode } from '../shared/errors.js';
+
+/**
+ * The environment variable that carries a worker's config (JSON, already resolved by the supervisor).
+ * Not argv: later configs hold API keys, and argv is readable by every user of the machine.
+ */
+export const workerConfigEnv = 'SEMANTIC_WORKER_CONFIG';
+
+const errorPayloadSchema = z.object({
+  code: z.enum(Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]]),
+  message: z.string(),
+  param: z.string().optional(),
+  retryAfter: z.number().optional(),
+});
+
+const port = z.number().int().min(1).max(65535);
+
+const workerMessageSchema = z.discriminatedUnion('type', [
+  /** Bound to its port; with `--port 0` the first worker's port becomes everyone's. */
+  z.object({ type: z.literal('listening'), port }),
+  /** Model loaded and warmed up: the worker serves requests now. */
+  z.object({ type: z.literal('ready'), port, model: z.string() }),
+  /** The engine cannot serve; the worker exits right after sending this. */
+  z.object({ type: z.literal('engine_dead'), error: errorPayloadSchema }),
+]);
+
+const supervisorMessageSchema = z.discriminatedUnion('type', [
+  /** Stop serving and exit. For now the worker closes at once; the multi-phase drain comes later. */
+  z.object({ type: z.literal('drain') }),
+]);
+
+export type WorkerMessage = z.infer<typeof workerMessageSchema>;
+export type SupervisorMessage = z.infer<typeof supervisorMessageSchema>;
+
+/** A message that failed validation, as a reason to log. */
+export interface InvalidMessage {
+  invalid: string;
+}
+
+function parse<T>(schema: z.ZodType<T>, raw: unknown): T | InvalidMessage {
+  const parsed = schema.safeParse(raw);
+  return parsed.success ? parsed.data : { invalid: z.prettifyError(parsed.error) };
+}
+
+export function parseWorkerMessage(raw: unknown): WorkerMessage | InvalidMessage {
+  return parse(workerMessageSchema, raw);
+}
+
+export function parseSupervisorMessage(raw: unknown): SupervisorMessage | InvalidMessage {
+  return parse(supervisorMessageSchema, raw);
+}
+
+export function isInvalid<T extends object>(message: T | InvalidMessage): message is InvalidMessage {
+  return 'invalid' in message;
+}
+
+/** Supervisor side. False when the worker's channel is already closed (it is exiting). */
+export function sendToWorker(worker: ChildProcess, message: SupervisorMessage): boolean {
+  if (!worker.connected) return false;
+  worker.send(message);
+  return true;
+}
+
+/** Worker side: is this process a forked worker with a channel to its supervisor? */
+export function hasSupervisor(): boolean {
+  return typeof process.send === 'function' && process.connected;
+}
+
+/** Worker side. Resolves once the message is handed to the channel, so a worker can send and then exit. */
+export function sendToSupervisor(message: WorkerMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (!hasSupervisor()) {
+      resolve();
+      return;
+    }
+    process.send?.(message, undefined, undefined, () => resolve());
+  });
+}
+
+export interface SupervisorChannelHandlers {
+  onMessage(message: SupervisorMessage): void;
+  onInvalid(reason: string): void;
+  /** The channel closed: the supervisor died (or closed it on purpose). */
+  onDisconnect(): void;
+}
+
+/** Worker side: listens on the channel for the rest of the process's life. */
+export function listenToSupervisor(handlers: SupervisorChannelHandlers): void {
+  process.on('message', (raw: unknown) => {
+    const message = parseSupervisorMessage(raw);
+    if (isInvalid(message)) handlers.onInvalid(message.invalid);
+    else handlers.onMessage(message);
+  });
+  process.once('disconnect', () => handlers.onDisconnect());
+}

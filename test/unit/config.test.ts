@@ -1,0 +1,180 @@
+// The config is checked at startup: each source overrides the one below it (defaults < file < env <
+// flags), every bad value is refused with a message naming the option, where the value came from and
+// what is allowed, and a config file cannot carry keys we do not know.
+import t, { type Test } from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  ConfigError,
+  configFromJson,
+  envName,
+  flagName,
+  loadConfig,
+  optionNames,
+  optionSpecs,
+  toServerSettings,
+  type OptionName,
+} from '../../shared/config.js';
+
+function writeConfigFile(t: Test, contents: unknown): string {
+  const dir = t.testdir();
+  const path = join(dir, 'semantic.json');
+  writeFileSync(path, typeof contents === 'string' ? contents : JSON.stringify(contents));
+  return path;
+}
+
+/** The problems of the ConfigError `load` throws; fails the test when it does not throw one. */
+function problemsOf(t: Test, load: () => unknown): string[] {
+  try {
+    load();
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  t.fail('expected a ConfigError');
+  return [];
+}
+
+t.test('defaults: every option has one and they pass their own checks', async (t) => {
+  const config = loadConfig();
+  t.same(config, {
+    host: '127.0.0.1',
+    port: 8080,
+    model: undefined,
+    modelId: undefined,
+    contextSize: 8192,
+    maxSequences: 8,
+    batchTokens: 512,
+    threads: 0,
+    kvType: 'f16',
+    flashAttention: false,
+    gpuLayers: 0,
+    maxBodyBytes: 4 * 1024 * 1024,
+    logLevel: 'info',
+    workers: 2,
+  });
+  for (const option of optionNames) t.ok(optionSpecs[option].doc.length > 20, `${option} is documented`);
+});
+
+t.test('names: kebab-case flags and SCREAMING_SNAKE env variables', async (t) => {
+  t.equal(flagName('contextSize'), 'context-size');
+  t.equal(envName('contextSize'), 'SEMANTIC_CONTEXT_SIZE');
+  t.equal(envName('maxBodyBytes'), 'SEMANTIC_MAX_BODY_BYTES');
+  t.equal(envName('port'), 'SEMANTIC_PORT');
+});
+
+t.test('precedence: default < file < env < flag, one layer at a time', async (t) => {
+  const file = writeConfigFile(t, { port: 1001, contextSize: 1024, maxSequences: 2, batchTokens: 64 });
+  const env = { SEMANTIC_CONTEXT_SIZE: '2048', SEMANTIC_MAX_SEQUENCES: '3' };
+  const flags = { maxSequences: '4' };
+  const config = loadConfig({ file, env, flags });
+  t.equal(config.threads, 0, 'default where nothing sets it');
+  t.equal(config.batchTokens, 64, 'file over default');
+  t.equal(config.port, 1001, 'file where env and flags are silent');
+  t.equal(config.contextSize, 2048, 'env over file');
+  t.equal(config.maxSequences, 4, 'flag over env and file');
+});
+
+t.test('env and flag text is read by the option kind', async (t) => {
+  const config = loadConfig({
+    env: { SEMANTIC_FLASH_ATTENTION: 'true', SEMANTIC_KV_TYPE: 'q8_0', SEMANTIC_GPU_LAYERS: '-1', SEMANTIC_PORT: '' },
+    flags: { model: '/Users/me/My Models/a.gguf', logLevel: 'debug', threads: ' 4 ' },
+  });
+  t.equal(config.flashAttention, true);
+  t.equal(config.kvType, 'q8_0');
+  t.equal(config.gpuLayers, -1);
+  t.equal(config.port, 8080, 'an empty env variable counts as unset');
+  t.equal(config.model, '/Users/me/My Models/a.gguf', 'paths may hold spaces');
+  t.equal(config.logLevel, 'debug');
+  t.equal(config.threads, 4);
+  t.equal(loadConfig({ flags: { flashAttention: false }, env: { SEMANTIC_FLASH_ATTENTION: '1' } }).flashAttention, false, 'a boolean flag from yargs wins');
+});
+
+const invalidValues: [OptionName, string, string][] = [
+  ['host', 'my host', 'host must be a host name or IP address (letters, digits, ".", ":", "_", "-"); got "my host" from flag --host'],
+  ['port', '65536', 'port must be an integer from 0 to 65535; got 65536 from flag --port'],
+  ['port', 'http', 'port must be an integer from 0 to 65535; got "http" from flag --port'],
+  ['model', '', 'model must be a string of 1 to 4096 characters without control characters; got "" from flag --model'],
+  ['model', 'a.gguf\n{"msg":"forged"}', 'model must be a string of 1 to 4096 characters without control characters; got "a.gguf\\n{\\"msg\\":\\"forged\\"}" from flag --model'],
+  ['modelId', 'my model', 'modelId must be a string of 1 to 256 characters without whitespace; got "my model" from flag --model-id'],
+  ['contextSize', '-5', 'contextSize must be an integer from 16 to 1048576; got -5 from flag --context-size'],
+  ['contextSize', '1.5', 'contextSize must be an integer from 16 to 1048576; got "1.5" from flag --context-size'],
+  ['maxSequences', '0', 'maxSequences must be an integer from 1 to 256; got 0 from flag --max-sequences'],
+  ['batchTokens', '65537', 'batchTokens must be an integer from 1 to 65536; got 65537 from flag --batch-tokens'],
+  ['threads', '-1', 'threads must be an integer from 0 to 1024; got -1 from flag --threads'],
+  ['kvType', 'q5_1', 'kvType must be one of f16, q8_0, q4_0; got "q5_1" from flag --kv-type'],
+  ['flashAttention', 'maybe', 'flashAttention must be true or false; got "maybe" from flag --flash-attention'],
+  ['gpuLayers', '-2', 'gpuLayers must be an integer from -1 to 4096; got -2 from flag --gpu-layers'],
+  ['maxBodyBytes', '100', 'maxBodyBytes must be an integer from 1024 to 268435456; got 100 from flag --max-body-bytes'],
+  ['logLevel', 'verbose', 'logLevel must be one of trace, debug, info, warn, error, fatal, silent; got "verbose" from flag --log-level'],
+  ['workers', '0', 'workers must be an integer from 1 to 64; got 0 from flag --workers'],
+];
+
+t.test('each invalid option is refused with a message naming it, its source and the allowed range', async (t) => {
+  const covered = new Set(invalidValues.map(([option]) => option));
+  t.same([...covered].sort(), [...optionNames].sort(), 'every option has a negative case');
+  for (const [option, value, message] of invalidValues) {
+    t.same(problemsOf(t, () => loadConfig({ flags: { [option]: value } })), [message], `${option} = ${JSON.stringify(value)}`);
+  }
+});
+
+t.test('the message names the env variable or the file a bad value came from', async (t) => {
+  t.same(problemsOf(t, () => loadConfig({ env: { SEMANTIC_CONTEXT_SIZE: 'big' } })), [
+    'contextSize must be an integer from 16 to 1048576; got "big" from env SEMANTIC_CONTEXT_SIZE',
+  ]);
+  const file = writeConfigFile(t, { contextSize: '4096', port: -1 });
+  t.same(problemsOf(t, () => loadConfig({ file })), [
+    `port must be an integer from 0 to 65535; got -1 from config file ${file}`,
+    `contextSize must be an integer from 16 to 1048576; got "4096" from config file ${file}`,
+  ], 'file values keep their JSON types: a string is not a number; every problem is listed');
+});
+
+t.test('a quantised KV cache needs flash attention', async (t) => {
+  t.same(problemsOf(t, () => loadConfig({ flags: { kvType: 'q4_0' } })), [
+    'kvType q4_0 needs flashAttention true: llama.cpp quantises the V cache only with flash attention (pass --flash-attention, or use kvType f16)',
+  ]);
+  t.equal(loadConfig({ flags: { kvType: 'q4_0', flashAttention: true } }).kvType, 'q4_0');
+});
+
+t.test('config file: unknown keys, bad JSON, non-objects and missing files are refused', async (t) => {
+  const typo = writeConfigFile(t, { port: 9000, contextsize: 4096 });
+  t.same(problemsOf(t, () => loadConfig({ file: typo })), [
+    `config file ${typo}: unknown option "contextsize" (known options: ${optionNames.join(', ')})`,
+  ]);
+  const broken = writeConfigFile(t, '{"port": 80,');
+  t.match(problemsOf(t, () => loadConfig({ file: broken })), [new RegExp(`^config file ${broken} is not valid JSON: `)]);
+  const list = writeConfigFile(t, [1, 2]);
+  t.same(problemsOf(t, () => loadConfig({ file: list })), [`config file ${list} must hold a JSON object of options`]);
+  const missing = join(t.testdir(), 'nope.json');
+  t.match(problemsOf(t, () => loadConfig({ file: missing })), [new RegExp(`^config file ${missing} cannot be read: ENOENT`)]);
+});
+
+t.test('a config handed to a worker as JSON gets the same checks', async (t) => {
+  const config = loadConfig({ flags: { port: '9', model: '/m.gguf' } });
+  t.same(configFromJson(JSON.stringify(config), 'env SEMANTIC_WORKER_CONFIG'), config, 'round trip');
+  t.same(problemsOf(t, () => configFromJson('{"port":"9"}', 'env SEMANTIC_WORKER_CONFIG')), [
+    'port must be an integer from 0 to 65535; got "9" from env SEMANTIC_WORKER_CONFIG',
+  ]);
+  t.same(problemsOf(t, () => configFromJson('{"extra":1}', 'env X')), [`env X: unknown option "extra" (known options: ${optionNames.join(', ')})`]);
+});
+
+t.test('server settings: inference options from the config, model id from the file name', async (t) => {
+  const config = loadConfig({ flags: { contextSize: '4096', kvType: 'q8_0', flashAttention: true, gpuLayers: '-1', port: '0' } });
+  t.same(toServerSettings(config, '/models/Qwen2.5-0.5B-Instruct.Q8_0.gguf'), {
+    host: '127.0.0.1',
+    port: 0,
+    maxBodyBytes: 4 * 1024 * 1024,
+    inference: {
+      modelPath: '/models/Qwen2.5-0.5B-Instruct.Q8_0.gguf',
+      modelId: 'Qwen2.5-0.5B-Instruct.Q8_0',
+      contextSize: 4096,
+      maxSequences: 8,
+      batchTokens: 512,
+      threads: 0,
+      kvType: 'q8_0',
+      flashAttention: true,
+      gpuLayers: -1,
+    },
+  });
+  t.equal(toServerSettings(loadConfig({ flags: { modelId: 'agent-model' } }), '/m.gguf').inference.modelId, 'agent-model', 'modelId wins');
+});
