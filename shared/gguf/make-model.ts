@@ -15,7 +15,7 @@ export type ModelShape = 'tiny' | 'qwen2.5-0.5b';
 export const modelShapes: readonly ModelShape[] = ['tiny', 'qwen2.5-0.5b'];
 
 /** Bump when the bytes a seed produces change, so cached models are regenerated. */
-const FORMAT_VERSION = 2;
+const FORMAT_VERSION = 4;
 
 interface Hyperparameters {
   embedding: number;
@@ -28,13 +28,23 @@ interface Hyperparameters {
   matrixType: TensorType;
   /** Own output matrix. Tied random embeddings make each token predict itself, so tiny models untie. */
   untiedOutput: boolean;
+  /**
+   * Standard deviation of token_embd. With a tied output a token's logit for itself grows with
+   * embeddingStd² · embedding while the layers' contribution grows only with embeddingStd, so a tied
+   * shape needs a small value (0.02, as in real initialisation) or greedy decoding repeats one token.
+   */
+  embeddingStd: number;
 }
 
 const shapes: Record<ModelShape, Hyperparameters> = {
   // Small enough to generate in about a second and decode fast on 2 cores; the real vocabulary keeps
-  // tokenization, the output layer and the state sizes honest.
-  tiny: { embedding: 64, layers: 2, heads: 4, kvHeads: 2, feedForward: 128, contextLength: 8192, matrixType: TensorType.Q8_0, untiedOutput: true },
-  'qwen2.5-0.5b': { embedding: 896, layers: 24, heads: 14, kvHeads: 2, feedForward: 4864, contextLength: 32768, matrixType: TensorType.Q8_0, untiedOutput: false },
+  // tokenization, the output layer and the state sizes honest. F32 matrices: llama.cpp's CPU kernels
+  // sum in different orders for different batch shapes, and with Q8_0 the activations are quantized
+  // too, which turns those last-bit differences into flipped greedy choices (seen in tests comparing
+  // a batched run with a solo one). Tests compare batched and cached output with cold single-sequence
+  // output token for token, so the test model keeps every kernel in F32.
+  tiny: { embedding: 64, layers: 2, heads: 4, kvHeads: 2, feedForward: 128, contextLength: 8192, matrixType: TensorType.F32, untiedOutput: true, embeddingStd: 0.5 },
+  'qwen2.5-0.5b': { embedding: 896, layers: 24, heads: 14, kvHeads: 2, feedForward: 4864, contextLength: 32768, matrixType: TensorType.Q8_0, untiedOutput: false, embeddingStd: 0.02 },
 };
 
 export function defaultVocabPath(): string {
@@ -59,12 +69,17 @@ function random(seed: number): () => number {
   };
 }
 
+/** Values per generated chunk: whole Q8_0 blocks, small enough that no tensor is ever held whole. */
+const CHUNK = 1 << 20;
+
 /** Uniform values with the given standard deviation; each tensor gets its own stream of the seed. */
-function uniform(count: number, std: number, next: () => number): Float32Array {
+function* uniform(count: number, std: number, next: () => number): Generator<Float32Array> {
   const half = std * Math.sqrt(3);
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) out[i] = (next() * 2 - 1) * half;
-  return out;
+  for (let done = 0; done < count; done += CHUNK) {
+    const out = new Float32Array(Math.min(CHUNK, count - done));
+    for (let i = 0; i < out.length; i++) out[i] = (next() * 2 - 1) * half;
+    yield out;
+  }
 }
 
 function tensorList(h: Hyperparameters, vocab: number, seed: number): TensorSpec[] {
@@ -81,7 +96,7 @@ function tensorList(h: Hyperparameters, vocab: number, seed: number): TensorSpec
     return { name, shape: [n], type: TensorType.F32, values: () => uniform(n, std, next) };
   };
   // Large output weights make the logits peaked, so greedy decoding has clear winners.
-  const tensors: TensorSpec[] = [matrix('token_embd.weight', [h.embedding, vocab], 0.5)];
+  const tensors: TensorSpec[] = [matrix('token_embd.weight', [h.embedding, vocab], h.embeddingStd)];
   if (h.untiedOutput) tensors.push(matrix('output.weight', [h.embedding, vocab], 0.5));
   tensors.push({ name: 'output_norm.weight', shape: [h.embedding], type: TensorType.F32, values: ones(h.embedding) });
   for (let i = 0; i < h.layers; i++) {
@@ -105,13 +120,16 @@ function tensorList(h: Hyperparameters, vocab: number, seed: number): TensorSpec
   return tensors;
 }
 
+/** llama_ftype of a model whose matrices are all of one type. */
+const fileType: Record<TensorType, number> = { [TensorType.F32]: 0, [TensorType.F16]: 1, [TensorType.Q8_0]: 7 };
+
 function architectureMetadata(shape: ModelShape, h: Hyperparameters, seed: number): [string, GgufValue][] {
   const u32 = (value: number): GgufValue => ({ type: ValueType.UINT32, value });
   const f32 = (value: number): GgufValue => ({ type: ValueType.FLOAT32, value });
   return [
     ['general.architecture', { type: ValueType.STRING, value: 'qwen2' }],
     ['general.name', { type: ValueType.STRING, value: `Semantic random-weight ${shape} test model (seed ${seed}): output is gibberish` }],
-    ['general.file_type', u32(h.matrixType === TensorType.Q8_0 ? 7 : 1)],
+    ['general.file_type', u32(fileType[h.matrixType])],
     ['qwen2.context_length', u32(h.contextLength)],
     ['qwen2.embedding_length', u32(h.embedding)],
     ['qwen2.block_count', u32(h.layers)],

@@ -2,7 +2,8 @@
  * Writes GGUF v3 files tensor by tensor, so a 500 MB model never sits in memory at once. The file
  * appears atomically: written to a temp file beside the target, fsynced, then renamed.
  */
-import { open, rename, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { GGUF_ALIGNMENT, GGUF_MAGIC, GGUF_VERSION, TensorType, ValueType, quantizeQ8_0, tensorBytes, toFloat16Bits, type GgufValue } from './format.js';
 
 export interface TensorSpec {
@@ -10,8 +11,11 @@ export interface TensorSpec {
   /** ggml order: shape[0] is the row length. */
   shape: number[];
   type: TensorType;
-  /** Produces the tensor's values (row-major, shape[0] fastest) when it is written. */
-  values: () => Float32Array;
+  /**
+   * Produces the tensor's values (row-major, shape[0] fastest) when it is written: one array, or
+   * chunks of whole blocks so that a 136M-value embedding never exists as one 545 MB array.
+   */
+  values: () => Float32Array | Iterable<Float32Array>;
 }
 
 /** Little-endian byte builder for the header. */
@@ -108,24 +112,40 @@ function header(metadata: Map<string, GgufValue>, tensors: TensorSpec[]): Buffer
   return out.concat();
 }
 
+/** Encodes values (a whole number of blocks) without padding; the caller pads the tensor's end. */
 export function encodeTensor(type: TensorType, values: Float32Array): Buffer {
-  const out = Buffer.alloc(alignUp(tensorBytes(type, values.length)));
+  const out = Buffer.alloc(tensorBytes(type, values.length));
   if (type === TensorType.F32) Buffer.from(values.buffer, values.byteOffset, values.byteLength).copy(out);
   else if (type === TensorType.F16) values.forEach((v, i) => out.writeUInt16LE(toFloat16Bits(v), i * 2));
   else quantizeQ8_0(values, out);
   return out;
 }
 
+/** write(2) may write less than asked; a short write must not silently shift every later tensor. */
+async function writeAll(file: FileHandle, buffer: Buffer): Promise<void> {
+  for (let done = 0; done < buffer.length; ) done += (await file.write(buffer, done)).bytesWritten;
+}
+
+/** Streams one tensor chunk by chunk, then pads it so the next tensor starts aligned. */
+async function writeTensor(file: FileHandle, tensor: TensorSpec): Promise<void> {
+  const produced = tensor.values();
+  let count = 0;
+  for (const chunk of produced instanceof Float32Array ? [produced] : produced) {
+    await writeAll(file, encodeTensor(tensor.type, chunk));
+    count += chunk.length;
+  }
+  if (count !== elementCount(tensor.shape)) throw new Error(`tensor ${tensor.name}: ${count} values for shape ${tensor.shape.join('x')}`);
+  const bytes = tensorBytes(tensor.type, count);
+  if (alignUp(bytes) > bytes) await writeAll(file, Buffer.alloc(alignUp(bytes) - bytes));
+}
+
 export async function writeGguf(path: string, metadata: Map<string, GgufValue>, tensors: TensorSpec[]): Promise<void> {
-  const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
+  // Unique per call, so racing writers (processes or calls in one process) never share a temp file.
+  const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   const file = await open(temp, 'w');
   try {
-    await file.write(header(metadata, tensors));
-    for (const tensor of tensors) {
-      const values = tensor.values();
-      if (values.length !== elementCount(tensor.shape)) throw new Error(`tensor ${tensor.name}: wrong number of values`);
-      await file.write(encodeTensor(tensor.type, values));
-    }
+    await writeAll(file, header(metadata, tensors));
+    for (const tensor of tensors) await writeTensor(file, tensor);
     await file.sync();
     await file.close();
     await rename(temp, path);
