@@ -66,7 +66,7 @@ export const optionSpecs = {
   contextSize: integerOption(8192, 16, 1_048_576, 'KV cells of the one llama.cpp context, shared by all sequences (prompt + output tokens of every active request).'),
   maxSequences: integerOption(8, 1, 256, 'Requests decoded together at most (continuous-batching width; llama.cpp allows 256 sequences).'),
   batchTokens: integerOption(512, 1, 65_536, 'Tokens per decode step at most (generated tokens + prefill chunks): bigger prefills faster, smaller keeps streams smooth.'),
-  threads: integerOption(0, 0, 1024, "CPU threads for llama.cpp; 0 uses llama.cpp's default."),
+  threads: integerOption(0, 0, 1024, "CPU threads for llama.cpp; 0 uses one per available CPU."),
   kvType: enumOption(['f16', 'q8_0', 'q4_0'], 'f16', 'KV cache element type; q8_0 and q4_0 hold 2x and 4x more tokens per byte and need flashAttention.'),
   flashAttention: booleanOption(false, "Use llama.cpp's flash attention kernels (required for a quantised kvType)."),
   gpuLayers: integerOption(0, -1, 4096, 'Model layers offloaded to a GPU backend when one is installed; 0 = CPU only, -1 = all.'),

@@ -72,7 +72,7 @@ export interface ContextOptions {
   typeK?: KvType;
   typeV?: KvType;
   flashAttention?: boolean;
-  /** 0 = llama.cpp's default (all cores). */
+  /** 0 = llama.cpp's default (4, whatever the machine). */
   threads?: number;
   /** One cell pool for all sequences (default true); false gives each sequence nCtx / nSeqMax cells. */
   kvUnified?: boolean;

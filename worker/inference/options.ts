@@ -12,7 +12,7 @@ export interface InferenceOptions {
   maxSequences: number;
   /** Tokens per decode step at most (generated tokens + prefill chunks). */
   batchTokens: number;
-  /** Threads for llama.cpp; 0 = its default. */
+  /** Threads for llama.cpp; 0 = one per available CPU. */
   threads: number;
   kvType: KvType;
   flashAttention: boolean;

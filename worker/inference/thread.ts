@@ -2,6 +2,7 @@
  * The inference thread's entry: loads the addon and the model, runs a warm-up step, then serves
  * protocol frames from the main thread. It is the only thread that touches llama.cpp.
  */
+import { availableParallelism } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { basename } from 'node:path';
 import { loadAddon, type Addon, type Context, type Model } from '../engine/addon.js';
@@ -36,7 +37,9 @@ async function open(addon: Addon): Promise<{ model: Model; context: Context }> {
     typeK: options.kvType,
     typeV: options.kvType,
     flashAttention: options.flashAttention,
-    threads: options.threads,
+    // llama.cpp's own default is 4 threads whatever the machine: on 2 cores its spinning threads
+    // then fight each other and a decode step takes seconds instead of tens of milliseconds.
+    threads: options.threads > 0 ? options.threads : availableParallelism(),
   });
   await warmUp(model, context);
   return { model, context };

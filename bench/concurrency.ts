@@ -1,0 +1,74 @@
+/**
+ * Aggregate decode throughput of `semantic serve` at several concurrency levels, measured in one run
+ * (ratios to one stream are what matter on a shared, noisy machine). Each level sends N concurrent
+ * streaming chat completions of distinct prompts with `max_tokens` tokens and greedy sampling, and
+ * counts generated tokens from the usage the server reports.
+ *
+ *   npm run build && node dist/bench/concurrency.js --shape qwen2.5-0.5b --levels 1,8,32 --tokens 64
+ */
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { ensureModel, type ModelShape } from '../shared/gguf/make-model.js';
+import { startServer } from '../test/helpers/server.js';
+import { readSseData } from '../test/helpers/sse.js';
+
+const { values } = parseArgs({
+  options: {
+    shape: { type: 'string', default: 'qwen2.5-0.5b' },
+    model: { type: 'string' },
+    levels: { type: 'string', default: '1,8,32' },
+    tokens: { type: 'string', default: '64' },
+    threads: { type: 'string', default: '0' },
+  },
+});
+const levels = (values.levels ?? '1').split(',').map(Number);
+const maxTokens = Number(values.tokens);
+const model = values.model ?? (await ensureModel(values.shape as ModelShape));
+const maxLevel = Math.max(...levels);
+
+const server = await startServer([
+  'serve', '--port', '0', '--model', model, '--model-id', 'bench', '--threads', values.threads ?? '0',
+  '--max-sequences', String(maxLevel), '--context-size', String(maxLevel * (maxTokens + 64)),
+], 'ready');
+
+async function stream(index: number): Promise<number> {
+  const response = await fetch(`${server.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: 'bench',
+      messages: [{ role: 'user', content: `Agent ${index}: report your status.` }],
+      max_tokens: maxTokens,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
+  });
+  const events = await readSseData(response);
+  const usage = JSON.parse(events.at(-2) ?? '{}') as { usage?: { completion_tokens: number } };
+  return usage.usage?.completion_tokens ?? 0;
+}
+
+async function level(concurrency: number): Promise<{ tokens: number; seconds: number }> {
+  const start = performance.now();
+  const counts = await Promise.all(Array.from({ length: concurrency }, (_, i) => stream(i)));
+  return { tokens: counts.reduce((a, b) => a + b, 0), seconds: (performance.now() - start) / 1000 };
+}
+
+try {
+  await level(1); // warm-up: page the weights in
+  const results: { concurrency: number; tokens: number; seconds: number; rate: number }[] = [];
+  for (const concurrency of levels) {
+    const { tokens, seconds } = await level(concurrency);
+    results.push({ concurrency, tokens, seconds, rate: tokens / seconds });
+  }
+  const base = results[0]?.rate ?? 1;
+  console.log(`model ${model}, ${maxTokens} tokens per stream, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'})`);
+  console.log('| concurrent streams | tokens | seconds | tokens/s | × 1 stream |');
+  console.log('|---|---|---|---|---|');
+  for (const r of results) {
+    console.log(`| ${r.concurrency} | ${r.tokens} | ${r.seconds.toFixed(2)} | ${r.rate.toFixed(1)} | ${(r.rate / base).toFixed(2)} |`);
+  }
+} finally {
+  await server.stop();
+}
