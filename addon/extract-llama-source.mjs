@@ -79,7 +79,7 @@ function chooseLibraries(release) {
 
 /** The libraries the addon links directly; ggml's CPU/GPU backends are loaded at run time. */
 function linkedLibraries(libDir) {
-  const linked = /^lib(llama|ggml|ggml-base)(\.v[0-9.]+)?\.(so|dylib)$/;
+  const linked = /^lib(llama|ggml|ggml-base)(\.[a-z]+)?(\.v[0-9.]+)?\.(so|dylib)$/; // libllama.v0.5.0.so, libllama.cuda.v0.5.0.so
   const names = readdirSync(libDir).filter((name) => linked.test(name));
   if (!names.some((name) => name.startsWith('libllama'))) throw new Error(`no libllama in ${libDir}`);
   return names.map((name) => join(libDir, name));
