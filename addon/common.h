@@ -108,4 +108,15 @@ struct AddonData {
   Napi::FunctionReference sampler;
 };
 
+// Unwraps `value` as an instance of one of our classes, refusing look-alikes (a JS TypeError, not UB).
+template <typename T>
+T* UnwrapInstance(Napi::Env env, Napi::Value value, Napi::FunctionReference AddonData::*constructor,
+                  const char* name) {
+  Napi::Function ctor = (env.GetInstanceData<AddonData>()->*constructor).Value();
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(ctor)) {
+    throw Napi::TypeError::New(env, std::string("expected a ") + name);
+  }
+  return Napi::ObjectWrap<T>::Unwrap(value.As<Napi::Object>());
+}
+
 }  // namespace semantic

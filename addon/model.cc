@@ -65,11 +65,7 @@ Napi::Value Model::Load(const Napi::CallbackInfo& info) {
 }
 
 Model* Model::FromValue(Napi::Env env, Napi::Value value) {
-  Napi::Function ctor = env.GetInstanceData<AddonData>()->model.Value();
-  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(ctor)) {
-    throw Napi::TypeError::New(env, "expected a Model");
-  }
-  return Napi::ObjectWrap<Model>::Unwrap(value.As<Napi::Object>());
+  return UnwrapInstance<Model>(env, value, &AddonData::model, "Model");
 }
 
 Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {

@@ -67,11 +67,7 @@ Napi::Function Sampler::Define(Napi::Env env) {
 }
 
 Sampler* Sampler::FromValue(Napi::Env env, Napi::Value value) {
-  Napi::Function ctor = env.GetInstanceData<AddonData>()->sampler.Value();
-  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(ctor)) {
-    throw Napi::TypeError::New(env, "expected a Sampler");
-  }
-  return Napi::ObjectWrap<Sampler>::Unwrap(value.As<Napi::Object>());
+  return UnwrapInstance<Sampler>(env, value, &AddonData::sampler, "Sampler");
 }
 
 // new Sampler(model, options)
