@@ -65,6 +65,8 @@ export type FinishReason = z.infer<typeof finishReasonSchema>;
 
 const engineStatsSchema = z.object({
   activeSequences: count,
+  /** Sequences holding an idle agent's cache (hot tier), reclaimable. */
+  idleSequences: count,
   freeSequences: count,
   queuedRequests: count,
   /** KV cells holding tokens of any sequence. */
@@ -80,6 +82,8 @@ export type EngineStats = z.infer<typeof engineStatsSchema>;
 export const generateSchema = z.object({
   type: z.literal('generate'),
   requestId,
+  /** Validated on the front (shared/agent-id.ts): whose cache this request reads and extends. */
+  agentId: z.string().min(1).max(128),
   input: generateInputSchema,
   sampling: samplingSchema,
   /** Absent: until an end token or the engine's default cap (bounded by the context). */
@@ -93,8 +97,18 @@ export const statsRequestSchema = z.object({ type: z.literal('stats_request'), r
 
 // inference → front
 export const readySchema = z.object({ type: z.literal('ready'), model: modelSummarySchema });
-/** The request was admitted and its prompt tokenized; tokens follow. */
-export const startedSchema = z.object({ type: z.literal('started'), requestId, promptTokens: count, cachedTokens: count });
+/** Where a request's reused tokens came from; `miss` when none were reused. */
+export const cacheTierSchema = z.enum(['hot', 'ram', 'disk', 'miss']);
+export type CacheTier = z.infer<typeof cacheTierSchema>;
+
+/** The request was admitted and its prompt tokenized; tokens follow. `cachedTokens` were reused, not computed. */
+export const startedSchema = z.object({
+  type: z.literal('started'),
+  requestId,
+  promptTokens: count,
+  cachedTokens: count,
+  cacheTier: cacheTierSchema,
+});
 /** `text`: complete UTF-8 characters only, with a possible stop string withheld until ruled out. */
 export const tokensSchema = z.object({ type: z.literal('tokens'), requestId, text: z.string(), tokenCount: count });
 export const doneSchema = z.object({ type: z.literal('done'), requestId, finishReason: finishReasonSchema, usage: usageSchema });

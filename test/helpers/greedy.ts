@@ -8,6 +8,8 @@ import type { ChatMessage } from '../../shared/protocol/messages.js';
 
 export interface GreedyReference {
   promptTokens: number;
+  /** The templated prompt's tokens, as the engine tokenizes them. */
+  prompt: number[];
   tokens: number[];
   text: string;
 }
@@ -39,5 +41,5 @@ export async function greedyReference(modelPath: string, messages: ChatMessage[]
   sampler.dispose();
   context.dispose();
   model.dispose();
-  return { promptTokens: prompt.length, tokens, text };
+  return { promptTokens: prompt.length, prompt: [...prompt], tokens, text };
 }

@@ -22,7 +22,7 @@ function startClient(t: Test, modelPath?: string): EngineClient {
 
 function chat(requestId: string, content: string): GenerateMessage {
   const sampling = { temperature: 0, topP: 1, topK: 0, minP: 0, repeatPenalty: 1, frequencyPenalty: 0, presencePenalty: 0 };
-  return { type: 'generate', requestId, input: { kind: 'chat', messages: [{ role: 'user', content }] }, sampling, stop: [] };
+  return { type: 'generate', requestId, agentId: 'agent-1', input: { kind: 'chat', messages: [{ role: 'user', content }] }, sampling, stop: [] };
 }
 
 type Outcome = { text: string; started: boolean; done?: CompletedMessage; error?: ErrorPayload };

@@ -6,13 +6,14 @@ import { parseChatCompletionRequest, toGenerateMessage } from '../../worker/http
 const user = { role: 'user', content: 'hi' };
 
 function generateFor(body: unknown): unknown {
-  return toGenerateMessage(parseChatCompletionRequest(body), 'req-1');
+  return toGenerateMessage(parseChatCompletionRequest(body), 'req-1', 'agent-1');
 }
 
 t.test('a minimal body gets OpenAI defaults and no max tokens (the engine bounds it by the context)', async (t) => {
   t.strictSame(generateFor({ model: 'm', messages: [user] }), {
     type: 'generate',
     requestId: 'req-1',
+    agentId: 'agent-1',
     input: { kind: 'chat', messages: [{ role: 'user', content: 'hi' }] },
     sampling: { temperature: 1, topP: 1, topK: 0, minP: 0, repeatPenalty: 1, frequencyPenalty: 0, presencePenalty: 0 },
     stop: [],
@@ -50,6 +51,7 @@ t.test('every supported field maps; unknown fields are ignored', async (t) => {
   t.strictSame(generateFor(body), {
     type: 'generate',
     requestId: 'req-1',
+    agentId: 'agent-1',
     input: {
       kind: 'chat',
       messages: [
@@ -73,6 +75,7 @@ t.test('explicit nulls count as absent; a single stop string becomes a list', as
   const message = toGenerateMessage(
     parseChatCompletionRequest({ model: 'm', messages: [user], temperature: null, max_tokens: 8, seed: null, stop: 'x', n: null, stream: null }),
     'r',
+    'a',
   );
   t.equal(message.sampling.temperature, 1);
   t.equal(message.sampling.seed, undefined);
@@ -81,7 +84,7 @@ t.test('explicit nulls count as absent; a single stop string becomes a list', as
 });
 
 t.test('seeds map onto uint32 deterministically', async (t) => {
-  const seedOf = (seed: number): number | undefined => toGenerateMessage(parseChatCompletionRequest({ model: 'm', messages: [user], seed }), 'r').sampling.seed;
+  const seedOf = (seed: number): number | undefined => toGenerateMessage(parseChatCompletionRequest({ model: 'm', messages: [user], seed }), 'r', 'a').sampling.seed;
   t.equal(seedOf(0), 0);
   t.equal(seedOf(4294967296 + 5), 5);
   t.equal(seedOf(-1), 4294967295);

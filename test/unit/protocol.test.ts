@@ -10,12 +10,13 @@ const front: FrontToInference[] = [
   {
     type: 'generate',
     requestId: 'r1',
+    agentId: 'agent-7',
     input: { kind: 'chat', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'héllo 🦙' }] },
     sampling,
     maxTokens: 16,
     stop: ['\n\n'],
   },
-  { type: 'generate', requestId: 'r2', input: { kind: 'text', prompt: 'Once upon' }, sampling, stop: [] },
+  { type: 'generate', requestId: 'r2', agentId: 'conv-0123456789abcdef', input: { kind: 'text', prompt: 'Once upon' }, sampling, stop: [] },
   { type: 'abort', requestId: 'r1' },
   { type: 'stats_request', requestId: 's1' },
 ];
@@ -24,14 +25,14 @@ const inference: InferenceToFront[] = [
     type: 'ready',
     model: { id: 'tiny', path: '/m.gguf', architecture: 'qwen2', contextLength: 8192, vocabSize: 151936, engineContext: 4096, maxSequences: 8 },
   },
-  { type: 'started', requestId: 'r1', promptTokens: 12, cachedTokens: 0 },
+  { type: 'started', requestId: 'r1', promptTokens: 12, cachedTokens: 8, cacheTier: 'hot' },
   { type: 'tokens', requestId: 'r1', text: 'wörld', tokenCount: 1 },
   { type: 'done', requestId: 'r1', finishReason: 'length', usage: { promptTokens: 12, completionTokens: 16, cachedTokens: 0 } },
   { type: 'failed', requestId: 'r2', error: { code: 'ERR_QUEUE_FULL', message: 'full', retryAfter: 1 } },
   {
     type: 'stats',
     requestId: 's1',
-    stats: { activeSequences: 1, freeSequences: 7, queuedRequests: 0, usedCells: 20, totalCells: 4096, steps: 3, multiSequenceSteps: 1 },
+    stats: { activeSequences: 1, idleSequences: 2, freeSequences: 5, queuedRequests: 0, usedCells: 20, totalCells: 4096, steps: 3, multiSequenceSteps: 1 },
   },
   { type: 'engine_dead', error: { code: 'ERR_ENGINE_DEAD', message: 'decode failed' } },
 ];

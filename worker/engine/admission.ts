@@ -46,6 +46,10 @@ export class Admission<T> {
   release(reservation: Reservation): { item: T; reservation: Reservation }[] {
     this.freeSeqIds.push(reservation.seqId);
     this.reservedCells -= reservation.cells;
+    return this.startWaiting();
+  }
+
+  private startWaiting(): { item: T; reservation: Reservation }[] {
     const started: { item: T; reservation: Reservation }[] = [];
     for (;;) {
       const head = this.waiting[0];
@@ -58,7 +62,24 @@ export class Admission<T> {
     return started;
   }
 
-  /** Removes a queued request (aborted before it started); false if it was not queued. */
+  /**
+   * Changes how many cells a held sequence reserves (a returning agent's cache grown to its new
+   * request, or a finished turn shrunk to the cells it keeps). Growing fails, changing nothing, when
+   * the cells are not free; shrinking may let queued requests start, which are returned.
+   */
+  resize(reservation: Reservation, cells: number): { item: T; reservation: Reservation }[] | null {
+    const growing = cells > reservation.cells;
+    if (growing && this.reservedCells - reservation.cells + cells > this.totalCells) return null;
+    this.reservedCells += cells - reservation.cells;
+    reservation.cells = cells;
+    return growing ? [] : this.startWaiting();
+  }
+
+  isQueued(item: T): boolean {
+    return this.waiting.some((w) => w.item === item);
+  }
+
+  /** Removes a queued request (aborted before it started); undefined if it was not queued. */
   removeQueued(matches: (item: T) => boolean): T | undefined {
     const at = this.waiting.findIndex((w) => matches(w.item));
     if (at < 0) return undefined;

@@ -5,11 +5,12 @@
  */
 import type { Addon, Context, Model } from './addon.js';
 import { Admission, type Reservation } from './admission.js';
+import { commonPrefixLength, HotCache } from './hot-cache.js';
 import { ChatTemplate } from './chat-template.js';
 import { planStep, type StepPlan } from './scheduler.js';
 import { Sequence } from './sequence.js';
 import { BadRequestError, ContextExceededError, ErrorCode, SemanticError, toErrorPayload } from '../../shared/errors.js';
-import type { EngineStats, FinishReason, GenerateMessage, InferenceToFront } from '../../shared/protocol/messages.js';
+import type { CacheTier, EngineStats, FinishReason, GenerateMessage, InferenceToFront } from '../../shared/protocol/messages.js';
 
 export interface EngineSettings {
   contextSize: number;
@@ -30,6 +31,11 @@ interface Prepared {
 export class Engine {
   private readonly active = new Map<string, Sequence>();
   private readonly admission: Admission<Prepared>;
+  private readonly hot = new HotCache();
+  /** Requests not yet admitted; admitted between steps, when the context may be touched. */
+  private readonly incoming: GenerateMessage[] = [];
+  /** Agents with a request admitted or queued, and their later requests, which wait their turn. */
+  private readonly busyAgents = new Map<string, GenerateMessage[]>();
   private readonly template: ChatTemplate;
   private decoding = false;
   private looping = false;
@@ -52,24 +58,103 @@ export class Engine {
 
   submit(request: GenerateMessage): void {
     if (this.dead) return this.fail(request.requestId, new SemanticError(ErrorCode.EngineDead, 'the engine has stopped'));
+    this.incoming.push(request);
+    if (!this.decoding) this.admitIncoming();
+    this.kick();
+  }
+
+  /** One agent's requests run in arrival order: a request waits while its agent has one in flight. */
+  private admitIncoming(): void {
+    for (const request of this.incoming.splice(0)) {
+      const waiting = this.busyAgents.get(request.agentId);
+      if (waiting !== undefined) waiting.push(request);
+      else this.admit(request);
+    }
+  }
+
+  private admit(request: GenerateMessage): void {
     let prepared: Prepared;
     try {
       prepared = this.prepare(request);
     } catch (error) {
       return this.fail(request.requestId, error);
     }
+    this.busyAgents.set(request.agentId, []);
+    if (this.reuseHot(prepared)) return;
     const admitted = this.admission.tryAdmit(prepared, prepared.prompt.length + prepared.maxTokens);
     if (admitted === 'queue-full') {
-      return this.fail(request.requestId, new SemanticError(ErrorCode.QueueFull, 'too many requests are waiting', { retryAfter: 1 }));
+      this.fail(request.requestId, new SemanticError(ErrorCode.QueueFull, 'too many requests are waiting', { retryAfter: 1 }));
+      return this.agentDone(request.agentId);
     }
-    if (admitted !== null) this.start(prepared, admitted);
-    this.kick();
+    if (admitted !== null) return this.start(prepared, admitted, 0, 'miss');
+    // Queued: idle agents' cells make way, least recently used first (earlier queued requests first).
+    while (this.hot.size > 0 && this.admission.isQueued(prepared)) this.evictLeastRecent();
+  }
+
+  /**
+   * A returning agent whose cells are still in the context keeps the longest common prefix of its
+   * cached tokens and its new prompt, and prefills only the rest. At least the prompt's last token is
+   * recomputed: its logits give the first new token. False (cache dropped) if it cannot get its cells.
+   */
+  private reuseHot(prepared: Prepared): boolean {
+    const entry = this.hot.take(prepared.request.agentId);
+    if (entry === undefined) return false;
+    const { prompt } = prepared;
+    const kept = Math.min(commonPrefixLength(entry.tokens, prompt), prompt.length - 1);
+    this.context.seqRemove(entry.seqId, kept, -1);
+    const reservation: Reservation = { seqId: entry.seqId, cells: entry.tokens.length };
+    const cells = prompt.length + prepared.maxTokens;
+    while (this.admission.resize(reservation, cells) === null) {
+      if (this.hot.size === 0) {
+        this.context.seqRemove(entry.seqId);
+        this.startAll(this.admission.release(reservation));
+        return false;
+      }
+      this.evictLeastRecent();
+    }
+    this.start(prepared, reservation, kept, kept > 0 ? 'hot' : 'miss');
+    return true;
+  }
+
+  /** Drops the least recently used idle agent's cells (its next turn is a miss). */
+  private evictLeastRecent(): void {
+    const entry = this.hot.takeLeastRecent();
+    if (entry === undefined) return;
+    this.context.seqRemove(entry.seqId);
+    this.startAll(this.admission.release({ seqId: entry.seqId, cells: entry.tokens.length }));
+  }
+
+  private startAll(started: { item: Prepared; reservation: Reservation }[]): void {
+    for (const next of started) this.start(next.item, next.reservation, 0, 'miss');
+  }
+
+  /** The agent's turn is over: its waiting requests go back in front, in order, the first admitted now. */
+  private agentDone(agentId: string): void {
+    const waiting = this.busyAgents.get(agentId) ?? [];
+    this.busyAgents.delete(agentId);
+    this.incoming.unshift(...waiting);
+    if (!this.decoding) this.admitIncoming();
   }
 
   /** Idempotent. A running sequence is freed at the next step boundary (at once if no step is running). */
   abort(requestId: string): void {
+    const pending = this.incoming.findIndex((r) => r.requestId === requestId);
+    if (pending >= 0) {
+      this.incoming.splice(pending, 1);
+      return this.postDone(requestId, 'abort', 0, 0, 0);
+    }
+    for (const waiting of this.busyAgents.values()) {
+      const at = waiting.findIndex((r) => r.requestId === requestId);
+      if (at >= 0) {
+        waiting.splice(at, 1);
+        return this.postDone(requestId, 'abort', 0, 0, 0);
+      }
+    }
     const queued = this.admission.removeQueued((p) => p.request.requestId === requestId);
-    if (queued !== undefined) return this.postDone(requestId, 'abort', queued.prompt.length, 0);
+    if (queued !== undefined) {
+      this.postDone(requestId, 'abort', queued.prompt.length, 0, 0);
+      return this.agentDone(queued.request.agentId);
+    }
     const sequence = this.active.get(requestId);
     if (sequence === undefined || sequence.aborted) return;
     sequence.aborted = true;
@@ -78,10 +163,11 @@ export class Engine {
   }
 
   stats(): EngineStats {
-    let usedCells = 0;
+    let usedCells = this.hot.cells;
     for (const sequence of this.active.values()) usedCells += sequence.usedCells;
     return {
       activeSequences: this.active.size,
+      idleSequences: this.hot.size,
       freeSequences: this.admission.freeSequences,
       queuedRequests: this.admission.queued,
       usedCells,
@@ -104,7 +190,7 @@ export class Engine {
     return { request, prompt, maxTokens };
   }
 
-  private start(prepared: Prepared, reservation: Reservation): void {
+  private start(prepared: Prepared, reservation: Reservation, cachedTokens: number, cacheTier: CacheTier): void {
     const { request, prompt } = prepared;
     const { sampling } = request;
     const sampler = new this.addon.Sampler(this.model, {
@@ -118,9 +204,9 @@ export class Engine {
       ...(sampling.seed === undefined ? {} : { seed: sampling.seed }),
     });
     sampler.accept(prompt);
-    const sequence = new Sequence({ ...request, maxTokens: prepared.maxTokens }, reservation.seqId, prompt, sampler, reservation.cells);
+    const sequence = new Sequence({ ...request, maxTokens: prepared.maxTokens }, prompt, sampler, reservation, cachedTokens);
     this.active.set(request.requestId, sequence);
-    this.post({ type: 'started', requestId: request.requestId, promptTokens: prompt.length, cachedTokens: 0 });
+    this.post({ type: 'started', requestId: request.requestId, promptTokens: prompt.length, cachedTokens, cacheTier });
   }
 
   private kick(): void {
@@ -130,12 +216,13 @@ export class Engine {
   }
 
   private async loop(): Promise<void> {
-    while (this.active.size > 0 && !this.dead) await this.step();
+    while ((this.active.size > 0 || this.incoming.length > 0) && !this.dead) await this.step();
     this.looping = false;
   }
 
   /** One step: plan → one batched decode → apply aborts → update sequences → post results. */
   private async step(): Promise<void> {
+    this.admitIncoming();
     const plan = planStep([...this.active.values()], this.settings.batchTokens);
     if (plan === null) return;
     const samples = plan.samples.map((s) => ({ index: s.index, sampler: s.sequence.sampler }));
@@ -164,6 +251,7 @@ export class Engine {
     sequence.phase = 'generate';
     if (this.model.isEog(token)) return this.finish(sequence, 'stop');
     sequence.generated++;
+    sequence.output.push(token);
     sequence.pendingToken = token;
     const text = sequence.text.push(this.model.tokenToPiece(token));
     if (text !== '') this.post({ type: 'tokens', requestId: sequence.requestId, text, tokenCount: 1 });
@@ -187,18 +275,33 @@ export class Engine {
     }
   }
 
-  private release(sequence: Sequence, notify: boolean): void {
+  /**
+   * Ends a request. Unless told to drop it, the agent's cells stay in the context (hot-idle) holding
+   * the prompt and every generated token already decoded, for its next turn to reuse.
+   */
+  private release(sequence: Sequence, notify: boolean, keepCache = true): void {
     this.active.delete(sequence.requestId);
-    this.context.seqRemove(sequence.seqId);
     sequence.sampler.dispose();
-    if (notify) this.postDone(sequence.requestId, sequence.finishReason ?? 'stop', sequence.prompt.length, sequence.generated);
-    for (const next of this.admission.release({ seqId: sequence.seqId, cells: sequence.reservedCells })) {
-      this.start(next.item, next.reservation);
+    if (notify) {
+      const { promptTokens, completionTokens } = { promptTokens: sequence.prompt.length, completionTokens: sequence.generated };
+      this.postDone(sequence.requestId, sequence.finishReason ?? 'stop', promptTokens, completionTokens, sequence.cachedTokens);
     }
+    const held = keepCache ? this.context.seqPosMax(sequence.seqId) + 1 : 0;
+    if (held > 0) {
+      const tokens = Int32Array.from([...sequence.prompt, ...sequence.output].slice(0, held));
+      this.hot.put(sequence.agentId, sequence.seqId, tokens);
+      this.startAll(this.admission.resize(sequence.reservation, held) ?? []);
+    } else {
+      this.context.seqRemove(sequence.seqId);
+      this.startAll(this.admission.release(sequence.reservation));
+    }
+    this.agentDone(sequence.agentId);
+    // Waiting requests come before idle caches.
+    while (this.hot.size > 0 && this.admission.queued > 0) this.evictLeastRecent();
   }
 
-  private postDone(requestId: string, finishReason: FinishReason, promptTokens: number, completionTokens: number): void {
-    this.post({ type: 'done', requestId, finishReason, usage: { promptTokens, completionTokens, cachedTokens: 0 } });
+  private postDone(requestId: string, finishReason: FinishReason, promptTokens: number, completionTokens: number, cachedTokens: number): void {
+    this.post({ type: 'done', requestId, finishReason, usage: { promptTokens, completionTokens, cachedTokens } });
   }
 
   private fail(requestId: string, error: unknown): void {
@@ -214,7 +317,7 @@ export class Engine {
     for (const { sequence } of plan.prefill) {
       this.fail(sequence.requestId, new SemanticError(ErrorCode.PoolExhausted, 'no KV cells free for this prompt', { retryAfter: 1 }));
       sequence.phase = 'finished';
-      this.release(sequence, false);
+      this.release(sequence, false, false);
     }
   }
 
@@ -222,7 +325,8 @@ export class Engine {
     this.dead = true;
     const payload = { code: ErrorCode.EngineDead, message: `decode failed: ${toErrorPayload(error).message}` };
     for (const sequence of this.active.values()) this.post({ type: 'failed', requestId: sequence.requestId, error: payload });
-    for (const queued of this.admission.takeAllQueued()) this.post({ type: 'failed', requestId: queued.request.requestId, error: payload });
+    const waiting = [...this.incoming.splice(0), ...[...this.busyAgents.values()].flat(), ...this.admission.takeAllQueued().map((p) => p.request)];
+    for (const request of waiting) this.post({ type: 'failed', requestId: request.requestId, error: payload });
     this.active.clear();
     this.post({ type: 'engine_dead', error: payload });
   }

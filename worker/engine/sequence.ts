@@ -4,6 +4,7 @@
  * positions.
  */
 import type { Sampler } from './addon.js';
+import type { Reservation } from './admission.js';
 import type { FinishReason, GenerateMessage } from '../../shared/protocol/messages.js';
 import { TextStream } from './text-stream.js';
 
@@ -15,6 +16,8 @@ export class Sequence {
   prefilled = 0;
   /** Generated tokens so far (the last one is not yet in the KV cache). */
   generated = 0;
+  /** The generated tokens themselves: with the prompt, what the KV cache holds for the agent's next turn. */
+  readonly output: number[] = [];
   /** The token sampled last, to be fed at position `nextPosition` in the next step. */
   pendingToken = -1;
   aborted = false;
@@ -23,13 +26,23 @@ export class Sequence {
 
   constructor(
     readonly request: GenerateMessage,
-    readonly seqId: number,
     readonly prompt: Int32Array,
     readonly sampler: Sampler,
-    /** KV cells reserved for this sequence: prompt + max tokens. */
-    readonly reservedCells: number,
+    /** The sequence id and the KV cells reserved for it: prompt + max tokens. */
+    readonly reservation: Reservation,
+    /** Prompt tokens reused from the agent's cache, already in the KV cache. */
+    readonly cachedTokens: number,
   ) {
     this.text = new TextStream(request.stop);
+    this.prefilled = cachedTokens;
+  }
+
+  get agentId(): string {
+    return this.request.agentId;
+  }
+
+  get seqId(): number {
+    return this.reservation.seqId;
   }
 
   get requestId(): string {

@@ -120,11 +120,16 @@ function toStop(stop: ChatCompletionRequest['stop']): string[] {
  * Without max_tokens the message carries none: the inference thread, which knows the prompt length,
  * caps generation at its default bounded by the room left in the context.
  */
-export function toGenerateMessage(request: ChatCompletionRequest, requestId: string): GenerateMessage {
-  const messages: ChatMessage[] = request.messages.map((m) => ({ role: m.role, content: contentText(m.content) }));
+export function chatMessages(request: ChatCompletionRequest): ChatMessage[] {
+  return request.messages.map((m) => ({ role: m.role, content: contentText(m.content) }));
+}
+
+export function toGenerateMessage(request: ChatCompletionRequest, requestId: string, agentId: string): GenerateMessage {
+  const messages = chatMessages(request);
   const generate: GenerateMessage = {
     type: 'generate',
     requestId,
+    agentId,
     input: { kind: 'chat', messages },
     sampling: toSampling(request),
     stop: toStop(request.stop),

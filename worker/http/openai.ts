@@ -11,7 +11,9 @@ import { randomBytes } from 'node:crypto';
 import { describeError, ErrorCode, SemanticError, type ErrorPayload } from '../../shared/errors.js';
 import type { GenerateMessage, ModelSummary, Usage } from '../../shared/protocol/messages.js';
 import type { CompletedMessage, Generation, GenerationHandlers } from '../engine-client.js';
-import { parseChatCompletionRequest, toGenerateMessage } from './openai-schema.js';
+import { chatMessages, parseChatCompletionRequest, toGenerateMessage } from './openai-schema.js';
+import { resolveAgentId } from '../../shared/agent-id.js';
+import type { StartedMessage } from '../../shared/protocol/messages.js';
 import type { RequestContext, Route } from './router.js';
 import { SseStream } from './sse.js';
 
@@ -94,23 +96,37 @@ function abortOnDisconnect(context: RequestContext, generation: Generation): voi
   });
 }
 
+/** How much of the prompt came from the agent's cache, told in headers on every route family. */
+export function cacheHeaders(started: StartedMessage): Record<string, string> {
+  return {
+    'X-Semantic-Cache': started.cacheTier,
+    'X-Semantic-Prompt-Tokens-Computed': String(started.promptTokens - started.cachedTokens),
+  };
+}
+
 function completeAsJson(context: RequestContext, engine: ChatEngine, message: GenerateMessage, meta: CompletionMeta): void {
   let text = '';
+  let headers: Record<string, string> = {};
   const generation = engine.generate(message, {
-    onStarted: () => undefined,
+    onStarted: (started) => {
+      headers = cacheHeaders(started);
+    },
     onTokens: (tokens) => {
       text += tokens.text;
     },
-    onDone: (done) => context.sendJson(200, completionBody(meta, text, done)),
+    onDone: (done) => context.sendJson(200, completionBody(meta, text, done), headers),
     onFailed: (error) => context.sendError(SemanticError.fromPayload(error)),
   });
   abortOnDisconnect(context, generation);
 }
 
 function completeAsStream(context: RequestContext, engine: ChatEngine, message: GenerateMessage, meta: CompletionMeta, includeUsage: boolean): void {
-  const sse = new SseStream(context.exchange);
+  let sse = new SseStream(context.exchange);
   const generation = engine.generate(message, {
-    onStarted: () => sse.sendJson(completionChunk(meta, { role: 'assistant', content: '' })),
+    onStarted: (started) => {
+      sse = new SseStream(context.exchange, { headers: cacheHeaders(started) });
+      sse.sendJson(completionChunk(meta, { role: 'assistant', content: '' }));
+    },
     onTokens: (tokens) => {
       if (tokens.text !== '') sse.sendJson(completionChunk(meta, { content: tokens.text }));
     },
@@ -145,7 +161,12 @@ function servedModel(engine: ChatEngine, requested: string): ModelSummary {
 async function chatCompletions(context: RequestContext, engine: ChatEngine): Promise<void> {
   const request = parseChatCompletionRequest(await context.readJson());
   const model = servedModel(engine, request.model);
-  const message = toGenerateMessage(request, context.requestId);
+  const agentId = resolveAgentId({
+    headers: context.exchange.headers,
+    bodyField: { value: request.user ?? undefined, param: 'user' },
+    messages: chatMessages(request),
+  });
+  const message = toGenerateMessage(request, context.requestId, agentId);
   const meta = newCompletionMeta(model.id);
   if (request.stream === true) completeAsStream(context, engine, message, meta, request.stream_options?.include_usage === true);
   else completeAsJson(context, engine, message, meta);

@@ -1,0 +1,47 @@
+/**
+ * Which agent a request belongs to, first found wins: header `X-Agent-ID`, header `X-Session-ID`,
+ * body `user` (OpenAI) or `metadata.user_id` (Anthropic), else a hash of the conversation's opening
+ * (every message up to and including the first user message), so stateless clients that resend
+ * their history still come back to their cache. The id also names the agent's cache file, so it is
+ * validated here, on the front, before anything else sees it.
+ */
+import { createHash } from 'node:crypto';
+import { BadRequestError } from './errors.js';
+
+const validAgentId = /^[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,127}$/;
+
+export interface AgentIdSources {
+  /** Lower-case header names to values. */
+  headers: ReadonlyMap<string, string>;
+  /** OpenAI `user` or Anthropic `metadata.user_id`, with the field path used in errors. */
+  bodyField?: { value: string | undefined; param: string };
+  /** The conversation, for the derived id. */
+  messages: readonly { role: string; content: string }[];
+}
+
+function checked(value: string, param: string): string {
+  if (!validAgentId.test(value)) {
+    throw new BadRequestError(
+      `${param} must be 1-128 characters of A-Z a-z 0-9 . _ : - and must not start with '.'; got ${JSON.stringify(value.slice(0, 140))}`,
+      param,
+    );
+  }
+  return value;
+}
+
+/** `conv-` + 16 hex digits of SHA-256 over the opening messages. */
+export function conversationAgentId(messages: AgentIdSources['messages']): string {
+  const firstUser = messages.findIndex((m) => m.role === 'user');
+  const opening = messages.slice(0, firstUser < 0 ? messages.length : firstUser + 1).map((m) => [m.role, m.content]);
+  return 'conv-' + createHash('sha256').update(JSON.stringify(opening)).digest('hex').slice(0, 16);
+}
+
+export function resolveAgentId(sources: AgentIdSources): string {
+  const agentHeader = sources.headers.get('x-agent-id');
+  if (agentHeader !== undefined) return checked(agentHeader, 'X-Agent-ID');
+  const sessionHeader = sources.headers.get('x-session-id');
+  if (sessionHeader !== undefined) return checked(sessionHeader, 'X-Session-ID');
+  const field = sources.bodyField;
+  if (field?.value !== undefined) return checked(field.value, field.param);
+  return conversationAgentId(sources.messages);
+}

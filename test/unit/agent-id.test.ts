@@ -1,0 +1,42 @@
+// Agent ids: precedence of the sources, validation naming the header or field, derived ids.
+import t from 'tap';
+import { conversationAgentId, resolveAgentId } from '../../shared/agent-id.js';
+
+const messages = [
+  { role: 'system', content: 'You are terse.' },
+  { role: 'user', content: 'Hi' },
+  { role: 'assistant', content: 'Hello.' },
+  { role: 'user', content: 'More' },
+];
+const headers = (entries: [string, string][]) => new Map(entries);
+
+t.test('first found wins: X-Agent-ID, X-Session-ID, body field, derived', async (t) => {
+  const user = { value: 'body-user', param: 'user' };
+  t.equal(resolveAgentId({ headers: headers([['x-agent-id', 'a1'], ['x-session-id', 's1']]), bodyField: user, messages }), 'a1');
+  t.equal(resolveAgentId({ headers: headers([['x-session-id', 's1']]), bodyField: user, messages }), 's1');
+  t.equal(resolveAgentId({ headers: headers([]), bodyField: user, messages }), 'body-user');
+  t.equal(resolveAgentId({ headers: headers([]), bodyField: { value: undefined, param: 'user' }, messages }), conversationAgentId(messages));
+});
+
+t.test('the derived id depends on the opening only, so a longer history keeps it', async (t) => {
+  const id = conversationAgentId(messages);
+  t.match(id, /^conv-[0-9a-f]{16}$/);
+  t.equal(conversationAgentId(messages.slice(0, 2)), id, 'same opening, shorter history');
+  t.not(conversationAgentId([{ role: 'user', content: 'Hi!' }]), conversationAgentId([{ role: 'user', content: 'Hi' }]));
+});
+
+t.test('invalid ids are 400s naming the header or field', async (t) => {
+  const cases: [Map<string, string>, { value: string; param: string } | undefined, string][] = [
+    [headers([['x-agent-id', '']]), undefined, 'X-Agent-ID'],
+    [headers([['x-agent-id', '.hidden']]), undefined, 'X-Agent-ID'],
+    [headers([['x-agent-id', '../../etc/passwd']]), undefined, 'X-Agent-ID'],
+    [headers([['x-session-id', 'a'.repeat(129)]]), undefined, 'X-Session-ID'],
+    [headers([]), { value: 'has space', param: 'user' }, 'user'],
+    [headers([]), { value: 'ünïcode', param: 'metadata.user_id' }, 'metadata.user_id'],
+  ];
+  for (const [h, bodyField, param] of cases) {
+    t.throws(() => resolveAgentId({ headers: h, ...(bodyField ? { bodyField } : {}), messages }), { code: 'ERR_BAD_REQUEST', param }, param);
+  }
+  t.equal(resolveAgentId({ headers: headers([['x-agent-id', 'a'.repeat(128)]]), messages }).length, 128, '128 characters is fine');
+  t.equal(resolveAgentId({ headers: headers([['x-agent-id', 'team.alpha:agent-7_x']]), messages }), 'team.alpha:agent-7_x');
+});

@@ -1,0 +1,55 @@
+/**
+ * Agents whose KV cells stay in the context after their turn (the hot-idle tier): the sequence id,
+ * the tokens those cells hold, and when the agent was last served. The first to go when a request
+ * needs room, least recently used first. (The RAM and disk tiers below it come next.)
+ */
+
+export interface HotEntry {
+  agentId: string;
+  seqId: number;
+  /** Tokens held in the sequence's cells, position i = tokens[i]. */
+  tokens: Int32Array;
+  lastUsed: number;
+}
+
+export class HotCache {
+  private readonly entries = new Map<string, HotEntry>();
+  private clock = 0;
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get cells(): number {
+    let total = 0;
+    for (const entry of this.entries.values()) total += entry.tokens.length;
+    return total;
+  }
+
+  put(agentId: string, seqId: number, tokens: Int32Array): void {
+    this.entries.set(agentId, { agentId, seqId, tokens, lastUsed: ++this.clock });
+  }
+
+  /** Removes and returns the agent's entry, to be reused by its new request. */
+  take(agentId: string): HotEntry | undefined {
+    const entry = this.entries.get(agentId);
+    this.entries.delete(agentId);
+    return entry;
+  }
+
+  /** Removes and returns the least recently used entry. */
+  takeLeastRecent(): HotEntry | undefined {
+    let oldest: HotEntry | undefined;
+    for (const entry of this.entries.values()) if (oldest === undefined || entry.lastUsed < oldest.lastUsed) oldest = entry;
+    if (oldest !== undefined) this.entries.delete(oldest.agentId);
+    return oldest;
+  }
+}
+
+/** Length of the longest common prefix of two token sequences. */
+export function commonPrefixLength(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
