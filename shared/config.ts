@@ -70,6 +70,7 @@ export const optionSpecs = {
   kvType: enumOption(['f16', 'q8_0', 'q4_0'], 'f16', 'KV cache element type; q8_0 and q4_0 hold 2x and 4x more tokens per byte and need flashAttention.'),
   flashAttention: booleanOption(false, "Use llama.cpp's flash attention kernels (required for a quantised kvType)."),
   gpuLayers: integerOption(0, -1, 4096, 'Model layers offloaded to a GPU backend when one is installed; 0 = CPU only, -1 = all.'),
+  ramCacheBytes: integerOption(1024 * MiB, 0, 1024 * 1024 * MiB, "Bytes of idle agents' exported KV state kept in host memory (the RAM tier); 0 turns the tier off."),
   maxBodyBytes: integerOption(4 * MiB, 1024, 256 * MiB, 'Request bodies over this size are answered 413 (uWS itself sets no limit).'),
   logLevel: enumOption(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info', 'Lowest level of log lines written.'),
   workers: { ...integerOption(2, 1, 64, 'Worker processes `semantic supervise` runs on the shared port; each loads its own model copy.'), superviseOnly: true },
@@ -258,6 +259,7 @@ export function toServerSettings(config: Config, modelPath: string): ServerSetti
       kvType: config.kvType,
       flashAttention: config.flashAttention,
       gpuLayers: config.gpuLayers,
+      ramBudgetBytes: config.ramCacheBytes,
     },
   };
 }

@@ -10,8 +10,11 @@ import type { ChatMessage } from '../../shared/protocol/messages.js';
 const modelPath = await tinyModelPath();
 const MAX = 12;
 
-async function serve(maxSequences: number): Promise<RunningServer> {
-  const server = await startServer(['serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '2048', '--max-sequences', String(maxSequences)]);
+async function serve(maxSequences: number, ramCacheBytes = 64 * 1024 * 1024): Promise<RunningServer> {
+  const server = await startServer([
+    'serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '2048',
+    '--max-sequences', String(maxSequences), '--ram-cache-bytes', String(ramCacheBytes),
+  ]);
   t.teardown(() => server.stop());
   return server;
 }
@@ -100,17 +103,41 @@ t.test('agents interleaving turns never see each other\'s cache', async (t) => {
   t.equal(b2.usage.prompt_tokens_details.cached_tokens, expectedReuse(cachedAfter(bobCold), bobCold2));
 });
 
-t.test('with every sequence taken, the least recently used idle agent is evicted (its next turn misses)', async (t) => {
+const talk = (agent: string): ChatMessage[] => [{ role: 'user', content: `Hello from ${agent}.` }];
+
+t.test('with every sequence taken, the least recently used idle agent moves to RAM and comes back from there', async (t) => {
   const server = await serve(2);
-  const talk = (agent: string): ChatMessage[] => [{ role: 'user', content: `Hello from ${agent}.` }];
+  const coldA = await greedyReference(modelPath, talk('a'), MAX);
   await turn(server, 'a', talk('a'));
   await turn(server, 'b', talk('b'));
   const c = await turn(server, 'c', talk('c'));
   t.equal(c.tier, 'miss');
-  t.equal(c.text, (await greedyReference(modelPath, talk('c'), MAX)).text, 'served after evicting an idle agent');
+  t.equal(c.text, (await greedyReference(modelPath, talk('c'), MAX)).text, 'served after moving an idle agent out');
   const b = await turn(server, 'b', talk('b'));
-  t.equal(b.tier, 'hot', 'b was used more recently than a, so it stayed');
+  t.equal(b.tier, 'hot', 'b was used more recently than a, so it stayed in the context');
+  const again = await turn(server, 'a', talk('a'));
+  t.equal(again.tier, 'ram', 'a was exported to the RAM tier');
+  t.equal(again.usage.prompt_tokens_details.cached_tokens, coldA.promptTokens - 1, 'the whole prompt but its last token is restored');
+  t.equal(again.computed, 1);
+  t.equal(again.text, coldA.text, 'output after a RAM restore equals the cold output');
+
+  const next: ChatMessage[] = [...talk('a'), { role: 'assistant', content: again.text }, { role: 'user', content: 'Go on.' }];
+  const coldNext = await greedyReference(modelPath, next, MAX);
+  await turn(server, 'd', talk('d'));
+  await turn(server, 'e', talk('e'));
+  const later = await turn(server, 'a', next);
+  t.equal(later.tier, 'ram');
+  t.equal(later.usage.prompt_tokens_details.cached_tokens, expectedReuse(cachedAfter(coldA), coldNext), 'a longer conversation reuses its common prefix');
+  t.equal(later.text, coldNext.text);
+});
+
+t.test('without a RAM tier an evicted agent misses, and still gets the right answer', async (t) => {
+  const server = await serve(2, 0);
+  await turn(server, 'a', talk('a'));
+  await turn(server, 'b', talk('b'));
+  await turn(server, 'c', talk('c'));
   const a = await turn(server, 'a', talk('a'));
-  t.equal(a.tier, 'miss', 'a was evicted');
+  t.equal(a.tier, 'miss');
+  t.equal(a.usage.prompt_tokens_details.cached_tokens, 0);
   t.equal(a.text, (await greedyReference(modelPath, talk('a'), MAX)).text);
 });

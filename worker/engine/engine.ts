@@ -5,7 +5,8 @@
  */
 import type { Addon, Context, Model } from './addon.js';
 import { Admission, type Reservation } from './admission.js';
-import { commonPrefixLength, HotCache } from './hot-cache.js';
+import { commonPrefixLength, HotCache, type HotEntry } from './hot-cache.js';
+import { RamCache } from './ram-cache.js';
 import { ChatTemplate } from './chat-template.js';
 import { planStep, type StepPlan } from './scheduler.js';
 import { Sequence } from './sequence.js';
@@ -20,6 +21,8 @@ export interface EngineSettings {
   maxQueued: number;
   /** Generation cap when a request names no max tokens. */
   defaultMaxTokens: number;
+  /** Bytes of exported KV state the RAM tier may hold. */
+  ramBudgetBytes: number;
 }
 
 interface Prepared {
@@ -32,6 +35,7 @@ export class Engine {
   private readonly active = new Map<string, Sequence>();
   private readonly admission: Admission<Prepared>;
   private readonly hot = new HotCache();
+  private readonly ram: RamCache;
   /** Requests not yet admitted; admitted between steps, when the context may be touched. */
   private readonly incoming: GenerateMessage[] = [];
   /** Agents with a request admitted or queued, and their later requests, which wait their turn. */
@@ -51,6 +55,7 @@ export class Engine {
     private readonly post: (message: InferenceToFront) => void,
   ) {
     this.admission = new Admission(settings.maxSequences, settings.contextSize, settings.maxQueued);
+    this.ram = new RamCache(settings.ramBudgetBytes);
     const info = model.info();
     const piece = (token: number): string => (token < 0 ? '' : model.detokenize(Int32Array.of(token), { special: true }));
     this.template = new ChatTemplate(info.chatTemplate, { bos: piece(info.bos), eos: piece(info.eos) });
@@ -87,8 +92,7 @@ export class Engine {
       return this.agentDone(request.agentId);
     }
     if (admitted !== null) return this.start(prepared, admitted, 0, 'miss');
-    // Queued: idle agents' cells make way, least recently used first (earlier queued requests first).
-    while (this.hot.size > 0 && this.admission.isQueued(prepared)) this.evictLeastRecent();
+    // Queued: before the next step, idle agents' cells make way (demoteIdleForWaiting).
   }
 
   /**
@@ -206,7 +210,56 @@ export class Engine {
     sampler.accept(prompt);
     const sequence = new Sequence({ ...request, maxTokens: prepared.maxTokens }, prompt, sampler, reservation, cachedTokens);
     this.active.set(request.requestId, sequence);
-    this.post({ type: 'started', requestId: request.requestId, promptTokens: prompt.length, cachedTokens, cacheTier });
+    const saved = cacheTier === 'miss' ? this.ram.take(request.agentId) : undefined;
+    const reusable = saved === undefined ? 0 : Math.min(commonPrefixLength(saved.tokens, prompt), prompt.length - 1);
+    if (saved !== undefined && reusable > 0) {
+      sequence.phase = 'restoring';
+      sequence.restore = { state: saved.state, tokens: reusable };
+      return; // `started` is posted once the state is imported (restoreFromRam)
+    }
+    this.postStarted(sequence, cacheTier);
+  }
+
+  private postStarted(sequence: Sequence, cacheTier: CacheTier): void {
+    const { requestId, prompt, cachedTokens } = sequence;
+    this.post({ type: 'started', requestId, promptTokens: prompt.length, cachedTokens, cacheTier });
+  }
+
+  /**
+   * Waiting requests come before idle caches: the least recently used idle agents' states are
+   * exported to the RAM tier and their cells freed until the queue moves or no idle agent is left.
+   */
+  private async demoteIdleForWaiting(): Promise<void> {
+    while (this.admission.queued > 0 && this.hot.size > 0) {
+      const entry = this.hot.takeLeastRecent() as HotEntry;
+      try {
+        this.ram.put(entry.agentId, entry.tokens, await this.context.stateSeqGet(entry.seqId));
+      } catch {
+        // Export failed: the agent's next turn is a miss, never a wrong answer.
+      }
+      this.context.seqRemove(entry.seqId);
+      this.startAll(this.admission.release({ seqId: entry.seqId, cells: entry.tokens.length }));
+    }
+  }
+
+  /** Imports RAM-tier states into the sequences started for returning agents, keeping the common prefix. */
+  private async restoreFromRam(): Promise<void> {
+    for (const sequence of this.active.values()) {
+      if (sequence.phase !== 'restoring' || sequence.restore === undefined) continue;
+      const { state, tokens } = sequence.restore;
+      sequence.restore = undefined;
+      let tier: CacheTier = 'ram';
+      try {
+        await this.context.stateSeqSet(sequence.seqId, state);
+        this.context.seqRemove(sequence.seqId, tokens, -1);
+        sequence.reuse(tokens);
+      } catch {
+        this.context.seqRemove(sequence.seqId);
+        tier = 'miss';
+      }
+      if (sequence.phase === 'restoring') sequence.phase = 'prefill';
+      this.postStarted(sequence, tier);
+    }
   }
 
   private kick(): void {
@@ -215,14 +268,22 @@ export class Engine {
     void this.loop();
   }
 
+  private hasWork(): boolean {
+    return this.active.size > 0 || this.incoming.length > 0 || (this.admission.queued > 0 && this.hot.size > 0);
+  }
+
   private async loop(): Promise<void> {
-    while ((this.active.size > 0 || this.incoming.length > 0) && !this.dead) await this.step();
+    while (this.hasWork() && !this.dead) await this.step();
     this.looping = false;
   }
 
   /** One step: plan → one batched decode → apply aborts → update sequences → post results. */
   private async step(): Promise<void> {
     this.admitIncoming();
+    this.decoding = true;
+    await this.demoteIdleForWaiting();
+    await this.restoreFromRam();
+    this.decoding = false;
     const plan = planStep([...this.active.values()], this.settings.batchTokens);
     if (plan === null) return;
     const samples = plan.samples.map((s) => ({ index: s.index, sampler: s.sequence.sampler }));
@@ -296,8 +357,6 @@ export class Engine {
       this.startAll(this.admission.release(sequence.reservation));
     }
     this.agentDone(sequence.agentId);
-    // Waiting requests come before idle caches.
-    while (this.hot.size > 0 && this.admission.queued > 0) this.evictLeastRecent();
   }
 
   private postDone(requestId: string, finishReason: FinishReason, promptTokens: number, completionTokens: number, cachedTokens: number): void {

@@ -7,7 +7,7 @@ import type { Batch } from './addon.js';
 
 export interface SchedulableSequence {
   readonly seqId: number;
-  readonly phase: 'prefill' | 'generate' | 'finished';
+  readonly phase: 'restoring' | 'prefill' | 'generate' | 'finished';
   readonly prompt: Int32Array;
   readonly prefilled: number;
   readonly pendingToken: number;

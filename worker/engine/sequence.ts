@@ -8,7 +8,8 @@ import type { Reservation } from './admission.js';
 import type { FinishReason, GenerateMessage } from '../../shared/protocol/messages.js';
 import { TextStream } from './text-stream.js';
 
-export type SequencePhase = 'prefill' | 'generate' | 'finished';
+/** `restoring`: waiting for its agent's saved state to be imported before its first prefill. */
+export type SequencePhase = 'restoring' | 'prefill' | 'generate' | 'finished';
 
 export class Sequence {
   phase: SequencePhase = 'prefill';
@@ -22,6 +23,8 @@ export class Sequence {
   pendingToken = -1;
   aborted = false;
   finishReason: FinishReason | undefined;
+  /** The saved state to import and how many of its tokens are reused (the RAM and disk tiers). */
+  restore: { state: Uint8Array; tokens: number } | undefined;
   readonly text: TextStream;
 
   constructor(
@@ -31,10 +34,20 @@ export class Sequence {
     /** The sequence id and the KV cells reserved for it: prompt + max tokens. */
     readonly reservation: Reservation,
     /** Prompt tokens reused from the agent's cache, already in the KV cache. */
-    readonly cachedTokens: number,
+    private reused: number,
   ) {
     this.text = new TextStream(request.stop);
-    this.prefilled = cachedTokens;
+    this.prefilled = reused;
+  }
+
+  get cachedTokens(): number {
+    return this.reused;
+  }
+
+  /** The first `tokens` prompt tokens are in the KV cache (imported state), so prefill starts after them. */
+  reuse(tokens: number): void {
+    this.reused = tokens;
+    this.prefilled = tokens;
   }
 
   get agentId(): string {

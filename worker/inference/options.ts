@@ -17,4 +17,6 @@ export interface InferenceOptions {
   kvType: KvType;
   flashAttention: boolean;
   gpuLayers: number;
+  /** Bytes of idle agents' exported KV state kept in host memory (the RAM tier). */
+  ramBudgetBytes: number;
 }

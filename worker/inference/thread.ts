@@ -66,6 +66,7 @@ async function main(): Promise<void> {
     batchTokens: options.batchTokens,
     maxQueued: 256,
     defaultMaxTokens: 2048,
+    ramBudgetBytes: options.ramBudgetBytes,
   }, post);
   port?.on('message', (frame: Uint8Array) => {
     try {
