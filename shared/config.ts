@@ -8,7 +8,8 @@
  * where the value came from and what is allowed (the CLI exits 2 on a ConfigError).
  */
 import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, join, resolve } from 'node:path';
+import { userCacheDir } from './paths.js';
 import { z } from 'zod';
 import type { InferenceOptions } from '../worker/inference/options.js';
 
@@ -70,6 +71,11 @@ export const optionSpecs = {
   kvType: enumOption(['f16', 'q8_0', 'q4_0'], 'f16', 'KV cache element type; q8_0 and q4_0 hold 2x and 4x more tokens per byte and need flashAttention.'),
   flashAttention: booleanOption(false, "Use llama.cpp's flash attention kernels (required for a quantised kvType)."),
   gpuLayers: integerOption(0, -1, 4096, 'Model layers offloaded to a GPU backend when one is installed; 0 = CPU only, -1 = all.'),
+  cacheDir: textOption(
+    "Folder of agents' cache files (the disk tier), kept across restarts; default: the user cache, e.g. ~/.cache/semantic/agents.",
+    4096,
+    'spaces allowed',
+  ),
   ramCacheBytes: integerOption(1024 * MiB, 0, 1024 * 1024 * MiB, "Bytes of idle agents' exported KV state kept in host memory (the RAM tier); 0 turns the tier off."),
   maxBodyBytes: integerOption(4 * MiB, 1024, 256 * MiB, 'Request bodies over this size are answered 413 (uWS itself sets no limit).'),
   logLevel: enumOption(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info', 'Lowest level of log lines written.'),
@@ -260,6 +266,7 @@ export function toServerSettings(config: Config, modelPath: string): ServerSetti
       flashAttention: config.flashAttention,
       gpuLayers: config.gpuLayers,
       ramBudgetBytes: config.ramCacheBytes,
+      cacheDir: resolve(config.cacheDir ?? join(userCacheDir(), 'agents')),
     },
   };
 }

@@ -192,6 +192,8 @@ export class EngineClient {
         return this.die(message.error.message);
       case 'stats':
         return this.onStats(message.requestId, message.stats);
+      case 'persisted':
+        return this.log.info({ agentId: message.agentId, bytes: message.bytes }, 'agent cache persisted');
       default:
         return this.onRequestMessage(message);
     }

@@ -114,6 +114,8 @@ export const tokensSchema = z.object({ type: z.literal('tokens'), requestId, tex
 export const doneSchema = z.object({ type: z.literal('done'), requestId, finishReason: finishReasonSchema, usage: usageSchema });
 export const failedSchema = z.object({ type: z.literal('failed'), requestId, error: errorPayloadSchema });
 export const statsSchema = z.object({ type: z.literal('stats'), requestId, stats: engineStatsSchema });
+/** An agent's cache file was written (the disk tier). */
+export const persistedSchema = z.object({ type: z.literal('persisted'), agentId: z.string(), bytes: count });
 /** The inference thread cannot go on (model failed to load, fatal decode error). */
 export const engineDeadSchema = z.object({ type: z.literal('engine_dead'), error: errorPayloadSchema });
 
@@ -125,6 +127,7 @@ export const inferenceToFrontSchema = z.discriminatedUnion('type', [
   doneSchema,
   failedSchema,
   statsSchema,
+  persistedSchema,
   engineDeadSchema,
 ]);
 
@@ -137,6 +140,7 @@ export type TokensMessage = z.infer<typeof tokensSchema>;
 export type DoneMessage = z.infer<typeof doneSchema>;
 export type FailedMessage = z.infer<typeof failedSchema>;
 export type StatsMessage = z.infer<typeof statsSchema>;
+export type PersistedMessage = z.infer<typeof persistedSchema>;
 export type EngineDeadMessage = z.infer<typeof engineDeadSchema>;
 export type FrontToInference = z.infer<typeof frontToInferenceSchema>;
 export type InferenceToFront = z.infer<typeof inferenceToFrontSchema>;

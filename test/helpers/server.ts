@@ -4,6 +4,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../../shared/paths.js';
 
@@ -21,6 +23,9 @@ export const cliPath = join(projectRoot(), 'dist', 'shared', 'cli', 'main.js');
 
 /** Starts `semantic <args>` and resolves once a log line with `msg === readyMessage` appears. */
 export function startServer(args: string[], readyMessage = 'ready', env: NodeJS.ProcessEnv = {}): Promise<RunningServer> {
+  // Agents' cache files of one test never leak into another: a fresh cache dir unless one is given.
+  const serving = args[0] === 'serve' || args[0] === 'supervise';
+  if (serving && !args.includes('--cache-dir')) args = [...args, '--cache-dir', mkdtempSync(join(tmpdir(), 'semantic-agents-'))];
   const child = spawn(process.execPath, [cliPath, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

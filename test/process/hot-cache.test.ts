@@ -131,13 +131,14 @@ t.test('with every sequence taken, the least recently used idle agent moves to R
   t.equal(later.text, coldNext.text);
 });
 
-t.test('without a RAM tier an evicted agent misses, and still gets the right answer', async (t) => {
+t.test('without a RAM tier an evicted agent comes back from its disk file', async (t) => {
   const server = await serve(2, 0);
+  const coldA = await greedyReference(modelPath, talk('a'), MAX);
   await turn(server, 'a', talk('a'));
   await turn(server, 'b', talk('b'));
   await turn(server, 'c', talk('c'));
   const a = await turn(server, 'a', talk('a'));
-  t.equal(a.tier, 'miss');
-  t.equal(a.usage.prompt_tokens_details.cached_tokens, 0);
-  t.equal(a.text, (await greedyReference(modelPath, talk('a'), MAX)).text);
+  t.equal(a.tier, 'disk');
+  t.equal(a.usage.prompt_tokens_details.cached_tokens, coldA.promptTokens - 1);
+  t.equal(a.text, coldA.text);
 });

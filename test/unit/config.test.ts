@@ -4,6 +4,7 @@
 import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { userCacheDir } from '../../shared/paths.js';
 import {
   ConfigError,
   configFromJson,
@@ -49,6 +50,7 @@ t.test('defaults: every option has one and they pass their own checks', async (t
     kvType: 'f16',
     flashAttention: false,
     gpuLayers: 0,
+    cacheDir: undefined,
     ramCacheBytes: 1024 * 1024 * 1024,
     maxBodyBytes: 4 * 1024 * 1024,
     logLevel: 'info',
@@ -106,6 +108,7 @@ const invalidValues: [OptionName, string, string][] = [
   ['kvType', 'q5_1', 'kvType must be one of f16, q8_0, q4_0; got "q5_1" from flag --kv-type'],
   ['flashAttention', 'maybe', 'flashAttention must be true or false; got "maybe" from flag --flash-attention'],
   ['gpuLayers', '-2', 'gpuLayers must be an integer from -1 to 4096; got -2 from flag --gpu-layers'],
+  ['cacheDir', '', 'cacheDir must be a string of 1 to 4096 characters without control characters; got "" from flag --cache-dir'],
   ['ramCacheBytes', '-1', 'ramCacheBytes must be an integer from 0 to 1099511627776; got -1 from flag --ram-cache-bytes'],
   ['maxBodyBytes', '100', 'maxBodyBytes must be an integer from 1024 to 268435456; got 100 from flag --max-body-bytes'],
   ['logLevel', 'verbose', 'logLevel must be one of trace, debug, info, warn, error, fatal, silent; got "verbose" from flag --log-level'],
@@ -177,6 +180,7 @@ t.test('server settings: inference options from the config, model id from the fi
       flashAttention: true,
       gpuLayers: -1,
       ramBudgetBytes: 1024 * 1024 * 1024,
+      cacheDir: join(userCacheDir(), 'agents'),
     },
   });
   t.equal(toServerSettings(loadConfig({ flags: { modelId: 'agent-model' } }), '/m.gguf').inference.modelId, 'agent-model', 'modelId wins');

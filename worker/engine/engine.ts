@@ -7,6 +7,7 @@ import type { Addon, Context, Model } from './addon.js';
 import { Admission, type Reservation } from './admission.js';
 import { commonPrefixLength, HotCache, type HotEntry } from './hot-cache.js';
 import { RamCache } from './ram-cache.js';
+import type { DiskTier } from '../persistence/disk-tier.js';
 import { ChatTemplate } from './chat-template.js';
 import { planStep, type StepPlan } from './scheduler.js';
 import { Sequence } from './sequence.js';
@@ -38,6 +39,8 @@ export class Engine {
   private readonly ram: RamCache;
   /** Requests not yet admitted; admitted between steps, when the context may be touched. */
   private readonly incoming: GenerateMessage[] = [];
+  /** Finished turns whose state is to be exported and written to the disk tier before the agent's next turn. */
+  private readonly toPersist: HotEntry[] = [];
   /** Agents with a request admitted or queued, and their later requests, which wait their turn. */
   private readonly busyAgents = new Map<string, GenerateMessage[]>();
   private readonly template: ChatTemplate;
@@ -53,6 +56,7 @@ export class Engine {
     private readonly context: Context,
     private readonly settings: EngineSettings,
     private readonly post: (message: InferenceToFront) => void,
+    private readonly disk?: DiskTier,
   ) {
     this.admission = new Admission(settings.maxSequences, settings.contextSize, settings.maxQueued);
     this.ram = new RamCache(settings.ramBudgetBytes);
@@ -210,14 +214,22 @@ export class Engine {
     sampler.accept(prompt);
     const sequence = new Sequence({ ...request, maxTokens: prepared.maxTokens }, prompt, sampler, reservation, cachedTokens);
     this.active.set(request.requestId, sequence);
-    const saved = cacheTier === 'miss' ? this.ram.take(request.agentId) : undefined;
-    const reusable = saved === undefined ? 0 : Math.min(commonPrefixLength(saved.tokens, prompt), prompt.length - 1);
-    if (saved !== undefined && reusable > 0) {
+    const restore = cacheTier === 'miss' ? this.savedCacheOf(request.agentId) : undefined;
+    if (restore !== undefined) {
       sequence.phase = 'restoring';
-      sequence.restore = { state: saved.state, tokens: reusable };
-      return; // `started` is posted once the state is imported (restoreFromRam)
+      sequence.restore = restore;
+      return; // `started` is posted once the state is imported (restoreSaved)
     }
     this.postStarted(sequence, cacheTier);
+  }
+
+  /** The RAM tier first, then the disk tier: how to get the agent's saved tokens and state. */
+  private savedCacheOf(agentId: string): Sequence['restore'] {
+    const saved = this.ram.take(agentId);
+    if (saved !== undefined) return { tier: 'ram', load: () => Promise.resolve(saved) };
+    const disk = this.disk;
+    if (disk?.has(agentId) === true) return { tier: 'disk', load: () => disk.load(agentId) };
+    return undefined;
   }
 
   private postStarted(sequence: Sequence, cacheTier: CacheTier): void {
@@ -242,23 +254,47 @@ export class Engine {
     }
   }
 
-  /** Imports RAM-tier states into the sequences started for returning agents, keeping the common prefix. */
-  private async restoreFromRam(): Promise<void> {
+  /** Imports saved states into the sequences started for returning agents, keeping the common prefix. */
+  private async restoreSaved(): Promise<void> {
     for (const sequence of this.active.values()) {
       if (sequence.phase !== 'restoring' || sequence.restore === undefined) continue;
-      const { state, tokens } = sequence.restore;
+      const { tier, load } = sequence.restore;
       sequence.restore = undefined;
-      let tier: CacheTier = 'ram';
-      try {
-        await this.context.stateSeqSet(sequence.seqId, state);
-        this.context.seqRemove(sequence.seqId, tokens, -1);
-        sequence.reuse(tokens);
-      } catch {
-        this.context.seqRemove(sequence.seqId);
-        tier = 'miss';
-      }
+      const reused = await this.importSaved(sequence, load).catch(() => 0);
+      if (reused === 0) this.context.seqRemove(sequence.seqId);
       if (sequence.phase === 'restoring') sequence.phase = 'prefill';
-      this.postStarted(sequence, tier);
+      this.postStarted(sequence, reused > 0 ? tier : 'miss');
+    }
+  }
+
+  private async importSaved(sequence: Sequence, load: () => Promise<{ tokens: Int32Array; state: Uint8Array } | null>): Promise<number> {
+    const saved = await load();
+    if (saved === null) return 0;
+    const reusable = Math.min(commonPrefixLength(saved.tokens, sequence.prompt), sequence.prompt.length - 1);
+    if (reusable === 0) return 0;
+    await this.context.stateSeqSet(sequence.seqId, saved.state);
+    this.context.seqRemove(sequence.seqId, reusable, -1);
+    sequence.reuse(reusable);
+    return reusable;
+  }
+
+  /** Exports each finished turn's state and hands it to the disk tier (write-behind), then lets the agent go on. */
+  private async persistFinished(): Promise<void> {
+    for (const entry of this.toPersist.splice(0)) {
+      const current = this.hot.peek(entry.agentId);
+      if (this.disk !== undefined && current?.seqId === entry.seqId) {
+        try {
+          const state = await this.context.stateSeqGet(entry.seqId);
+          const agentId = entry.agentId;
+          this.disk.persist(agentId, entry.tokens, state).then(
+            (bytes) => this.post({ type: 'persisted', agentId, bytes }),
+            () => undefined, // a failed write leaves the previous file or none: a later miss, never a wrong answer
+          );
+        } catch {
+          // export failed: nothing written for this turn
+        }
+      }
+      this.agentDone(entry.agentId);
     }
   }
 
@@ -269,7 +305,7 @@ export class Engine {
   }
 
   private hasWork(): boolean {
-    return this.active.size > 0 || this.incoming.length > 0 || (this.admission.queued > 0 && this.hot.size > 0);
+    return this.active.size > 0 || this.incoming.length > 0 || this.toPersist.length > 0 || (this.admission.queued > 0 && this.hot.size > 0);
   }
 
   private async loop(): Promise<void> {
@@ -281,8 +317,9 @@ export class Engine {
   private async step(): Promise<void> {
     this.admitIncoming();
     this.decoding = true;
+    await this.persistFinished();
     await this.demoteIdleForWaiting();
-    await this.restoreFromRam();
+    await this.restoreSaved();
     this.decoding = false;
     const plan = planStep([...this.active.values()], this.settings.batchTokens);
     if (plan === null) return;
@@ -352,6 +389,10 @@ export class Engine {
       const tokens = Int32Array.from([...sequence.prompt, ...sequence.output].slice(0, held));
       this.hot.put(sequence.agentId, sequence.seqId, tokens);
       this.startAll(this.admission.resize(sequence.reservation, held) ?? []);
+      if (this.disk !== undefined) {
+        this.toPersist.push({ agentId: sequence.agentId, seqId: sequence.seqId, tokens, lastUsed: 0 });
+        return this.kick();
+      }
     } else {
       this.context.seqRemove(sequence.seqId);
       this.startAll(this.admission.release(sequence.reservation));

@@ -30,6 +30,10 @@ export class HotCache {
     this.entries.set(agentId, { agentId, seqId, tokens, lastUsed: ++this.clock });
   }
 
+  peek(agentId: string): HotEntry | undefined {
+    return this.entries.get(agentId);
+  }
+
   /** Removes and returns the agent's entry, to be reused by its new request. */
   take(agentId: string): HotEntry | undefined {
     const entry = this.entries.get(agentId);

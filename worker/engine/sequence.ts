@@ -23,8 +23,8 @@ export class Sequence {
   pendingToken = -1;
   aborted = false;
   finishReason: FinishReason | undefined;
-  /** The saved state to import and how many of its tokens are reused (the RAM and disk tiers). */
-  restore: { state: Uint8Array; tokens: number } | undefined;
+  /** Where the agent's saved state comes from (the RAM or disk tier), imported before its first prefill. */
+  restore: { tier: 'ram' | 'disk'; load: () => Promise<{ tokens: Int32Array; state: Uint8Array } | null> } | undefined;
   readonly text: TextStream;
 
   constructor(

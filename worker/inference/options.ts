@@ -19,4 +19,6 @@ export interface InferenceOptions {
   gpuLayers: number;
   /** Bytes of idle agents' exported KV state kept in host memory (the RAM tier). */
   ramBudgetBytes: number;
+  /** Folder of agents' cache files (the disk tier). */
+  cacheDir: string;
 }

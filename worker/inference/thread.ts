@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { basename } from 'node:path';
 import { loadAddon, type Addon, type Context, type Model } from '../engine/addon.js';
 import { Engine } from '../engine/engine.js';
+import { DiskTier, modelFingerprint } from '../persistence/disk-tier.js';
 import type { InferenceOptions } from './options.js';
 import { decodeFrontMessage, encodeMessage } from '../../shared/protocol/codec.js';
 import type { FrontToInference, InferenceToFront } from '../../shared/protocol/messages.js';
@@ -60,6 +61,8 @@ async function main(): Promise<void> {
   const addon = loadAddon();
   const { model, context } = await open(addon);
   const contextInfo = context.info();
+  const disk = new DiskTier(options.cacheDir, await modelFingerprint(options.modelPath), options.kvType);
+  await disk.index();
   const engine = new Engine(addon, model, context, {
     contextSize: contextInfo.nCtx,
     maxSequences: options.maxSequences,
@@ -67,7 +70,7 @@ async function main(): Promise<void> {
     maxQueued: 256,
     defaultMaxTokens: 2048,
     ramBudgetBytes: options.ramBudgetBytes,
-  }, post);
+  }, post, disk);
   port?.on('message', (frame: Uint8Array) => {
     try {
       dispatch(engine, decodeFrontMessage(frame));
