@@ -71,6 +71,8 @@ export const optionSpecs = {
   kvType: enumOption(['f16', 'q8_0', 'q4_0'], 'f16', 'KV cache element type; q8_0 and q4_0 hold 2x and 4x more tokens per byte and need flashAttention.'),
   flashAttention: booleanOption(false, "Use llama.cpp's flash attention kernels (required for a quantised kvType)."),
   gpuLayers: integerOption(0, -1, 4096, 'Model layers offloaded to a GPU backend when one is installed; 0 = CPU only, -1 = all.'),
+  maxQueued: integerOption(64, 0, 100_000, 'Requests that may wait for a sequence or KV cells; one more is answered 429 with Retry-After at once.'),
+  maxQueuedTokens: integerOption(262_144, 0, 100_000_000, 'Prompt + max tokens of all waiting requests at most; a request beyond it is answered 429 with Retry-After.'),
   cacheDir: textOption(
     "Folder of agents' cache files (the disk tier), kept across restarts; default: the user cache, e.g. ~/.cache/semantic/agents.",
     4096,
@@ -266,6 +268,8 @@ export function toServerSettings(config: Config, modelPath: string): ServerSetti
       flashAttention: config.flashAttention,
       gpuLayers: config.gpuLayers,
       ramBudgetBytes: config.ramCacheBytes,
+      maxQueued: config.maxQueued,
+      maxQueuedTokens: config.maxQueuedTokens,
       cacheDir: resolve(config.cacheDir ?? join(userCacheDir(), 'agents')),
     },
   };

@@ -31,3 +31,11 @@ t.test('queued requests can be removed and drained', async (t) => {
   t.same(admission.takeAllQueued(), ['c']);
   t.equal(admission.queued, 0);
 });
+
+t.test('the queue is bounded by tokens too', async (t) => {
+  const admission = new Admission<string>(1, 100, 10, 150);
+  admission.tryAdmit('running', 100);
+  t.equal(admission.tryAdmit('a', 100), null, 'queued: 100 waiting tokens');
+  t.equal(admission.tryAdmit('b', 60), 'queue-full', '160 would exceed 150');
+  t.equal(admission.tryAdmit('c', 50), null, '150 fits exactly');
+});

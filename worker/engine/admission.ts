@@ -19,6 +19,8 @@ export class Admission<T> {
     maxSequences: number,
     readonly totalCells: number,
     private readonly maxQueued: number,
+    /** Prompt + max tokens of all waiting requests at most: a queue of huge requests is refused too. */
+    private readonly maxQueuedCells = Infinity,
   ) {
     this.freeSeqIds = Array.from({ length: maxSequences }, (_, i) => i);
   }
@@ -37,7 +39,8 @@ export class Admission<T> {
       const reservation = this.reserve(cells);
       if (reservation !== null) return reservation;
     }
-    if (this.waiting.length >= this.maxQueued) return 'queue-full';
+    const waitingCells = this.waiting.reduce((sum, w) => sum + w.cells, 0);
+    if (this.waiting.length >= this.maxQueued || waitingCells + cells > this.maxQueuedCells) return 'queue-full';
     this.waiting.push({ item, cells });
     return null;
   }

@@ -20,6 +20,8 @@ export interface EngineSettings {
   batchTokens: number;
   /** Requests waiting for a sequence at most; more are refused with 429. */
   maxQueued: number;
+  /** Prompt + max tokens of all waiting requests at most; more are refused with 429. */
+  maxQueuedTokens: number;
   /** Generation cap when a request names no max tokens. */
   defaultMaxTokens: number;
   /** Bytes of exported KV state the RAM tier may hold. */
@@ -58,7 +60,7 @@ export class Engine {
     private readonly post: (message: InferenceToFront) => void,
     private readonly disk?: DiskTier,
   ) {
-    this.admission = new Admission(settings.maxSequences, settings.contextSize, settings.maxQueued);
+    this.admission = new Admission(settings.maxSequences, settings.contextSize, settings.maxQueued, settings.maxQueuedTokens);
     this.ram = new RamCache(settings.ramBudgetBytes);
     const info = model.info();
     const piece = (token: number): string => (token < 0 ? '' : model.detokenize(Int32Array.of(token), { special: true }));

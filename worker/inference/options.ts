@@ -19,6 +19,10 @@ export interface InferenceOptions {
   gpuLayers: number;
   /** Bytes of idle agents' exported KV state kept in host memory (the RAM tier). */
   ramBudgetBytes: number;
+  /** Requests that may wait for room; more get 429. */
+  maxQueued: number;
+  /** Prompt + max tokens of all waiting requests at most; more get 429. */
+  maxQueuedTokens: number;
   /** Folder of agents' cache files (the disk tier). */
   cacheDir: string;
 }

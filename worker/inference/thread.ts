@@ -67,7 +67,8 @@ async function main(): Promise<void> {
     contextSize: contextInfo.nCtx,
     maxSequences: options.maxSequences,
     batchTokens: options.batchTokens,
-    maxQueued: 256,
+    maxQueued: options.maxQueued,
+    maxQueuedTokens: options.maxQueuedTokens,
     defaultMaxTokens: 2048,
     ramBudgetBytes: options.ramBudgetBytes,
   }, post, disk);
