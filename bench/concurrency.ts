@@ -1,8 +1,10 @@
 /**
  * Aggregate decode throughput of `semantic serve` at several concurrency levels, measured in one run
  * (ratios to one stream are what matter on a shared, noisy machine). Each level sends N concurrent
- * streaming chat completions of distinct prompts with `max_tokens` tokens and greedy sampling, and
- * counts generated tokens from the usage the server reports.
+ * streaming chat completions of distinct prompts with `max_tokens` tokens and greedy sampling. Two
+ * figures per level: end to end (generated tokens from the usage the server reports, over the whole
+ * level's wall time, prefill included) and decode (tokens that arrived while all N streams were
+ * generating, over that window: the steady state a batch of N agents decodes at).
  *
  *   npm run build && node dist/bench/concurrency.js --shape qwen2.5-0.5b --levels 1,8,32 --tokens 64
  */
@@ -31,7 +33,13 @@ const server = await startServer([
   '--max-sequences', String(maxLevel), '--context-size', String(maxLevel * (maxTokens + 64)),
 ], 'ready');
 
-async function stream(index: number): Promise<number> {
+interface StreamResult {
+  tokens: number;
+  /** Arrival time of each content chunk. */
+  times: number[];
+}
+
+async function stream(index: number): Promise<StreamResult> {
   const response = await fetch(`${server.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -44,30 +52,43 @@ async function stream(index: number): Promise<number> {
       stream_options: { include_usage: true },
     }),
   });
-  const events = await readSseData(response);
+  const times: number[] = [];
+  const events = await readSseData(response, (data) => {
+    if (data.includes('"content":"')) times.push(performance.now());
+  });
   const usage = JSON.parse(events.at(-2) ?? '{}') as { usage?: { completion_tokens: number } };
-  return usage.usage?.completion_tokens ?? 0;
+  return { tokens: usage.usage?.completion_tokens ?? 0, times };
 }
 
-async function level(concurrency: number): Promise<{ tokens: number; seconds: number }> {
+/** Tokens per second while every stream was generating: from the last first token to the first last token. */
+function decodeRate(streams: StreamResult[]): number {
+  const from = Math.max(...streams.map((s) => s.times[0] ?? Infinity));
+  const to = Math.min(...streams.map((s) => s.times.at(-1) ?? -Infinity));
+  const inWindow = streams.reduce((sum, s) => sum + s.times.filter((at) => at > from && at <= to).length, 0);
+  return to > from ? (inWindow * 1000) / (to - from) : 0;
+}
+
+async function level(concurrency: number): Promise<{ tokens: number; seconds: number; decode: number }> {
   const start = performance.now();
-  const counts = await Promise.all(Array.from({ length: concurrency }, (_, i) => stream(i)));
-  return { tokens: counts.reduce((a, b) => a + b, 0), seconds: (performance.now() - start) / 1000 };
+  const streams = await Promise.all(Array.from({ length: concurrency }, (_, i) => stream(i)));
+  const seconds = (performance.now() - start) / 1000;
+  return { tokens: streams.reduce((sum, s) => sum + s.tokens, 0), seconds, decode: decodeRate(streams) };
 }
 
 try {
   await level(1); // warm-up: page the weights in
-  const results: { concurrency: number; tokens: number; seconds: number; rate: number }[] = [];
+  const results: { concurrency: number; tokens: number; seconds: number; rate: number; decode: number }[] = [];
   for (const concurrency of levels) {
-    const { tokens, seconds } = await level(concurrency);
-    results.push({ concurrency, tokens, seconds, rate: tokens / seconds });
+    const { tokens, seconds, decode } = await level(concurrency);
+    results.push({ concurrency, tokens, seconds, rate: tokens / seconds, decode });
   }
-  const base = results[0]?.rate ?? 1;
+  const base = results[0] ?? { rate: 1, decode: 1 };
   console.log(`model ${model}, ${maxTokens} tokens per stream, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'})`);
-  console.log('| concurrent streams | tokens | seconds | tokens/s | × 1 stream |');
-  console.log('|---|---|---|---|---|');
+  console.log('| concurrent streams | tokens | seconds | end-to-end tokens/s | × 1 stream | decode tokens/s | × 1 stream |');
+  console.log('|---|---|---|---|---|---|---|');
   for (const r of results) {
-    console.log(`| ${r.concurrency} | ${r.tokens} | ${r.seconds.toFixed(2)} | ${r.rate.toFixed(1)} | ${(r.rate / base).toFixed(2)} |`);
+    const cells = [r.concurrency, r.tokens, r.seconds.toFixed(2), r.rate.toFixed(1), (r.rate / base.rate).toFixed(2), r.decode.toFixed(1), (r.decode / base.decode).toFixed(2)];
+    console.log(`| ${cells.join(' | ')} |`);
   }
 } finally {
   await server.stop();

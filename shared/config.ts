@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { userCacheDir } from './paths.js';
+import { AUTO, diskBudgetBytes, ramBudgetBytes } from './budgets.js';
 import { z } from 'zod';
 import type { InferenceOptions } from '../worker/inference/options.js';
 
@@ -37,6 +38,14 @@ function booleanOption(defaultValue: boolean, doc: string): OptionSpec<boolean> 
 
 function enumOption<const V extends readonly [string, ...string[]]>(values: V, defaultValue: V[number], doc: string): OptionSpec<V[number]> {
   return { kind: 'enum', schema: z.enum(values), default: defaultValue, allowed: `one of ${values.join(', ')}`, doc };
+}
+
+/**
+ * A cache tier's byte budget: `-1` (the default) sizes it from the machine when the server starts
+ * (shared/budgets.ts), so the same config suits a laptop and a large server.
+ */
+function budgetOption(max: number, doc: string): OptionSpec<number> {
+  return { kind: 'integer', schema: z.number().int().min(AUTO).max(max), default: AUTO, allowed: `-1 (auto) or an integer from 0 to ${max}`, doc };
 }
 
 /** Paths and ids end up in logs and HTTP bodies: no control characters (a newline would forge a log line). */
@@ -78,7 +87,17 @@ export const optionSpecs = {
     4096,
     'spaces allowed',
   ),
-  ramCacheBytes: integerOption(1024 * MiB, 0, 1024 * 1024 * MiB, "Bytes of idle agents' exported KV state kept in host memory (the RAM tier); 0 turns the tier off."),
+  ramCacheBytes: budgetOption(
+    1024 * 1024 * MiB,
+    "Bytes of idle agents' exported KV state kept in host memory (the RAM tier), least recently used out first; 0 turns the tier off; " +
+      '-1 = auto (default): a quarter of the memory (or of the cgroup limit, where lower), at most 8 GiB, per server process, ' +
+      'leaving the rest to the model, the KV cache and the page cache.',
+  ),
+  diskCacheBytes: budgetOption(
+    1024 * 1024 * 1024 * MiB,
+    "Bytes of agents' cache files kept in the cache dir (the disk tier), least recently used deleted first; 0 turns the tier off; " +
+      "-1 = auto (default): a quarter of the cache dir file system's free space plus what the dir already holds, at most 64 GiB, per server process.",
+  ),
   maxBodyBytes: integerOption(4 * MiB, 1024, 256 * MiB, 'Request bodies over this size are answered 413 (uWS itself sets no limit).'),
   logLevel: enumOption(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info', 'Lowest level of log lines written.'),
   workers: { ...integerOption(2, 1, 64, 'Worker processes `semantic supervise` runs on the shared port; each loads its own model copy.'), superviseOnly: true },
@@ -250,9 +269,11 @@ export interface ServerSettings {
 
 /**
  * What `startWorkerServer` needs from a config. The model path is passed separately because a config
- * without `model` serves the generated demo model, whose path is known only once it is made.
+ * without `model` serves the generated demo model, whose path is known only once it is made. Cache
+ * budgets left at -1 (auto) are sized here, in the process that serves, from its own machine.
  */
 export function toServerSettings(config: Config, modelPath: string): ServerSettings {
+  const cacheDir = resolve(config.cacheDir ?? join(userCacheDir(), 'agents'));
   return {
     host: config.host,
     port: config.port,
@@ -267,10 +288,11 @@ export function toServerSettings(config: Config, modelPath: string): ServerSetti
       kvType: config.kvType,
       flashAttention: config.flashAttention,
       gpuLayers: config.gpuLayers,
-      ramBudgetBytes: config.ramCacheBytes,
+      ramBudgetBytes: ramBudgetBytes(config.ramCacheBytes),
       maxQueued: config.maxQueued,
       maxQueuedTokens: config.maxQueuedTokens,
-      cacheDir: resolve(config.cacheDir ?? join(userCacheDir(), 'agents')),
+      cacheDir,
+      diskBudgetBytes: diskBudgetBytes(config.diskCacheBytes, cacheDir),
     },
   };
 }

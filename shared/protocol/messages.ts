@@ -72,6 +72,13 @@ const engineStatsSchema = z.object({
   /** KV cells holding tokens of any sequence. */
   usedCells: count,
   totalCells: count,
+  /** The block pool over those cells: blocks reserved for active requests and held by hot agents. */
+  blockSize: count,
+  usedBlocks: count,
+  totalBlocks: count,
+  /** Idle agents' exported states in the RAM tier, and their bytes. */
+  ramAgents: count,
+  ramBytes: count,
   steps: count,
   /** Steps whose one decode call carried tokens of more than one sequence. */
   multiSequenceSteps: count,

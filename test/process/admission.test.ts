@@ -21,24 +21,57 @@ const post = (server: RunningServer, agent: string, content: string, maxTokens: 
     body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content }], max_tokens: maxTokens, temperature: 0, stream }),
   });
 
-t.test('exhaustion: concurrent long requests get 429 with Retry-After, none 500, and service resumes', async (t) => {
-  const server = await serve(['--context-size', '512', '--max-sequences', '2', '--max-queued', '1', '--ram-cache-bytes', '0']);
-  const responses = await Promise.all(Array.from({ length: 8 }, (_, i) => post(server, `load-${i}`, `Request number ${i}, please answer at length.`, 200)));
+t.test('exhaustion: requests that cannot fit get 429 + Retry-After at once, none 500, and service resumes', async (t) => {
+  // 512 cells = 32 blocks of 16; each request needs ~20 prompt + 200 output tokens = 14 blocks, so two fit.
+  const server = await serve(['--context-size', '512', '--max-sequences', '4', '--ram-cache-bytes', '0']);
+  const settled: number[] = [];
+  const responses = await Promise.all(
+    Array.from({ length: 8 }, async (_, i) => {
+      const response = await post(server, `load-${i}`, `Request number ${i}, please answer at length.`, 200);
+      settled.push(response.status);
+      return response;
+    }),
+  );
   const statuses = responses.map((r) => r.status);
   const refused = responses.filter((r) => r.status === 429);
   t.ok(refused.length >= 1, `some requests were refused (statuses ${statuses.join(',')})`);
   t.ok(statuses.every((s) => s === 200 || s === 429), 'only 200 or 429');
+  const firstDone = settled.indexOf(200);
+  t.ok(firstDone >= 1, `some requests were served (in order of answers: ${settled.join(',')})`);
+  t.ok(settled.slice(firstDone).every((s) => s === 200), 'every 429 came before the first completion: refused at once, not queued');
   for (const response of refused) {
     t.equal(response.headers.get('retry-after'), '1');
     const body = (await response.json()) as { error: { type: string; code: string } };
     t.equal(body.error.type, 'rate_limit_error');
-    t.equal(body.error.code, 'ERR_QUEUE_FULL');
+    t.equal(body.error.code, 'ERR_POOL_EXHAUSTED', 'the pool, not the queue, was the limit');
   }
   for (const response of responses.filter((r) => r.status === 200)) {
     t.equal(((await response.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens, 200);
   }
   const after = await post(server, 'later', 'Are you still there?', 8);
   t.equal(after.status, 200, 'serves again once the load is gone');
+  const stats = (await (await fetch(`${server.url}/debug/engine`)).json()) as Record<string, number>;
+  t.equal(stats.totalBlocks, 32);
+  t.equal(stats.activeSequences, 0);
+});
+
+t.test('a full wait queue: 429 ERR_QUEUE_FULL at once; the queued request runs after the running one', async (t) => {
+  const server = await serve(['--max-sequences', '1', '--max-queued', '1']);
+  let started!: () => void;
+  const streaming = new Promise<void>((resolve) => (started = resolve));
+  const running = readSseData(await post(server, 'runner', 'Talk to me for a while.', 300, true), (data) => {
+    if (data.includes('"content":"')) started();
+  });
+  await streaming;
+  // Which of the two arrives first is up to the network stack: one waits in the queue, the other finds it full.
+  const answers = await Promise.all([post(server, 'second', 'Hello there.', 8), post(server, 'third', 'Hello again.', 8)]);
+  const [queued, overflow] = [...answers].sort((a, b) => a.status - b.status) as [Response, Response];
+  t.equal(overflow.status, 429);
+  t.equal(overflow.headers.get('retry-after'), '1');
+  t.equal(((await overflow.json()) as { error: { code: string } }).error.code, 'ERR_QUEUE_FULL');
+  t.equal(queued.status, 200);
+  t.equal(((await queued.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens, 8);
+  t.equal((await running).at(-1), '[DONE]');
 });
 
 t.test('a long prompt is prefilled in chunks while another agent keeps streaming', async (t) => {
@@ -68,4 +101,26 @@ t.test('a long prompt is prefilled in chunks while another agent keeps streaming
     atLongFirstToken - atLongStart >= chunks - 2,
     `the other stream got ${atLongFirstToken - atLongStart} tokens while the long prompt prefilled in ${chunks} chunks`,
   );
+});
+
+t.test("idle agents' blocks make way for a newcomer: spilled to RAM, then restored exactly", async (t) => {
+  // 32 blocks; a finished turn of ~20 prompt + 100 output tokens keeps ~8 blocks, a running one reserves 8.
+  const server = await serve(['--context-size', '512', '--max-sequences', '8', '--max-queued', '8']);
+  const ask = async (agent: string, maxTokens: number) => {
+    const response = await post(server, agent, `I am agent ${agent}. Tell me a long story.`, maxTokens);
+    const body = (await response.json()) as { choices: { message: { content: string } }[]; usage: { prompt_tokens_details: { cached_tokens: number } } };
+    return { status: response.status, tier: response.headers.get('x-semantic-cache'), text: body.choices[0]?.message.content, cached: body.usage.prompt_tokens_details.cached_tokens };
+  };
+  const first = await ask('a', 100);
+  await ask('b', 100);
+  await ask('c', 100);
+  const big = await ask('d', 300);
+  t.equal(big.status, 200, 'fits once idle agents are spilled');
+  const stats = (await (await fetch(`${server.url}/debug/engine`)).json()) as { ramAgents: number; usedBlocks: number; totalBlocks: number };
+  t.ok(stats.ramAgents >= 1, `${stats.ramAgents} idle agents were spilled to RAM`);
+  t.ok(stats.usedBlocks <= stats.totalBlocks);
+  const again = await ask('a', 100);
+  t.equal(again.tier, 'ram', 'the least recently used agent went to RAM first and comes back from there');
+  t.ok(again.cached > 0);
+  t.equal(again.text, first.text, 'the same prompt gives the same greedy output after the restore');
 });

@@ -2,9 +2,11 @@
 // flags), every bad value is refused with a message naming the option, where the value came from and
 // what is allowed, and a config file cannot carry keys we do not know.
 import t, { type Test } from 'tap';
-import { writeFileSync } from 'node:fs';
+import { statfsSync, writeFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { userCacheDir } from '../../shared/paths.js';
+import { autoDiskBytes, autoRamBytes, cacheFileBytes, freeDiskBytes, usableMemoryBytes } from '../../shared/budgets.js';
 import {
   ConfigError,
   configFromJson,
@@ -53,7 +55,8 @@ t.test('defaults: every option has one and they pass their own checks', async (t
     maxQueued: 64,
     maxQueuedTokens: 262_144,
     cacheDir: undefined,
-    ramCacheBytes: 1024 * 1024 * 1024,
+    ramCacheBytes: -1,
+    diskCacheBytes: -1,
     maxBodyBytes: 4 * 1024 * 1024,
     logLevel: 'info',
     workers: 2,
@@ -113,7 +116,8 @@ const invalidValues: [OptionName, string, string][] = [
   ['maxQueued', '-1', 'maxQueued must be an integer from 0 to 100000; got -1 from flag --max-queued'],
   ['maxQueuedTokens', 'x', 'maxQueuedTokens must be an integer from 0 to 100000000; got "x" from flag --max-queued-tokens'],
   ['cacheDir', '', 'cacheDir must be a string of 1 to 4096 characters without control characters; got "" from flag --cache-dir'],
-  ['ramCacheBytes', '-1', 'ramCacheBytes must be an integer from 0 to 1099511627776; got -1 from flag --ram-cache-bytes'],
+  ['ramCacheBytes', '-2', 'ramCacheBytes must be -1 (auto) or an integer from 0 to 1099511627776; got -2 from flag --ram-cache-bytes'],
+  ['diskCacheBytes', '1GiB', 'diskCacheBytes must be -1 (auto) or an integer from 0 to 1125899906842624; got "1GiB" from flag --disk-cache-bytes'],
   ['maxBodyBytes', '100', 'maxBodyBytes must be an integer from 1024 to 268435456; got 100 from flag --max-body-bytes'],
   ['logLevel', 'verbose', 'logLevel must be one of trace, debug, info, warn, error, fatal, silent; got "verbose" from flag --log-level'],
   ['workers', '0', 'workers must be an integer from 1 to 64; got 0 from flag --workers'],
@@ -168,7 +172,8 @@ t.test('a config handed to a worker as JSON gets the same checks', async (t) => 
 });
 
 t.test('server settings: inference options from the config, model id from the file name', async (t) => {
-  const config = loadConfig({ flags: { contextSize: '4096', kvType: 'q8_0', flashAttention: true, gpuLayers: '-1', port: '0' } });
+  const flags = { contextSize: '4096', kvType: 'q8_0', flashAttention: true, gpuLayers: '-1', port: '0', ramCacheBytes: '1024', diskCacheBytes: '0' };
+  const config = loadConfig({ flags });
   t.same(toServerSettings(config, '/models/Qwen2.5-0.5B-Instruct.Q8_0.gguf'), {
     host: '127.0.0.1',
     port: 0,
@@ -183,11 +188,44 @@ t.test('server settings: inference options from the config, model id from the fi
       kvType: 'q8_0',
       flashAttention: true,
       gpuLayers: -1,
-      ramBudgetBytes: 1024 * 1024 * 1024,
+      ramBudgetBytes: 1024,
       maxQueued: 64,
       maxQueuedTokens: 262_144,
       cacheDir: join(userCacheDir(), 'agents'),
+      diskBudgetBytes: 0,
     },
   });
   t.equal(toServerSettings(loadConfig({ flags: { modelId: 'agent-model' } }), '/m.gguf').inference.modelId, 'agent-model', 'modelId wins');
+});
+
+const GiB = 1024 * 1024 * 1024;
+
+t.test('auto budgets: a quarter of memory up to 8 GiB; a quarter of free + held disk up to 64 GiB', async (t) => {
+  t.equal(autoRamBytes(16 * GiB), 4 * GiB);
+  t.equal(autoRamBytes(64 * GiB), 8 * GiB, 'capped');
+  t.equal(autoRamBytes(1001), 250, 'whole bytes');
+  t.equal(autoDiskBytes(100 * GiB, 0), 25 * GiB);
+  t.equal(autoDiskBytes(75 * GiB, 25 * GiB), 25 * GiB, 'a full cache does not shrink its own budget across restarts');
+  t.equal(autoDiskBytes(1000 * GiB, 0), 64 * GiB, 'capped');
+  const memory = usableMemoryBytes();
+  t.ok(memory > 0 && memory <= totalmem(), 'memory is the machine\'s or the cgroup limit, whichever is lower');
+});
+
+t.test('auto budgets are resolved in the server settings; explicit values pass through', async (t) => {
+  const dir = t.testdir({ 'a.safetensors': 'x'.repeat(4096), 'b.safetensors.123.456.tmp': 'x'.repeat(100), 'notes.txt': 'x' });
+  t.equal(cacheFileBytes(dir), 4096, 'only agents\' cache files count as held');
+  t.equal(cacheFileBytes(join(dir, 'missing')), 0);
+  const fresh = join(dir, 'not', 'made', 'yet');
+  const { bavail, bsize } = statfsSync(dir);
+  t.ok(Math.abs(freeDiskBytes(fresh) - bavail * bsize) < GiB, 'the free space of the nearest existing ancestor');
+
+  const auto = toServerSettings(loadConfig({ flags: { cacheDir: dir } }), '/m.gguf').inference;
+  t.equal(auto.ramBudgetBytes, Math.min(Math.floor(usableMemoryBytes() / 4), 8 * GiB));
+  // Other processes write to the same disk meanwhile: the free space is compared to within 1 GiB.
+  const expected = autoDiskBytes(bavail * bsize, 4096);
+  t.ok(auto.diskBudgetBytes > 0 && auto.diskBudgetBytes <= 64 * GiB && Math.abs(auto.diskBudgetBytes - expected) < GiB, `disk budget ${auto.diskBudgetBytes} ≈ ${expected}`);
+
+  const fixed = toServerSettings(loadConfig({ flags: { cacheDir: dir, ramCacheBytes: '0', diskCacheBytes: '123' } }), '/m.gguf').inference;
+  t.same([fixed.ramBudgetBytes, fixed.diskBudgetBytes], [0, 123]);
+  t.equal(configFromJson(JSON.stringify(loadConfig()), 'env X').diskCacheBytes, -1, 'a worker gets -1 and sizes it on its own machine');
 });

@@ -1,6 +1,6 @@
 // RamCache keeps states under its byte budget, least recently used out first.
 import t from 'tap';
-import { RamCache } from '../../worker/engine/ram-cache.js';
+import { RamCache } from '../../worker/engine/kv/ram-cache.js';
 
 const state = (bytes: number): Uint8Array => new Uint8Array(bytes);
 const tokens = Int32Array.of(1, 2, 3);

@@ -1,26 +1,44 @@
 /**
- * Who may start decoding now. A request needs a free sequence id and enough unreserved KV cells for
- * its prompt plus its max tokens, so that an admitted request can always run to its end; otherwise it
- * waits in a bounded FIFO queue, and a full queue is refused at once (429) rather than queued without
- * bound. (The block pool of a later stage replaces the cell counting; the interface stays.)
+ * Who may start decoding now. A request needs a sequence id and enough KV blocks for its prompt plus
+ * its max tokens, so that an admitted request always runs to its end. A request that cannot fit now
+ * waits in a bounded FIFO queue — for a sequence to free up, or for idle agents to be spilled out
+ * of the KV cache at the next step — but only if it can fit once those idle agents are spilled:
+ * otherwise, or when the queue is full, it is refused at once (429) rather than left waiting on
+ * running requests of unknown length. A returning agent that still holds its sequence (its cache
+ * is hot) brings its own sequence id and asks only for the blocks it lacks.
  */
+import type { BlockPool } from './kv/block-pool.js';
 
 export interface Reservation {
   seqId: number;
-  cells: number;
+  /** Tokens the sequence's blocks are sized for. */
+  tokens: number;
+}
+
+export interface QueueLimits {
+  /** Requests waiting at most. */
+  maxQueued: number;
+  /** Prompt + max tokens of all waiting requests at most: a queue of huge requests is refused too. */
+  maxQueuedTokens: number;
+}
+
+export type AdmitResult = Reservation | 'queued' | 'no-room' | 'queue-full';
+
+interface Waiting<T> {
+  item: T;
+  tokens: number;
+  /** The sequence a returning agent already holds, if any. */
+  seqId: number | undefined;
 }
 
 export class Admission<T> {
   private readonly freeSeqIds: number[];
-  private reservedCells = 0;
-  private readonly waiting: { item: T; cells: number }[] = [];
+  private readonly waiting: Waiting<T>[] = [];
 
   constructor(
     maxSequences: number,
-    readonly totalCells: number,
-    private readonly maxQueued: number,
-    /** Prompt + max tokens of all waiting requests at most: a queue of huge requests is refused too. */
-    private readonly maxQueuedCells = Infinity,
+    readonly pool: BlockPool,
+    private limits: QueueLimits,
   ) {
     this.freeSeqIds = Array.from({ length: maxSequences }, (_, i) => i);
   }
@@ -29,57 +47,72 @@ export class Admission<T> {
     return this.waiting.length;
   }
 
+  get queuedTokens(): number {
+    return this.waiting.reduce((sum, w) => sum + w.tokens, 0);
+  }
+
   get freeSequences(): number {
     return this.freeSeqIds.length;
   }
 
-  /** A reservation if the request can start now; null if it was queued; throws nothing. */
-  tryAdmit(item: T, cells: number): Reservation | null | 'queue-full' {
-    if (this.waiting.length === 0) {
-      const reservation = this.reserve(cells);
+  /** Queue limits can change at run time; requests already queued stay. */
+  setLimits(limits: QueueLimits): void {
+    this.limits = limits;
+  }
+
+  /**
+   * Starts the request now, queues it, or refuses it. `spillableBlocks` are the blocks idle agents
+   * hold, which the engine frees (spilling them to RAM or disk) for queued requests.
+   */
+  tryAdmit(item: T, tokens: number, spillableBlocks: number, seqId?: number): AdmitResult {
+    const need = this.blocksNeeded({ item, tokens, seqId });
+    const promised = this.queuedBlocks();
+    const ownSequence = seqId !== undefined;
+    if ((ownSequence || this.waiting.length === 0) && need <= this.pool.freeBlocks - promised) {
+      const reservation = this.reserve(tokens, seqId);
       if (reservation !== null) return reservation;
     }
-    const waitingCells = this.waiting.reduce((sum, w) => sum + w.cells, 0);
-    if (this.waiting.length >= this.maxQueued || waitingCells + cells > this.maxQueuedCells) return 'queue-full';
-    this.waiting.push({ item, cells });
-    return null;
+    if (need + promised > this.pool.freeBlocks + spillableBlocks) return 'no-room';
+    if (this.waiting.length >= this.limits.maxQueued || this.queuedTokens + tokens > this.limits.maxQueuedTokens) return 'queue-full';
+    this.waiting.push({ item, tokens, seqId });
+    return 'queued';
   }
 
-  /** Frees a finished request's sequence and cells, and returns queued requests that can start now. */
-  release(reservation: Reservation): { item: T; reservation: Reservation }[] {
-    this.freeSeqIds.push(reservation.seqId);
-    this.reservedCells -= reservation.cells;
-    return this.startWaiting();
+  /** What the head of the queue lacks to start: a sequence id, blocks, or nothing (undefined: empty queue). */
+  headShortfall(): { sequence: boolean; blocks: number } | undefined {
+    const head = this.waiting[0];
+    if (head === undefined) return undefined;
+    return {
+      sequence: head.seqId === undefined && this.freeSeqIds.length === 0,
+      blocks: Math.max(0, this.blocksNeeded(head) - this.pool.freeBlocks),
+    };
   }
 
-  private startWaiting(): { item: T; reservation: Reservation }[] {
+  /** Starts queued requests in order while the head can start; returns them. */
+  startQueued(): { item: T; reservation: Reservation }[] {
     const started: { item: T; reservation: Reservation }[] = [];
     for (;;) {
       const head = this.waiting[0];
       if (head === undefined) break;
-      const next = this.reserve(head.cells);
-      if (next === null) break;
+      const reservation = this.reserve(head.tokens, head.seqId);
+      if (reservation === null) break;
       this.waiting.shift();
-      started.push({ item: head.item, reservation: next });
+      started.push({ item: head.item, reservation });
     }
     return started;
   }
 
-  /**
-   * Changes how many cells a held sequence reserves (a returning agent's cache grown to its new
-   * request, or a finished turn shrunk to the cells it keeps). Growing fails, changing nothing, when
-   * the cells are not free; shrinking may let queued requests start, which are returned.
-   */
-  resize(reservation: Reservation, cells: number): { item: T; reservation: Reservation }[] | null {
-    const growing = cells > reservation.cells;
-    if (growing && this.reservedCells - reservation.cells + cells > this.totalCells) return null;
-    this.reservedCells += cells - reservation.cells;
-    reservation.cells = cells;
-    return growing ? [] : this.startWaiting();
+  /** Resizes a held sequence's blocks (a finished turn shrunk to the cells it keeps); false if there is no room to grow. */
+  resize(reservation: Reservation, tokens: number): boolean {
+    if (this.pool.resize(reservation.seqId, tokens) === null) return false;
+    reservation.tokens = tokens;
+    return true;
   }
 
-  isQueued(item: T): boolean {
-    return this.waiting.some((w) => w.item === item);
+  /** Frees a sequence id and all its blocks. */
+  releaseSequence(seqId: number): void {
+    this.pool.free(seqId);
+    this.freeSeqIds.push(seqId);
   }
 
   /** Removes a queued request (aborted before it started); undefined if it was not queued. */
@@ -94,10 +127,20 @@ export class Admission<T> {
     return this.waiting.splice(0).map((w) => w.item);
   }
 
-  private reserve(cells: number): Reservation | null {
-    if (this.freeSeqIds.length === 0 || this.reservedCells + cells > this.totalCells) return null;
-    const seqId = this.freeSeqIds.shift() as number;
-    this.reservedCells += cells;
-    return { seqId, cells };
+  /** Blocks a request still lacks: all its blocks, or what a held sequence must grow by. */
+  private blocksNeeded(w: Waiting<T>): number {
+    return w.seqId === undefined ? this.pool.blocksFor(w.tokens) : Math.max(0, this.pool.growthFor(w.seqId, w.tokens));
+  }
+
+  /** Blocks promised to queued requests: a newcomer may not take them. */
+  private queuedBlocks(): number {
+    return this.waiting.reduce((sum, w) => sum + this.blocksNeeded(w), 0);
+  }
+
+  private reserve(tokens: number, heldSeqId: number | undefined): Reservation | null {
+    const seqId = heldSeqId ?? this.freeSeqIds[0];
+    if (seqId === undefined || this.pool.resize(seqId, tokens) === null) return null;
+    if (heldSeqId === undefined) this.freeSeqIds.shift();
+    return { seqId, tokens };
   }
 }

@@ -1,12 +1,15 @@
 /**
- * The batch engine on the inference thread: admits requests, runs one batched decode per step for
- * every admitted sequence (continuous batching: requests join and leave between steps), streams text
- * back, and frees each sequence's KV cells the moment its request ends or is aborted.
+ * The batch engine on the inference thread. Between steps it admits requests (reusing a returning
+ * agent's cache from the fastest tier that has it), spills idle agents to make room, and imports
+ * saved states; each step is one batched decode of every admitted sequence (continuous batching:
+ * requests join and leave between steps), whose text is streamed back. Everything that touches the
+ * context happens between steps, in `boundary`, or in the step's decode: never concurrently.
  */
 import type { Addon, Context, Model } from './addon.js';
 import { Admission, type Reservation } from './admission.js';
-import { commonPrefixLength, HotCache, type HotEntry } from './hot-cache.js';
-import { RamCache } from './ram-cache.js';
+import { BlockPool } from './kv/block-pool.js';
+import { commonPrefixLength, type HotEntry } from './kv/hot-cache.js';
+import { AgentTiers, type SavedState } from './kv/tiers.js';
 import type { DiskTier } from '../persistence/disk-tier.js';
 import { ChatTemplate } from './chat-template.js';
 import { planStep, type StepPlan } from './scheduler.js';
@@ -18,6 +21,8 @@ export interface EngineSettings {
   contextSize: number;
   maxSequences: number;
   batchTokens: number;
+  /** KV cells per block of the pool. */
+  blockSize: number;
   /** Requests waiting for a sequence at most; more are refused with 429. */
   maxQueued: number;
   /** Prompt + max tokens of all waiting requests at most; more are refused with 429. */
@@ -32,13 +37,14 @@ interface Prepared {
   request: GenerateMessage;
   prompt: Int32Array;
   maxTokens: number;
+  /** The agent's hot cache, pinned (not spillable) while the request waits. */
+  hot: HotEntry | undefined;
 }
 
 export class Engine {
   private readonly active = new Map<string, Sequence>();
   private readonly admission: Admission<Prepared>;
-  private readonly hot = new HotCache();
-  private readonly ram: RamCache;
+  private readonly tiers: AgentTiers;
   /** Requests not yet admitted; admitted between steps, when the context may be touched. */
   private readonly incoming: GenerateMessage[] = [];
   /** Finished turns whose state is to be exported and written to the disk tier before the agent's next turn. */
@@ -46,7 +52,6 @@ export class Engine {
   /** Agents with a request admitted or queued, and their later requests, which wait their turn. */
   private readonly busyAgents = new Map<string, GenerateMessage[]>();
   private readonly template: ChatTemplate;
-  private decoding = false;
   private looping = false;
   private dead = false;
   private steps = 0;
@@ -58,10 +63,11 @@ export class Engine {
     private readonly context: Context,
     private readonly settings: EngineSettings,
     private readonly post: (message: InferenceToFront) => void,
-    private readonly disk?: DiskTier,
+    disk?: DiskTier,
   ) {
-    this.admission = new Admission(settings.maxSequences, settings.contextSize, settings.maxQueued, settings.maxQueuedTokens);
-    this.ram = new RamCache(settings.ramBudgetBytes);
+    const pool = new BlockPool(settings.contextSize, settings.blockSize);
+    this.admission = new Admission(settings.maxSequences, pool, settings);
+    this.tiers = new AgentTiers(context, this.admission, settings.ramBudgetBytes, disk);
     const info = model.info();
     const piece = (token: number): string => (token < 0 ? '' : model.detokenize(Int32Array.of(token), { special: true }));
     this.template = new ChatTemplate(info.chatTemplate, { bos: piece(info.bos), eos: piece(info.eos) });
@@ -70,8 +76,96 @@ export class Engine {
   submit(request: GenerateMessage): void {
     if (this.dead) return this.fail(request.requestId, new SemanticError(ErrorCode.EngineDead, 'the engine has stopped'));
     this.incoming.push(request);
-    if (!this.decoding) this.admitIncoming();
     this.kick();
+  }
+
+  /** Idempotent. A running sequence is freed at the next step boundary. */
+  abort(requestId: string): void {
+    const pending = this.incoming.findIndex((r) => r.requestId === requestId);
+    if (pending >= 0) {
+      this.incoming.splice(pending, 1);
+      return this.postDone(requestId, 'abort', 0, 0, 0);
+    }
+    for (const waiting of this.busyAgents.values()) {
+      const at = waiting.findIndex((r) => r.requestId === requestId);
+      if (at >= 0) {
+        waiting.splice(at, 1);
+        return this.postDone(requestId, 'abort', 0, 0, 0);
+      }
+    }
+    const queued = this.admission.removeQueued((p) => p.request.requestId === requestId);
+    if (queued !== undefined) {
+      this.unpin(queued);
+      this.postDone(requestId, 'abort', queued.prompt.length, 0, 0);
+      return this.agentDone(queued.request.agentId);
+    }
+    const sequence = this.active.get(requestId);
+    if (sequence === undefined || sequence.aborted) return;
+    sequence.aborted = true;
+    this.finish(sequence, 'abort');
+    this.kick();
+  }
+
+  stats(): EngineStats {
+    let usedCells = this.tiers.hot.cells;
+    for (const sequence of this.active.values()) usedCells += sequence.usedCells;
+    const { pool } = this.admission;
+    return {
+      activeSequences: this.active.size,
+      idleSequences: this.tiers.hot.size,
+      freeSequences: this.admission.freeSequences,
+      queuedRequests: this.admission.queued,
+      usedCells,
+      totalCells: this.settings.contextSize,
+      blockSize: pool.blockSize,
+      usedBlocks: pool.usedBlocks,
+      totalBlocks: pool.totalBlocks,
+      ramAgents: this.tiers.ram.size,
+      ramBytes: this.tiers.ram.bytes,
+      steps: this.steps,
+      multiSequenceSteps: this.multiSequenceSteps,
+    };
+  }
+
+  private kick(): void {
+    if (this.looping || this.dead) return;
+    this.looping = true;
+    void this.loop();
+  }
+
+  private hasWork(): boolean {
+    return this.active.size > 0 || this.incoming.length > 0 || this.toPersist.length > 0 || this.admission.queued > 0;
+  }
+
+  private async loop(): Promise<void> {
+    while (this.hasWork() && !this.dead) await this.step();
+    this.looping = false;
+  }
+
+  /** One step: the boundary's bookkeeping, then one batched decode, then the sequences' new tokens. */
+  private async step(): Promise<void> {
+    await this.boundary();
+    const plan = planStep([...this.active.values()], this.settings.batchTokens);
+    if (plan === null) return;
+    const samples = plan.samples.map((s) => ({ index: s.index, sampler: s.sequence.sampler }));
+    let sampled: Int32Array;
+    try {
+      sampled = await this.context.decode(plan.batch, samples);
+    } catch (error) {
+      return this.onDecodeError(error, plan);
+    }
+    this.countStep(plan.sequenceCount);
+    for (const { sequence, tokens } of plan.prefill) sequence.prefilled += tokens;
+    plan.samples.forEach(({ sequence }, i) => this.acceptToken(sequence, sampled[i] ?? -1));
+    this.reapFinished();
+  }
+
+  private async boundary(): Promise<void> {
+    this.reapFinished();
+    await this.persistFinished();
+    this.admitIncoming();
+    await this.spillForQueue();
+    await this.restoreSaved();
   }
 
   /** One agent's requests run in arrival order: a request waits while its agent has one in flight. */
@@ -91,100 +185,58 @@ export class Engine {
       return this.fail(request.requestId, error);
     }
     this.busyAgents.set(request.agentId, []);
-    if (this.reuseHot(prepared)) return;
-    const admitted = this.admission.tryAdmit(prepared, prepared.prompt.length + prepared.maxTokens);
-    if (admitted === 'queue-full') {
-      this.fail(request.requestId, new SemanticError(ErrorCode.QueueFull, 'too many requests are waiting', { retryAfter: 1 }));
-      return this.agentDone(request.agentId);
+    const tokens = prepared.prompt.length + prepared.maxTokens;
+    const admitted = this.admission.tryAdmit(prepared, tokens, this.tiers.spillableBlocks, prepared.hot?.seqId);
+    if (admitted === 'no-room' || admitted === 'queue-full') return this.refuse(prepared, admitted);
+    if (admitted !== 'queued') this.startPrepared(prepared, admitted);
+  }
+
+  /** 429 at once: the request cannot fit even after spilling every idle agent, or the queue is full. */
+  private refuse(prepared: Prepared, why: 'no-room' | 'queue-full'): void {
+    this.unpin(prepared);
+    const error =
+      why === 'no-room'
+        ? new SemanticError(ErrorCode.PoolExhausted, 'not enough free KV memory for this prompt and its max tokens', { retryAfter: 1 })
+        : new SemanticError(ErrorCode.QueueFull, 'too many requests are waiting', { retryAfter: 1 });
+    this.fail(prepared.request.requestId, error);
+    this.agentDone(prepared.request.agentId);
+  }
+
+  /** A request that will not run gives its agent's pinned hot cache back to the hot tier. */
+  private unpin(prepared: Prepared): void {
+    const entry = prepared.hot;
+    if (entry !== undefined) this.tiers.hot.put(entry.agentId, entry.seqId, entry.tokens);
+  }
+
+  /**
+   * Waiting requests come before idle caches: while the queue's head lacks a sequence or blocks,
+   * the least recently used idle agent is spilled down the tiers.
+   */
+  private async spillForQueue(): Promise<void> {
+    for (;;) {
+      for (const { item, reservation } of this.admission.startQueued()) this.startPrepared(item, reservation);
+      if (this.admission.headShortfall() === undefined || !(await this.tiers.spillLeastRecent())) return;
     }
-    if (admitted !== null) return this.start(prepared, admitted, 0, 'miss');
-    // Queued: before the next step, idle agents' cells make way (demoteIdleForWaiting).
   }
 
   /**
    * A returning agent whose cells are still in the context keeps the longest common prefix of its
    * cached tokens and its new prompt, and prefills only the rest. At least the prompt's last token is
-   * recomputed: its logits give the first new token. False (cache dropped) if it cannot get its cells.
+   * recomputed: its logits give the first new token. Other agents look for a saved state.
    */
-  private reuseHot(prepared: Prepared): boolean {
-    const entry = this.hot.take(prepared.request.agentId);
-    if (entry === undefined) return false;
-    const { prompt } = prepared;
-    const kept = Math.min(commonPrefixLength(entry.tokens, prompt), prompt.length - 1);
+  private startPrepared(prepared: Prepared, reservation: Reservation): void {
+    const entry = prepared.hot;
+    if (entry === undefined) return this.start(prepared, reservation, 0, 'miss');
+    const kept = Math.min(commonPrefixLength(entry.tokens, prepared.prompt), prepared.prompt.length - 1);
     this.context.seqRemove(entry.seqId, kept, -1);
-    const reservation: Reservation = { seqId: entry.seqId, cells: entry.tokens.length };
-    const cells = prompt.length + prepared.maxTokens;
-    while (this.admission.resize(reservation, cells) === null) {
-      if (this.hot.size === 0) {
-        this.context.seqRemove(entry.seqId);
-        this.startAll(this.admission.release(reservation));
-        return false;
-      }
-      this.evictLeastRecent();
-    }
     this.start(prepared, reservation, kept, kept > 0 ? 'hot' : 'miss');
-    return true;
   }
 
-  /** Drops the least recently used idle agent's cells (its next turn is a miss). */
-  private evictLeastRecent(): void {
-    const entry = this.hot.takeLeastRecent();
-    if (entry === undefined) return;
-    this.context.seqRemove(entry.seqId);
-    this.startAll(this.admission.release({ seqId: entry.seqId, cells: entry.tokens.length }));
-  }
-
-  private startAll(started: { item: Prepared; reservation: Reservation }[]): void {
-    for (const next of started) this.start(next.item, next.reservation, 0, 'miss');
-  }
-
-  /** The agent's turn is over: its waiting requests go back in front, in order, the first admitted now. */
+  /** The agent's turn is over: its waiting requests go back in front, in order, admitted at the next boundary. */
   private agentDone(agentId: string): void {
     const waiting = this.busyAgents.get(agentId) ?? [];
     this.busyAgents.delete(agentId);
     this.incoming.unshift(...waiting);
-    if (!this.decoding) this.admitIncoming();
-  }
-
-  /** Idempotent. A running sequence is freed at the next step boundary (at once if no step is running). */
-  abort(requestId: string): void {
-    const pending = this.incoming.findIndex((r) => r.requestId === requestId);
-    if (pending >= 0) {
-      this.incoming.splice(pending, 1);
-      return this.postDone(requestId, 'abort', 0, 0, 0);
-    }
-    for (const waiting of this.busyAgents.values()) {
-      const at = waiting.findIndex((r) => r.requestId === requestId);
-      if (at >= 0) {
-        waiting.splice(at, 1);
-        return this.postDone(requestId, 'abort', 0, 0, 0);
-      }
-    }
-    const queued = this.admission.removeQueued((p) => p.request.requestId === requestId);
-    if (queued !== undefined) {
-      this.postDone(requestId, 'abort', queued.prompt.length, 0, 0);
-      return this.agentDone(queued.request.agentId);
-    }
-    const sequence = this.active.get(requestId);
-    if (sequence === undefined || sequence.aborted) return;
-    sequence.aborted = true;
-    this.finish(sequence, 'abort');
-    if (!this.decoding) this.reapFinished();
-  }
-
-  stats(): EngineStats {
-    let usedCells = this.hot.cells;
-    for (const sequence of this.active.values()) usedCells += sequence.usedCells;
-    return {
-      activeSequences: this.active.size,
-      idleSequences: this.hot.size,
-      freeSequences: this.admission.freeSequences,
-      queuedRequests: this.admission.queued,
-      usedCells,
-      totalCells: this.settings.contextSize,
-      steps: this.steps,
-      multiSequenceSteps: this.multiSequenceSteps,
-    };
   }
 
   private prepare(request: GenerateMessage): Prepared {
@@ -192,12 +244,12 @@ export class Engine {
     const text = input.kind === 'chat' ? this.template.render(input.messages) : input.prompt;
     const prompt = this.model.tokenize(text, { addSpecial: true, parseSpecial: true });
     if (prompt.length === 0) throw new BadRequestError('the prompt is empty', input.kind === 'chat' ? 'messages' : 'prompt');
-    const room = this.settings.contextSize - prompt.length;
-    const maxTokens = request.maxTokens ?? Math.min(this.settings.defaultMaxTokens, room);
-    if (maxTokens < 1 || prompt.length + maxTokens > this.settings.contextSize) {
-      throw new ContextExceededError(prompt.length + Math.max(maxTokens, 1), this.settings.contextSize);
+    const capacity = this.admission.pool.capacityTokens;
+    const maxTokens = request.maxTokens ?? Math.min(this.settings.defaultMaxTokens, capacity - prompt.length);
+    if (maxTokens < 1 || prompt.length + maxTokens > capacity) {
+      throw new ContextExceededError(prompt.length + Math.max(maxTokens, 1), capacity);
     }
-    return { request, prompt, maxTokens };
+    return { request, prompt, maxTokens, hot: this.tiers.hot.take(request.agentId) };
   }
 
   private start(prepared: Prepared, reservation: Reservation, cachedTokens: number, cacheTier: CacheTier): void {
@@ -216,7 +268,7 @@ export class Engine {
     sampler.accept(prompt);
     const sequence = new Sequence({ ...request, maxTokens: prepared.maxTokens }, prompt, sampler, reservation, cachedTokens);
     this.active.set(request.requestId, sequence);
-    const restore = cacheTier === 'miss' ? this.savedCacheOf(request.agentId) : undefined;
+    const restore = cacheTier === 'miss' ? this.tiers.savedCacheOf(request.agentId) : undefined;
     if (restore !== undefined) {
       sequence.phase = 'restoring';
       sequence.restore = restore;
@@ -225,35 +277,9 @@ export class Engine {
     this.postStarted(sequence, cacheTier);
   }
 
-  /** The RAM tier first, then the disk tier: how to get the agent's saved tokens and state. */
-  private savedCacheOf(agentId: string): Sequence['restore'] {
-    const saved = this.ram.take(agentId);
-    if (saved !== undefined) return { tier: 'ram', load: () => Promise.resolve(saved) };
-    const disk = this.disk;
-    if (disk?.has(agentId) === true) return { tier: 'disk', load: () => disk.load(agentId) };
-    return undefined;
-  }
-
   private postStarted(sequence: Sequence, cacheTier: CacheTier): void {
     const { requestId, prompt, cachedTokens } = sequence;
     this.post({ type: 'started', requestId, promptTokens: prompt.length, cachedTokens, cacheTier });
-  }
-
-  /**
-   * Waiting requests come before idle caches: the least recently used idle agents' states are
-   * exported to the RAM tier and their cells freed until the queue moves or no idle agent is left.
-   */
-  private async demoteIdleForWaiting(): Promise<void> {
-    while (this.admission.queued > 0 && this.hot.size > 0) {
-      const entry = this.hot.takeLeastRecent() as HotEntry;
-      try {
-        this.ram.put(entry.agentId, entry.tokens, await this.context.stateSeqGet(entry.seqId));
-      } catch {
-        // Export failed: the agent's next turn is a miss, never a wrong answer.
-      }
-      this.context.seqRemove(entry.seqId);
-      this.startAll(this.admission.release({ seqId: entry.seqId, cells: entry.tokens.length }));
-    }
   }
 
   /** Imports saved states into the sequences started for returning agents, keeping the common prefix. */
@@ -269,13 +295,23 @@ export class Engine {
     }
   }
 
-  private async importSaved(sequence: Sequence, load: () => Promise<{ tokens: Int32Array; state: Uint8Array } | null>): Promise<number> {
+  /**
+   * A saved state longer than the request's reservation is imported only if its blocks can grow to
+   * hold it for a moment: the cells past the common prefix are dropped right after the import.
+   */
+  private async importSaved(sequence: Sequence, load: () => Promise<SavedState | null>): Promise<number> {
     const saved = await load();
     if (saved === null) return 0;
     const reusable = Math.min(commonPrefixLength(saved.tokens, sequence.prompt), sequence.prompt.length - 1);
     if (reusable === 0) return 0;
-    await this.context.stateSeqSet(sequence.seqId, saved.state);
-    this.context.seqRemove(sequence.seqId, reusable, -1);
+    const reserved = sequence.reservation.tokens;
+    if (saved.tokens.length > reserved && !this.admission.resize(sequence.reservation, saved.tokens.length)) return 0;
+    try {
+      await this.context.stateSeqSet(sequence.seqId, saved.state);
+    } finally {
+      this.context.seqRemove(sequence.seqId, reusable, -1);
+      this.admission.resize(sequence.reservation, reserved);
+    }
     sequence.reuse(reusable);
     return reusable;
   }
@@ -283,62 +319,16 @@ export class Engine {
   /** Exports each finished turn's state and hands it to the disk tier (write-behind), then lets the agent go on. */
   private async persistFinished(): Promise<void> {
     for (const entry of this.toPersist.splice(0)) {
-      const current = this.hot.peek(entry.agentId);
-      if (this.disk !== undefined && current?.seqId === entry.seqId) {
-        try {
-          const state = await this.context.stateSeqGet(entry.seqId);
-          const agentId = entry.agentId;
-          this.disk.persist(agentId, entry.tokens, state).then(
-            (bytes) => this.post({ type: 'persisted', agentId, bytes }),
-            () => undefined, // a failed write leaves the previous file or none: a later miss, never a wrong answer
-          );
-        } catch {
-          // export failed: nothing written for this turn
-        }
+      const current = this.tiers.hot.peek(entry.agentId);
+      // An agent that is already back will persist a superset after this next turn: skip the export
+      // rather than make its time to first token wait for it.
+      const returning = this.incoming.some((r) => r.agentId === entry.agentId) || (this.busyAgents.get(entry.agentId)?.length ?? 0) > 0;
+      if (current?.seqId === entry.seqId && !returning) {
+        const agentId = entry.agentId;
+        await this.tiers.persist(entry, (bytes) => this.post({ type: 'persisted', agentId, bytes }));
       }
       this.agentDone(entry.agentId);
     }
-  }
-
-  private kick(): void {
-    if (this.looping || this.dead) return;
-    this.looping = true;
-    void this.loop();
-  }
-
-  private hasWork(): boolean {
-    return this.active.size > 0 || this.incoming.length > 0 || this.toPersist.length > 0 || (this.admission.queued > 0 && this.hot.size > 0);
-  }
-
-  private async loop(): Promise<void> {
-    while (this.hasWork() && !this.dead) await this.step();
-    this.looping = false;
-  }
-
-  /** One step: plan → one batched decode → apply aborts → update sequences → post results. */
-  private async step(): Promise<void> {
-    this.admitIncoming();
-    this.decoding = true;
-    await this.persistFinished();
-    await this.demoteIdleForWaiting();
-    await this.restoreSaved();
-    this.decoding = false;
-    const plan = planStep([...this.active.values()], this.settings.batchTokens);
-    if (plan === null) return;
-    const samples = plan.samples.map((s) => ({ index: s.index, sampler: s.sequence.sampler }));
-    this.decoding = true;
-    let sampled: Int32Array;
-    try {
-      sampled = await this.context.decode(plan.batch, samples);
-    } catch (error) {
-      this.decoding = false;
-      return this.onDecodeError(error, plan);
-    }
-    this.decoding = false;
-    this.countStep(plan.sequenceCount);
-    for (const { sequence, tokens } of plan.prefill) sequence.prefilled += tokens;
-    plan.samples.forEach(({ sequence }, i) => this.acceptToken(sequence, sampled[i] ?? -1));
-    this.reapFinished();
   }
 
   private countStep(sequenceCount: number): void {
@@ -368,7 +358,7 @@ export class Engine {
     if (rest !== '') this.post({ type: 'tokens', requestId: sequence.requestId, text: rest, tokenCount: 0 });
   }
 
-  /** Frees finished sequences' KV cells and samplers, posts their results, starts queued requests. */
+  /** Ends finished (and aborted) requests: posts their results, parks their agents' caches. */
   private reapFinished(): void {
     for (const sequence of [...this.active.values()]) {
       if (sequence.phase === 'finished') this.release(sequence, true);
@@ -377,7 +367,8 @@ export class Engine {
 
   /**
    * Ends a request. Unless told to drop it, the agent's cells stay in the context (hot-idle) holding
-   * the prompt and every generated token already decoded, for its next turn to reuse.
+   * the prompt and every generated token already decoded, for its next turn to reuse; its blocks
+   * shrink to those cells.
    */
   private release(sequence: Sequence, notify: boolean, keepCache = true): void {
     this.active.delete(sequence.requestId);
@@ -387,19 +378,16 @@ export class Engine {
       this.postDone(sequence.requestId, sequence.finishReason ?? 'stop', promptTokens, completionTokens, sequence.cachedTokens);
     }
     const held = keepCache ? this.context.seqPosMax(sequence.seqId) + 1 : 0;
-    if (held > 0) {
-      const tokens = Int32Array.from([...sequence.prompt, ...sequence.output].slice(0, held));
-      this.hot.put(sequence.agentId, sequence.seqId, tokens);
-      this.startAll(this.admission.resize(sequence.reservation, held) ?? []);
-      if (this.disk !== undefined) {
-        this.toPersist.push({ agentId: sequence.agentId, seqId: sequence.seqId, tokens, lastUsed: 0 });
-        return this.kick();
-      }
-    } else {
+    if (held <= 0) {
       this.context.seqRemove(sequence.seqId);
-      this.startAll(this.admission.release(sequence.reservation));
+      this.admission.releaseSequence(sequence.seqId);
+      return this.agentDone(sequence.agentId);
     }
-    this.agentDone(sequence.agentId);
+    const tokens = Int32Array.from([...sequence.prompt, ...sequence.output].slice(0, held));
+    this.admission.resize(sequence.reservation, held);
+    this.tiers.hot.put(sequence.agentId, sequence.seqId, tokens);
+    if (this.tiers.disk === undefined) return this.agentDone(sequence.agentId);
+    this.toPersist.push({ agentId: sequence.agentId, seqId: sequence.seqId, tokens, lastUsed: 0 });
   }
 
   private postDone(requestId: string, finishReason: FinishReason, promptTokens: number, completionTokens: number, cachedTokens: number): void {
@@ -411,8 +399,9 @@ export class Engine {
   }
 
   /**
-   * No KV slot (llama.cpp rolled the batch back): the prompts being prefilled give way with a 429 and
-   * generating sequences retry next step. Anything else leaves the context in an unknown state: dead.
+   * No KV slot (llama.cpp rolled the batch back, its cells fragmented beyond what the pool counts):
+   * the prompts being prefilled give way with a 429 and generating sequences retry next step.
+   * Anything else leaves the context in an unknown state: dead.
    */
   private onDecodeError(error: unknown, plan: StepPlan<Sequence>): void {
     if ((error as { code?: string }).code !== 'ERR_KV_NO_SLOT') return this.die(error);

@@ -25,4 +25,6 @@ export interface InferenceOptions {
   maxQueuedTokens: number;
   /** Folder of agents' cache files (the disk tier). */
   cacheDir: string;
+  /** Bytes of agents' cache files kept in cacheDir (least recently used deleted first); 0 = no disk tier. */
+  diskBudgetBytes: number;
 }

@@ -13,6 +13,12 @@ import { decodeFrontMessage, encodeMessage } from '../../shared/protocol/codec.j
 import type { FrontToInference, InferenceToFront } from '../../shared/protocol/messages.js';
 import { ErrorCode, toErrorPayload } from '../../shared/errors.js';
 
+/**
+ * Cells per block of the KV pool: small enough that rounding wastes little of a small context (at most
+ * 15 cells a sequence), large enough that block tables stay short; vLLM's default is 16 too.
+ */
+const KV_BLOCK_SIZE = 16;
+
 const port = parentPort;
 if (port === null) throw new Error('worker/inference/thread.js must run as a worker thread');
 const options = workerData as InferenceOptions;
@@ -61,12 +67,13 @@ async function main(): Promise<void> {
   const addon = loadAddon();
   const { model, context } = await open(addon);
   const contextInfo = context.info();
-  const disk = new DiskTier(options.cacheDir, await modelFingerprint(options.modelPath), options.kvType);
+  const disk = new DiskTier(options.cacheDir, await modelFingerprint(options.modelPath), options.kvType, options.diskBudgetBytes);
   await disk.index();
   const engine = new Engine(addon, model, context, {
     contextSize: contextInfo.nCtx,
     maxSequences: options.maxSequences,
     batchTokens: options.batchTokens,
+    blockSize: KV_BLOCK_SIZE,
     maxQueued: options.maxQueued,
     maxQueuedTokens: options.maxQueuedTokens,
     defaultMaxTokens: 2048,

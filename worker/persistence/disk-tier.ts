@@ -1,57 +1,132 @@
 /**
  * The disk tier: one safetensors file per agent in the cache dir, written behind each completed turn
  * by a piscina thread and read back when the agent returns, across restarts. At startup the dir is
- * indexed by file name only; files are verified when read.
+ * indexed by name, size and mtime; files are verified when read. The files are kept under a byte
+ * budget, least recently used deleted first (DiskIndex), so the dir cannot fill the disk.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { Piscina } from 'piscina';
 import { agentIdOfFileName, cacheFileName, type CacheMetadata } from './cache-file.js';
 import type { ReadResult, ReadTask, WriteTask } from './cache-task.js';
+import { DiskIndex, type DiskEntry } from './disk-index.js';
 
 export class DiskTier {
-  private readonly known = new Set<string>();
+  private readonly ledger: DiskIndex;
   private readonly pool = new Piscina({ filename: new URL('./cache-task.js', import.meta.url).href, maxThreads: 1, idleTimeout: 60_000 });
+  /** Each agent's last pending file operation: the next one starts after it settles. */
+  private readonly tails = new Map<string, Promise<unknown>>();
 
+  /** `budgetBytes` 0 turns the tier off: nothing is indexed, written or read. */
   constructor(
     private readonly dir: string,
     private readonly model: string,
     private readonly kvType: string,
-  ) {}
+    budgetBytes: number,
+  ) {
+    this.ledger = new DiskIndex(budgetBytes);
+  }
 
-  /** Creates the dir and learns which agents have a file (cheap: names only). */
+  get bytes(): number {
+    return this.ledger.bytes;
+  }
+
+  get size(): number {
+    return this.ledger.size;
+  }
+
+  /** The agents with a file, least recently used first. */
+  entries(): DiskEntry[] {
+    return this.ledger.entries();
+  }
+
+  /** Creates the dir and learns each agent file's size and mtime; trims to the budget if it shrank. */
   async index(): Promise<number> {
+    if (this.off) return 0;
     await mkdir(this.dir, { recursive: true });
-    for (const name of await readdir(this.dir)) {
-      const agentId = agentIdOfFileName(name);
-      if (agentId !== undefined) this.known.add(agentId);
-    }
-    return this.known.size;
+    const found = await Promise.all((await readdir(this.dir)).map((name) => this.statEntry(name)));
+    this.delete(this.ledger.restore(found.filter((entry) => entry !== undefined)));
+    return this.ledger.size;
   }
 
   has(agentId: string): boolean {
-    return this.known.has(agentId);
+    return this.ledger.has(agentId);
   }
 
-  /** Write-behind: the state's buffer is transferred to the writer thread, not copied. */
+  /**
+   * Write-behind: the state's buffer is transferred to the writer thread, not copied. Resolves to the
+   * bytes written; 0 when the state alone exceeds the budget: it could only be kept by evicting
+   * itself, and the agent's older file goes too, since the agent has moved on from the turn it holds.
+   */
   persist(agentId: string, tokens: Int32Array, state: Uint8Array): Promise<number> {
-    this.known.add(agentId);
+    if (this.off) return Promise.resolve(0);
+    if (!this.ledger.fits(tokens.byteLength + state.byteLength)) {
+      this.delete([agentId]);
+      return Promise.resolve(0);
+    }
     const task: WriteTask = { op: 'write', path: this.pathOf(agentId), ...this.metadata(agentId), tokens, state };
-    return this.pool.run(task, { transferList: [state.buffer as ArrayBuffer] }) as Promise<number>;
+    this.ledger.writeStarted(agentId);
+    return this.serial(agentId, async () => {
+      let bytes: number | undefined;
+      try {
+        bytes = (await this.pool.run(task, { transferList: [state.buffer as ArrayBuffer] })) as number;
+        return bytes;
+      } finally {
+        this.delete(this.ledger.writeEnded(agentId, bytes));
+      }
+    });
   }
 
   /** The agent's tokens and state, or null (no file, or a bad one, now quarantined). */
-  async load(agentId: string): Promise<{ tokens: Int32Array; state: Uint8Array } | null> {
+  load(agentId: string): Promise<{ tokens: Int32Array; state: Uint8Array } | null> {
+    if (this.off) return Promise.resolve(null);
+    this.ledger.touch(agentId);
     const task: ReadTask = { op: 'read', path: this.pathOf(agentId), ...this.metadata(agentId) };
-    const result = (await this.pool.run(task)) as ReadResult;
-    if ('tokens' in result) return result;
-    this.known.delete(agentId);
-    return null;
+    return this.serial(agentId, async () => {
+      const result = (await this.pool.run(task)) as ReadResult;
+      if ('tokens' in result) return result;
+      this.ledger.remove(agentId);
+      return null;
+    });
   }
 
   async close(): Promise<void> {
+    await Promise.all(this.tails.values());
     await this.pool.close();
+  }
+
+  private get off(): boolean {
+    return this.ledger.budgetBytes === 0;
+  }
+
+  private async statEntry(name: string): Promise<DiskEntry | undefined> {
+    const agentId = agentIdOfFileName(name);
+    if (agentId === undefined) return undefined;
+    const stats = await stat(this.pathOf(agentId)).catch(() => undefined);
+    return stats?.isFile() === true ? { agentId, bytes: stats.size, lastUsed: stats.mtimeMs } : undefined;
+  }
+
+  /** Drops the agents from the index now and deletes their files in turn; a failed delete is ignored. */
+  private delete(agentIds: string[]): void {
+    for (const agentId of agentIds) {
+      this.ledger.remove(agentId);
+      void this.serial(agentId, () => rm(this.pathOf(agentId), { force: true }).catch(() => undefined));
+    }
+  }
+
+  /**
+   * Runs an agent's file operations one after another in call order, so a delete can never land on
+   * a file a later write just renamed into place, and a load sees the writes asked for before it.
+   */
+  private serial<T>(agentId: string, operation: () => Promise<T>): Promise<T> {
+    const result = (this.tails.get(agentId) ?? Promise.resolve()).then(operation);
+    const tail = result.catch(() => undefined);
+    this.tails.set(agentId, tail);
+    void tail.then(() => {
+      if (this.tails.get(agentId) === tail) this.tails.delete(agentId);
+    });
+    return result;
   }
 
   private metadata(agentId: string): CacheMetadata {

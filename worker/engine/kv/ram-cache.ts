@@ -16,7 +16,7 @@ export class RamCache {
   private bytesHeld = 0;
   private clock = 0;
 
-  constructor(private readonly budgetBytes: number) {}
+  constructor(readonly budgetBytes: number) {}
 
   get size(): number {
     return this.entries.size;

@@ -1,7 +1,7 @@
 /**
  * Agents whose KV cells stay in the context after their turn (the hot-idle tier): the sequence id,
  * the tokens those cells hold, and when the agent was last served. The first to go when a request
- * needs room, least recently used first. (The RAM and disk tiers below it come next.)
+ * needs room, least recently used first. (The RAM and disk tiers below it: tiers.ts.)
  */
 
 export interface HotEntry {
@@ -13,39 +13,43 @@ export interface HotEntry {
 }
 
 export class HotCache {
-  private readonly entries = new Map<string, HotEntry>();
+  private readonly byAgent = new Map<string, HotEntry>();
   private clock = 0;
 
   get size(): number {
-    return this.entries.size;
+    return this.byAgent.size;
   }
 
   get cells(): number {
     let total = 0;
-    for (const entry of this.entries.values()) total += entry.tokens.length;
+    for (const entry of this.byAgent.values()) total += entry.tokens.length;
     return total;
   }
 
   put(agentId: string, seqId: number, tokens: Int32Array): void {
-    this.entries.set(agentId, { agentId, seqId, tokens, lastUsed: ++this.clock });
+    this.byAgent.set(agentId, { agentId, seqId, tokens, lastUsed: ++this.clock });
+  }
+
+  entries(): IterableIterator<HotEntry> {
+    return this.byAgent.values();
   }
 
   peek(agentId: string): HotEntry | undefined {
-    return this.entries.get(agentId);
+    return this.byAgent.get(agentId);
   }
 
   /** Removes and returns the agent's entry, to be reused by its new request. */
   take(agentId: string): HotEntry | undefined {
-    const entry = this.entries.get(agentId);
-    this.entries.delete(agentId);
+    const entry = this.byAgent.get(agentId);
+    this.byAgent.delete(agentId);
     return entry;
   }
 
   /** Removes and returns the least recently used entry. */
   takeLeastRecent(): HotEntry | undefined {
     let oldest: HotEntry | undefined;
-    for (const entry of this.entries.values()) if (oldest === undefined || entry.lastUsed < oldest.lastUsed) oldest = entry;
-    if (oldest !== undefined) this.entries.delete(oldest.agentId);
+    for (const entry of this.byAgent.values()) if (oldest === undefined || entry.lastUsed < oldest.lastUsed) oldest = entry;
+    if (oldest !== undefined) this.byAgent.delete(oldest.agentId);
     return oldest;
   }
 }

@@ -1,0 +1,97 @@
+/**
+ * Time to first token for a returning agent, by cache tier, at several history lengths, measured in
+ * one run on one server build: cold (no cache), hot (cells still in the context), RAM (exported
+ * state in memory), disk (its cache file), and disk after a server restart. Each is reported as a
+ * ratio to cold, next to two physical references measured in the same run: one decode step (the
+ * floor for hot) and reading the agent's cache file + importing its state with the addon directly
+ * (the floor for disk).
+ *
+ *   npm run build && node dist/bench/ttft-tiers.js --shape qwen2.5-0.5b --sizes 1024,2048,4096
+ */
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ensureModel, type ModelShape } from '../shared/gguf/make-model.js';
+import { decodeCacheFile } from '../worker/persistence/cache-file.js';
+import { modelFingerprint } from '../worker/persistence/disk-tier.js';
+import { loadAddon } from '../worker/engine/addon.js';
+import { startServer, type RunningServer } from '../test/helpers/server.js';
+import { readSseData } from '../test/helpers/sse.js';
+
+const { values } = parseArgs({ options: { shape: { type: 'string', default: 'qwen2.5-0.5b' }, sizes: { type: 'string', default: '1024,2048,4096' } } });
+const sizes = (values.sizes ?? '1024').split(',').map(Number);
+const model = await ensureModel(values.shape as ModelShape);
+const contextSize = Math.max(...sizes) + 512;
+
+async function serve(cacheDir: string, ramBytes: number): Promise<RunningServer> {
+  return startServer(['serve', '--port', '0', '--model', model, '--model-id', 'bench', '--max-sequences', '1', '--context-size', String(contextSize),
+    '--batch-tokens', '512', '--cache-dir', cacheDir, '--ram-cache-bytes', String(ramBytes)]);
+}
+
+/** Streams one turn; returns ms to the first content token and the median gap between tokens. */
+async function turn(server: RunningServer, agent: string, content: string, maxTokens = 8): Promise<{ ttft: number; gap: number; tier: string }> {
+  const start = performance.now();
+  const response = await fetch(`${server.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-agent-id': agent },
+    body: JSON.stringify({ model: 'bench', messages: [{ role: 'user', content }], max_tokens: maxTokens, temperature: 0, stream: true }),
+  });
+  const times: number[] = [];
+  await readSseData(response, (data) => {
+    if (data.includes('"content":"') && !data.includes('"content":""')) times.push(performance.now());
+  });
+  const gaps = times.slice(1).map((at, i) => at - (times[i] as number)).sort((a, b) => a - b);
+  return { ttft: (times[0] ?? performance.now()) - start, gap: gaps[Math.floor(gaps.length / 2)] ?? 0, tier: response.headers.get('x-semantic-cache') ?? '?' };
+}
+
+const history = (tokens: number, salt: string): string => `${salt} ` + 'alpha beta gamma delta '.repeat(Math.round(tokens / 4));
+
+/** The disk tier's physical floor: read the agent's file and import its state into a fresh context. */
+async function readAndImport(dir: string): Promise<number> {
+  const addon = loadAddon();
+  const loaded = await addon.loadModel(model);
+  const context = await addon.createContext(loaded, { nCtx: contextSize, nSeqMax: 1, nBatch: 512, threads: availableParallelism() });
+  const name = readdirSync(dir).find((f) => f.endsWith('.safetensors')) as string;
+  const fingerprint = await modelFingerprint(model);
+  const start = performance.now();
+  const contents = decodeCacheFile(readFileSync(join(dir, name)), { agentId: decodeURIComponent(name.replace(/\.safetensors$/, '')), model: fingerprint, kvType: 'f16' });
+  await context.stateSeqSet(0, contents.state);
+  const ms = performance.now() - start;
+  context.dispose();
+  loaded.dispose();
+  return ms;
+}
+
+const rows: string[] = [];
+for (const size of sizes) {
+  const ramDir = mkdtempSync(join(tmpdir(), 'bench-ram-'));
+  const ramServer = await serve(ramDir, 1 << 30);
+  const prompt = history(size, `agent-${size}`);
+  const cold = await turn(ramServer, 'a', prompt);
+  const hot = await turn(ramServer, 'a', prompt);
+  await turn(ramServer, 'b', 'x'); // takes the only sequence: a's state goes to RAM
+  const ram = await turn(ramServer, 'a', prompt);
+  await ramServer.stop();
+
+  const diskDir = mkdtempSync(join(tmpdir(), 'bench-disk-'));
+  const diskServer = await serve(diskDir, 0);
+  await turn(diskServer, 'a', prompt);
+  await turn(diskServer, 'b', 'x'); // no RAM tier: a comes back from its file
+  const disk = await turn(diskServer, 'a', prompt);
+  await diskServer.stop();
+  const restarted = await serve(diskDir, 0);
+  const afterRestart = await turn(restarted, 'a', prompt);
+  await restarted.stop();
+  const floor = await readAndImport(diskDir);
+
+  const ratio = (x: number): string => `${x.toFixed(0)} ms (${(cold.ttft / x).toFixed(1)}× faster)`;
+  rows.push(
+    `| ${size} | ${cold.ttft.toFixed(0)} ms | ${ratio(hot.ttft)} [${hot.tier}] | ${ratio(ram.ttft)} [${ram.tier}] | ${ratio(disk.ttft)} [${disk.tier}] | ` +
+      `${ratio(afterRestart.ttft)} [${afterRestart.tier}] | ${cold.gap.toFixed(1)} ms | ${floor.toFixed(0)} ms |`,
+  );
+}
+console.log(`model ${model}; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'})`);
+console.log('| history tokens | cold TTFT | hot | RAM | disk | disk after restart | one decode step | read file + import |');
+console.log('|---|---|---|---|---|---|---|---|');
+for (const row of rows) console.log(row);

@@ -1,0 +1,78 @@
+/**
+ * Default byte budgets of the agents' cache tiers, sized from the machine the server runs on. The
+ * config says `-1` ("auto") rather than a number because a number fixed at build time is wrong
+ * both on a laptop and on a large server, and because a config file or `semantic config` output
+ * moved to another machine should be sized again there. Each server process resolves "auto" once,
+ * at startup, so the synchronous file system calls here cost nothing that matters.
+ */
+import { existsSync, readdirSync, statSync, statfsSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { agentIdOfFileName } from '../worker/persistence/cache-file.js';
+
+/** The config value that means "size it from the machine". */
+export const AUTO = -1;
+
+const GiB = 1024 * 1024 * 1024;
+export const ramAutoCapBytes = 8 * GiB;
+export const diskAutoCapBytes = 64 * GiB;
+
+/**
+ * A quarter of memory leaves the rest to the model weights, the context's KV cache and the page cache
+ * that disk-tier reads are served from; the cap keeps a large machine's supervised workers, each with
+ * its own RAM tier, from claiming most of it for idle agents.
+ */
+export function autoRamBytes(memoryBytes: number): number {
+  return Math.min(Math.floor(memoryBytes / 4), ramAutoCapBytes);
+}
+
+/**
+ * A quarter of the space the cache could use: what is free plus what the cache dir already holds,
+ * so that a restart with a full cache does not shrink its own budget. The cap bounds the startup
+ * index and keeps a shared disk mostly free for everything else.
+ */
+export function autoDiskBytes(freeBytes: number, heldBytes: number): number {
+  return Math.min(Math.floor((freeBytes + heldBytes) / 4), diskAutoCapBytes);
+}
+
+/** The machine's memory, or the cgroup limit where lower: in a container, totalmem() is the host's. */
+export function usableMemoryBytes(): number {
+  const limit = process.constrainedMemory();
+  return limit > 0 ? Math.min(totalmem(), limit) : totalmem();
+}
+
+/** Free bytes (for this user) of the file system the dir is, or will be created, on. */
+export function freeDiskBytes(dir: string): number {
+  let existing = dir;
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  const stats = statfsSync(existing);
+  return stats.bavail * stats.bsize;
+}
+
+/** Bytes of the agents' cache files in the dir (0 when it does not exist yet). */
+export function cacheFileBytes(dir: string): number {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  let total = 0;
+  for (const name of names) {
+    if (agentIdOfFileName(name) === undefined) continue;
+    try {
+      total += statSync(join(dir, name)).size;
+    } catch {
+      // deleted since readdir: holds nothing
+    }
+  }
+  return total;
+}
+
+export function ramBudgetBytes(configured: number): number {
+  return configured === AUTO ? autoRamBytes(usableMemoryBytes()) : configured;
+}
+
+export function diskBudgetBytes(configured: number, cacheDir: string): number {
+  return configured === AUTO ? autoDiskBytes(freeDiskBytes(cacheDir), cacheFileBytes(cacheDir)) : configured;
+}

@@ -1,0 +1,106 @@
+/**
+ * The disk tier's bookkeeping, kept apart from the file I/O so its rules can be tested without a
+ * file system: bytes held per agent under a byte budget, least recently used deleted first. The Map's
+ * insertion order is the recency order (an agent used is re-inserted at the end), so marking use is
+ * O(1) and eviction walks from the front without sorting or ties.
+ *
+ * It mirrors what is on disk once writes land: a write is recorded when it completes, with the bytes
+ * it wrote, replacing the agent's previous size, so whichever write renames its file last is what is
+ * counted, and nothing is counted twice.
+ */
+
+export interface DiskEntry {
+  agentId: string;
+  bytes: number;
+  /** Milliseconds since the epoch: the file's mtime at startup, then the agent's last load or write. */
+  lastUsed: number;
+}
+
+export class DiskIndex {
+  private readonly held = new Map<string, DiskEntry>();
+  /** Writes started and not yet settled, per agent: such an agent counts as present and is never evicted. */
+  private readonly writing = new Map<string, number>();
+  private bytesHeld = 0;
+
+  constructor(
+    readonly budgetBytes: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get size(): number {
+    return this.held.size;
+  }
+
+  get bytes(): number {
+    return this.bytesHeld;
+  }
+
+  /** Whether the agent has a file, or one on the way (a load then waits for that write). */
+  has(agentId: string): boolean {
+    return this.held.has(agentId) || this.writing.has(agentId);
+  }
+
+  /** A state this large could never be kept without evicting itself: it is not written at all. */
+  fits(bytes: number): boolean {
+    return bytes <= this.budgetBytes;
+  }
+
+  /** Least recently used first, as copies: callers list them, they do not change them. */
+  entries(): DiskEntry[] {
+    return [...this.held.values()].map((entry) => ({ ...entry }));
+  }
+
+  /** Files found at startup; their mtimes give the order. Returns agents to delete to get under the budget. */
+  restore(found: DiskEntry[]): string[] {
+    for (const entry of [...found].sort((a, b) => a.lastUsed - b.lastUsed)) this.set(entry.agentId, entry.bytes, entry.lastUsed);
+    return this.evictBeyondBudget();
+  }
+
+  touch(agentId: string): void {
+    const entry = this.held.get(agentId);
+    if (entry !== undefined) this.set(agentId, entry.bytes, this.now());
+  }
+
+  writeStarted(agentId: string): void {
+    this.writing.set(agentId, (this.writing.get(agentId) ?? 0) + 1);
+    this.touch(agentId);
+  }
+
+  /**
+   * Records a settled write (`bytes` undefined: it failed and the previous file, if any, is still
+   * there) and returns the agents to delete to get back under the budget: least recently used first,
+   * never the agent just written nor one with a write still in flight (its file is about to change).
+   */
+  writeEnded(agentId: string, bytes: number | undefined): string[] {
+    const pending = (this.writing.get(agentId) ?? 1) - 1;
+    if (pending > 0) this.writing.set(agentId, pending);
+    else this.writing.delete(agentId);
+    if (bytes === undefined) return [];
+    this.set(agentId, bytes, this.now());
+    return this.evictBeyondBudget(agentId);
+  }
+
+  remove(agentId: string): void {
+    const entry = this.held.get(agentId);
+    if (entry === undefined) return;
+    this.held.delete(agentId);
+    this.bytesHeld -= entry.bytes;
+  }
+
+  private set(agentId: string, bytes: number, lastUsed: number): void {
+    this.remove(agentId);
+    this.held.set(agentId, { agentId, bytes, lastUsed });
+    this.bytesHeld += bytes;
+  }
+
+  private evictBeyondBudget(keep?: string): string[] {
+    const evicted: string[] = [];
+    for (const { agentId } of this.held.values()) {
+      if (this.bytesHeld <= this.budgetBytes) break;
+      if (agentId === keep || this.writing.has(agentId)) continue;
+      this.remove(agentId);
+      evicted.push(agentId);
+    }
+    return evicted;
+  }
+}
