@@ -124,3 +124,16 @@ t.test("idle agents' blocks make way for a newcomer: spilled to RAM, then restor
   t.ok(again.cached > 0);
   t.equal(again.text, first.text, 'the same prompt gives the same greedy output after the restore');
 });
+
+t.test('a split KV cache caps each request at its stream; more than that is 400 with both numbers', async (t) => {
+  // llama.cpp pads each stream to 256 cells: 2 sequences of 256.
+  const server = await serve(['--context-size', '512', '--max-sequences', '2', '--kv-unified', 'false']);
+  const tooBig = await post(server, 'big', 'Hello.', 300);
+  t.equal(tooBig.status, 400);
+  const body = (await tooBig.json()) as { error: { message: string; code: string } };
+  t.equal(body.error.code, 'ERR_CONTEXT_EXCEEDED');
+  t.match(body.error.message, /needs \d+ tokens .* holds 256\./);
+  const [a, b] = await Promise.all([post(server, 'a', 'Hello from a.', 100), post(server, 'b', 'Hello from b.', 100)]);
+  t.same([a.status, b.status], [200, 200], 'two requests decode side by side, one per stream');
+  t.equal(((await a.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens, 100);
+});

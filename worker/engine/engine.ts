@@ -11,14 +11,16 @@ import { BlockPool } from './kv/block-pool.js';
 import { commonPrefixLength, type HotEntry } from './kv/hot-cache.js';
 import { AgentTiers, type SavedState } from './kv/tiers.js';
 import type { DiskTier } from '../persistence/disk-tier.js';
-import { ChatTemplate } from './chat-template.js';
+import { RequestInput } from './request-input.js';
 import { planStep, type StepPlan } from './scheduler.js';
 import { Sequence } from './sequence.js';
-import { BadRequestError, ContextExceededError, ErrorCode, SemanticError, toErrorPayload } from '../../shared/errors.js';
+import { ErrorCode, SemanticError, toErrorPayload } from '../../shared/errors.js';
 import type { CacheTier, EngineStats, FinishReason, GenerateMessage, InferenceToFront } from '../../shared/protocol/messages.js';
 
 export interface EngineSettings {
   contextSize: number;
+  /** Cells one sequence can hold: the context size, or its share when the KV cache is split into streams. */
+  sequenceSize: number;
   maxSequences: number;
   batchTokens: number;
   /** KV cells per block of the pool. */
@@ -47,18 +49,18 @@ export class Engine {
   private readonly tiers: AgentTiers;
   /** Requests not yet admitted; admitted between steps, when the context may be touched. */
   private readonly incoming: GenerateMessage[] = [];
-  /** Finished turns whose state is to be exported and written to the disk tier before the agent's next turn. */
-  private readonly toPersist: HotEntry[] = [];
   /** Agents with a request admitted or queued, and their later requests, which wait their turn. */
   private readonly busyAgents = new Map<string, GenerateMessage[]>();
-  private readonly template: ChatTemplate;
+  private readonly input: RequestInput;
   private looping = false;
+  /** Wakes the idle loop when the next write-behind is due. */
+  private writeTimer: NodeJS.Timeout | undefined;
   private dead = false;
   private steps = 0;
   private multiSequenceSteps = 0;
 
   constructor(
-    private readonly addon: Addon,
+    addon: Addon,
     private readonly model: Model,
     private readonly context: Context,
     private readonly settings: EngineSettings,
@@ -67,10 +69,11 @@ export class Engine {
   ) {
     const pool = new BlockPool(settings.contextSize, settings.blockSize);
     this.admission = new Admission(settings.maxSequences, pool, settings);
-    this.tiers = new AgentTiers(context, this.admission, settings.ramBudgetBytes, disk);
-    const info = model.info();
-    const piece = (token: number): string => (token < 0 ? '' : model.detokenize(Int32Array.of(token), { special: true }));
-    this.template = new ChatTemplate(info.chatTemplate, { bos: piece(info.bos), eos: piece(info.eos) });
+    const written = (agentId: string, bytes: number): void => this.post({ type: 'persisted', agentId, bytes });
+    this.tiers = new AgentTiers(context, this.admission, settings.ramBudgetBytes, disk, written);
+    // Whole blocks of one sequence's cells: all the context's, or its stream's share when split.
+    const capacity = Math.floor(Math.min(settings.sequenceSize, settings.contextSize) / settings.blockSize) * settings.blockSize;
+    this.input = new RequestInput(addon, model, capacity, settings.defaultMaxTokens);
   }
 
   submit(request: GenerateMessage): void {
@@ -134,12 +137,16 @@ export class Engine {
   }
 
   private hasWork(): boolean {
-    return this.active.size > 0 || this.incoming.length > 0 || this.toPersist.length > 0 || this.admission.queued > 0;
+    const writeDue = (this.tiers.nextWriteDue ?? Infinity) <= performance.now();
+    return this.active.size > 0 || this.incoming.length > 0 || this.admission.queued > 0 || writeDue;
   }
 
   private async loop(): Promise<void> {
+    clearTimeout(this.writeTimer);
     while (this.hasWork() && !this.dead) await this.step();
     this.looping = false;
+    const due = this.tiers.nextWriteDue;
+    if (due !== undefined && !this.dead) this.writeTimer = setTimeout(() => this.kick(), Math.max(0, due - performance.now()));
   }
 
   /** One step: the boundary's bookkeeping, then one batched decode, then the sequences' new tokens. */
@@ -162,7 +169,7 @@ export class Engine {
 
   private async boundary(): Promise<void> {
     this.reapFinished();
-    await this.persistFinished();
+    await this.tiers.writeDue(performance.now());
     this.admitIncoming();
     await this.spillForQueue();
     await this.restoreSaved();
@@ -204,8 +211,7 @@ export class Engine {
 
   /** A request that will not run gives its agent's pinned hot cache back to the hot tier. */
   private unpin(prepared: Prepared): void {
-    const entry = prepared.hot;
-    if (entry !== undefined) this.tiers.hot.put(entry.agentId, entry.seqId, entry.tokens);
+    if (prepared.hot !== undefined) this.tiers.hot.restore(prepared.hot);
   }
 
   /**
@@ -240,32 +246,13 @@ export class Engine {
   }
 
   private prepare(request: GenerateMessage): Prepared {
-    const { input } = request;
-    const text = input.kind === 'chat' ? this.template.render(input.messages) : input.prompt;
-    const prompt = this.model.tokenize(text, { addSpecial: true, parseSpecial: true });
-    if (prompt.length === 0) throw new BadRequestError('the prompt is empty', input.kind === 'chat' ? 'messages' : 'prompt');
-    const capacity = this.admission.pool.capacityTokens;
-    const maxTokens = request.maxTokens ?? Math.min(this.settings.defaultMaxTokens, capacity - prompt.length);
-    if (maxTokens < 1 || prompt.length + maxTokens > capacity) {
-      throw new ContextExceededError(prompt.length + Math.max(maxTokens, 1), capacity);
-    }
+    const { prompt, maxTokens } = this.input.tokens(request);
     return { request, prompt, maxTokens, hot: this.tiers.hot.take(request.agentId) };
   }
 
   private start(prepared: Prepared, reservation: Reservation, cachedTokens: number, cacheTier: CacheTier): void {
     const { request, prompt } = prepared;
-    const { sampling } = request;
-    const sampler = new this.addon.Sampler(this.model, {
-      temperature: sampling.temperature,
-      topK: sampling.topK,
-      topP: sampling.topP,
-      minP: sampling.minP,
-      repeatPenalty: sampling.repeatPenalty,
-      frequencyPenalty: sampling.frequencyPenalty,
-      presencePenalty: sampling.presencePenalty,
-      ...(sampling.seed === undefined ? {} : { seed: sampling.seed }),
-    });
-    sampler.accept(prompt);
+    const sampler = this.input.sampler(request, prompt);
     const sequence = new Sequence({ ...request, maxTokens: prepared.maxTokens }, prompt, sampler, reservation, cachedTokens);
     this.active.set(request.requestId, sequence);
     const restore = cacheTier === 'miss' ? this.tiers.savedCacheOf(request.agentId) : undefined;
@@ -316,21 +303,6 @@ export class Engine {
     return reusable;
   }
 
-  /** Exports each finished turn's state and hands it to the disk tier (write-behind), then lets the agent go on. */
-  private async persistFinished(): Promise<void> {
-    for (const entry of this.toPersist.splice(0)) {
-      const current = this.tiers.hot.peek(entry.agentId);
-      // An agent that is already back will persist a superset after this next turn: skip the export
-      // rather than make its time to first token wait for it.
-      const returning = this.incoming.some((r) => r.agentId === entry.agentId) || (this.busyAgents.get(entry.agentId)?.length ?? 0) > 0;
-      if (current?.seqId === entry.seqId && !returning) {
-        const agentId = entry.agentId;
-        await this.tiers.persist(entry, (bytes) => this.post({ type: 'persisted', agentId, bytes }));
-      }
-      this.agentDone(entry.agentId);
-    }
-  }
-
   private countStep(sequenceCount: number): void {
     this.steps++;
     if (sequenceCount > 1) this.multiSequenceSteps++;
@@ -368,7 +340,7 @@ export class Engine {
   /**
    * Ends a request. Unless told to drop it, the agent's cells stay in the context (hot-idle) holding
    * the prompt and every generated token already decoded, for its next turn to reuse; its blocks
-   * shrink to those cells.
+   * shrink to those cells, and the turn is written behind to the disk tier once the agent is idle.
    */
   private release(sequence: Sequence, notify: boolean, keepCache = true): void {
     this.active.delete(sequence.requestId);
@@ -385,9 +357,8 @@ export class Engine {
     }
     const tokens = Int32Array.from([...sequence.prompt, ...sequence.output].slice(0, held));
     this.admission.resize(sequence.reservation, held);
-    this.tiers.hot.put(sequence.agentId, sequence.seqId, tokens);
-    if (this.tiers.disk === undefined) return this.agentDone(sequence.agentId);
-    this.toPersist.push({ agentId: sequence.agentId, seqId: sequence.seqId, tokens, lastUsed: 0 });
+    this.tiers.park(sequence.agentId, sequence.seqId, tokens, performance.now());
+    this.agentDone(sequence.agentId);
   }
 
   private postDone(requestId: string, finishReason: FinishReason, promptTokens: number, completionTokens: number, cachedTokens: number): void {

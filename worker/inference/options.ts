@@ -16,6 +16,8 @@ export interface InferenceOptions {
   threads: number;
   kvType: KvType;
   flashAttention: boolean;
+  /** One cell pool for all sequences, or one stream of contextSize / maxSequences cells each. */
+  kvUnified: boolean;
   gpuLayers: number;
   /** Bytes of idle agents' exported KV state kept in host memory (the RAM tier). */
   ramBudgetBytes: number;

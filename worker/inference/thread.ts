@@ -44,6 +44,7 @@ async function open(addon: Addon): Promise<{ model: Model; context: Context }> {
     typeK: options.kvType,
     typeV: options.kvType,
     flashAttention: options.flashAttention,
+    kvUnified: options.kvUnified,
     // llama.cpp's own default is 4 threads whatever the machine: on 2 cores its spinning threads
     // then fight each other and a decode step takes seconds instead of tens of milliseconds.
     threads: options.threads > 0 ? options.threads : availableParallelism(),
@@ -71,6 +72,7 @@ async function main(): Promise<void> {
   await disk.index();
   const engine = new Engine(addon, model, context, {
     contextSize: contextInfo.nCtx,
+    sequenceSize: contextInfo.nCtxSeq,
     maxSequences: options.maxSequences,
     batchTokens: options.batchTokens,
     blockSize: KV_BLOCK_SIZE,

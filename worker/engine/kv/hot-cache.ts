@@ -26,8 +26,17 @@ export class HotCache {
     return total;
   }
 
-  put(agentId: string, seqId: number, tokens: Int32Array): void {
-    this.byAgent.set(agentId, { agentId, seqId, tokens, lastUsed: ++this.clock });
+  /** Parks an agent's cells; returns the entry, whose identity says "this very turn" (see AgentTiers). */
+  put(agentId: string, seqId: number, tokens: Int32Array): HotEntry {
+    const entry = { agentId, seqId, tokens, lastUsed: ++this.clock };
+    this.byAgent.set(agentId, entry);
+    return entry;
+  }
+
+  /** Puts a taken entry back unchanged (its request was refused or aborted before it started). */
+  restore(entry: HotEntry): void {
+    entry.lastUsed = ++this.clock;
+    this.byAgent.set(entry.agentId, entry);
   }
 
   entries(): IterableIterator<HotEntry> {

@@ -31,15 +31,27 @@ export interface SequenceReleaser {
   releaseSequence(seqId: number): void;
 }
 
+/**
+ * How long a finished turn waits, idle, before its state is exported for the disk tier. An export
+ * holds the context (tens of ms for a few thousand tokens), so an agent that comes straight back —
+ * a tool call's round trip — would wait for it; if it comes back within the delay its export is
+ * skipped and its next turn, a superset, is written instead. A spill exports at once.
+ */
+export const WRITE_DELAY_MS = 250;
+
 export class AgentTiers {
   readonly hot = new HotCache();
   readonly ram: RamCache;
+  /** Finished turns to be written to the disk tier, by agent; the entry is the hot entry of that turn. */
+  private readonly pendingWrites = new Map<string, { entry: HotEntry; due: number }>();
 
   constructor(
     private readonly context: Context,
     private readonly sequences: SequenceReleaser,
     ramBudgetBytes: number,
-    readonly disk?: DiskTier,
+    readonly disk: DiskTier | undefined,
+    /** Learns of each completed cache file write. */
+    private readonly onWritten: (agentId: string, bytes: number) => void,
   ) {
     this.ram = new RamCache(ramBudgetBytes);
   }
@@ -51,19 +63,46 @@ export class AgentTiers {
     return blocks;
   }
 
+  /** Parks a finished turn's cells as the agent's hot cache, and schedules its write-behind. */
+  park(agentId: string, seqId: number, tokens: Int32Array, now: number): void {
+    const entry = this.hot.put(agentId, seqId, tokens);
+    if (this.disk !== undefined) this.pendingWrites.set(agentId, { entry, due: now + WRITE_DELAY_MS });
+  }
+
+  /** When the next scheduled write is due (undefined: none). */
+  get nextWriteDue(): number | undefined {
+    let next: number | undefined;
+    for (const { due } of this.pendingWrites.values()) if (next === undefined || due < next) next = due;
+    return next;
+  }
+
+  /** Exports every due turn whose agent is still idle with that turn's cells, and writes it behind. */
+  async writeDue(now: number): Promise<void> {
+    for (const [agentId, { entry, due }] of [...this.pendingWrites]) {
+      if (due > now) continue;
+      this.pendingWrites.delete(agentId);
+      if (this.hot.peek(agentId) !== entry) continue; // back (its next turn writes) or spilled (the spill wrote)
+      const state = await this.exportState(entry);
+      if (state !== undefined) this.write(entry, state);
+    }
+  }
+
   /**
    * Spills the least recently used idle agent: its state goes to the RAM tier (when the tier is on)
-   * and its sequence and blocks are freed. False when no agent is idle.
+   * and, if its turn was not written yet, to the disk tier; its sequence and blocks are freed. False
+   * when no agent is idle.
    */
   async spillLeastRecent(): Promise<boolean> {
     const entry = this.hot.takeLeastRecent();
     if (entry === undefined) return false;
-    if (this.ram.budgetBytes > 0) {
-      try {
-        this.ram.put(entry.agentId, entry.tokens, await this.context.stateSeqGet(entry.seqId));
-      } catch {
-        // Export failed: the agent's next turn comes from disk or is a miss, never a wrong answer.
-      }
+    const unwritten = this.pendingWrites.get(entry.agentId)?.entry === entry;
+    this.pendingWrites.delete(entry.agentId);
+    const toRam = this.ram.budgetBytes > 0;
+    const state = toRam || unwritten ? await this.exportState(entry) : undefined;
+    if (state !== undefined) {
+      // The disk writer takes its buffer (transferred to its thread): the RAM tier keeps a copy.
+      if (unwritten) this.write(entry, toRam ? state.slice() : state);
+      if (toRam) this.ram.put(entry.agentId, entry.tokens, state);
     }
     this.drop(entry);
     return true;
@@ -84,24 +123,19 @@ export class AgentTiers {
     return undefined;
   }
 
+  /** Export failed: the agent's next turn comes from another tier or is a miss, never a wrong answer. */
+  private async exportState(entry: HotEntry): Promise<Uint8Array | undefined> {
+    return this.context.stateSeqGet(entry.seqId).catch(() => undefined);
+  }
+
   /**
-   * Exports an idle agent's state and hands it to the disk tier (write-behind: the buffer is
-   * transferred to the writer thread). Resolves once the export is done, not the write; `written`
-   * learns of the write.
+   * Write-behind: the buffer is transferred to the writer thread, not copied. A failed write leaves
+   * the previous file or none: a later miss, never a wrong answer. 0 bytes: the state alone is over
+   * the disk budget and was not written.
    */
-  async persist(entry: HotEntry, written: (bytes: number) => void): Promise<void> {
-    const disk = this.disk;
-    if (disk === undefined) return;
-    let state: Uint8Array;
-    try {
-      state = await this.context.stateSeqGet(entry.seqId);
-    } catch {
-      return; // export failed: nothing written for this turn, the previous file stays
-    }
-    // A failed write leaves the previous file or none: a later miss, never a wrong answer. 0 bytes:
-    // the state alone is over the disk budget and was not written.
-    disk.persist(entry.agentId, entry.tokens, state).then(
-      (bytes) => bytes > 0 && written(bytes),
+  private write(entry: HotEntry, state: Uint8Array): void {
+    this.disk?.persist(entry.agentId, entry.tokens, state).then(
+      (bytes) => bytes > 0 && this.onWritten(entry.agentId, bytes),
       () => undefined,
     );
   }

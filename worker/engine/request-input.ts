@@ -1,0 +1,56 @@
+/**
+ * What the engine runs for a request: its prompt tokens (chat messages rendered with the model's own
+ * template), its max tokens bounded by what one sequence can hold, and its sampler. Kept apart from
+ * the engine so the engine reads as scheduling and caching only.
+ */
+import type { Addon, Model, Sampler } from './addon.js';
+import { ChatTemplate } from './chat-template.js';
+import { BadRequestError, ContextExceededError } from '../../shared/errors.js';
+import type { GenerateMessage } from '../../shared/protocol/messages.js';
+
+export class RequestInput {
+  private readonly template: ChatTemplate;
+
+  constructor(
+    private readonly addon: Addon,
+    private readonly model: Model,
+    /** Tokens one sequence can hold: prompt + max tokens beyond it is a 400 with both numbers. */
+    private readonly capacity: number,
+    /** Generation cap when a request names no max tokens. */
+    private readonly defaultMaxTokens: number,
+  ) {
+    const info = model.info();
+    const piece = (token: number): string => (token < 0 ? '' : model.detokenize(Int32Array.of(token), { special: true }));
+    this.template = new ChatTemplate(info.chatTemplate, { bos: piece(info.bos), eos: piece(info.eos) });
+  }
+
+  /** The prompt's tokens and the max tokens to generate; throws a coded 400 error for what cannot run. */
+  tokens(request: GenerateMessage): { prompt: Int32Array; maxTokens: number } {
+    const { input } = request;
+    const text = input.kind === 'chat' ? this.template.render(input.messages) : input.prompt;
+    const prompt = this.model.tokenize(text, { addSpecial: true, parseSpecial: true });
+    if (prompt.length === 0) throw new BadRequestError('the prompt is empty', input.kind === 'chat' ? 'messages' : 'prompt');
+    const maxTokens = request.maxTokens ?? Math.min(this.defaultMaxTokens, this.capacity - prompt.length);
+    if (maxTokens < 1 || prompt.length + maxTokens > this.capacity) {
+      throw new ContextExceededError(prompt.length + Math.max(maxTokens, 1), this.capacity);
+    }
+    return { prompt, maxTokens };
+  }
+
+  /** A sampler for the request, having seen the prompt (for repetition penalties). */
+  sampler(request: GenerateMessage, prompt: Int32Array): Sampler {
+    const { sampling } = request;
+    const sampler = new this.addon.Sampler(this.model, {
+      temperature: sampling.temperature,
+      topK: sampling.topK,
+      topP: sampling.topP,
+      minP: sampling.minP,
+      repeatPenalty: sampling.repeatPenalty,
+      frequencyPenalty: sampling.frequencyPenalty,
+      presencePenalty: sampling.presencePenalty,
+      ...(sampling.seed === undefined ? {} : { seed: sampling.seed }),
+    });
+    sampler.accept(prompt);
+    return sampler;
+  }
+}
