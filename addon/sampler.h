@@ -14,6 +14,8 @@ class Sampler : public Napi::ObjectWrap<Sampler> {
   ~Sampler() override;
 
   llama_sampler* Handle(Napi::Env env) const;
+  // Samples from the logits of batch index `index` (pool thread; the chain must be lent).
+  llama_token Sample(llama_context* ctx, int32_t index);
   // A decode in flight samples with this chain on a pool thread; JS must not touch it meanwhile.
   void Lend() { lent_++; }
   void Return() { lent_--; }
@@ -26,6 +28,8 @@ class Sampler : public Napi::ObjectWrap<Sampler> {
 
   llama_sampler* chain_ = nullptr;
   int32_t vocabSize_ = 0;
+  // Greedy with no penalties: the argmax of the logits, without building the chain's candidate array.
+  bool plainGreedy_ = false;
   int lent_ = 0;
 };
 

@@ -124,7 +124,7 @@ class Decode : public ContextWorker {
     if (rc != 0) return Fail(DecodeErrorCode(rc), "returned " + std::to_string(rc));
     sampled_.reserve(samples_.size());
     for (SampleRequest& s : samples_) {
-      sampled_.push_back(llama_sampler_sample(s.sampler->Handle(Env()), Ctx(), s.index));
+      sampled_.push_back(s.sampler->Sample(Ctx(), s.index));
     }
   }
   Napi::Value Result() override {

@@ -3,8 +3,10 @@
  * (ratios to one stream are what matter on a shared, noisy machine). Each level sends N concurrent
  * streaming chat completions of distinct prompts with `max_tokens` tokens and greedy sampling. Two
  * figures per level: end to end (generated tokens from the usage the server reports, over the whole
- * level's wall time, prefill included) and decode (tokens that arrived while all N streams were
- * generating, over that window: the steady state a batch of N agents decodes at).
+ * level's wall time, prefill included) and decode: the engine's own count of sampled tokens
+ * (`/debug/engine`), read once every stream has its first token and again when the first stream
+ * ends, over that window — the steady state a batch of N agents decodes at. (Counting SSE chunks
+ * instead would undercount: a chunk can carry several tokens when a character spans them.)
  *
  *   npm run build && node dist/bench/concurrency.js --shape qwen2.5-0.5b --levels 1,8,32 --tokens 64 --layouts unified,split
  */
@@ -39,13 +41,25 @@ function serve(layout: string): Promise<RunningServer> {
   ], 'ready');
 }
 
-interface StreamResult {
-  tokens: number;
-  /** Arrival time of each content chunk. */
-  times: number[];
+interface Window {
+  /** Resolves once every stream of the level has its first token. */
+  allStarted: Promise<void>;
+  started(): void;
+  /** Resolves once the first stream ends. */
+  firstEnded: Promise<void>;
+  ended(): void;
 }
 
-async function stream(server: RunningServer, index: number): Promise<StreamResult> {
+function window(concurrency: number): Window {
+  let startedCount = 0;
+  let onAllStarted!: () => void;
+  let onFirstEnded!: () => void;
+  const allStarted = new Promise<void>((resolve) => (onAllStarted = resolve));
+  const firstEnded = new Promise<void>((resolve) => (onFirstEnded = resolve));
+  return { allStarted, firstEnded, started: () => ++startedCount === concurrency && onAllStarted(), ended: () => onFirstEnded() };
+}
+
+async function stream(server: RunningServer, index: number, span: Window): Promise<number> {
   const response = await fetch(`${server.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -58,27 +72,36 @@ async function stream(server: RunningServer, index: number): Promise<StreamResul
       stream_options: { include_usage: true },
     }),
   });
-  const times: number[] = [];
+  let first = true;
   const events = await readSseData(response, (data) => {
-    if (data.includes('"content":"')) times.push(performance.now());
+    if (first && data.includes('"content":"') && !data.includes('"content":""')) {
+      first = false;
+      span.started();
+    }
   });
+  span.ended();
   const usage = JSON.parse(events.at(-2) ?? '{}') as { usage?: { completion_tokens: number } };
-  return { tokens: usage.usage?.completion_tokens ?? 0, times };
+  return usage.usage?.completion_tokens ?? 0;
 }
 
-/** Tokens per second while every stream was generating: from the last first token to the first last token. */
-function decodeRate(streams: StreamResult[]): number {
-  const from = Math.max(...streams.map((s) => s.times[0] ?? Infinity));
-  const to = Math.min(...streams.map((s) => s.times.at(-1) ?? -Infinity));
-  const inWindow = streams.reduce((sum, s) => sum + s.times.filter((at) => at > from && at <= to).length, 0);
-  return to > from ? (inWindow * 1000) / (to - from) : 0;
+/** The engine's sampled-token counter and when it was read. */
+async function sampled(server: RunningServer): Promise<{ tokens: number; at: number }> {
+  const stats = (await (await fetch(`${server.url}/debug/engine`)).json()) as { sampledTokens: number };
+  return { tokens: stats.sampledTokens, at: performance.now() };
 }
 
 async function level(server: RunningServer, concurrency: number): Promise<{ tokens: number; seconds: number; decode: number }> {
   const start = performance.now();
-  const streams = await Promise.all(Array.from({ length: concurrency }, (_, i) => stream(server, i)));
+  const span = window(concurrency);
+  const counting = span.allStarted.then(async () => {
+    const from = await sampled(server);
+    await span.firstEnded;
+    const to = await sampled(server);
+    return ((to.tokens - from.tokens) * 1000) / (to.at - from.at);
+  });
+  const counts = await Promise.all(Array.from({ length: concurrency }, (_, i) => stream(server, i, span)));
   const seconds = (performance.now() - start) / 1000;
-  return { tokens: streams.reduce((sum, s) => sum + s.tokens, 0), seconds, decode: decodeRate(streams) };
+  return { tokens: counts.reduce((sum, n) => sum + n, 0), seconds, decode: await counting };
 }
 
 async function run(layout: string): Promise<void> {

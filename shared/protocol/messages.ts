@@ -80,6 +80,8 @@ const engineStatsSchema = z.object({
   ramAgents: count,
   ramBytes: count,
   steps: count,
+  /** Tokens sampled by decode steps since start (end tokens included): throughput is its rate. */
+  sampledTokens: count,
   /** Steps whose one decode call carried tokens of more than one sequence. */
   multiSequenceSteps: count,
 });

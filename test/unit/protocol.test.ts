@@ -32,7 +32,7 @@ const inference: InferenceToFront[] = [
   {
     type: 'stats',
     requestId: 's1',
-    stats: { activeSequences: 1, idleSequences: 2, freeSequences: 5, queuedRequests: 0, usedCells: 20, totalCells: 4096, blockSize: 16, usedBlocks: 3, totalBlocks: 256, ramAgents: 1, ramBytes: 4096, steps: 3, multiSequenceSteps: 1 },
+    stats: { activeSequences: 1, idleSequences: 2, freeSequences: 5, queuedRequests: 0, usedCells: 20, totalCells: 4096, blockSize: 16, usedBlocks: 3, totalBlocks: 256, ramAgents: 1, ramBytes: 4096, steps: 3, sampledTokens: 40, multiSequenceSteps: 1 },
   },
   { type: 'engine_dead', error: { code: 'ERR_ENGINE_DEAD', message: 'decode failed' } },
 ];

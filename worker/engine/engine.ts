@@ -57,6 +57,7 @@ export class Engine {
   private writeTimer: NodeJS.Timeout | undefined;
   private dead = false;
   private steps = 0;
+  private sampledTokens = 0;
   private multiSequenceSteps = 0;
 
   constructor(
@@ -126,6 +127,7 @@ export class Engine {
       ramAgents: this.tiers.ram.size,
       ramBytes: this.tiers.ram.bytes,
       steps: this.steps,
+      sampledTokens: this.sampledTokens,
       multiSequenceSteps: this.multiSequenceSteps,
     };
   }
@@ -162,6 +164,7 @@ export class Engine {
       return this.onDecodeError(error, plan);
     }
     this.countStep(plan.sequenceCount);
+    this.sampledTokens += plan.samples.length;
     for (const { sequence, tokens } of plan.prefill) sequence.prefilled += tokens;
     plan.samples.forEach(({ sequence }, i) => this.acceptToken(sequence, sampled[i] ?? -1));
     this.reapFinished();

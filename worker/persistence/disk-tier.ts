@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { Piscina } from 'piscina';
-import { agentIdOfFileName, cacheFileName, type CacheMetadata } from './cache-file.js';
+import { agentIdOfFileName, cacheFileName, cacheFileViews, type CacheMetadata } from './cache-file.js';
 import type { ReadResult, ReadTask, WriteTask } from './cache-task.js';
 import { DiskIndex, type DiskEntry } from './disk-index.js';
 
@@ -85,7 +85,7 @@ export class DiskTier {
     const task: ReadTask = { op: 'read', path: this.pathOf(agentId), ...this.metadata(agentId) };
     return this.serial(agentId, async () => {
       const result = (await this.pool.run(task)) as ReadResult;
-      if ('tokens' in result) return result;
+      if (result instanceof ArrayBuffer) return cacheFileViews(result);
       this.ledger.remove(agentId);
       return null;
     });

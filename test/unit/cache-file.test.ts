@@ -1,0 +1,48 @@
+// The cache file codec: a round trip gives views on the file's bytes, and every kind of bad file is
+// recognised with its reason before any byte would reach llama.cpp.
+import t from 'tap';
+import { CacheFileError, cacheFileViews, decodeCacheFile, encodeCacheFile } from '../../worker/persistence/cache-file.js';
+
+const meta = { agentId: 'agent:one', model: 'm'.repeat(32), kvType: 'f16' };
+const contents = { ...meta, tokens: Int32Array.of(151644, 872, 198, 9707), state: Uint8Array.from({ length: 1000 }, (_, i) => (i * 7) % 256) };
+const file = (): Buffer => Buffer.concat(encodeCacheFile(contents));
+
+function reason(bytes: Buffer, expected = meta): string | undefined {
+  try {
+    decodeCacheFile(bytes, expected);
+    return undefined;
+  } catch (error) {
+    return error instanceof CacheFileError ? error.reason : 'other';
+  }
+}
+
+t.test('round trip: same tokens and state, as views on the file', async (t) => {
+  const bytes = file();
+  const decoded = decodeCacheFile(bytes, meta);
+  t.same([...decoded.tokens], [...contents.tokens]);
+  t.same(Buffer.from(decoded.state), Buffer.from(contents.state));
+  t.equal(decoded.state.buffer, bytes.buffer, 'the state is not copied');
+  const header = JSON.parse(bytes.toString('utf8', 8, 8 + Number(bytes.readBigUInt64LE(0)))) as { __metadata__: Record<string, string> };
+  t.equal(header.__metadata__.format, 'semantic-kv-cache/2');
+  t.match(header.__metadata__.crc32, /^[0-9a-f]{8}$/);
+  const views = cacheFileViews(Uint8Array.from(bytes).buffer);
+  t.same([...views.tokens], [...contents.tokens], 'views on a moved buffer');
+  t.equal(views.state.length, 1000);
+});
+
+t.test('bad files are recognised, each with its reason', async (t) => {
+  t.equal(reason(file().subarray(0, 5)), 'truncated', 'shorter than the length prefix');
+  t.equal(reason(file().subarray(0, file().length - 1)), 'truncated', 'one byte short');
+  const flipped = file();
+  flipped[flipped.length - 10] = (flipped[flipped.length - 10] ?? 0) ^ 0x01;
+  t.equal(reason(flipped), 'corrupt', 'one bit flipped in the state');
+  t.equal(reason(Buffer.concat([file(), Buffer.of(0)])), 'corrupt', 'trailing bytes');
+  t.equal(reason(file(), { ...meta, model: 'x'.repeat(32) }), 'foreign', 'another model');
+  t.equal(reason(file(), { ...meta, kvType: 'q8_0' }), 'foreign', 'another KV type');
+  t.equal(reason(file(), { ...meta, agentId: 'agent:two' }), 'foreign', 'another agent');
+  const v1 = Buffer.from(file().toString('latin1').replace('semantic-kv-cache/2', 'semantic-kv-cache/1'), 'latin1');
+  t.equal(reason(v1), 'foreign', 'an older format version');
+  const notJson = file();
+  notJson.write('{{{{', 8);
+  t.equal(reason(notJson), 'corrupt', 'a header that is not JSON');
+});
