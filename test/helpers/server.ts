@@ -64,3 +64,22 @@ export function startServer(args: string[], readyMessage = 'ready', env: NodeJS.
     void exited.then((code) => reject(new Error(`semantic ${args.join(' ')} exited with ${code} before "${readyMessage}":\n${stderr}`)));
   });
 }
+
+/** Resolves once the server has logged at least `count` lines that match (e.g. an agent's cache file written). */
+export function logged(server: RunningServer, matches: (line: Record<string, unknown>) => boolean, count = 1): Promise<void> {
+  const enough = (): boolean => server.logs.filter(matches).length >= count;
+  if (enough()) return Promise.resolve();
+  return new Promise((resolve) => {
+    const onData = (): void => {
+      if (!enough()) return;
+      server.child.stdout?.off('data', onData);
+      resolve();
+    };
+    server.child.stdout?.on('data', onData);
+  });
+}
+
+/** Resolves once the agent's cache file has been written `count` times in all. */
+export function persisted(server: RunningServer, agentId: string, count = 1): Promise<void> {
+  return logged(server, (line) => line.msg === 'agent cache persisted' && line.agentId === agentId, count);
+}

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { greedyReference } from '../helpers/greedy.js';
 import { ensureModel } from '../../shared/gguf/make-model.js';
 import { tinyModelPath } from '../helpers/model.js';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { persisted, startServer, type RunningServer } from '../helpers/server.js';
 import type { ChatMessage } from '../../shared/protocol/messages.js';
 
 const modelPath = await tinyModelPath();
@@ -18,20 +18,6 @@ async function serve(cacheDir: string, model = modelPath): Promise<RunningServer
   const server = await startServer(['serve', '--port', '0', '--model', model, '--model-id', 'tiny', '--threads', '1', '--context-size', '2048', '--cache-dir', cacheDir]);
   t.teardown(() => server.stop());
   return server;
-}
-
-/** Resolves when the server logs that the agent's cache file was written. */
-function persisted(server: RunningServer, agentId: string, count = 1): Promise<void> {
-  const matches = () => server.logs.filter((l) => l.msg === 'agent cache persisted' && l.agentId === agentId).length >= count;
-  if (matches()) return Promise.resolve();
-  return new Promise((resolve) => {
-    const onData = (): void => {
-      if (!matches()) return;
-      server.child.stdout?.off('data', onData);
-      resolve();
-    };
-    server.child.stdout?.on('data', onData);
-  });
 }
 
 async function turn(server: RunningServer, agent: string, messages: ChatMessage[]) {

@@ -3,7 +3,8 @@
  * (temp file, fsync, rename) and reads verify the file completely; a file that fails verification
  * is moved into `quarantine/` so it is never read again, and reported as a miss.
  */
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Piscina } from 'piscina';
 import { CacheFileError, decodeCacheFile, encodeCacheFile, type CacheMetadata } from './cache-file.js';
@@ -55,7 +56,9 @@ function moved(file: Buffer): unknown {
 async function read(task: ReadTask): Promise<unknown> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(task.path);
+    // Synchronous on purpose: this is the cache I/O thread, and fs.promises.readFile reads a large file
+    // in 512 KiB chunks, one thread-pool round trip each, which a returning agent would wait for.
+    bytes = readFileSync(task.path);
   } catch {
     return { missing: true };
   }
