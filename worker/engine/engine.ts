@@ -101,7 +101,8 @@ export class Engine {
     if (queued !== undefined) {
       this.unpin(queued);
       this.postDone(requestId, 'abort', queued.prompt.length, 0, 0);
-      return this.agentDone(queued.request.agentId);
+      this.agentDone(queued.request.agentId);
+      return this.kick(); // its agent's next request, or the queue behind it, may go on now
     }
     const sequence = this.active.get(requestId);
     if (sequence === undefined || sequence.aborted) return;
@@ -145,29 +146,33 @@ export class Engine {
 
   private async loop(): Promise<void> {
     clearTimeout(this.writeTimer);
-    while (this.hasWork() && !this.dead) await this.step();
+    // A step with nothing to decode ends the loop: what waits (a queued request) moves on the next kick.
+    while (this.hasWork() && !this.dead && (await this.step()));
     this.looping = false;
     const due = this.tiers.nextWriteDue;
     if (due !== undefined && !this.dead) this.writeTimer = setTimeout(() => this.kick(), Math.max(0, due - performance.now()));
   }
 
-  /** One step: the boundary's bookkeeping, then one batched decode, then the sequences' new tokens. */
-  private async step(): Promise<void> {
+  /** One step: the boundary's bookkeeping, then one batched decode, then the sequences' new tokens. False: nothing to decode. */
+  private async step(): Promise<boolean> {
     await this.boundary();
     const plan = planStep([...this.active.values()], this.settings.batchTokens);
-    if (plan === null) return;
+    if (plan === null) return false;
     const samples = plan.samples.map((s) => ({ index: s.index, sampler: s.sequence.sampler }));
     let sampled: Int32Array;
     try {
       sampled = await this.context.decode(plan.batch, samples);
     } catch (error) {
-      return this.onDecodeError(error, plan);
+      this.onDecodeError(error, plan);
+      return true;
     }
-    this.countStep(plan.sequenceCount);
+    this.steps++;
+    if (plan.sequenceCount > 1) this.multiSequenceSteps++;
     this.sampledTokens += plan.samples.length;
     for (const { sequence, tokens } of plan.prefill) sequence.prefilled += tokens;
     plan.samples.forEach(({ sequence }, i) => this.acceptToken(sequence, sampled[i] ?? -1));
     this.reapFinished();
+    return true;
   }
 
   private async boundary(): Promise<void> {
@@ -218,13 +223,16 @@ export class Engine {
   }
 
   /**
-   * Waiting requests come before idle caches: while the queue's head lacks a sequence or blocks,
-   * the least recently used idle agent is spilled down the tiers.
+   * Waiting requests come before idle caches: while the queue's head lacks a sequence or blocks that
+   * idle agents hold, the least recently used idle agent is spilled down the tiers. Blocks held by
+   * running requests come back when they end; spilling idle agents for those would only lose caches.
    */
   private async spillForQueue(): Promise<void> {
     for (;;) {
       for (const { item, reservation } of this.admission.startQueued()) this.startPrepared(item, reservation);
-      if (this.admission.headShortfall() === undefined || !(await this.tiers.spillLeastRecent())) return;
+      const short = this.admission.headShortfall();
+      if (short === undefined || (!short.sequence && short.blocks > this.tiers.spillableBlocks)) return;
+      if (!(await this.tiers.spillLeastRecent())) return;
     }
   }
 
@@ -304,11 +312,6 @@ export class Engine {
     }
     sequence.reuse(reusable);
     return reusable;
-  }
-
-  private countStep(sequenceCount: number): void {
-    this.steps++;
-    if (sequenceCount > 1) this.multiSequenceSteps++;
   }
 
   private acceptToken(sequence: Sequence, token: number): void {
