@@ -68,7 +68,8 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   }
   logger.info({ host: options.host, port }, 'listening');
   engine.ready.then(
-    (model) => logger.info({ model: model.id, port }, 'engine ready'),
+    // The cache budgets may be "auto" in the config: the line says what they came to on this machine.
+    (model) => logger.info({ model: model.id, port, ramCacheBytes: options.inference.ramBudgetBytes, diskCacheBytes: options.inference.diskBudgetBytes }, 'engine ready'),
     () => undefined, // the engine client already logged why it died
   );
   return {
