@@ -80,6 +80,7 @@ Napi::Function Context::Define(Napi::Env env) {
       env, "Context",
       {InstanceMethod<&Context::Info>("info"), InstanceMethod<&Context::Decode>("decode"),
        InstanceMethod<&Context::StateSeqGet>("stateSeqGet"), InstanceMethod<&Context::StateSeqSet>("stateSeqSet"),
+       InstanceMethod<&Context::StateSeqSetFile>("stateSeqSetFile"),
        InstanceMethod<&Context::StateSeqSize>("stateSeqSize"), InstanceMethod<&Context::SeqRemove>("seqRemove"),
        InstanceMethod<&Context::SeqCopy>("seqCopy"), InstanceMethod<&Context::SeqPosMax>("seqPosMax"),
        InstanceMethod<&Context::SeqPosMin>("seqPosMin"), InstanceMethod<&Context::Clear>("clear"),
@@ -156,6 +157,9 @@ Napi::Value Context::Info(const Napi::CallbackInfo& info) {
 Napi::Value Context::Decode(const Napi::CallbackInfo& info) { return DecodeWorker::Start(info, this); }
 Napi::Value Context::StateSeqGet(const Napi::CallbackInfo& info) { return StateGetWorker::Start(info, this, SeqArg(info, 0)); }
 Napi::Value Context::StateSeqSet(const Napi::CallbackInfo& info) { return StateSetWorker::Start(info, this, SeqArg(info, 0)); }
+Napi::Value Context::StateSeqSetFile(const Napi::CallbackInfo& info) {
+  return StateSetFileWorker::Start(info, this, SeqArg(info, 0));
+}
 
 Napi::Value Context::StateSeqSize(const Napi::CallbackInfo& info) {
   EnsureIdle(info.Env());

@@ -27,6 +27,7 @@ class Context : public Napi::ObjectWrap<Context> {
   Napi::Value Decode(const Napi::CallbackInfo& info);
   Napi::Value StateSeqGet(const Napi::CallbackInfo& info);
   Napi::Value StateSeqSet(const Napi::CallbackInfo& info);
+  Napi::Value StateSeqSetFile(const Napi::CallbackInfo& info);
   Napi::Value StateSeqSize(const Napi::CallbackInfo& info);
   Napi::Value SeqRemove(const Napi::CallbackInfo& info);
   Napi::Value SeqCopy(const Napi::CallbackInfo& info);

@@ -2,6 +2,12 @@
 
 #include <llama.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>  // Node's own zlib, whose symbols the node binary exports to addons
+
 #include <string>
 #include <vector>
 
@@ -198,6 +204,87 @@ class StateSet : public ContextWorker {
   Napi::ObjectReference bytes_;
 };
 
+struct FileSpan {
+  std::string path;
+  uint64_t fileBytes, dataOffset, dataBytes, stateOffset, stateBytes;
+  uint32_t crc32;
+};
+
+uint64_t SpanField(Napi::Env env, const Napi::Object& span, const char* key) {
+  Napi::Value value = span.Get(key);
+  if (!value.IsNumber() || value.As<Napi::Number>().DoubleValue() < 0) {
+    throw Napi::TypeError::New(env, std::string("stateSeqSetFile: ") + key + " must be a non-negative number");
+  }
+  return static_cast<uint64_t>(value.As<Napi::Number>().DoubleValue());
+}
+
+FileSpan ReadSpan(Napi::Env env, const Napi::Value& value) {
+  if (!value.IsObject() || !value.As<Napi::Object>().Get("path").IsString()) {
+    throw Napi::TypeError::New(env, "stateSeqSetFile: span must be an object with a string path");
+  }
+  Napi::Object span = value.As<Napi::Object>();
+  FileSpan out{span.Get("path").As<Napi::String>().Utf8Value(), SpanField(env, span, "fileBytes"), SpanField(env, span, "dataOffset"),
+               SpanField(env, span, "dataBytes"), SpanField(env, span, "stateOffset"), SpanField(env, span, "stateBytes"),
+               static_cast<uint32_t>(SpanField(env, span, "crc32"))};
+  bool inside = out.dataOffset + out.dataBytes == out.fileBytes && out.stateOffset >= out.dataOffset &&
+                out.stateOffset + out.stateBytes <= out.fileBytes;
+  if (!inside) throw Napi::RangeError::New(env, "stateSeqSetFile: the state and data must lie inside the file");
+  return out;
+}
+
+// A read-only private mapping of a whole file, unmapped and closed on scope exit.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path) {
+    fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st {};
+    if (fd_ < 0 || fstat(fd_, &st) != 0) return;
+    size_ = static_cast<uint64_t>(st.st_size);
+    if (size_ == 0) return;
+    // MAP_POPULATE maps every page now (they are in the page cache after a recent write or read)
+    // instead of taking a fault per 4 KiB page during the checksum.
+    void* base = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd_, 0);
+    if (base != MAP_FAILED) base_ = static_cast<const uint8_t*>(base);
+  }
+  ~MappedFile() {
+    if (base_ != nullptr) munmap(const_cast<uint8_t*>(base_), size_);
+    if (fd_ >= 0) close(fd_);
+  }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const uint8_t* data() const { return base_; }
+  uint64_t size() const { return size_; }
+
+ private:
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  const uint8_t* base_ = nullptr;
+};
+
+class StateSetFile : public ContextWorker {
+ public:
+  StateSetFile(Napi::Env env, Napi::Object owner, Context* context, int32_t seq, FileSpan span)
+      : ContextWorker(env, "llama_state_seq_set_data", owner, context), seq_(seq), span_(std::move(span)) {}
+
+ protected:
+  // Codes a caller can tell apart: the file changed or is bad (quarantine it) vs llama.cpp refused.
+  void Run() override {
+    MappedFile file(span_.path);
+    if (file.data() == nullptr) return Fail("ERR_CACHE_FILE_UNREADABLE", "cannot map " + span_.path);
+    if (file.size() != span_.fileBytes) return Fail("ERR_CACHE_FILE_CHANGED", "the file's size changed since its header was read");
+    uLong crc = crc32_z(0L, file.data() + span_.dataOffset, static_cast<z_size_t>(span_.dataBytes));
+    if (static_cast<uint32_t>(crc) != span_.crc32) return Fail("ERR_CACHE_FILE_CHECKSUM", "checksum mismatch");
+    read_ = llama_state_seq_set_data(Ctx(), file.data() + span_.stateOffset, span_.stateBytes, seq_);
+    if (read_ == 0) Fail("ERR_STATE_IMPORT", "state does not match this context, or no room for it");
+  }
+  Napi::Value Result() override { return Napi::Number::New(Env(), static_cast<double>(read_)); }
+
+ private:
+  int32_t seq_;
+  FileSpan span_;
+  size_t read_ = 0;
+};
+
 // Claims the context first (refusing a second call in flight), releases it if building the worker throws.
 template <typename Make>
 Napi::Value Launch(Napi::Env env, Context* context, Make make) {
@@ -215,6 +302,14 @@ Napi::Value Launch(Napi::Env env, Context* context, Make make) {
 }
 
 }  // namespace
+
+Napi::Value StateSetFileWorker::Start(const Napi::CallbackInfo& info, Context* context, int32_t seq) {
+  Napi::Env env = info.Env();
+  FileSpan span = ReadSpan(env, info.Length() > 1 ? info[1] : env.Undefined());
+  return Launch(env, context, [&]() -> PromiseWorker* {
+    return new StateSetFile(env, info.This().As<Napi::Object>(), context, seq, std::move(span));
+  });
+}
 
 Napi::Value DecodeWorker::Start(const Napi::CallbackInfo& info, Context* context) {
   Napi::Env env = info.Env();

@@ -22,4 +22,11 @@ struct StateSetWorker {
   static Napi::Value Start(const Napi::CallbackInfo& info, Context* context, int32_t seq);
 };
 
+struct StateSetFileWorker {
+  // stateSeqSetFile(seq, {path, fileBytes, dataOffset, dataBytes, crc32, stateOffset, stateBytes})
+  //   -> Promise<number of bytes read>. Maps the file, checks its size and the CRC-32 of its data
+  //   section, then imports the state straight from the mapping: no copy of the file into JS memory.
+  static Napi::Value Start(const Napi::CallbackInfo& info, Context* context, int32_t seq);
+};
+
 }  // namespace semantic

@@ -3,6 +3,10 @@
 import t from 'tap';
 import { loadAddon, type Context, type Model, type Sampler } from '../../worker/engine/addon.js';
 import { tinyModelPath } from '../helpers/model.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkCacheHeader, encodeCacheFile } from '../../worker/persistence/cache-file.js';
 
 const addon = loadAddon();
 const model = await addon.loadModel(await tinyModelPath());
@@ -90,6 +94,31 @@ t.test('state round trip: another sequence and a fresh context continue identica
   t.same(cold, original, 'equal to a cold prefill of the whole prompt');
   ctx.dispose();
   fresh.dispose();
+});
+
+t.test('state import from a cache file: checked in place, bad files refused with codes', async (t) => {
+  const ctx = await newContext(model);
+  const head = prompt.slice(0, prompt.length - 1);
+  const positions = Int32Array.from(head, (_, i) => i);
+  await ctx.decode({ tokens: head, positions, seqIds: new Int32Array(head.length), logits: new Uint8Array(head.length) });
+  const state = await ctx.stateSeqGet(0);
+  const meta = { agentId: 'a', model: 'm', kvType: 'f16' };
+  const bytes = Buffer.concat(encodeCacheFile({ ...meta, tokens: head, state: state.slice() }));
+  const dir = mkdtempSync(join(tmpdir(), 'semantic-addon-'));
+  const path = join(dir, 'a.safetensors');
+  writeFileSync(path, bytes);
+  const span = { path, ...checkCacheHeader(bytes, bytes.length, meta) };
+
+  t.equal(await ctx.stateSeqSetFile(1, span), state.byteLength, 'imports every byte of the state');
+  t.same(await generate(ctx, 1, prompt, head.length, 16), await generate(ctx, 0, prompt, head.length, 16), 'and continues as the original');
+  const code = (promise: Promise<unknown>) => promise.then(() => 'resolved', (error: { code?: string }) => error.code);
+  t.equal(await code(ctx.stateSeqSetFile(2, { ...span, crc32: (span.crc32 + 1) >>> 0 })), 'ERR_CACHE_FILE_CHECKSUM');
+  t.equal(await code(ctx.stateSeqSetFile(2, { ...span, path: join(dir, 'missing') })), 'ERR_CACHE_FILE_UNREADABLE');
+  writeFileSync(path, Buffer.concat([bytes, Buffer.of(0)]));
+  t.equal(await code(ctx.stateSeqSetFile(2, span)), 'ERR_CACHE_FILE_CHANGED', 'a file that is no longer the size its header was read at');
+  t.equal(ctx.seqPosMax(2), -1, 'nothing was imported from a bad file');
+  t.throws(() => ctx.stateSeqSetFile(2, { ...span, stateBytes: span.fileBytes }), RangeError, 'a span outside the file');
+  ctx.dispose();
 });
 
 t.test('two sequences decoded in one batch match their single-sequence runs', async (t) => {

@@ -89,6 +89,18 @@ export interface ContextInfo {
   stateBytes: number;
 }
 
+/** Where in a cache file the state lies, and what its header promised (see worker/persistence/cache-file.ts). */
+export interface FileSpan {
+  path: string;
+  fileBytes: number;
+  /** The data section the CRC-32 covers. */
+  dataOffset: number;
+  dataBytes: number;
+  crc32: number;
+  stateOffset: number;
+  stateBytes: number;
+}
+
 /** One batch: token i goes to sequence seqIds[i] at position positions[i]. All arrays equal length ≤ nBatch. */
 export interface Batch {
   tokens: Int32Array;
@@ -112,6 +124,13 @@ export interface Context {
   stateSeqGet(seq: number): Promise<Uint8Array>;
   /** Import a state exported by stateSeqGet from a context of the same model and KV types; resolves to bytes read. */
   stateSeqSet(seq: number, bytes: Uint8Array): Promise<number>;
+  /**
+   * Import a state straight from an agent's cache file: the addon maps the file, checks its size and
+   * the CRC-32 of its data section, and imports from the mapping. Rejects with ERR_CACHE_FILE_CHANGED,
+   * ERR_CACHE_FILE_CHECKSUM or ERR_CACHE_FILE_UNREADABLE (the file is bad: quarantine it) or
+   * ERR_STATE_IMPORT (llama.cpp refused the state).
+   */
+  stateSeqSetFile(seq: number, span: FileSpan): Promise<number>;
   stateSeqSize(seq: number): number;
   /** Remove positions [p0, p1) of a sequence (-1 = open end); false if a partial removal is impossible. */
   seqRemove(seq: number, p0?: number, p1?: number): boolean;

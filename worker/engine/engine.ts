@@ -305,7 +305,7 @@ export class Engine {
     const reserved = sequence.reservation.tokens;
     if (saved.tokens.length > reserved && !this.admission.resize(sequence.reservation, saved.tokens.length)) return 0;
     try {
-      await this.context.stateSeqSet(sequence.seqId, saved.state);
+      await saved.importInto(sequence.seqId);
     } finally {
       this.context.seqRemove(sequence.seqId, reusable, -1);
       this.admission.resize(sequence.reservation, reserved);

@@ -7,6 +7,7 @@ import type { Sampler } from './addon.js';
 import type { Reservation } from './admission.js';
 import type { FinishReason, GenerateMessage } from '../../shared/protocol/messages.js';
 import { TextStream } from './text-stream.js';
+import type { RestoreSource } from './kv/tiers.js';
 
 /** `restoring`: waiting for its agent's saved state to be imported before its first prefill. */
 export type SequencePhase = 'restoring' | 'prefill' | 'generate' | 'finished';
@@ -24,7 +25,7 @@ export class Sequence {
   aborted = false;
   finishReason: FinishReason | undefined;
   /** Where the agent's saved state comes from (the RAM or disk tier), imported before its first prefill. */
-  restore: { tier: 'ram' | 'disk'; load: () => Promise<{ tokens: Int32Array; state: Uint8Array } | null> } | undefined;
+  restore: RestoreSource | undefined;
   readonly text: TextStream;
 
   constructor(

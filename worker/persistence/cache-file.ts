@@ -90,24 +90,59 @@ function parseHeader(file: Buffer): { metadata: Record<string, string>; tokens: 
   return { metadata, tokens, state, dataStart: 8 + headerLength };
 }
 
+/** Where a checked header puts the data: what a reader needs to map the file and check it in place. */
+export interface CacheFileLayout {
+  fileBytes: number;
+  /** The data section (tokens then state) that the CRC-32 covers. */
+  dataOffset: number;
+  dataBytes: number;
+  tokensOffset: number;
+  tokensBytes: number;
+  stateOffset: number;
+  stateBytes: number;
+  crc32: number;
+}
+
 /**
- * Checks a whole file; `expected` must match the metadata it was written with. The tokens and state
- * returned are views on `file`, not copies (the data section starts 8-byte aligned).
+ * Checks everything but the checksum from a file's first bytes (at least its length prefix and
+ * header) and its size: format, dtypes, agent, model, KV type, and that the data section covers the
+ * rest of the file exactly.
  */
-export function decodeCacheFile(file: Buffer, expected: CacheMetadata): CacheContents {
-  const { metadata, tokens, state, dataStart } = parseHeader(file);
+export function checkCacheHeader(head: Buffer, fileBytes: number, expected: CacheMetadata): CacheFileLayout {
+  const { metadata, tokens, state, dataStart } = parseHeader(head);
   if (metadata.agent_id !== expected.agentId) throw new CacheFileError('foreign', `written for agent ${metadata.agent_id}`);
   if (metadata.model !== expected.model || metadata.kv_type !== expected.kvType) {
     throw new CacheFileError('foreign', 'written by another model or KV type');
   }
   const end = dataStart + state.data_offsets[1];
-  if (file.length < end) throw new CacheFileError('truncated', `${file.length} of ${end} bytes`);
-  if (file.length > end || tokens.data_offsets[0] !== 0 || tokens.data_offsets[1] !== state.data_offsets[0]) {
+  if (fileBytes < end) throw new CacheFileError('truncated', `${fileBytes} of ${end} bytes`);
+  const tokensBytes = tokens.data_offsets[1];
+  const crc = /^[0-9a-f]{8}$/.test(metadata.crc32 ?? '') ? parseInt(metadata.crc32 as string, 16) : NaN;
+  if (fileBytes > end || tokens.data_offsets[0] !== 0 || tokensBytes !== state.data_offsets[0] || Number.isNaN(crc)) {
     throw new CacheFileError('corrupt', 'the data section does not match the header');
   }
-  const tokenBytes = file.subarray(dataStart, dataStart + tokens.data_offsets[1]);
-  const stateBytes = file.subarray(dataStart + state.data_offsets[0], end);
-  if (checksum(tokenBytes, stateBytes) !== metadata.crc32 || Number(metadata.token_count) * 4 !== tokenBytes.length) {
+  if (Number(metadata.token_count) * 4 !== tokensBytes) throw new CacheFileError('corrupt', 'the token count does not match');
+  return {
+    fileBytes,
+    dataOffset: dataStart,
+    dataBytes: end - dataStart,
+    tokensOffset: dataStart,
+    tokensBytes,
+    stateOffset: dataStart + tokensBytes,
+    stateBytes: end - dataStart - tokensBytes,
+    crc32: crc,
+  };
+}
+
+/**
+ * Checks a whole file; `expected` must match the metadata it was written with. The tokens and state
+ * returned are views on `file`, not copies (the data section starts 8-byte aligned).
+ */
+export function decodeCacheFile(file: Buffer, expected: CacheMetadata): CacheContents {
+  const layout = checkCacheHeader(file, file.length, expected);
+  const tokenBytes = file.subarray(layout.tokensOffset, layout.stateOffset);
+  const stateBytes = file.subarray(layout.stateOffset, layout.dataOffset + layout.dataBytes);
+  if (checksum(tokenBytes, stateBytes) !== layout.crc32.toString(16).padStart(8, '0')) {
     throw new CacheFileError('corrupt', 'checksum mismatch');
   }
   const tokens32 =

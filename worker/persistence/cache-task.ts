@@ -1,13 +1,14 @@
 /**
  * The piscina task that does agents' cache file I/O off the inference thread: writes are atomic
- * (temp file, fsync, rename) and reads verify the file completely; a file that fails verification
- * is moved into `quarantine/` so it is never read again, and reported as a miss.
+ * (temp file, fsync, rename); reads verify the whole file; inspections check the header and read
+ * only the tokens, leaving the state to be imported (and checksummed) from a mapping by the addon.
+ * A file that fails a check is moved into `quarantine/` so it is never read again, and is a miss.
  */
 import { readFileSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Piscina } from 'piscina';
-import { CacheFileError, decodeCacheFile, encodeCacheFile, type CacheMetadata } from './cache-file.js';
+import { CacheFileError, checkCacheHeader, decodeCacheFile, encodeCacheFile, type CacheFileLayout, type CacheMetadata } from './cache-file.js';
 
 export interface WriteTask extends CacheMetadata {
   op: 'write';
@@ -21,8 +22,26 @@ export interface ReadTask extends CacheMetadata {
   path: string;
 }
 
+export interface InspectTask extends CacheMetadata {
+  op: 'inspect';
+  path: string;
+}
+
+export interface QuarantineTask {
+  op: 'quarantine';
+  path: string;
+}
+
+type Missing = { missing: true } | { quarantined: CacheFileError['reason'] };
+
 /** The verified file's bytes, or why there are none. */
-export type ReadResult = ArrayBuffer | { missing: true } | { quarantined: CacheFileError['reason'] };
+export type ReadResult = ArrayBuffer | Missing;
+
+/** The file's tokens and where its data lies, or why there are none. */
+export type InspectResult = { tokens: Int32Array; layout: CacheFileLayout } | Missing;
+
+/** A safetensors header is a few hundred bytes here; a length beyond this is a corrupt file, not a read. */
+const MAX_HEADER_BYTES = 1 << 20;
 
 async function write(task: WriteTask): Promise<number> {
   const temp = `${task.path}.${process.pid}.${Date.now()}.tmp`;
@@ -66,15 +85,59 @@ async function read(task: ReadTask): Promise<unknown> {
     decodeCacheFile(bytes, task);
     return moved(bytes);
   } catch (error) {
-    if (!(error instanceof CacheFileError)) throw error;
-    const quarantine = join(task.path, '..', 'quarantine');
-    await mkdir(quarantine, { recursive: true });
-    await rename(task.path, join(quarantine, `${basename(task.path)}.${Date.now()}`)).catch(() => undefined);
-    return { quarantined: error.reason };
+    return quarantineFor(error, task.path);
   }
 }
 
-/** Resolves to the bytes written, or to a ReadResult (possibly wrapped for transfer by piscina). */
-export default async function run(task: WriteTask | ReadTask): Promise<unknown> {
-  return task.op === 'write' ? write(task) : read(task);
+async function inspect(task: InspectTask): Promise<InspectResult> {
+  let file;
+  try {
+    file = await open(task.path, 'r');
+  } catch {
+    return { missing: true };
+  }
+  try {
+    const { size } = await file.stat();
+    const prefix = Buffer.alloc(8);
+    await file.read(prefix, 0, 8, 0);
+    const headerBytes = size >= 8 ? Number(prefix.readBigUInt64LE(0)) : 0;
+    if (headerBytes > MAX_HEADER_BYTES) throw new CacheFileError('corrupt', `a ${headerBytes}-byte header`);
+    const head = Buffer.alloc(Math.min(size, 8 + headerBytes));
+    await file.read(head, 0, head.length, 0);
+    const layout = checkCacheHeader(head, size, task);
+    const tokens = new Int32Array(layout.tokensBytes / 4);
+    await file.read(new Uint8Array(tokens.buffer), 0, layout.tokensBytes, layout.tokensOffset);
+    return { tokens, layout };
+  } catch (error) {
+    return quarantineFor(error, task.path);
+  } finally {
+    await file.close();
+  }
+}
+
+/** A bad file goes to quarantine/ (never read again); anything else is a real error and is thrown. */
+async function quarantineFor(error: unknown, path: string): Promise<{ quarantined: CacheFileError['reason'] }> {
+  if (!(error instanceof CacheFileError)) throw error;
+  await quarantine(path);
+  return { quarantined: error.reason };
+}
+
+async function quarantine(path: string): Promise<void> {
+  const folder = join(path, '..', 'quarantine');
+  await mkdir(folder, { recursive: true });
+  await rename(path, join(folder, `${basename(path)}.${Date.now()}`)).catch(() => undefined);
+}
+
+/** Resolves to the bytes written, a ReadResult (possibly wrapped for transfer by piscina), or an InspectResult. */
+export default async function run(task: WriteTask | ReadTask | InspectTask | QuarantineTask): Promise<unknown> {
+  switch (task.op) {
+    case 'write':
+      return write(task);
+    case 'read':
+      return read(task);
+    case 'inspect':
+      return inspect(task);
+    case 'quarantine':
+      return quarantine(task.path);
+  }
 }

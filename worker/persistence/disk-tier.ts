@@ -9,7 +9,8 @@ import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { Piscina } from 'piscina';
 import { agentIdOfFileName, cacheFileName, cacheFileViews, type CacheMetadata } from './cache-file.js';
-import type { ReadResult, ReadTask, WriteTask } from './cache-task.js';
+import type { InspectResult, InspectTask, QuarantineTask, ReadResult, ReadTask, WriteTask } from './cache-task.js';
+import type { FileSpan } from '../engine/addon.js';
 import { DiskIndex, type DiskEntry } from './disk-index.js';
 
 export class DiskTier {
@@ -89,6 +90,31 @@ export class DiskTier {
       this.ledger.remove(agentId);
       return null;
     });
+  }
+
+  /**
+   * The agent's tokens and where its state lies in its file, checked but for the checksum, which the
+   * addon verifies as it imports from a mapping of the file (no copy into memory). Null: no file, or a
+   * bad one, now quarantined.
+   */
+  inspect(agentId: string): Promise<{ tokens: Int32Array; file: FileSpan } | null> {
+    if (this.off) return Promise.resolve(null);
+    this.ledger.touch(agentId);
+    const path = this.pathOf(agentId);
+    const task: InspectTask = { op: 'inspect', path, ...this.metadata(agentId) };
+    return this.serial(agentId, async () => {
+      const result = (await this.pool.run(task)) as InspectResult;
+      if ('tokens' in result) return { tokens: result.tokens, file: { path, ...result.layout } };
+      this.ledger.remove(agentId);
+      return null;
+    });
+  }
+
+  /** Moves a file the addon found bad (checksum) to quarantine/: it is never read again. */
+  quarantine(agentId: string): Promise<void> {
+    this.ledger.remove(agentId);
+    const task: QuarantineTask = { op: 'quarantine', path: this.pathOf(agentId) };
+    return this.serial(agentId, () => this.pool.run(task) as Promise<void>);
   }
 
   async close(): Promise<void> {

@@ -14,9 +14,10 @@ import type { BlockPool } from './block-pool.js';
 import { HotCache, type HotEntry } from './hot-cache.js';
 import { RamCache } from './ram-cache.js';
 
+/** A returning agent's saved cache: the tokens it holds, and how to import its state into a sequence. */
 export interface SavedState {
   tokens: Int32Array;
-  state: Uint8Array;
+  importInto(seqId: number): Promise<void>;
 }
 
 /** How to get a returning agent's saved state, and from which tier. */
@@ -114,13 +115,31 @@ export class AgentTiers {
     this.sequences.releaseSequence(entry.seqId);
   }
 
-  /** The RAM tier first, then the disk tier. The RAM entry is taken: the agent's new turn supersedes it. */
+  /**
+   * The RAM tier first, then the disk tier. The RAM entry is taken: the agent's new turn supersedes
+   * it. A disk state is imported straight from its file by the addon, which checks the file's
+   * checksum as it goes; a file that fails is quarantined (and the turn is a miss).
+   */
   savedCacheOf(agentId: string): RestoreSource | undefined {
     const saved = this.ram.take(agentId);
-    if (saved !== undefined) return { tier: 'ram', load: () => Promise.resolve(saved) };
+    if (saved !== undefined) {
+      const importInto = async (seqId: number): Promise<void> => void (await this.context.stateSeqSet(seqId, saved.state));
+      return { tier: 'ram', load: () => Promise.resolve({ tokens: saved.tokens, importInto }) };
+    }
     const disk = this.disk;
-    if (disk?.has(agentId) === true) return { tier: 'disk', load: () => disk.load(agentId) };
-    return undefined;
+    if (disk?.has(agentId) !== true) return undefined;
+    const load = async (): Promise<SavedState | null> => {
+      const found = await disk.inspect(agentId);
+      if (found === null) return null;
+      const importInto = async (seqId: number): Promise<void> => {
+        await this.context.stateSeqSetFile(seqId, found.file).catch(async (error: unknown) => {
+          if (String((error as { code?: unknown }).code).startsWith('ERR_CACHE_FILE')) await disk.quarantine(agentId);
+          throw error;
+        });
+      };
+      return { tokens: found.tokens, importInto };
+    };
+    return { tier: 'disk', load };
   }
 
   /** Export failed: the agent's next turn comes from another tier or is a miss, never a wrong answer. */
