@@ -76,3 +76,31 @@ export function ramBudgetBytes(configured: number): number {
 export function diskBudgetBytes(configured: number, cacheDir: string): number {
   return configured === AUTO ? autoDiskBytes(freeDiskBytes(cacheDir), cacheFileBytes(cacheDir)) : configured;
 }
+
+/** What the KV cache's size per token depends on (ModelInfo from the addon). */
+export interface KvShape {
+  layerCount: number;
+  headCount: number;
+  headCountKv: number;
+  embeddingLength: number;
+}
+
+/** Bytes per element of each KV type: ggml's q8_0 and q4_0 store 32 values in 34 and 18 bytes. */
+const kvTypeBytes = { f16: 2, q8_0: 34 / 32, q4_0: 18 / 32 } as const;
+
+/** Bytes one token's K and V take across all layers. */
+export function kvBytesPerToken(model: KvShape, kvType: keyof typeof kvTypeBytes): number {
+  const headDim = model.embeddingLength / model.headCount;
+  return model.layerCount * 2 * model.headCountKv * headDim * kvTypeBytes[kvType];
+}
+
+/**
+ * The context's cells when none is configured: the model's training context, so that one agent can
+ * use all of it (the sequences share the cells), unless that KV cache would take more than an eighth
+ * of memory — the RAM tier may take a quarter, and the weights and the page cache need the rest.
+ * Whole multiples of 256, as llama.cpp pads the context; at least 256.
+ */
+export function autoContextSize(trainingContext: number, bytesPerToken: number, memoryBytes: number): number {
+  const fits = Math.floor(memoryBytes / 8 / Math.max(1, bytesPerToken));
+  return Math.max(256, Math.floor(Math.min(trainingContext > 0 ? trainingContext : 4096, fits) / 256) * 256);
+}

@@ -69,7 +69,7 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   logger.info({ host: options.host, port }, 'listening');
   engine.ready.then(
     // The cache budgets may be "auto" in the config: the line says what they came to on this machine.
-    (model) => logger.info({ model: model.id, port, ramCacheBytes: options.inference.ramBudgetBytes, diskCacheBytes: options.inference.diskBudgetBytes }, 'engine ready'),
+    (model) => logger.info({ model: model.id, port, contextSize: model.engineContext, ramCacheBytes: options.inference.ramBudgetBytes, diskCacheBytes: options.inference.diskBudgetBytes }, 'engine ready'),
     () => undefined, // the engine client already logged why it died
   );
   return {

@@ -57,7 +57,7 @@ t.test('a bad option value exits 2 before starting, naming the option and its fl
   const { code, stdout, stderr } = await semantic(['serve', '--context-size', '-5']);
   t.equal(code, 2);
   t.equal(stdout, '', 'nothing started, nothing logged');
-  t.match(stderr, 'contextSize must be an integer from 16 to 1048576; got -5 from flag --context-size');
+  t.match(stderr, 'contextSize must be -1 (auto) or an integer from 16 to 1048576; got -5 from flag --context-size');
 });
 
 t.test('an unknown flag, an unknown command and no command exit 2 with a message', async (t) => {

@@ -6,7 +6,7 @@ import { statfsSync, writeFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { userCacheDir } from '../../shared/paths.js';
-import { autoDiskBytes, autoRamBytes, cacheFileBytes, freeDiskBytes, usableMemoryBytes } from '../../shared/budgets.js';
+import { autoContextSize, autoDiskBytes, autoRamBytes, cacheFileBytes, freeDiskBytes, kvBytesPerToken, usableMemoryBytes } from '../../shared/budgets.js';
 import {
   ConfigError,
   configFromJson,
@@ -45,7 +45,7 @@ t.test('defaults: every option has one and they pass their own checks', async (t
     port: 8080,
     model: undefined,
     modelId: undefined,
-    contextSize: 8192,
+    contextSize: -1,
     maxSequences: 8,
     batchTokens: 512,
     threads: 0,
@@ -54,7 +54,7 @@ t.test('defaults: every option has one and they pass their own checks', async (t
     kvUnified: true,
     gpuLayers: 0,
     maxQueued: 64,
-    maxQueuedTokens: 262_144,
+    maxQueuedTokens: -1,
     cacheDir: undefined,
     ramCacheBytes: -1,
     diskCacheBytes: -1,
@@ -106,8 +106,8 @@ const invalidValues: [OptionName, string, string][] = [
   ['model', '', 'model must be a string of 1 to 4096 characters without control characters; got "" from flag --model'],
   ['model', 'a.gguf\n{"msg":"forged"}', 'model must be a string of 1 to 4096 characters without control characters; got "a.gguf\\n{\\"msg\\":\\"forged\\"}" from flag --model'],
   ['modelId', 'my model', 'modelId must be a string of 1 to 256 characters without whitespace; got "my model" from flag --model-id'],
-  ['contextSize', '-5', 'contextSize must be an integer from 16 to 1048576; got -5 from flag --context-size'],
-  ['contextSize', '1.5', 'contextSize must be an integer from 16 to 1048576; got "1.5" from flag --context-size'],
+  ['contextSize', '-5', 'contextSize must be -1 (auto) or an integer from 16 to 1048576; got -5 from flag --context-size'],
+  ['contextSize', '1.5', 'contextSize must be -1 (auto) or an integer from 16 to 1048576; got "1.5" from flag --context-size'],
   ['maxSequences', '0', 'maxSequences must be an integer from 1 to 256; got 0 from flag --max-sequences'],
   ['batchTokens', '65537', 'batchTokens must be an integer from 1 to 65536; got 65537 from flag --batch-tokens'],
   ['threads', '-1', 'threads must be an integer from 0 to 1024; got -1 from flag --threads'],
@@ -116,7 +116,7 @@ const invalidValues: [OptionName, string, string][] = [
   ['kvUnified', 'split', 'kvUnified must be true or false; got "split" from flag --kv-unified'],
   ['gpuLayers', '-2', 'gpuLayers must be an integer from -1 to 4096; got -2 from flag --gpu-layers'],
   ['maxQueued', '-1', 'maxQueued must be an integer from 0 to 100000; got -1 from flag --max-queued'],
-  ['maxQueuedTokens', 'x', 'maxQueuedTokens must be an integer from 0 to 100000000; got "x" from flag --max-queued-tokens'],
+  ['maxQueuedTokens', 'x', 'maxQueuedTokens must be -1 (auto) or an integer from 0 to 100000000; got "x" from flag --max-queued-tokens'],
   ['cacheDir', '', 'cacheDir must be a string of 1 to 4096 characters without control characters; got "" from flag --cache-dir'],
   ['ramCacheBytes', '-2', 'ramCacheBytes must be -1 (auto) or an integer from 0 to 1099511627776; got -2 from flag --ram-cache-bytes'],
   ['diskCacheBytes', '1GiB', 'diskCacheBytes must be -1 (auto) or an integer from 0 to 1125899906842624; got "1GiB" from flag --disk-cache-bytes'],
@@ -135,12 +135,12 @@ t.test('each invalid option is refused with a message naming it, its source and 
 
 t.test('the message names the env variable or the file a bad value came from', async (t) => {
   t.same(problemsOf(t, () => loadConfig({ env: { SEMANTIC_CONTEXT_SIZE: 'big' } })), [
-    'contextSize must be an integer from 16 to 1048576; got "big" from env SEMANTIC_CONTEXT_SIZE',
+    'contextSize must be -1 (auto) or an integer from 16 to 1048576; got "big" from env SEMANTIC_CONTEXT_SIZE',
   ]);
   const file = writeConfigFile(t, { contextSize: '4096', port: -1 });
   t.same(problemsOf(t, () => loadConfig({ file })), [
     `port must be an integer from 0 to 65535; got -1 from config file ${file}`,
-    `contextSize must be an integer from 16 to 1048576; got "4096" from config file ${file}`,
+    `contextSize must be -1 (auto) or an integer from 16 to 1048576; got "4096" from config file ${file}`,
   ], 'file values keep their JSON types: a string is not a number; every problem is listed');
 });
 
@@ -193,7 +193,7 @@ t.test('server settings: inference options from the config, model id from the fi
       gpuLayers: -1,
       ramBudgetBytes: 1024,
       maxQueued: 64,
-      maxQueuedTokens: 262_144,
+      maxQueuedTokens: -1,
       cacheDir: join(userCacheDir(), 'agents'),
       diskBudgetBytes: 0,
     },
@@ -231,4 +231,15 @@ t.test('auto budgets are resolved in the server settings; explicit values pass t
   const fixed = toServerSettings(loadConfig({ flags: { cacheDir: dir, ramCacheBytes: '0', diskCacheBytes: '123' } }), '/m.gguf').inference;
   t.same([fixed.ramBudgetBytes, fixed.diskBudgetBytes], [0, 123]);
   t.equal(configFromJson(JSON.stringify(loadConfig()), 'env X').diskCacheBytes, -1, 'a worker gets -1 and sizes it on its own machine');
+});
+
+t.test('auto context: the training context, at most what fits in an eighth of memory, in multiples of 256', async (t) => {
+  const qwen05b = { layerCount: 24, headCount: 14, headCountKv: 2, embeddingLength: 896 };
+  t.equal(kvBytesPerToken(qwen05b, 'f16'), 24 * 2 * 2 * 64 * 2, '12 KiB a token for the Qwen2.5-0.5B shape at f16');
+  t.equal(kvBytesPerToken(qwen05b, 'q8_0'), 24 * 2 * 2 * 64 * (34 / 32));
+  t.equal(autoContextSize(32768, 12288, 24 * GiB), 32768, 'the whole training context fits easily in 24 GiB');
+  t.equal(autoContextSize(32768, 12288, 512 * 1024 * 1024), 5376, '64 MiB of KV: 5461 tokens, down to a multiple of 256');
+  t.equal(autoContextSize(0, 12288, 24 * GiB), 4096, 'no training context in the GGUF: 4096');
+  t.equal(autoContextSize(32768, 12288, 1024), 256, 'never below 256');
+  t.equal(loadConfig({ flags: { contextSize: '-1' } }).contextSize, -1, '-1 is accepted as auto');
 });

@@ -6,7 +6,7 @@ export interface InferenceOptions {
   modelPath: string;
   /** The id clients use in `model` and see in /v1/models. */
   modelId: string;
-  /** KV cells of the one context, shared by all sequences. */
+  /** KV cells of the one context, shared by all sequences; -1: sized from the model and memory. */
   contextSize: number;
   /** Sequences decoded together at most (continuous batching width). */
   maxSequences: number;

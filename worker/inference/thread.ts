@@ -9,6 +9,7 @@ import { loadAddon, type Addon, type Context, type Model } from '../engine/addon
 import { Engine } from '../engine/engine.js';
 import { DiskTier, modelFingerprint } from '../persistence/disk-tier.js';
 import type { InferenceOptions } from './options.js';
+import { AUTO, autoContextSize, kvBytesPerToken, usableMemoryBytes } from '../../shared/budgets.js';
 import { decodeFrontMessage, encodeMessage } from '../../shared/protocol/codec.js';
 import type { FrontToInference, InferenceToFront } from '../../shared/protocol/messages.js';
 import { ErrorCode, toErrorPayload } from '../../shared/errors.js';
@@ -37,8 +38,10 @@ async function warmUp(model: Model, context: Context): Promise<void> {
 
 async function open(addon: Addon): Promise<{ model: Model; context: Context }> {
   const model = await addon.loadModel(options.modelPath, { gpuLayers: options.gpuLayers });
+  const info = model.info();
+  const nCtx = options.contextSize === AUTO ? autoContextSize(info.contextLength, kvBytesPerToken(info, options.kvType), usableMemoryBytes()) : options.contextSize;
   const context = await addon.createContext(model, {
-    nCtx: options.contextSize,
+    nCtx,
     nSeqMax: options.maxSequences,
     nBatch: options.batchTokens,
     typeK: options.kvType,
@@ -77,7 +80,7 @@ async function main(): Promise<void> {
     batchTokens: options.batchTokens,
     blockSize: KV_BLOCK_SIZE,
     maxQueued: options.maxQueued,
-    maxQueuedTokens: options.maxQueuedTokens,
+    maxQueuedTokens: options.maxQueuedTokens === AUTO ? 4 * contextInfo.nCtx : options.maxQueuedTokens,
     defaultMaxTokens: 2048,
     ramBudgetBytes: options.ramBudgetBytes,
   }, post, disk);
