@@ -1,7 +1,8 @@
 /**
- * Agents whose KV cells stay in the context after their turn (the hot-idle tier): the sequence id,
- * the tokens those cells hold, and when the agent was last served. The first to go when a request
- * needs room, least recently used first. (The RAM and disk tiers below it: tiers.ts.)
+ * Agents whose KV cells stay in the context after their turn (the hot-idle tier): the sequence id
+ * and the tokens those cells hold. The first to go when a request needs room, least recently used
+ * first: the Map's insertion order is the recency order (an entry put back is re-inserted at the
+ * end), so the least recently used is its first entry. (The RAM and disk tiers below it: tiers.ts.)
  */
 
 export interface HotEntry {
@@ -9,12 +10,10 @@ export interface HotEntry {
   seqId: number;
   /** Tokens held in the sequence's cells, position i = tokens[i]. */
   tokens: Int32Array;
-  lastUsed: number;
 }
 
 export class HotCache {
   private readonly byAgent = new Map<string, HotEntry>();
-  private clock = 0;
 
   get size(): number {
     return this.byAgent.size;
@@ -28,14 +27,14 @@ export class HotCache {
 
   /** Parks an agent's cells; returns the entry, whose identity says "this very turn" (see AgentTiers). */
   put(agentId: string, seqId: number, tokens: Int32Array): HotEntry {
-    const entry = { agentId, seqId, tokens, lastUsed: ++this.clock };
-    this.byAgent.set(agentId, entry);
+    const entry = { agentId, seqId, tokens };
+    this.restore(entry);
     return entry;
   }
 
-  /** Puts a taken entry back unchanged (its request was refused or aborted before it started). */
+  /** Puts a taken entry back unchanged, as the most recently used (its request was refused or aborted before it started). */
   restore(entry: HotEntry): void {
-    entry.lastUsed = ++this.clock;
+    this.byAgent.delete(entry.agentId);
     this.byAgent.set(entry.agentId, entry);
   }
 
@@ -56,8 +55,7 @@ export class HotCache {
 
   /** Removes and returns the least recently used entry. */
   takeLeastRecent(): HotEntry | undefined {
-    let oldest: HotEntry | undefined;
-    for (const entry of this.byAgent.values()) if (oldest === undefined || entry.lastUsed < oldest.lastUsed) oldest = entry;
+    const oldest = this.byAgent.values().next().value;
     if (oldest !== undefined) this.byAgent.delete(oldest.agentId);
     return oldest;
   }

@@ -1,6 +1,7 @@
 /**
  * The RAM tier: idle agents' exported KV state (llama_state_seq_get_data bytes) and the tokens it
- * holds, under a byte budget, least recently used out first. Restoring from here is one state import
+ * holds, under a byte budget, least recently used out first (the Map's insertion order is the
+ * recency order: a stored state is inserted at the end). Restoring from here is one state import
  * (a memcpy into the KV cells) instead of a prefill.
  */
 
@@ -8,13 +9,11 @@ export interface RamEntry {
   agentId: string;
   tokens: Int32Array;
   state: Uint8Array;
-  lastUsed: number;
 }
 
 export class RamCache {
   private readonly entries = new Map<string, RamEntry>();
   private bytesHeld = 0;
-  private clock = 0;
 
   constructor(readonly budgetBytes: number) {}
 
@@ -30,7 +29,7 @@ export class RamCache {
   put(agentId: string, tokens: Int32Array, state: Uint8Array): void {
     this.take(agentId);
     if (state.byteLength > this.budgetBytes) return;
-    this.entries.set(agentId, { agentId, tokens, state, lastUsed: ++this.clock });
+    this.entries.set(agentId, { agentId, tokens, state });
     this.bytesHeld += state.byteLength;
     while (this.bytesHeld > this.budgetBytes) this.dropLeastRecent();
   }
@@ -44,8 +43,7 @@ export class RamCache {
   }
 
   private dropLeastRecent(): void {
-    let oldest: RamEntry | undefined;
-    for (const entry of this.entries.values()) if (oldest === undefined || entry.lastUsed < oldest.lastUsed) oldest = entry;
-    if (oldest !== undefined) this.take(oldest.agentId);
+    const oldest = this.entries.keys().next().value;
+    if (oldest !== undefined) this.take(oldest);
   }
 }

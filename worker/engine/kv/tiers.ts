@@ -43,7 +43,10 @@ export const WRITE_DELAY_MS = 250;
 export class AgentTiers {
   readonly hot = new HotCache();
   readonly ram: RamCache;
-  /** Finished turns to be written to the disk tier, by agent; the entry is the hot entry of that turn. */
+  /**
+   * Finished turns to be written to the disk tier, by agent; the entry is the hot entry of that turn.
+   * Every turn waits the same delay and is re-inserted when scheduled, so the Map's order is due order.
+   */
   private readonly pendingWrites = new Map<string, { entry: HotEntry; due: number }>();
 
   constructor(
@@ -67,20 +70,20 @@ export class AgentTiers {
   /** Parks a finished turn's cells as the agent's hot cache, and schedules its write-behind. */
   park(agentId: string, seqId: number, tokens: Int32Array, now: number): void {
     const entry = this.hot.put(agentId, seqId, tokens);
-    if (this.disk !== undefined) this.pendingWrites.set(agentId, { entry, due: now + WRITE_DELAY_MS });
+    if (this.disk === undefined) return;
+    this.pendingWrites.delete(agentId);
+    this.pendingWrites.set(agentId, { entry, due: now + WRITE_DELAY_MS });
   }
 
-  /** When the next scheduled write is due (undefined: none). */
+  /** When the next scheduled write is due (undefined: none). Read at every step: O(1). */
   get nextWriteDue(): number | undefined {
-    let next: number | undefined;
-    for (const { due } of this.pendingWrites.values()) if (next === undefined || due < next) next = due;
-    return next;
+    return this.pendingWrites.values().next().value?.due;
   }
 
   /** Exports every due turn whose agent is still idle with that turn's cells, and writes it behind. */
   async writeDue(now: number): Promise<void> {
     for (const [agentId, { entry, due }] of [...this.pendingWrites]) {
-      if (due > now) continue;
+      if (due > now) return; // the rest are due later still
       this.pendingWrites.delete(agentId);
       if (this.hot.peek(agentId) !== entry) continue; // back (its next turn writes) or spilled (the spill wrote)
       const state = await this.exportState(entry);
