@@ -1,7 +1,7 @@
 // The cache file codec: a round trip gives views on the file's bytes, and every kind of bad file is
 // recognised with its reason before any byte would reach llama.cpp.
 import t from 'tap';
-import { CacheFileError, cacheFileViews, decodeCacheFile, encodeCacheFile } from '../../worker/persistence/cache-file.js';
+import { CacheFileError, decodeCacheFile, encodeCacheFile } from '../../worker/persistence/cache-file.js';
 
 const meta = { agentId: 'agent:one', model: 'm'.repeat(32), kvType: 'f16' };
 const contents = { ...meta, tokens: Int32Array.of(151644, 872, 198, 9707), state: Uint8Array.from({ length: 1000 }, (_, i) => (i * 7) % 256) };
@@ -25,9 +25,6 @@ t.test('round trip: same tokens and state, as views on the file', async (t) => {
   const header = JSON.parse(bytes.toString('utf8', 8, 8 + Number(bytes.readBigUInt64LE(0)))) as { __metadata__: Record<string, string> };
   t.equal(header.__metadata__.format, 'semantic-kv-cache/2');
   t.match(header.__metadata__.crc32, /^[0-9a-f]{8}$/);
-  const views = cacheFileViews(Uint8Array.from(bytes).buffer);
-  t.same([...views.tokens], [...contents.tokens], 'views on a moved buffer');
-  t.equal(views.state.length, 1000);
 });
 
 t.test('bad files are recognised, each with its reason', async (t) => {

@@ -135,8 +135,10 @@ export function checkCacheHeader(head: Buffer, fileBytes: number, expected: Cach
 }
 
 /**
- * Checks a whole file; `expected` must match the metadata it was written with. The tokens and state
- * returned are views on `file`, not copies (the data section starts 8-byte aligned).
+ * Checks a whole file in memory, checksum included; `expected` must match the metadata it was written
+ * with. The server itself checks the header here (checkCacheHeader) and the checksum in the addon, on
+ * a mapping of the file; this is the reference reader (tests, and the benchmark's read + import floor).
+ * The tokens and state returned are views on `file`, not copies (the data section starts 8-byte aligned).
  */
 export function decodeCacheFile(file: Buffer, expected: CacheMetadata): CacheContents {
   const layout = checkCacheHeader(file, file.length, expected);
@@ -150,15 +152,6 @@ export function decodeCacheFile(file: Buffer, expected: CacheMetadata): CacheCon
       ? new Int32Array(tokenBytes.buffer, tokenBytes.byteOffset, tokenBytes.length / 4)
       : new Int32Array(Uint8Array.from(tokenBytes).buffer);
   return { ...expected, tokens: tokens32, state: new Uint8Array(stateBytes.buffer, stateBytes.byteOffset, stateBytes.length) };
-}
-
-/** Views on the tokens and state of a file decodeCacheFile has already checked (no copy, no re-check). */
-export function cacheFileViews(file: ArrayBuffer): { tokens: Int32Array; state: Uint8Array } {
-  const { tokens, state, dataStart } = parseHeader(Buffer.from(file));
-  return {
-    tokens: new Int32Array(file, dataStart + tokens.data_offsets[0], (tokens.data_offsets[1] - tokens.data_offsets[0]) / 4),
-    state: new Uint8Array(file, dataStart + state.data_offsets[0], state.data_offsets[1] - state.data_offsets[0]),
-  };
 }
 
 /**

@@ -1,25 +1,18 @@
 /**
  * The piscina task that does agents' cache file I/O off the inference thread: writes are atomic
- * (temp file, fsync, rename); reads verify the whole file; inspections check the header and read
- * only the tokens, leaving the state to be imported (and checksummed) from a mapping by the addon.
+ * (temp file, fsync, rename); inspections check the header and read only the tokens, leaving the
+ * state to be checksummed and imported from a mapping of the file by the addon.
  * A file that fails a check is moved into `quarantine/` so it is never read again, and is a miss.
  */
-import { readFileSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { Piscina } from 'piscina';
-import { CacheFileError, checkCacheHeader, decodeCacheFile, encodeCacheFile, type CacheFileLayout, type CacheMetadata } from './cache-file.js';
+import { CacheFileError, checkCacheHeader, encodeCacheFile, type CacheFileLayout, type CacheMetadata } from './cache-file.js';
 
 export interface WriteTask extends CacheMetadata {
   op: 'write';
   path: string;
   tokens: Int32Array;
   state: Uint8Array;
-}
-
-export interface ReadTask extends CacheMetadata {
-  op: 'read';
-  path: string;
 }
 
 export interface InspectTask extends CacheMetadata {
@@ -33,9 +26,6 @@ export interface QuarantineTask {
 }
 
 type Missing = { missing: true } | { quarantined: CacheFileError['reason'] };
-
-/** The verified file's bytes, or why there are none. */
-export type ReadResult = ArrayBuffer | Missing;
 
 /** The file's tokens and where its data lies, or why there are none. */
 export type InspectResult = { tokens: Int32Array; layout: CacheFileLayout } | Missing;
@@ -60,32 +50,6 @@ async function write(task: WriteTask): Promise<number> {
     await file.close().catch(() => undefined);
     await rm(temp, { force: true });
     throw error;
-  }
-}
-
-/**
- * The verified file's bytes are moved to the caller, not cloned: a 4K-token state is ~50 MB that a
- * returning agent would otherwise wait to have copied. The caller takes views on them (cacheFileViews).
- */
-function moved(file: Buffer): unknown {
-  const whole = file.buffer instanceof ArrayBuffer && file.byteOffset === 0 && file.buffer.byteLength === file.byteLength;
-  return Piscina.move(whole ? (file.buffer as ArrayBuffer) : Uint8Array.from(file).buffer);
-}
-
-async function read(task: ReadTask): Promise<unknown> {
-  let bytes: Buffer;
-  try {
-    // Synchronous on purpose: this is the cache I/O thread, and fs.promises.readFile reads a large file
-    // in 512 KiB chunks, one thread-pool round trip each, which a returning agent would wait for.
-    bytes = readFileSync(task.path);
-  } catch {
-    return { missing: true };
-  }
-  try {
-    decodeCacheFile(bytes, task);
-    return moved(bytes);
-  } catch (error) {
-    return quarantineFor(error, task.path);
   }
 }
 
@@ -128,13 +92,11 @@ async function quarantine(path: string): Promise<void> {
   await rename(path, join(folder, `${basename(path)}.${Date.now()}`)).catch(() => undefined);
 }
 
-/** Resolves to the bytes written, a ReadResult (possibly wrapped for transfer by piscina), or an InspectResult. */
-export default async function run(task: WriteTask | ReadTask | InspectTask | QuarantineTask): Promise<unknown> {
+/** Resolves to the bytes written, an InspectResult, or nothing (quarantine). */
+export default async function run(task: WriteTask | InspectTask | QuarantineTask): Promise<unknown> {
   switch (task.op) {
     case 'write':
       return write(task);
-    case 'read':
-      return read(task);
     case 'inspect':
       return inspect(task);
     case 'quarantine':

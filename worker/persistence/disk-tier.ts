@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { Piscina } from 'piscina';
-import { agentIdOfFileName, cacheFileName, cacheFileViews, type CacheMetadata } from './cache-file.js';
-import type { InspectResult, InspectTask, QuarantineTask, ReadResult, ReadTask, WriteTask } from './cache-task.js';
+import { agentIdOfFileName, cacheFileName, type CacheMetadata } from './cache-file.js';
+import type { InspectResult, InspectTask, QuarantineTask, WriteTask } from './cache-task.js';
 import type { FileSpan } from '../engine/addon.js';
 import { DiskIndex, type DiskEntry } from './disk-index.js';
 
@@ -76,19 +76,6 @@ export class DiskTier {
       } finally {
         this.delete(this.ledger.writeEnded(agentId, bytes));
       }
-    });
-  }
-
-  /** The agent's tokens and state, or null (no file, or a bad one, now quarantined). */
-  load(agentId: string): Promise<{ tokens: Int32Array; state: Uint8Array } | null> {
-    if (this.off) return Promise.resolve(null);
-    this.ledger.touch(agentId);
-    const task: ReadTask = { op: 'read', path: this.pathOf(agentId), ...this.metadata(agentId) };
-    return this.serial(agentId, async () => {
-      const result = (await this.pool.run(task)) as ReadResult;
-      if (result instanceof ArrayBuffer) return cacheFileViews(result);
-      this.ledger.remove(agentId);
-      return null;
     });
   }
 
