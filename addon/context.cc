@@ -1,5 +1,6 @@
 #include "context.h"
 
+#include <algorithm>
 #include <string>
 
 #include "common.h"
@@ -81,7 +82,8 @@ Napi::Function Context::Define(Napi::Env env) {
       {InstanceMethod<&Context::Info>("info"), InstanceMethod<&Context::Decode>("decode"),
        InstanceMethod<&Context::StateSeqGet>("stateSeqGet"), InstanceMethod<&Context::StateSeqSet>("stateSeqSet"),
        InstanceMethod<&Context::StateSeqSetFile>("stateSeqSetFile"),
-       InstanceMethod<&Context::StateSeqSize>("stateSeqSize"), InstanceMethod<&Context::SeqRemove>("seqRemove"),
+       InstanceMethod<&Context::StateSeqSize>("stateSeqSize"), InstanceMethod<&Context::LogitsAt>("logitsAt"),
+       InstanceMethod<&Context::SeqRemove>("seqRemove"),
        InstanceMethod<&Context::SeqCopy>("seqCopy"), InstanceMethod<&Context::SeqPosMax>("seqPosMax"),
        InstanceMethod<&Context::SeqPosMin>("seqPosMin"), InstanceMethod<&Context::Clear>("clear"),
        InstanceMethod<&Context::Dispose>("dispose")});
@@ -164,6 +166,23 @@ Napi::Value Context::StateSeqSetFile(const Napi::CallbackInfo& info) {
 Napi::Value Context::StateSeqSize(const Napi::CallbackInfo& info) {
   EnsureIdle(info.Env());
   return Napi::Number::New(info.Env(), static_cast<double>(llama_state_seq_get_size(ctx_, SeqArg(info, 0))));
+}
+
+// logitsAt(index): a copy of the logits row of batch index `index` of the last decode, kept with an
+// agent's cache so that a request whose whole prompt is cached can sample without a decode.
+Napi::Value Context::LogitsAt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureIdle(env);
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "logitsAt: index must be a number");
+  int32_t index = info[0].As<Napi::Number>().Int32Value();
+  const int32_t nVocab = llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(ctx_)));
+  const int32_t nOutputs = llama_n_batch(ctx_);
+  if (index < 0 || index >= nOutputs) throw Napi::RangeError::New(env, "logitsAt: index outside the last batch");
+  const float* logits = llama_get_logits_ith(ctx_, index);
+  if (logits == nullptr) throw Napi::RangeError::New(env, "logitsAt: the last batch has no logits at this index");
+  Napi::Float32Array out = Napi::Float32Array::New(env, nVocab);
+  std::copy(logits, logits + nVocab, out.Data());
+  return out;
 }
 
 Napi::Value Context::SeqRemove(const Napi::CallbackInfo& info) {

@@ -29,6 +29,7 @@ class Context : public Napi::ObjectWrap<Context> {
   Napi::Value StateSeqSet(const Napi::CallbackInfo& info);
   Napi::Value StateSeqSetFile(const Napi::CallbackInfo& info);
   Napi::Value StateSeqSize(const Napi::CallbackInfo& info);
+  Napi::Value LogitsAt(const Napi::CallbackInfo& info);
   Napi::Value SeqRemove(const Napi::CallbackInfo& info);
   Napi::Value SeqCopy(const Napi::CallbackInfo& info);
   Napi::Value SeqPosMax(const Napi::CallbackInfo& info);

@@ -62,7 +62,8 @@ llama_sampler* BuildChain(const SamplingOptions& o, int32_t vocabSize) {
 
 Napi::Function Sampler::Define(Napi::Env env) {
   return DefineClass(env, "Sampler",
-                     {InstanceMethod<&Sampler::Accept>("accept"), InstanceMethod<&Sampler::Reset>("reset"),
+                     {InstanceMethod<&Sampler::Accept>("accept"), InstanceMethod<&Sampler::SampleLogits>("sampleLogits"),
+                      InstanceMethod<&Sampler::Reset>("reset"),
                       InstanceMethod<&Sampler::Dispose>("dispose")});
 }
 
@@ -86,15 +87,43 @@ Sampler::Sampler(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Sampler>(inf
 // every sequence at every step: with 32 sequences that is ~8% of a CPU decode step. A plain greedy
 // chain only needs the argmax; the first maximum wins, as in llama.cpp's greedy sampler.
 llama_token Sampler::Sample(llama_context* ctx, int32_t index) {
-  if (!plainGreedy_) return llama_sampler_sample(chain_, ctx, index);
   const float* logits = llama_get_logits_ith(ctx, index);
   if (logits == nullptr) return llama_sampler_sample(chain_, ctx, index);
+  return SampleFrom(logits);
+}
+
+llama_token Sampler::SampleFrom(const float* logits) {
   llama_token best = 0;
-  for (llama_token token = 1; token < vocabSize_; token++) {
-    if (logits[token] > logits[best]) best = token;
+  if (plainGreedy_) {
+    for (llama_token token = 1; token < vocabSize_; token++) {
+      if (logits[token] > logits[best]) best = token;
+    }
+  } else {
+    candidates_.resize(vocabSize_);
+    for (llama_token token = 0; token < vocabSize_; token++) candidates_[token] = llama_token_data{token, logits[token], 0.0f};
+    llama_token_data_array candidates{candidates_.data(), candidates_.size(), -1, false};
+    llama_sampler_apply(chain_, &candidates);
+    best = candidates.data[candidates.selected].id;
   }
   llama_sampler_accept(chain_, best);
   return best;
+}
+
+// sampleLogits(Float32Array): a token from logits saved earlier (a cached turn's last row), so a
+// request whose whole prompt is cached needs no decode before its first token.
+Napi::Value Sampler::SampleLogits(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureIdle(env);
+  if (info.Length() < 1 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw Napi::TypeError::New(env, "sampleLogits: logits must be a Float32Array");
+  }
+  Napi::Float32Array logits = info[0].As<Napi::Float32Array>();
+  if (logits.ElementLength() != static_cast<size_t>(vocabSize_)) {
+    throw Napi::RangeError::New(env, "sampleLogits: expected " + std::to_string(vocabSize_) + " logits, got " +
+                                         std::to_string(logits.ElementLength()));
+  }
+  return Napi::Number::New(env, SampleFrom(logits.Data()));
 }
 
 Sampler::~Sampler() {

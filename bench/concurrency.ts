@@ -25,6 +25,8 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '0' },
     /** KV layouts to compare: unified (one cell pool) and/or split (one stream per sequence). */
     layouts: { type: 'string', default: 'unified,split' },
+    /** Use llama.cpp's flash attention kernels (`--flash-attention`). */
+    'flash-attention': { type: 'boolean', default: false },
   },
 });
 const levels = (values.levels ?? '1').split(',').map(Number);
@@ -38,6 +40,7 @@ function serve(layout: string): Promise<RunningServer> {
   return startServer([
     'serve', '--port', '0', '--model', model, '--model-id', 'bench', '--threads', values.threads ?? '0',
     '--max-sequences', String(maxLevel), '--context-size', String(maxLevel * (maxTokens + 64)), '--kv-unified', String(layout === 'unified'),
+    '--flash-attention', String(values['flash-attention']),
   ], 'ready');
 }
 

@@ -102,8 +102,8 @@ t.test('state import from a cache file: checked in place, bad files refused with
   const positions = Int32Array.from(head, (_, i) => i);
   await ctx.decode({ tokens: head, positions, seqIds: new Int32Array(head.length), logits: new Uint8Array(head.length) });
   const state = await ctx.stateSeqGet(0);
-  const meta = { agentId: 'a', model: 'm', kvType: 'f16' };
-  const bytes = Buffer.concat(encodeCacheFile({ ...meta, tokens: head, state: state.slice() }));
+  const meta = { agentId: 'a', model: 'm', kvType: 'f16', vTransposed: true };
+  const bytes = Buffer.concat(encodeCacheFile({ ...meta, tokens: head, logits: new Float32Array(0), state: state.slice() }));
   const dir = mkdtempSync(join(tmpdir(), 'semantic-addon-'));
   const path = join(dir, 'a.safetensors');
   writeFileSync(path, bytes);
@@ -118,6 +118,29 @@ t.test('state import from a cache file: checked in place, bad files refused with
   t.equal(await code(ctx.stateSeqSetFile(2, span)), 'ERR_CACHE_FILE_CHANGED', 'a file that is no longer the size its header was read at');
   t.equal(ctx.seqPosMax(2), -1, 'nothing was imported from a bad file');
   t.throws(() => ctx.stateSeqSetFile(2, { ...span, stateBytes: span.fileBytes }), RangeError, 'a span outside the file');
+  ctx.dispose();
+});
+
+t.test('logits saved after a decode give the token the decode sampled, greedy and seeded', async (t) => {
+  const ctx = await newContext(model);
+  const last = prompt.length - 1;
+  const logits = new Uint8Array(prompt.length);
+  logits[last] = 1;
+  const batch = { tokens: prompt, positions: Int32Array.from(prompt, (_, i) => i), seqIds: new Int32Array(prompt.length), logits };
+  for (const options of [{ temperature: 0 }, { temperature: 0.9, topK: 40, seed: 7, repeatPenalty: 1.1 }]) {
+    const [sampler, again] = [new addon.Sampler(model, options), new addon.Sampler(model, options)];
+    const [sampled] = await ctx.decode(batch, [{ index: last, sampler }]);
+    const saved = ctx.logitsAt(last);
+    t.equal(saved.length, model.info().vocabSize);
+    t.equal(again.sampleLogits(saved), sampled, `the same token from the saved row (${JSON.stringify(options)})`);
+    sampler.dispose();
+    again.dispose();
+    ctx.seqRemove(0);
+  }
+  const sampler = greedy();
+  t.throws(() => sampler.sampleLogits(new Float32Array(3)), RangeError, 'a row of the wrong length');
+  t.throws(() => ctx.logitsAt(-1), RangeError, 'an index outside the batch');
+  sampler.dispose();
   ctx.dispose();
 });
 

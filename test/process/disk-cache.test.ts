@@ -8,10 +8,12 @@ import { join } from 'node:path';
 import { greedyReference } from '../helpers/greedy.js';
 import { ensureModel } from '../../shared/gguf/make-model.js';
 import { tinyModelPath } from '../helpers/model.js';
+import { loadAddon } from '../../worker/engine/addon.js';
 import { persisted, startServer, type RunningServer } from '../helpers/server.js';
 import type { ChatMessage } from '../../shared/protocol/messages.js';
 
 const modelPath = await tinyModelPath();
+const model = await loadAddon().loadModel(modelPath);
 const MAX = 10;
 
 async function serve(cacheDir: string, model = modelPath): Promise<RunningServer> {
@@ -44,10 +46,14 @@ t.test('a returning agent is served from its file by a restarted server, output 
   const file = readFileSync(join(dir, 'agent%3Aone.safetensors'));
   const headerLength = Number(file.readBigUInt64LE(0));
   const header = JSON.parse(file.toString('utf8', 8, 8 + headerLength)) as Record<string, { dtype?: string; shape?: number[]; data_offsets?: number[] } & Record<string, string>>;
-  t.equal(header.__metadata__?.format, 'semantic-kv-cache/2', 'a standard safetensors header with our metadata');
+  t.equal(header.__metadata__?.format, 'semantic-kv-cache/3', 'a standard safetensors header with our metadata');
   t.equal(header.__metadata__?.agent_id, 'agent:one');
   t.equal(header.tokens?.dtype, 'I32');
   t.equal(header.tokens?.shape?.[0], cold.promptTokens + MAX - 1, 'prompt + every decoded token');
+  const [logitsStart, logitsEnd] = header.logits?.data_offsets ?? [];
+  t.equal(header.logits?.dtype, 'F32');
+  t.equal(header.logits?.shape?.[0], model.info().vocabSize, 'the logits after the last token: one per vocabulary token');
+  t.equal((logitsEnd ?? 0) - (logitsStart ?? 0), 4 * model.info().vocabSize);
   t.equal(file.length, 8 + headerLength + (header.state?.data_offsets?.[1] ?? 0), 'data offsets cover the file exactly');
 
   const second = await serve(dir);

@@ -3,8 +3,8 @@
 import t from 'tap';
 import { CacheFileError, decodeCacheFile, encodeCacheFile } from '../../worker/persistence/cache-file.js';
 
-const meta = { agentId: 'agent:one', model: 'm'.repeat(32), kvType: 'f16' };
-const contents = { ...meta, tokens: Int32Array.of(151644, 872, 198, 9707), state: Uint8Array.from({ length: 1000 }, (_, i) => (i * 7) % 256) };
+const meta = { agentId: 'agent:one', model: 'm'.repeat(32), kvType: 'f16', vTransposed: false };
+const contents = { ...meta, tokens: Int32Array.of(151644, 872, 198, 9707), logits: Float32Array.of(-1.5, 0, 2.25), state: Uint8Array.from({ length: 1000 }, (_, i) => (i * 7) % 256) };
 const file = (): Buffer => Buffer.concat(encodeCacheFile(contents));
 
 function reason(bytes: Buffer, expected = meta): string | undefined {
@@ -16,14 +16,15 @@ function reason(bytes: Buffer, expected = meta): string | undefined {
   }
 }
 
-t.test('round trip: same tokens and state, as views on the file', async (t) => {
+t.test('round trip: same tokens, logits and state, the state a view on the file', async (t) => {
   const bytes = file();
   const decoded = decodeCacheFile(bytes, meta);
   t.same([...decoded.tokens], [...contents.tokens]);
+  t.same([...decoded.logits], [...contents.logits]);
   t.same(Buffer.from(decoded.state), Buffer.from(contents.state));
   t.equal(decoded.state.buffer, bytes.buffer, 'the state is not copied');
   const header = JSON.parse(bytes.toString('utf8', 8, 8 + Number(bytes.readBigUInt64LE(0)))) as { __metadata__: Record<string, string> };
-  t.equal(header.__metadata__.format, 'semantic-kv-cache/2');
+  t.equal(header.__metadata__.format, 'semantic-kv-cache/3');
   t.match(header.__metadata__.crc32, /^[0-9a-f]{8}$/);
 });
 
@@ -33,11 +34,16 @@ t.test('bad files are recognised, each with its reason', async (t) => {
   const flipped = file();
   flipped[flipped.length - 10] = (flipped[flipped.length - 10] ?? 0) ^ 0x01;
   t.equal(reason(flipped), 'corrupt', 'one bit flipped in the state');
+  const flippedLogit = file();
+  const logitAt = flippedLogit.length - contents.state.length - 4;
+  flippedLogit[logitAt] = (flippedLogit[logitAt] ?? 0) ^ 0x01;
+  t.equal(reason(flippedLogit), 'corrupt', 'one bit flipped in the logits');
   t.equal(reason(Buffer.concat([file(), Buffer.of(0)])), 'corrupt', 'trailing bytes');
   t.equal(reason(file(), { ...meta, model: 'x'.repeat(32) }), 'foreign', 'another model');
   t.equal(reason(file(), { ...meta, kvType: 'q8_0' }), 'foreign', 'another KV type');
+  t.equal(reason(file(), { ...meta, vTransposed: true }), 'foreign', 'another V layout (flash attention on or off)');
   t.equal(reason(file(), { ...meta, agentId: 'agent:two' }), 'foreign', 'another agent');
-  const v1 = Buffer.from(file().toString('latin1').replace('semantic-kv-cache/2', 'semantic-kv-cache/1'), 'latin1');
+  const v1 = Buffer.from(file().toString('latin1').replace('semantic-kv-cache/3', 'semantic-kv-cache/2'), 'latin1');
   t.equal(reason(v1), 'foreign', 'an older format version');
   const notJson = file();
   notJson.write('{{{{', 8);

@@ -20,7 +20,7 @@ const tokens = (...ids: number[]): Int32Array => Int32Array.from(ids);
 const state = (fill: number, bytes = STATE): Uint8Array => new Uint8Array(bytes).fill(fill);
 
 function open(t: Test, dir: string, budget: number): DiskTier {
-  const tier = new DiskTier(dir, 'model-x', 'f16', budget);
+  const tier = new DiskTier(dir, 'model-x', 'f16', false, budget);
   t.teardown(() => tier.close());
   return tier;
 }
@@ -38,7 +38,7 @@ const fileBytes = (dir: string): number => readdirSync(dir).reduce((sum, name) =
 
 /** The size of one agent's file for a STATE-byte state and 2 tokens; ids of one character all give the same. */
 const size = await (async () => {
-  const probe = new DiskTier(t.testdir(), 'model-x', 'f16', 1 << 30);
+  const probe = new DiskTier(t.testdir(), 'model-x', 'f16', false, 1 << 30);
   const bytes = await probe.persist('p', tokens(1, 2), state(0));
   await probe.close();
   return bytes;

@@ -132,6 +132,8 @@ export interface Context {
    */
   stateSeqSetFile(seq: number, span: FileSpan): Promise<number>;
   stateSeqSize(seq: number): number;
+  /** A copy of the logits (one per vocabulary token) at batch index `index` of the last decode. */
+  logitsAt(index: number): Float32Array;
   /** Remove positions [p0, p1) of a sequence (-1 = open end); false if a partial removal is impossible. */
   seqRemove(seq: number, p0?: number, p1?: number): boolean;
   seqCopy(src: number, dst: number, p0?: number, p1?: number): void;
@@ -159,6 +161,8 @@ export interface SamplerOptions {
 export interface Sampler {
   /** Feed tokens (the prompt) to the penalty history without sampling. */
   accept(tokens: Int32Array): void;
+  /** Samples (and accepts) a token from a row of logits saved earlier, as decode's samples do from the context's. */
+  sampleLogits(logits: Float32Array): number;
   reset(): void;
   dispose(): void;
 }

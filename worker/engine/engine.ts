@@ -7,8 +7,9 @@
  */
 import type { Addon, Context, Model } from './addon.js';
 import { Admission, type Reservation } from './admission.js';
+import { AgentTurns } from './agent-turns.js';
 import { BlockPool } from './kv/block-pool.js';
-import { commonPrefixLength, type HotEntry } from './kv/hot-cache.js';
+import { reusablePrefix, type HotEntry } from './kv/hot-cache.js';
 import { AgentTiers, type SavedState } from './kv/tiers.js';
 import type { DiskTier } from '../persistence/disk-tier.js';
 import { RequestInput } from './request-input.js';
@@ -47,10 +48,7 @@ export class Engine {
   private readonly active = new Map<string, Sequence>();
   private readonly admission: Admission<Prepared>;
   private readonly tiers: AgentTiers;
-  /** Requests not yet admitted; admitted between steps, when the context may be touched. */
-  private readonly incoming: GenerateMessage[] = [];
-  /** Agents with a request admitted or queued, and their later requests, which wait their turn. */
-  private readonly busyAgents = new Map<string, GenerateMessage[]>();
+  private readonly turns = new AgentTurns();
   private readonly input: RequestInput;
   private looping = false;
   /** Wakes the idle loop when the next write-behind is due. */
@@ -79,29 +77,18 @@ export class Engine {
 
   submit(request: GenerateMessage): void {
     if (this.dead) return this.fail(request.requestId, new SemanticError(ErrorCode.EngineDead, 'the engine has stopped'));
-    this.incoming.push(request);
+    this.turns.submit(request);
     this.kick();
   }
 
   /** Idempotent. A running sequence is freed at the next step boundary. */
   abort(requestId: string): void {
-    const pending = this.incoming.findIndex((r) => r.requestId === requestId);
-    if (pending >= 0) {
-      this.incoming.splice(pending, 1);
-      return this.postDone(requestId, 'abort', 0, 0, 0);
-    }
-    for (const waiting of this.busyAgents.values()) {
-      const at = waiting.findIndex((r) => r.requestId === requestId);
-      if (at >= 0) {
-        waiting.splice(at, 1);
-        return this.postDone(requestId, 'abort', 0, 0, 0);
-      }
-    }
+    if (this.turns.remove(requestId)) return this.postDone(requestId, 'abort', 0, 0, 0);
     const queued = this.admission.removeQueued((p) => p.request.requestId === requestId);
     if (queued !== undefined) {
       this.unpin(queued);
       this.postDone(requestId, 'abort', queued.prompt.length, 0, 0);
-      this.agentDone(queued.request.agentId);
+      this.turns.turnEnded(queued.request.agentId);
       return this.kick(); // its agent's next request, or the queue behind it, may go on now
     }
     const sequence = this.active.get(requestId);
@@ -141,7 +128,7 @@ export class Engine {
 
   private hasWork(): boolean {
     const writeDue = (this.tiers.nextWriteDue ?? Infinity) <= performance.now();
-    return this.active.size > 0 || this.incoming.length > 0 || this.admission.queued > 0 || writeDue;
+    return this.active.size > 0 || this.turns.hasIncoming || this.admission.queued > 0 || writeDue;
   }
 
   private async loop(): Promise<void> {
@@ -170,7 +157,10 @@ export class Engine {
     if (plan.sequenceCount > 1) this.multiSequenceSteps++;
     this.sampledTokens += plan.samples.length;
     for (const { sequence, tokens } of plan.prefill) sequence.prefilled += tokens;
-    plan.samples.forEach(({ sequence }, i) => this.acceptToken(sequence, sampled[i] ?? -1));
+    plan.samples.forEach(({ sequence, index }, i) => {
+      this.acceptToken(sequence, sampled[i] ?? -1);
+      if (sequence.phase === 'finished') sequence.finalLogits = this.context.logitsAt(index);
+    });
     this.reapFinished();
     return true;
   }
@@ -181,15 +171,13 @@ export class Engine {
     this.admitIncoming();
     await this.spillForQueue();
     await this.restoreSaved();
+    this.sampleSaved();
+    this.reapFinished();
   }
 
   /** One agent's requests run in arrival order: a request waits while its agent has one in flight. */
   private admitIncoming(): void {
-    for (const request of this.incoming.splice(0)) {
-      const waiting = this.busyAgents.get(request.agentId);
-      if (waiting !== undefined) waiting.push(request);
-      else this.admit(request);
-    }
+    for (const request of this.turns.takeStartable()) this.admit(request);
   }
 
   private admit(request: GenerateMessage): void {
@@ -197,9 +185,9 @@ export class Engine {
     try {
       prepared = this.prepare(request);
     } catch (error) {
-      return this.fail(request.requestId, error);
+      this.fail(request.requestId, error);
+      return this.turns.turnEnded(request.agentId);
     }
-    this.busyAgents.set(request.agentId, []);
     const tokens = prepared.prompt.length + prepared.maxTokens;
     const admitted = this.admission.tryAdmit(prepared, tokens, this.tiers.spillableBlocks, prepared.hot?.seqId);
     if (admitted === 'no-room' || admitted === 'queue-full') return this.refuse(prepared, admitted);
@@ -214,7 +202,7 @@ export class Engine {
         ? new SemanticError(ErrorCode.PoolExhausted, 'not enough free KV memory for this prompt and its max tokens', { retryAfter: 1 })
         : new SemanticError(ErrorCode.QueueFull, 'too many requests are waiting', { retryAfter: 1 });
     this.fail(prepared.request.requestId, error);
-    this.agentDone(prepared.request.agentId);
+    this.turns.turnEnded(prepared.request.agentId);
   }
 
   /** A request that will not run gives its agent's pinned hot cache back to the hot tier. */
@@ -238,22 +226,15 @@ export class Engine {
 
   /**
    * A returning agent whose cells are still in the context keeps the longest common prefix of its
-   * cached tokens and its new prompt, and prefills only the rest. At least the prompt's last token is
-   * recomputed: its logits give the first new token. Other agents look for a saved state.
+   * cached tokens and its new prompt (reusablePrefix), and prefills only the rest. Other agents look
+   * for a saved state.
    */
   private startPrepared(prepared: Prepared, reservation: Reservation): void {
     const entry = prepared.hot;
     if (entry === undefined) return this.start(prepared, reservation, 0, 'miss');
-    const kept = Math.min(commonPrefixLength(entry.tokens, prepared.prompt), prepared.prompt.length - 1);
-    this.context.seqRemove(entry.seqId, kept, -1);
-    this.start(prepared, reservation, kept, kept > 0 ? 'hot' : 'miss');
-  }
-
-  /** The agent's turn is over: its waiting requests go back in front, in order, admitted at the next boundary. */
-  private agentDone(agentId: string): void {
-    const waiting = this.busyAgents.get(agentId) ?? [];
-    this.busyAgents.delete(agentId);
-    this.incoming.unshift(...waiting);
+    const kept = reusablePrefix(entry, prepared.prompt);
+    this.context.seqRemove(entry.seqId, kept.tokens, -1);
+    this.start(prepared, reservation, kept.tokens, kept.tokens > 0 ? 'hot' : 'miss', kept.logits);
   }
 
   private prepare(request: GenerateMessage): Prepared {
@@ -261,10 +242,11 @@ export class Engine {
     return { request, prompt, maxTokens, hot: this.tiers.hot.take(request.agentId) };
   }
 
-  private start(prepared: Prepared, reservation: Reservation, cachedTokens: number, cacheTier: CacheTier): void {
+  private start(prepared: Prepared, reservation: Reservation, cachedTokens: number, cacheTier: CacheTier, logits?: Float32Array): void {
     const { request, prompt } = prepared;
     const sampler = this.input.sampler(request, prompt);
     const sequence = new Sequence({ ...request, maxTokens: prepared.maxTokens }, prompt, sampler, reservation, cachedTokens);
+    sequence.savedLogits = logits;
     this.active.set(request.requestId, sequence);
     const restore = cacheTier === 'miss' ? this.tiers.savedCacheOf(request.agentId) : undefined;
     if (restore !== undefined) {
@@ -300,7 +282,7 @@ export class Engine {
   private async importSaved(sequence: Sequence, load: () => Promise<SavedState | null>): Promise<number> {
     const saved = await load();
     if (saved === null) return 0;
-    const reusable = Math.min(commonPrefixLength(saved.tokens, sequence.prompt), sequence.prompt.length - 1);
+    const { tokens: reusable, logits } = reusablePrefix(saved, sequence.prompt);
     if (reusable === 0) return 0;
     const reserved = sequence.reservation.tokens;
     if (saved.tokens.length > reserved && !this.admission.resize(sequence.reservation, saved.tokens.length)) return 0;
@@ -310,8 +292,20 @@ export class Engine {
       this.context.seqRemove(sequence.seqId, reusable, -1);
       this.admission.resize(sequence.reservation, reserved);
     }
-    sequence.reuse(reusable);
+    sequence.reuse(reusable, logits);
     return reusable;
+  }
+
+  /** Sequences whose whole prompt was cached, with the logits after it, sample their first token from those: no decode. */
+  private sampleSaved(): void {
+    for (const sequence of this.active.values()) {
+      const logits = sequence.savedLogits;
+      if (logits === undefined || sequence.phase !== 'prefill') continue;
+      sequence.savedLogits = undefined;
+      sequence.finalLogits = logits;
+      this.sampledTokens++;
+      this.acceptToken(sequence, sequence.sampler.sampleLogits(logits));
+    }
   }
 
   private acceptToken(sequence: Sequence, token: number): void {
@@ -359,12 +353,12 @@ export class Engine {
     if (held <= 0) {
       this.context.seqRemove(sequence.seqId);
       this.admission.releaseSequence(sequence.seqId);
-      return this.agentDone(sequence.agentId);
+      return this.turns.turnEnded(sequence.agentId);
     }
     const tokens = Int32Array.from([...sequence.prompt, ...sequence.output].slice(0, held));
     this.admission.resize(sequence.reservation, held);
-    this.tiers.park(sequence.agentId, sequence.seqId, tokens, performance.now());
-    this.agentDone(sequence.agentId);
+    this.tiers.park(sequence.agentId, sequence.seqId, tokens, sequence.finalLogits, performance.now());
+    this.turns.turnEnded(sequence.agentId);
   }
 
   private postDone(requestId: string, finishReason: FinishReason, promptTokens: number, completionTokens: number, cachedTokens: number): void {
@@ -393,7 +387,7 @@ export class Engine {
     this.dead = true;
     const payload = { code: ErrorCode.EngineDead, message: `decode failed: ${toErrorPayload(error).message}` };
     for (const sequence of this.active.values()) this.post({ type: 'failed', requestId: sequence.requestId, error: payload });
-    const waiting = [...this.incoming.splice(0), ...[...this.busyAgents.values()].flat(), ...this.admission.takeAllQueued().map((p) => p.request)];
+    const waiting = [...this.turns.takeAll(), ...this.admission.takeAllQueued().map((p) => p.request)];
     for (const request of waiting) this.post({ type: 'failed', requestId: request.requestId, error: payload });
     this.active.clear();
     this.post({ type: 'engine_dead', error: payload });

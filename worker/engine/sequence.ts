@@ -24,6 +24,13 @@ export class Sequence {
   pendingToken = -1;
   aborted = false;
   finishReason: FinishReason | undefined;
+  /** The cached logits that followed the whole prompt: the first token is sampled from them, with no decode. */
+  savedLogits: Float32Array | undefined;
+  /**
+   * The logits after the last token in the KV cache when the turn ended (empty: unknown, e.g. aborted).
+   * Kept with the agent's cache in every tier, so that the same prompt again needs no decode.
+   */
+  finalLogits: Float32Array = new Float32Array(0);
   /** Where the agent's saved state comes from (the RAM or disk tier), imported before its first prefill. */
   restore: RestoreSource | undefined;
   readonly text: TextStream;
@@ -46,9 +53,10 @@ export class Sequence {
   }
 
   /** The first `tokens` prompt tokens are in the KV cache (imported state), so prefill starts after them. */
-  reuse(tokens: number): void {
+  reuse(tokens: number, logits?: Float32Array): void {
     this.reused = tokens;
     this.prefilled = tokens;
+    this.savedLogits = logits;
   }
 
   get agentId(): string {

@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   const addon = loadAddon();
   const { model, context } = await open(addon);
   const contextInfo = context.info();
-  const disk = new DiskTier(options.cacheDir, await modelFingerprint(options.modelPath), options.kvType, options.diskBudgetBytes);
+  const disk = new DiskTier(options.cacheDir, await modelFingerprint(options.modelPath), options.kvType, !options.flashAttention, options.diskBudgetBytes);
   await disk.index();
   const engine = new Engine(addon, model, context, {
     contextSize: contextInfo.nCtx,

@@ -1,9 +1,10 @@
 /**
  * One agent's cache as a safetensors file (docs/cache-format.md): an 8-byte little-endian header
- * length, a JSON header (padded with spaces to 8 bytes), then the data. Two tensors: `tokens` (I32,
- * the token ids the KV cells hold) and `state` (U8, llama_state_seq_get_data bytes). `__metadata__`
+ * length, a JSON header (padded with spaces to 8 bytes), then the data. Three tensors: `tokens` (I32,
+ * the token ids the KV cells hold), `logits` (F32, the logits after the last of them, or empty) and
+ * `state` (U8, llama_state_seq_get_data bytes). `__metadata__`
  * (strings only, as the format requires) carries the format version, the model fingerprint, the KV
- * type, the token count and a CRC-32 of the data, so a truncated, corrupt or foreign file is
+ * type and V layout, the token count and a CRC-32 of the data, so a truncated, corrupt or foreign file is
  * recognised before any byte of it reaches llama.cpp.
  *
  * Why CRC-32 and not a cryptographic hash: the check guards against torn and bit-rotted files in our
@@ -13,17 +14,27 @@
  */
 import { crc32 } from 'node:zlib';
 
-export const CACHE_FORMAT = 'semantic-kv-cache/2';
+export const CACHE_FORMAT = 'semantic-kv-cache/3';
 
 export interface CacheMetadata {
   agentId: string;
   /** Identifies the model weights and KV layout the state belongs to (see modelFingerprint). */
   model: string;
   kvType: string;
+  /**
+   * Whether V is stored transposed, as llama.cpp does without flash attention: a state written one
+   * way cannot be imported into a context that stores it the other.
+   */
+  vTransposed: boolean;
 }
 
 export interface CacheContents extends CacheMetadata {
   tokens: Int32Array;
+  /**
+   * The logits that followed the last token (a whole vocabulary), or empty when unknown: with them a
+   * request whose whole prompt is cached samples its first token without a decode.
+   */
+  logits: Float32Array;
   state: Uint8Array;
 }
 
@@ -38,30 +49,44 @@ export class CacheFileError extends Error {
   }
 }
 
-/** CRC-32 (zlib's) of the data section, as 8 hex digits. */
-function checksum(tokens: Uint8Array, state: Uint8Array): string {
-  return crc32(state, crc32(tokens)).toString(16).padStart(8, '0');
+function vLayout(vTransposed: boolean): string {
+  return vTransposed ? 'transposed' : 'rows';
 }
 
+/**
+ * CRC-32 (zlib's) of the data section, as 8 hex digits. Empty parts are skipped: node's crc32 of an
+ * empty view returns 0 instead of the running value it was given.
+ */
+function checksum(data: Uint8Array[]): string {
+  return data.reduce((crc, part) => (part.byteLength > 0 ? crc32(part, crc) : crc), 0).toString(16).padStart(8, '0');
+}
+
+const bytesOf = (array: Int32Array | Float32Array): Uint8Array => new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
+
 export function encodeCacheFile(contents: CacheContents): Buffer[] {
-  const tokenBytes = new Uint8Array(contents.tokens.buffer, contents.tokens.byteOffset, contents.tokens.byteLength);
+  const tokenBytes = bytesOf(contents.tokens);
+  const logitBytes = bytesOf(contents.logits);
+  const stateStart = tokenBytes.byteLength + logitBytes.byteLength;
   const header = {
     __metadata__: {
       format: CACHE_FORMAT,
       agent_id: contents.agentId,
       model: contents.model,
       kv_type: contents.kvType,
+      v_layout: vLayout(contents.vTransposed),
       token_count: String(contents.tokens.length),
-      crc32: checksum(tokenBytes, contents.state),
+      crc32: checksum([tokenBytes, logitBytes, contents.state]),
     },
     tokens: { dtype: 'I32', shape: [contents.tokens.length], data_offsets: [0, tokenBytes.byteLength] },
-    state: { dtype: 'U8', shape: [contents.state.byteLength], data_offsets: [tokenBytes.byteLength, tokenBytes.byteLength + contents.state.byteLength] },
+    logits: { dtype: 'F32', shape: [contents.logits.length], data_offsets: [tokenBytes.byteLength, stateStart] },
+    state: { dtype: 'U8', shape: [contents.state.byteLength], data_offsets: [stateStart, stateStart + contents.state.byteLength] },
   };
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
   const length = Buffer.alloc(8);
   length.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  return [length, Buffer.from(json), Buffer.from(tokenBytes), Buffer.from(contents.state.buffer, contents.state.byteOffset, contents.state.byteLength)];
+  const data = [tokenBytes, logitBytes, contents.state].map((part) => Buffer.from(part.buffer, part.byteOffset, part.byteLength));
+  return [length, Buffer.from(json), ...data];
 }
 
 interface TensorEntry {
@@ -70,24 +95,32 @@ interface TensorEntry {
   data_offsets: [number, number];
 }
 
-function parseHeader(file: Buffer): { metadata: Record<string, string>; tokens: TensorEntry; state: TensorEntry; dataStart: number } {
+interface ParsedHeader {
+  metadata: Record<string, string>;
+  tokens: TensorEntry;
+  logits: TensorEntry;
+  state: TensorEntry;
+  dataStart: number;
+}
+
+function parseHeader(file: Buffer): ParsedHeader {
   if (file.length < 8) throw new CacheFileError('truncated', 'shorter than the header length');
   const headerLength = Number(file.readBigUInt64LE(0));
   if (8 + headerLength > file.length) throw new CacheFileError('truncated', 'shorter than its header');
-  let header: { __metadata__?: Record<string, string>; tokens?: TensorEntry; state?: TensorEntry };
+  let header: { __metadata__?: Record<string, string>; tokens?: TensorEntry; logits?: TensorEntry; state?: TensorEntry };
   try {
     header = JSON.parse(file.toString('utf8', 8, 8 + headerLength)) as typeof header;
   } catch {
     throw new CacheFileError('corrupt', 'the header is not JSON');
   }
-  const { __metadata__: metadata, tokens, state } = header;
+  const { __metadata__: metadata, tokens, logits, state } = header;
   if (typeof metadata?.format === 'string' && metadata.format.startsWith('semantic-kv-cache/') && metadata.format !== CACHE_FORMAT) {
     throw new CacheFileError('foreign', `format ${metadata.format}, this server reads ${CACHE_FORMAT}`);
   }
-  if (metadata?.format !== CACHE_FORMAT || tokens?.dtype !== 'I32' || state?.dtype !== 'U8') {
+  if (metadata?.format !== CACHE_FORMAT || tokens?.dtype !== 'I32' || logits?.dtype !== 'F32' || state?.dtype !== 'U8') {
     throw new CacheFileError('corrupt', `not a ${CACHE_FORMAT} file`);
   }
-  return { metadata, tokens, state, dataStart: 8 + headerLength };
+  return { metadata, tokens, logits, state, dataStart: 8 + headerLength };
 }
 
 /** Where a checked header puts the data: what a reader needs to map the file and check it in place. */
@@ -98,6 +131,8 @@ export interface CacheFileLayout {
   dataBytes: number;
   tokensOffset: number;
   tokensBytes: number;
+  logitsOffset: number;
+  logitsBytes: number;
   stateOffset: number;
   stateBytes: number;
   crc32: number;
@@ -109,16 +144,17 @@ export interface CacheFileLayout {
  * rest of the file exactly.
  */
 export function checkCacheHeader(head: Buffer, fileBytes: number, expected: CacheMetadata): CacheFileLayout {
-  const { metadata, tokens, state, dataStart } = parseHeader(head);
+  const { metadata, tokens, logits, state, dataStart } = parseHeader(head);
   if (metadata.agent_id !== expected.agentId) throw new CacheFileError('foreign', `written for agent ${metadata.agent_id}`);
-  if (metadata.model !== expected.model || metadata.kv_type !== expected.kvType) {
-    throw new CacheFileError('foreign', 'written by another model or KV type');
+  if (metadata.model !== expected.model || metadata.kv_type !== expected.kvType || metadata.v_layout !== vLayout(expected.vTransposed)) {
+    throw new CacheFileError('foreign', 'written by another model, KV type or V layout');
   }
   const end = dataStart + state.data_offsets[1];
   if (fileBytes < end) throw new CacheFileError('truncated', `${fileBytes} of ${end} bytes`);
-  const tokensBytes = tokens.data_offsets[1];
+  const [tokensBytes, logitsEnd, stateStart] = [tokens.data_offsets[1], logits.data_offsets[1], state.data_offsets[0]];
   const crc = /^[0-9a-f]{8}$/.test(metadata.crc32 ?? '') ? parseInt(metadata.crc32 as string, 16) : NaN;
-  if (fileBytes > end || tokens.data_offsets[0] !== 0 || tokensBytes !== state.data_offsets[0] || Number.isNaN(crc)) {
+  const contiguous = tokens.data_offsets[0] === 0 && logits.data_offsets[0] === tokensBytes && stateStart === logitsEnd;
+  if (fileBytes > end || !contiguous || (logitsEnd - tokensBytes) % 4 !== 0 || Number.isNaN(crc)) {
     throw new CacheFileError('corrupt', 'the data section does not match the header');
   }
   if (Number(metadata.token_count) * 4 !== tokensBytes) throw new CacheFileError('corrupt', 'the token count does not match');
@@ -128,8 +164,10 @@ export function checkCacheHeader(head: Buffer, fileBytes: number, expected: Cach
     dataBytes: end - dataStart,
     tokensOffset: dataStart,
     tokensBytes,
-    stateOffset: dataStart + tokensBytes,
-    stateBytes: end - dataStart - tokensBytes,
+    logitsOffset: dataStart + tokensBytes,
+    logitsBytes: logitsEnd - tokensBytes,
+    stateOffset: dataStart + stateStart,
+    stateBytes: end - dataStart - stateStart,
     crc32: crc,
   };
 }
@@ -138,20 +176,19 @@ export function checkCacheHeader(head: Buffer, fileBytes: number, expected: Cach
  * Checks a whole file in memory, checksum included; `expected` must match the metadata it was written
  * with. The server itself checks the header here (checkCacheHeader) and the checksum in the addon, on
  * a mapping of the file; this is the reference reader (tests, and the benchmark's read + import floor).
- * The tokens and state returned are views on `file`, not copies (the data section starts 8-byte aligned).
+ * The state returned is a view on `file`; tokens and logits are copies (aligned for their typed arrays).
  */
 export function decodeCacheFile(file: Buffer, expected: CacheMetadata): CacheContents {
   const layout = checkCacheHeader(file, file.length, expected);
-  const tokenBytes = file.subarray(layout.tokensOffset, layout.stateOffset);
-  const stateBytes = file.subarray(layout.stateOffset, layout.dataOffset + layout.dataBytes);
-  if (checksum(tokenBytes, stateBytes) !== layout.crc32.toString(16).padStart(8, '0')) {
-    throw new CacheFileError('corrupt', 'checksum mismatch');
-  }
-  const tokens32 =
-    tokenBytes.byteOffset % 4 === 0
-      ? new Int32Array(tokenBytes.buffer, tokenBytes.byteOffset, tokenBytes.length / 4)
-      : new Int32Array(Uint8Array.from(tokenBytes).buffer);
-  return { ...expected, tokens: tokens32, state: new Uint8Array(stateBytes.buffer, stateBytes.byteOffset, stateBytes.length) };
+  const data = file.subarray(layout.dataOffset, layout.dataOffset + layout.dataBytes);
+  if (checksum([data]) !== layout.crc32.toString(16).padStart(8, '0')) throw new CacheFileError('corrupt', 'checksum mismatch');
+  const aligned = (offset: number, bytes: number): ArrayBuffer => Uint8Array.from(file.subarray(offset, offset + bytes)).buffer;
+  return {
+    ...expected,
+    tokens: new Int32Array(aligned(layout.tokensOffset, layout.tokensBytes)),
+    logits: new Float32Array(aligned(layout.logitsOffset, layout.logitsBytes)),
+    state: file.subarray(layout.stateOffset, layout.stateOffset + layout.stateBytes),
+  };
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * The piscina task that does agents' cache file I/O off the inference thread: writes are atomic
- * (temp file, fsync, rename); inspections check the header and read only the tokens, leaving the
+ * (temp file, fsync, rename); inspections check the header and read only the tokens and logits, leaving the
  * state to be checksummed and imported from a mapping of the file by the addon.
  * A file that fails a check is moved into `quarantine/` so it is never read again, and is a miss.
  */
@@ -12,6 +12,7 @@ export interface WriteTask extends CacheMetadata {
   op: 'write';
   path: string;
   tokens: Int32Array;
+  logits: Float32Array;
   state: Uint8Array;
 }
 
@@ -27,8 +28,8 @@ export interface QuarantineTask {
 
 type Missing = { missing: true } | { quarantined: CacheFileError['reason'] };
 
-/** The file's tokens and where its data lies, or why there are none. */
-export type InspectResult = { tokens: Int32Array; layout: CacheFileLayout } | Missing;
+/** The file's tokens and logits and where its data lies, or why there are none. */
+export type InspectResult = { tokens: Int32Array; logits: Float32Array; layout: CacheFileLayout } | Missing;
 
 /** A safetensors header is a few hundred bytes here; a length beyond this is a corrupt file, not a read. */
 const MAX_HEADER_BYTES = 1 << 20;
@@ -69,9 +70,13 @@ async function inspect(task: InspectTask): Promise<InspectResult> {
     const head = Buffer.alloc(Math.min(size, 8 + headerBytes));
     await file.read(head, 0, head.length, 0);
     const layout = checkCacheHeader(head, size, task);
-    const tokens = new Int32Array(layout.tokensBytes / 4);
-    await file.read(new Uint8Array(tokens.buffer), 0, layout.tokensBytes, layout.tokensOffset);
-    return { tokens, layout };
+    // Tokens and logits lie next to each other: one read. The addon's checksum over the mapped file
+    // covers them too, and they are used only once that import succeeded.
+    const both = new Uint8Array(layout.tokensBytes + layout.logitsBytes);
+    await file.read(both, 0, both.length, layout.tokensOffset);
+    const tokens = new Int32Array(both.buffer, 0, layout.tokensBytes / 4);
+    const logits = new Float32Array(both.buffer, layout.tokensBytes, layout.logitsBytes / 4);
+    return { tokens, logits, layout };
   } catch (error) {
     return quarantineFor(error, task.path);
   } finally {

@@ -24,6 +24,7 @@ export class DiskTier {
     private readonly dir: string,
     private readonly model: string,
     private readonly kvType: string,
+    private readonly vTransposed: boolean,
     budgetBytes: number,
   ) {
     this.ledger = new DiskIndex(budgetBytes);
@@ -60,13 +61,13 @@ export class DiskTier {
    * bytes written; 0 when the state alone exceeds the budget: it could only be kept by evicting
    * itself, and the agent's older file goes too, since the agent has moved on from the turn it holds.
    */
-  persist(agentId: string, tokens: Int32Array, state: Uint8Array): Promise<number> {
+  persist(agentId: string, tokens: Int32Array, state: Uint8Array, logits: Float32Array = new Float32Array(0)): Promise<number> {
     if (this.off) return Promise.resolve(0);
-    if (!this.ledger.fits(tokens.byteLength + state.byteLength)) {
+    if (!this.ledger.fits(tokens.byteLength + logits.byteLength + state.byteLength)) {
       this.delete([agentId]);
       return Promise.resolve(0);
     }
-    const task: WriteTask = { op: 'write', path: this.pathOf(agentId), ...this.metadata(agentId), tokens, state };
+    const task: WriteTask = { op: 'write', path: this.pathOf(agentId), ...this.metadata(agentId), tokens, logits, state };
     this.ledger.writeStarted(agentId);
     return this.serial(agentId, async () => {
       let bytes: number | undefined;
@@ -84,14 +85,14 @@ export class DiskTier {
    * addon verifies as it imports from a mapping of the file (no copy into memory). Null: no file, or a
    * bad one, now quarantined.
    */
-  inspect(agentId: string): Promise<{ tokens: Int32Array; file: FileSpan } | null> {
+  inspect(agentId: string): Promise<{ tokens: Int32Array; logits: Float32Array; file: FileSpan } | null> {
     if (this.off) return Promise.resolve(null);
     this.ledger.touch(agentId);
     const path = this.pathOf(agentId);
     const task: InspectTask = { op: 'inspect', path, ...this.metadata(agentId) };
     return this.serial(agentId, async () => {
       const result = (await this.pool.run(task)) as InspectResult;
-      if ('tokens' in result) return { tokens: result.tokens, file: { path, ...result.layout } };
+      if ('tokens' in result) return { tokens: result.tokens, logits: result.logits, file: { path, ...result.layout } };
       this.ledger.remove(agentId);
       return null;
     });
@@ -143,7 +144,7 @@ export class DiskTier {
   }
 
   private metadata(agentId: string): CacheMetadata {
-    return { agentId, model: this.model, kvType: this.kvType };
+    return { agentId, model: this.model, kvType: this.kvType, vTransposed: this.vTransposed };
   }
 
   private pathOf(agentId: string): string {

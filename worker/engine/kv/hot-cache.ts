@@ -10,6 +10,8 @@ export interface HotEntry {
   seqId: number;
   /** Tokens held in the sequence's cells, position i = tokens[i]. */
   tokens: Int32Array;
+  /** The logits that followed the last of them (empty when unknown): see Sequence.finalLogits. */
+  logits: Float32Array;
 }
 
 export class HotCache {
@@ -26,8 +28,8 @@ export class HotCache {
   }
 
   /** Parks an agent's cells; returns the entry, whose identity says "this very turn" (see AgentTiers). */
-  put(agentId: string, seqId: number, tokens: Int32Array): HotEntry {
-    const entry = { agentId, seqId, tokens };
+  put(agentId: string, seqId: number, tokens: Int32Array, logits: Float32Array): HotEntry {
+    const entry = { agentId, seqId, tokens, logits };
     this.restore(entry);
     return entry;
   }
@@ -59,6 +61,17 @@ export class HotCache {
     if (oldest !== undefined) this.byAgent.delete(oldest.agentId);
     return oldest;
   }
+}
+
+/**
+ * How much of an agent's cached turn a new prompt reuses: the common prefix, but not the prompt's last
+ * token, whose logits give the first new token — unless the cache holds exactly the prompt and the
+ * logits that followed it (a retried or repeated request), which are then sampled without a decode.
+ */
+export function reusablePrefix(cached: { tokens: Int32Array; logits: Float32Array }, prompt: Int32Array): { tokens: number; logits?: Float32Array } {
+  const common = commonPrefixLength(cached.tokens, prompt);
+  if (common === prompt.length && cached.tokens.length === common && cached.logits.length > 0) return { tokens: common, logits: cached.logits };
+  return { tokens: Math.min(common, prompt.length - 1) };
 }
 
 /** Length of the longest common prefix of two token sequences. */

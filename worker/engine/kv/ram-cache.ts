@@ -8,8 +8,11 @@
 export interface RamEntry {
   agentId: string;
   tokens: Int32Array;
+  logits: Float32Array;
   state: Uint8Array;
 }
+
+const bytesOf = (entry: { state: Uint8Array; logits: Float32Array }): number => entry.state.byteLength + entry.logits.byteLength;
 
 export class RamCache {
   private readonly entries = new Map<string, RamEntry>();
@@ -26,11 +29,11 @@ export class RamCache {
   }
 
   /** Stores (or replaces) the agent's state; evicts least recently used entries beyond the budget. */
-  put(agentId: string, tokens: Int32Array, state: Uint8Array): void {
+  put(agentId: string, tokens: Int32Array, state: Uint8Array, logits: Float32Array): void {
     this.take(agentId);
-    if (state.byteLength > this.budgetBytes) return;
-    this.entries.set(agentId, { agentId, tokens, state });
-    this.bytesHeld += state.byteLength;
+    if (bytesOf({ state, logits }) > this.budgetBytes) return;
+    this.entries.set(agentId, { agentId, tokens, logits, state });
+    this.bytesHeld += bytesOf({ state, logits });
     while (this.bytesHeld > this.budgetBytes) this.dropLeastRecent();
   }
 
@@ -38,7 +41,7 @@ export class RamCache {
     const entry = this.entries.get(agentId);
     if (entry === undefined) return undefined;
     this.entries.delete(agentId);
-    this.bytesHeld -= entry.state.byteLength;
+    this.bytesHeld -= bytesOf(entry);
     return entry;
   }
 

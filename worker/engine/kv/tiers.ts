@@ -14,9 +14,10 @@ import type { BlockPool } from './block-pool.js';
 import { HotCache, type HotEntry } from './hot-cache.js';
 import { RamCache } from './ram-cache.js';
 
-/** A returning agent's saved cache: the tokens it holds, and how to import its state into a sequence. */
+/** A returning agent's saved cache: the tokens it holds, the logits after them, and how to import its state into a sequence. */
 export interface SavedState {
   tokens: Int32Array;
+  logits: Float32Array;
   importInto(seqId: number): Promise<void>;
 }
 
@@ -68,8 +69,8 @@ export class AgentTiers {
   }
 
   /** Parks a finished turn's cells as the agent's hot cache, and schedules its write-behind. */
-  park(agentId: string, seqId: number, tokens: Int32Array, now: number): void {
-    const entry = this.hot.put(agentId, seqId, tokens);
+  park(agentId: string, seqId: number, tokens: Int32Array, logits: Float32Array, now: number): void {
+    const entry = this.hot.put(agentId, seqId, tokens, logits);
     if (this.disk === undefined) return;
     this.pendingWrites.delete(agentId);
     this.pendingWrites.set(agentId, { entry, due: now + WRITE_DELAY_MS });
@@ -106,7 +107,7 @@ export class AgentTiers {
     if (state !== undefined) {
       // The disk writer takes its buffer (transferred to its thread): the RAM tier keeps a copy.
       if (unwritten) this.write(entry, toRam ? state.slice() : state);
-      if (toRam) this.ram.put(entry.agentId, entry.tokens, state);
+      if (toRam) this.ram.put(entry.agentId, entry.tokens, state, entry.logits);
     }
     this.drop(entry);
     return true;
@@ -127,7 +128,7 @@ export class AgentTiers {
     const saved = this.ram.take(agentId);
     if (saved !== undefined) {
       const importInto = async (seqId: number): Promise<void> => void (await this.context.stateSeqSet(seqId, saved.state));
-      return { tier: 'ram', load: () => Promise.resolve({ tokens: saved.tokens, importInto }) };
+      return { tier: 'ram', load: () => Promise.resolve({ tokens: saved.tokens, logits: saved.logits, importInto }) };
     }
     const disk = this.disk;
     if (disk?.has(agentId) !== true) return undefined;
@@ -140,7 +141,7 @@ export class AgentTiers {
           throw error;
         });
       };
-      return { tokens: found.tokens, importInto };
+      return { tokens: found.tokens, logits: found.logits, importInto };
     };
     return { tier: 'disk', load };
   }
@@ -156,7 +157,7 @@ export class AgentTiers {
    * the disk budget and was not written.
    */
   private write(entry: HotEntry, state: Uint8Array): void {
-    this.disk?.persist(entry.agentId, entry.tokens, state).then(
+    this.disk?.persist(entry.agentId, entry.tokens, state, entry.logits).then(
       (bytes) => bytes > 0 && this.onWritten(entry.agentId, bytes),
       () => undefined,
     );

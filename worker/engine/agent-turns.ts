@@ -1,0 +1,62 @@
+/**
+ * One agent's requests run in arrival order, one at a time: a request whose agent already has one
+ * admitted or queued waits here until that turn ends, so its next turn sees the cache the previous
+ * one left. Requests of different agents never wait for each other here.
+ */
+import type { GenerateMessage } from '../../shared/protocol/messages.js';
+
+export class AgentTurns {
+  /** Submitted, not yet looked at: admitted between steps, when the context may be touched. */
+  private readonly incoming: GenerateMessage[] = [];
+  /** Agents with a turn in flight, and their later requests in order. */
+  private readonly busy = new Map<string, GenerateMessage[]>();
+
+  get hasIncoming(): boolean {
+    return this.incoming.length > 0;
+  }
+
+  submit(request: GenerateMessage): void {
+    this.incoming.push(request);
+  }
+
+  /** The incoming requests whose agents are free, now marked busy; the others wait their turn. */
+  takeStartable(): GenerateMessage[] {
+    const startable: GenerateMessage[] = [];
+    for (const request of this.incoming.splice(0)) {
+      const waiting = this.busy.get(request.agentId);
+      if (waiting !== undefined) {
+        waiting.push(request);
+      } else {
+        this.busy.set(request.agentId, []);
+        startable.push(request);
+      }
+    }
+    return startable;
+  }
+
+  /** The agent's turn is over: its waiting requests go back in front, in order, for the next boundary. */
+  turnEnded(agentId: string): void {
+    const waiting = this.busy.get(agentId) ?? [];
+    this.busy.delete(agentId);
+    this.incoming.unshift(...waiting);
+  }
+
+  /** Removes a request that has not started its turn; false if it is not here. */
+  remove(requestId: string): boolean {
+    for (const list of [this.incoming, ...this.busy.values()]) {
+      const at = list.findIndex((r) => r.requestId === requestId);
+      if (at >= 0) {
+        list.splice(at, 1);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Every request not started, removed (the engine died). */
+  takeAll(): GenerateMessage[] {
+    const all = [...this.incoming.splice(0), ...[...this.busy.values()].flat()];
+    this.busy.clear();
+    return all;
+  }
+}
