@@ -61,13 +61,13 @@ const history = (tokens: number, salt: string): string => `${salt} ` + 'alpha be
 async function readAndImport(dir: string): Promise<{ read: number; verify: number; importMs: number }> {
   const addon = loadAddon();
   const loaded = await addon.loadModel(model);
-  const context = await addon.createContext(loaded, { nCtx: contextSize, nSeqMax: 1, nBatch: 512, threads: availableParallelism(), flashAttention: true });
+  const context = await addon.createContext(loaded, { nCtx: contextSize, nSeqMax: 1, nBatch: 512, threads: availableParallelism() });
   const name = readdirSync(dir).find((f) => f.endsWith('.safetensors')) as string;
   const fingerprint = await modelFingerprint(model);
   const start = performance.now();
   const file = readFileSync(join(dir, name));
   const read = performance.now();
-  const contents = decodeCacheFile(file, { agentId: decodeURIComponent(name.replace(/\.safetensors$/, '')), model: fingerprint, kvType: 'f16', vTransposed: false });
+  const contents = decodeCacheFile(file, { agentId: decodeURIComponent(name.replace(/\.safetensors$/, '')), model: fingerprint, kvType: 'f16', vTransposed: true });
   const verified = performance.now();
   await context.stateSeqSet(0, contents.state);
   const imported = performance.now();
@@ -115,6 +115,9 @@ for (const size of sizes) {
   // The usual next turn: the history plus a new message, whose tokens (and the template's tail) are computed.
   let asked = 0;
   const diskNext = await median(REPEATS, () => fromDisk(`${prompt} And one more question, number ${++asked}?`));
+  await fromDisk(prompt); // a's cache holds exactly the history again...
+  await turn(diskServer, 'b', 'x');
+  await persisted(diskServer, 'a', ++writes); // ...and so does its file, for the restart below
   await diskServer.stop();
   const restarted = await serve(diskDir, 0);
   const afterRestart = await turn(restarted, 'a', prompt);

@@ -43,10 +43,15 @@ export class DiskTier {
     return this.ledger.entries();
   }
 
-  /** Creates the dir and learns each agent file's size and mtime; trims to the budget if it shrank. */
+  /**
+   * Creates the dir and learns each agent file's size and mtime; trims to the budget if it shrank.
+   * Also starts the file thread (an inspection of nothing): the first agent to return after a
+   * restart should not wait for a thread to start and load its module (tens of ms).
+   */
   async index(): Promise<number> {
     if (this.off) return 0;
     await mkdir(this.dir, { recursive: true });
+    await this.pool.run({ op: 'inspect', path: resolve(this.dir, '.warm-up'), ...this.metadata('') } satisfies InspectTask);
     const found = await Promise.all((await readdir(this.dir)).map((name) => this.statEntry(name)));
     this.delete(this.ledger.restore(found.filter((entry) => entry !== undefined)));
     return this.ledger.size;
