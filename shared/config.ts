@@ -114,6 +114,18 @@ export const optionSpecs = {
     "Bytes of agents' cache files kept in the cache dir (the disk tier), least recently used deleted first; 0 turns the tier off; " +
       "-1 = auto (default): a quarter of the cache dir file system's free space plus what the dir already holds, at most 64 GiB, per server process.",
   ),
+  drainTimeout: integerOption(
+    30,
+    1,
+    3600,
+    'Seconds a SIGTERM drain may take (running requests finish, agents\' caches are written); past it, requests still running are cut and the process exits 3. Kubernetes: terminationGracePeriodSeconds > this + a margin.',
+  ),
+  readyMaxPoolPercent: integerOption(
+    90,
+    1,
+    100,
+    "KV pool utilisation (percent of blocks reserved by running and queued requests; idle agents' blocks are reclaimable and not counted) above which /health/ready answers 503.",
+  ),
   maxBodyBytes: integerOption(4 * MiB, 1024, 256 * MiB, 'Request bodies over this size are answered 413 (uWS itself sets no limit).'),
   logLevel: enumOption(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info', 'Lowest level of log lines written.'),
   workers: { ...integerOption(2, 1, 64, 'Worker processes `semantic supervise` runs on the shared port; each loads its own model copy.'), superviseOnly: true },

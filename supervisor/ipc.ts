@@ -33,11 +33,27 @@ const workerMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ready'), port, model: z.string() }),
   /** The engine cannot serve; the worker exits right after sending this. */
   z.object({ type: z.literal('engine_dead'), error: errorPayloadSchema }),
+  /** Drain began: the worker no longer accepts connections (its readiness probe says 503). */
+  z.object({ type: z.literal('draining') }),
+  /**
+   * Drain over: the worker exits right after sending this, with `code` (0, or ExitCode.DrainCut when
+   * the deadline or a second signal cut `cut` requests short).
+   */
+  z.object({ type: z.literal('stopped'), code: z.number().int().nonnegative(), cut: z.number().int().nonnegative() }),
 ]);
 
+/**
+ * How a draining worker treats requests that still arrive on its open keep-alive connections:
+ * `shutdown` answers them 503 + Connection: close + Retry-After (the service is going away);
+ * `handover` serves them, with Connection: close, because a replacement already listens on the
+ * port (a rolling restart): the client's next connection reaches the replacement, and no request fails.
+ */
+export const drainModes = ['shutdown', 'handover'] as const;
+export type DrainMode = (typeof drainModes)[number];
+
 const supervisorMessageSchema = z.discriminatedUnion('type', [
-  /** Stop serving and exit. For now the worker closes at once; the multi-phase drain comes later. */
-  z.object({ type: z.literal('drain') }),
+  /** Drain (docs/operations.md) and exit. */
+  z.object({ type: z.literal('drain'), mode: z.enum(drainModes) }),
 ]);
 
 export type WorkerMessage = z.infer<typeof workerMessageSchema>;

@@ -70,7 +70,7 @@ export class Supervisor {
     for (const slot of this.slots) {
       clearTimeout(slot.restartTimer);
       const child = slot.child;
-      if (child !== undefined && !sendToWorker(child, { type: 'drain' })) child.kill('SIGTERM');
+      if (child !== undefined && !sendToWorker(child, { type: 'drain', mode: 'shutdown' })) child.kill('SIGTERM');
     }
     this.resolveIfAllExited();
     return this.stopped;

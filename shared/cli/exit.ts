@@ -1,11 +1,12 @@
 /**
  * Exit codes of the `semantic` command: 0 done, 1 failed while running, 2 the invocation was wrong
- * (unknown flag, bad option value, missing file). Scripts and process managers tell "fix your command
+ * (unknown flag, bad option value, missing file), 3 a drain was cut short (its deadline passed or a
+ * second SIGTERM came) and requests still running were ended unfinished. Scripts and process managers tell "fix your command
  * line" from "the server broke" by this code alone.
  */
 import { ConfigError } from '../config.js';
 
-export const ExitCode = { Ok: 0, Failure: 1, Usage: 2 } as const;
+export const ExitCode = { Ok: 0, Failure: 1, Usage: 2, DrainCut: 3 } as const;
 
 /** A command line that cannot work as given; exits 2 with the message and no stack. */
 export class UsageError extends Error {
