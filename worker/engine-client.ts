@@ -47,6 +47,12 @@ export interface EngineClientOptions {
   threadUrl?: URL;
 }
 
+/** What an engine drain did: agents' turns it wrote, requests its deadline cut. */
+export interface DrainReport {
+  persisted: number;
+  cut: number;
+}
+
 interface Pending {
   handlers: GenerationHandlers;
   /** Aborted requests stay until the engine's last word about them, so their id is not reused early. */
@@ -71,6 +77,7 @@ export class EngineClient {
   private summary: ModelSummary | undefined;
   private deathReason: ErrorPayload | undefined;
   private nextStatsId = 0;
+  private drainWaiter: { promise: Promise<DrainReport>; resolve(report: DrainReport): void } | undefined;
   private settleReady!: { resolve(model: ModelSummary): void; reject(error: Error): void };
 
   constructor(options: EngineClientOptions) {
@@ -137,6 +144,26 @@ export class EngineClient {
     });
   }
 
+  /**
+   * Asks the engine to drain (see the protocol's `drain`); resolves once it did, or at once with
+   * nothing done when the engine is not running. Idempotent.
+   */
+  drain(): Promise<DrainReport> {
+    if (this.currentState !== 'ready') return Promise.resolve({ persisted: 0, cut: 0 });
+    if (this.drainWaiter === undefined) {
+      let resolve!: (report: DrainReport) => void;
+      const promise = new Promise<DrainReport>((settle) => (resolve = settle));
+      this.drainWaiter = { promise, resolve };
+      this.post({ type: 'drain' });
+    }
+    return this.drainWaiter.promise;
+  }
+
+  /** The drain's deadline passed: running requests end now (ERR_DRAINING), then the drain completes. */
+  cut(): void {
+    if (this.currentState === 'ready') this.post({ type: 'cut' });
+  }
+
   /** Stops the thread; pending requests fail with ERR_ENGINE_DEAD. */
   async close(): Promise<void> {
     if (this.currentState !== 'dead' && this.currentState !== 'closed') {
@@ -194,6 +221,8 @@ export class EngineClient {
         return this.onStats(message.requestId, message.stats);
       case 'persisted':
         return this.log.info({ agentId: message.agentId, bytes: message.bytes }, 'agent cache persisted');
+      case 'drained':
+        return this.drainWaiter?.resolve({ persisted: message.persisted, cut: message.cut });
       default:
         return this.onRequestMessage(message);
     }
@@ -256,6 +285,7 @@ export class EngineClient {
   private failEverything(error: ErrorPayload): void {
     const asError = SemanticError.fromPayload(error);
     this.settleReady.reject(asError);
+    this.drainWaiter?.resolve({ persisted: 0, cut: 0 }); // nothing left to drain
     const requests = [...this.pending.values()];
     this.pending.clear();
     for (const entry of requests) {

@@ -7,7 +7,9 @@ import type { Logger } from 'pino';
 import type { ModelSummary } from '../shared/protocol/messages.js';
 import { EngineClient } from './engine-client.js';
 import { openAIErrorBody, openAIRoutes } from './http/openai.js';
-import { createRouter, liveRoute, type Route } from './http/router.js';
+import { drainWorker, type DrainOptions, type DrainOutcome } from './drain.js';
+import { readyRoute, startupRoute, type ReadinessLimits } from './http/health.js';
+import { createRouter, liveRoute, type Route, type Router } from './http/router.js';
 import { createHttpServer } from './http/uws.js';
 import type { InferenceOptions } from './inference/options.js';
 
@@ -17,6 +19,8 @@ export interface WorkerServerOptions {
   port: number;
   /** Request bodies over this size get 413. */
   maxBodyBytes: number;
+  /** Above these, /health/ready says busy. */
+  readyMaxPoolPercent: number;
   inference: InferenceOptions;
   logger: Logger;
   /** The inference thread's module; only tests change it (to a fake thread). */
@@ -29,6 +33,8 @@ export interface WorkerServer {
   /** Resolves when the model is loaded; rejects if the inference thread dies first. */
   ready: Promise<ModelSummary>;
   engine: EngineClient;
+  /** The multi-phase drain (drain.ts); the server is still open afterwards: close it. */
+  drain(options: DrainOptions): Promise<DrainOutcome>;
   /** Stops listening, drops open connections and stops the inference thread. */
   close(): Promise<void>;
 }
@@ -43,8 +49,14 @@ function engineStatsRoute(engine: EngineClient): Route {
   };
 }
 
-function routes(engine: EngineClient): Route[] {
-  return [liveRoute(openAIErrorBody), engineStatsRoute(engine), ...openAIRoutes(engine)];
+function routes(engine: EngineClient, router: Pick<Router, 'draining' | 'inFlight'>, limits: ReadinessLimits): Route[] {
+  return [
+    liveRoute(openAIErrorBody),
+    startupRoute(engine, openAIErrorBody),
+    readyRoute(engine, router, limits, openAIErrorBody),
+    engineStatsRoute(engine),
+    ...openAIRoutes(engine),
+  ];
 }
 
 export async function startWorkerServer(options: WorkerServerOptions): Promise<WorkerServer> {
@@ -58,7 +70,12 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
     maxBodyBytes: options.maxBodyBytes,
     onInternalError: (error) => logger.error({ err: error }, 'uncaught error in an HTTP callback (a bug)'),
   });
-  http.route('/*', createRouter({ routes: routes(engine), fallbackErrorShape: openAIErrorBody, logger }));
+  const limits = { maxQueued: options.inference.maxQueued, maxPoolPercent: options.readyMaxPoolPercent };
+  // The readiness route reports the router's drain state, so the table is filled once the router exists.
+  const table: Route[] = [];
+  const router = createRouter({ routes: table, fallbackErrorShape: openAIErrorBody, logger });
+  table.push(...routes(engine, router, limits));
+  http.route('/*', router.handle);
   let port: number;
   try {
     port = await http.listen(options.host, options.port);
@@ -76,6 +93,7 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
     port,
     ready: engine.ready,
     engine,
+    drain: (drainOptions) => drainWorker({ http, router, engine, logger }, drainOptions),
     async close() {
       http.close();
       await engine.close();

@@ -1,10 +1,8 @@
 /**
  * The life of one worker process, shared by `semantic serve` and the supervisor's workers: start the
- * HTTP front and the engine (which logs "listening"), say "ready", wait until asked to stop, close. It returns
- * the exit code; the caller exits. Tests and the supervisor wait for the `listening` and `ready` lines.
- *
- * Stopping is a plain close for now. The multi-phase drain (readiness 503, finish in-flight streams,
- * persist caches, deadline) replaces `close` here in a later issue.
+ * HTTP front and the engine (which logs "listening"), say "ready", wait until asked to stop, drain
+ * (worker/drain.ts), close. It returns the exit code: 0, or ExitCode.DrainCut when the drain's
+ * deadline or a second signal cut it short. Tests and the supervisor wait for the log lines.
  */
 import type { Logger } from 'pino';
 import { toErrorPayload, type ErrorPayload } from '../errors.js';
@@ -13,12 +11,15 @@ import { toServerSettings, type Config } from '../config.js';
 import { startWorkerServer, type WorkerServer } from '../../worker/main.js';
 import { ExitCode } from './exit.js';
 import type { StopRequest } from './stop.js';
+import type { DrainOutcome } from '../../worker/drain.js';
 
 /** What the supervisor's workers forward over IPC; `serve` needs none of it. */
 export interface WorkerLifecycleEvents {
   listening(port: number): void | Promise<void>;
   ready(model: ModelSummary, port: number): void | Promise<void>;
   engineDead(error: ErrorPayload): void | Promise<void>;
+  draining(): void | Promise<void>;
+  stopped(code: number, cut: number): void | Promise<void>;
 }
 
 export interface RunWorkerOptions {
@@ -37,7 +38,7 @@ function firstOf(server: WorkerServer, stop: StopRequest): Promise<Outcome> {
       (model): Outcome => ({ kind: 'ready', model }),
       (error: unknown): Outcome => ({ kind: 'failed', error }),
     ),
-    stop.requested.then((reason): Outcome => ({ kind: 'stop', reason })),
+    stop.requested.then(({ reason }): Outcome => ({ kind: 'stop', reason })),
   ]);
 }
 
@@ -50,7 +51,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<number> {
   const { config, logger, stop, events = {} } = options;
   const settings = toServerSettings(config, options.modelPath);
   // startWorkerServer itself logs {"msg":"listening","port":N} once bound.
-  const server = await startWorkerServer({ ...settings, logger });
+  const server = await startWorkerServer({ ...settings, readyMaxPoolPercent: config.readyMaxPoolPercent, logger });
   await events.listening?.(server.port);
 
   const outcome = await firstOf(server, stop);
@@ -65,7 +66,23 @@ export async function runWorker(options: RunWorkerOptions): Promise<number> {
     logger.info({ model: outcome.model.id, port: server.port }, 'ready');
     await events.ready?.(outcome.model, server.port);
   }
-  const reason = await stop.requested;
+  const { reason, mode } = await stop.requested;
+  await events.draining?.();
+  const drained = await server.drain({ mode, timeoutMs: config.drainTimeout * 1000, force: stop.forced });
+  const code = reportDrain(drained, logger);
   await closeServer(server, logger, reason);
-  return ExitCode.Ok;
+  await events.stopped?.(code, drained.cut);
+  return code;
+}
+
+/** One line that says how the drain ended and, when it was cut short, what was cut; the exit code. */
+function reportDrain(outcome: DrainOutcome, logger: Logger): number {
+  const { persisted, cut, cutShort, gaveUp } = outcome;
+  const durationMs = Math.round(outcome.durationMs);
+  if (cutShort === undefined) {
+    logger.info({ persisted, durationMs }, 'drained');
+    return ExitCode.Ok;
+  }
+  logger.warn({ cutShort, cut, persisted, gaveUp, durationMs }, `drain cut short (${cutShort}): ${cut} running requests cut`);
+  return ExitCode.DrainCut;
 }

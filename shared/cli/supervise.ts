@@ -31,7 +31,7 @@ export async function supervise(argv: Record<string, unknown>): Promise<number> 
     workerArgs: ['worker'],
   });
   onSecondSignal = (signal) => void supervisor.stop(signal);
-  void stop.requested.then((reason) => supervisor.stop(reason));
+  void stop.requested.then(({ reason }) => supervisor.stop(reason));
   await supervisor.start();
   await supervisor.stopped;
   logger.info('stopped');

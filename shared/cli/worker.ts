@@ -20,7 +20,7 @@ export async function worker(): Promise<number> {
   const stop = new StopRequest();
   stopOnSignals(stop, logger);
   listenToSupervisor({
-    onMessage: (message) => stop.request(message.type),
+    onMessage: (message) => stop.request('supervisor drain', message.mode),
     onInvalid: (reason) => logger.error({ reason }, 'invalid IPC message from the supervisor (a bug)'),
     onDisconnect: () => {
       logger.warn('the supervisor is gone (IPC channel closed): stopping');
@@ -36,6 +36,8 @@ export async function worker(): Promise<number> {
       listening: (port) => sendToSupervisor({ type: 'listening', port }),
       ready: (model, port) => sendToSupervisor({ type: 'ready', port, model: model.id }),
       engineDead: (error) => sendToSupervisor({ type: 'engine_dead', error }),
+      draining: () => sendToSupervisor({ type: 'draining' }),
+      stopped: (code, cut) => sendToSupervisor({ type: 'stopped', code, cut }),
     },
   });
 }

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { ErrorCode } from '../errors.js';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 const requestId = z.string().min(1).max(200);
 const count = z.number().int().nonnegative();
@@ -76,6 +76,8 @@ const engineStatsSchema = z.object({
   blockSize: count,
   usedBlocks: count,
   totalBlocks: count,
+  /** Blocks held by idle agents (hot tier): reclaimable, so not part of the pool's pressure. */
+  idleBlocks: count,
   /** Idle agents' exported states in the RAM tier, and their bytes. */
   ramAgents: count,
   ramBytes: count,
@@ -103,6 +105,13 @@ export const generateSchema = z.object({
 /** Idempotent: aborting an unknown or finished request does nothing. Applied between steps. */
 export const abortSchema = z.object({ type: z.literal('abort'), requestId });
 export const statsRequestSchema = z.object({ type: z.literal('stats_request'), requestId });
+/**
+ * Stop admitting (later requests fail ERR_DRAINING), answer waiting requests ERR_DRAINING, let running
+ * ones finish, write every idle agent's unwritten turn to its cache file; then `drained`.
+ */
+export const drainSchema = z.object({ type: z.literal('drain') });
+/** The drain's deadline passed: running requests end now with ERR_DRAINING; the drain then completes. */
+export const cutSchema = z.object({ type: z.literal('cut') });
 
 // inference → front
 export const readySchema = z.object({ type: z.literal('ready'), model: modelSummarySchema });
@@ -125,10 +134,12 @@ export const failedSchema = z.object({ type: z.literal('failed'), requestId, err
 export const statsSchema = z.object({ type: z.literal('stats'), requestId, stats: engineStatsSchema });
 /** An agent's cache file was written (the disk tier). */
 export const persistedSchema = z.object({ type: z.literal('persisted'), agentId: z.string(), bytes: count });
+/** The drain is over: `persisted` turns were written by it, `cut` requests were ended unfinished. */
+export const drainedSchema = z.object({ type: z.literal('drained'), persisted: count, cut: count });
 /** The inference thread cannot go on (model failed to load, fatal decode error). */
 export const engineDeadSchema = z.object({ type: z.literal('engine_dead'), error: errorPayloadSchema });
 
-export const frontToInferenceSchema = z.discriminatedUnion('type', [generateSchema, abortSchema, statsRequestSchema]);
+export const frontToInferenceSchema = z.discriminatedUnion('type', [generateSchema, abortSchema, statsRequestSchema, drainSchema, cutSchema]);
 export const inferenceToFrontSchema = z.discriminatedUnion('type', [
   readySchema,
   startedSchema,
@@ -137,6 +148,7 @@ export const inferenceToFrontSchema = z.discriminatedUnion('type', [
   failedSchema,
   statsSchema,
   persistedSchema,
+  drainedSchema,
   engineDeadSchema,
 ]);
 
@@ -151,5 +163,6 @@ export type FailedMessage = z.infer<typeof failedSchema>;
 export type StatsMessage = z.infer<typeof statsSchema>;
 export type PersistedMessage = z.infer<typeof persistedSchema>;
 export type EngineDeadMessage = z.infer<typeof engineDeadSchema>;
+export type DrainedMessage = z.infer<typeof drainedSchema>;
 export type FrontToInference = z.infer<typeof frontToInferenceSchema>;
 export type InferenceToFront = z.infer<typeof inferenceToFrontSchema>;

@@ -36,7 +36,7 @@ function inference(modelPath: string): InferenceOptions {
 
 async function start(modelPath: string, logs = new LogCapture()): Promise<{ server: WorkerServer; url: string; logs: LogCapture }> {
   const logger = pino({ level: 'info' }, logs);
-  const server = await startWorkerServer({ host: '127.0.0.1', port: 0, maxBodyBytes: 1024, inference: inference(modelPath), logger, inferenceThreadUrl: fakeThread });
+  const server = await startWorkerServer({ host: '127.0.0.1', port: 0, maxBodyBytes: 1024, readyMaxPoolPercent: 90, inference: inference(modelPath), logger, inferenceThreadUrl: fakeThread });
   t.teardown(() => server.close());
   return { server, url: `http://127.0.0.1:${server.port}`, logs };
 }
@@ -246,7 +246,7 @@ t.test('whatever a handler throws becomes a logged 500 in the route shape, never
     { method: 'GET', path: '/agents/:id', errorShape: openAIErrorBody, handle: (c) => c.sendJson(200, c.params) },
   ];
   const http = createHttpServer({ maxBodyBytes: 64, onInternalError: (error) => logger.error({ err: error }, 'uncaught') });
-  http.route('/*', createRouter({ routes, fallbackErrorShape: openAIErrorBody, logger }));
+  http.route('/*', createRouter({ routes, fallbackErrorShape: openAIErrorBody, logger }).handle);
   const port = await http.listen('127.0.0.1', 0);
   t.teardown(() => http.close());
   const base = `http://127.0.0.1:${port}`;

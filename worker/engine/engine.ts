@@ -54,6 +54,11 @@ export class Engine {
   /** Wakes the idle loop when the next write-behind is due. */
   private writeTimer: NodeJS.Timeout | undefined;
   private dead = false;
+  /** Set by drain(): resolves with what the drain did. */
+  private drained: Promise<{ persisted: number; cut: number }> | undefined;
+  private cutCount = 0;
+  /** Resolved when no sequence is active (a drain waits for this). */
+  private idleWaiters: (() => void)[] = [];
   private steps = 0;
   private sampledTokens = 0;
   private multiSequenceSteps = 0;
@@ -77,6 +82,7 @@ export class Engine {
 
   submit(request: GenerateMessage): void {
     if (this.dead) return this.fail(request.requestId, new SemanticError(ErrorCode.EngineDead, 'the engine has stopped'));
+    if (this.drained !== undefined) return this.fail(request.requestId, drainingError());
     this.turns.submit(request);
     this.kick();
   }
@@ -98,6 +104,41 @@ export class Engine {
     this.kick();
   }
 
+  /**
+   * Stops admitting, answers every waiting request ERR_DRAINING, lets the running ones finish, then
+   * writes every idle agent's unwritten turn to its cache file and waits for the writes. Idempotent.
+   */
+  drain(): Promise<{ persisted: number; cut: number }> {
+    this.drained ??= this.runDrain();
+    return this.drained;
+  }
+
+  /**
+   * The drain's deadline passed: running requests end now, answered ERR_DRAINING. Like an abort, each
+   * keeps what its agent's cells hold (the history it was given, and the tokens decoded so far) as the
+   * agent's cache, which the drain then writes: the last completed turn is never lost.
+   */
+  cut(): void {
+    for (const sequence of this.active.values()) {
+      if (sequence.phase === 'finished') continue;
+      sequence.cut = true;
+      this.cutCount++;
+      this.finish(sequence, 'abort');
+    }
+    this.kick();
+  }
+
+  private async runDrain(): Promise<{ persisted: number; cut: number }> {
+    for (const request of this.turns.takeAll()) this.fail(request.requestId, drainingError());
+    for (const prepared of this.admission.takeAllQueued()) {
+      this.unpin(prepared);
+      this.fail(prepared.request.requestId, drainingError());
+    }
+    if (this.active.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    const persisted = this.dead ? 0 : await this.tiers.persistAll();
+    return { persisted, cut: this.cutCount };
+  }
+
   stats(): EngineStats {
     let usedCells = this.tiers.hot.cells;
     for (const sequence of this.active.values()) usedCells += sequence.usedCells;
@@ -111,6 +152,7 @@ export class Engine {
       totalCells: this.settings.contextSize,
       blockSize: pool.blockSize,
       usedBlocks: pool.usedBlocks,
+      idleBlocks: this.tiers.spillableBlocks,
       totalBlocks: pool.totalBlocks,
       ramAgents: this.tiers.ram.size,
       ramBytes: this.tiers.ram.bytes,
@@ -136,6 +178,7 @@ export class Engine {
     // A step with nothing to decode ends the loop: what waits (a queued request) moves on the next kick.
     while (this.hasWork() && !this.dead && (await this.step()));
     this.looping = false;
+    if (this.active.size === 0 || this.dead) for (const resolve of this.idleWaiters.splice(0)) resolve();
     const due = this.tiers.nextWriteDue;
     if (due !== undefined && !this.dead) this.writeTimer = setTimeout(() => this.kick(), Math.max(0, due - performance.now()));
   }
@@ -345,7 +388,9 @@ export class Engine {
   private release(sequence: Sequence, notify: boolean, keepCache = true): void {
     this.active.delete(sequence.requestId);
     sequence.sampler.dispose();
-    if (notify) {
+    if (notify && sequence.cut) {
+      this.fail(sequence.requestId, drainingError('the server drain deadline passed before this request finished'));
+    } else if (notify) {
       const { promptTokens, completionTokens } = { promptTokens: sequence.prompt.length, completionTokens: sequence.generated };
       this.postDone(sequence.requestId, sequence.finishReason ?? 'stop', promptTokens, completionTokens, sequence.cachedTokens);
     }
@@ -392,4 +437,8 @@ export class Engine {
     this.active.clear();
     this.post({ type: 'engine_dead', error: payload });
   }
+}
+
+function drainingError(message = 'the server is shutting down'): SemanticError {
+  return new SemanticError(ErrorCode.Draining, message, { retryAfter: 1 });
 }

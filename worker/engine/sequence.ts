@@ -23,6 +23,8 @@ export class Sequence {
   /** The token sampled last, to be fed at position `nextPosition` in the next step. */
   pendingToken = -1;
   aborted = false;
+  /** Ended unfinished by a drain's deadline: answered ERR_DRAINING, not as an abort. */
+  cut = false;
   finishReason: FinishReason | undefined;
   /** The cached logits that followed the whole prompt: the first token is sampled from them, with no decode. */
   savedLogits: Float32Array | undefined;

@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { describeError, ErrorCode, SemanticError, toErrorPayload, type ErrorPayload } from '../../shared/errors.js';
 import type { HttpExchange, ResponseHeaders } from './uws.js';
+import type { DrainMode } from '../../supervisor/ipc.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -37,6 +38,8 @@ export interface Route {
   path: string;
   errorShape: ErrorShape;
   handle(context: RequestContext): void | Promise<void>;
+  /** Served as usual while the server drains (health probes): they report the drain themselves. */
+  servedWhileDraining?: boolean;
 }
 
 export interface RouterOptions {
@@ -44,6 +47,20 @@ export interface RouterOptions {
   /** Shape of 404 and 405 answers, which belong to no route. */
   fallbackErrorShape: ErrorShape;
   logger: Logger;
+}
+
+/** While the server drains, what a request arriving on an open keep-alive connection gets (see ipc.ts). */
+export type { DrainMode } from '../../supervisor/ipc.js';
+
+export interface Router {
+  handle(exchange: HttpExchange): void;
+  /** From now on requests are treated as `mode` says; the last call wins. */
+  drain(mode: DrainMode): void;
+  readonly draining: DrainMode | undefined;
+  /** Requests not yet answered (or whose stream has not ended), by route path. */
+  inFlight(): Record<string, number>;
+  /** Resolves once no request is in flight and none has arrived for `quietMs`. */
+  whenIdle(quietMs: number): Promise<void>;
 }
 
 const validRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -56,6 +73,7 @@ export const liveRoute = (errorShape: ErrorShape): Route => ({
   method: 'GET',
   path: '/health/live',
   errorShape,
+  servedWhileDraining: true,
   handle: (context) => context.sendJson(200, { status: 'alive' }),
 });
 
@@ -154,9 +172,43 @@ function logCompletion(exchange: HttpExchange, log: Logger, route: string): void
   });
 }
 
-export function createRouter(options: RouterOptions): (exchange: HttpExchange) => void {
+/** Requests in flight by route, and when the last one arrived: what a drain waits on. */
+class InFlight {
+  private readonly byRoute = new Map<string, number>();
+  private total = 0;
+  private lastArrival = -Infinity;
+
+  track(exchange: HttpExchange, route: string): void {
+    this.total++;
+    this.lastArrival = performance.now();
+    this.byRoute.set(route, (this.byRoute.get(route) ?? 0) + 1);
+    exchange.onClose(() => {
+      this.total--;
+      this.byRoute.set(route, (this.byRoute.get(route) ?? 1) - 1);
+    });
+  }
+
+  snapshot(): Record<string, number> {
+    return Object.fromEntries([...this.byRoute].filter(([, count]) => count > 0));
+  }
+
+  /** Checked every 50 ms: a drain is seconds long, and this keeps the request path free of waiters. */
+  whenIdle(quietMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (this.total === 0 && performance.now() - this.lastArrival >= quietMs) resolve();
+        else setTimeout(check, 50);
+      };
+      check();
+    });
+  }
+}
+
+export function createRouter(options: RouterOptions): Router {
   const { routes, fallbackErrorShape, logger } = options;
-  return (exchange) => {
+  const inFlight = new InFlight();
+  let draining: DrainMode | undefined;
+  const handle = (exchange: HttpExchange): void => {
     const requestId = chooseRequestId(exchange.headers.get('x-request-id'));
     const log = logger.child({ requestId });
     exchange.baseHeaders = () => ({
@@ -164,12 +216,29 @@ export function createRouter(options: RouterOptions): (exchange: HttpExchange) =
       'X-Response-Time': `${(performance.now() - exchange.receivedAt).toFixed(1)}ms`,
     });
     const match = findRoute(routes, exchange.method, exchange.path);
-    logCompletion(exchange, log, match.kind === 'route' ? match.route.path : exchange.path);
+    const routePath = match.kind === 'route' ? match.route.path : exchange.path;
+    logCompletion(exchange, log, routePath);
+    inFlight.track(exchange, match.kind === 'route' ? routePath : '(unrouted)');
+    const exempt = match.kind === 'route' && match.route.servedWhileDraining === true;
+    if (draining !== undefined && !exempt) exchange.closeConnectionAfter = true;
+    if (draining === 'shutdown' && !exempt) {
+      const shape = match.kind === 'route' ? match.route.errorShape : fallbackErrorShape;
+      return createContext(exchange, requestId, log, shape, {}).sendError(new SemanticError(ErrorCode.Draining, 'The server is shutting down; retry on a new connection.', { retryAfter: 1 }));
+    }
     if (match.kind === 'route') return run(match.route, createContext(exchange, requestId, log, match.route.errorShape, match.params));
     const context = createContext(exchange, requestId, log, fallbackErrorShape, {});
     if (match.kind === 'none') return context.sendError(new SemanticError(ErrorCode.NotFound, `No route for ${exchange.method} ${exchange.path}.`));
     const allowed = match.allowed.join(', ');
     const payload = { code: ErrorCode.MethodNotAllowed, message: `${exchange.method} is not allowed on ${exchange.path}; use ${allowed}.` };
     exchange.respond(405, { ...errorHeaders(payload), Allow: allowed }, JSON.stringify(fallbackErrorShape(payload)));
+  };
+  return {
+    handle,
+    drain: (mode) => void (draining = mode),
+    get draining() {
+      return draining;
+    },
+    inFlight: () => inFlight.snapshot(),
+    whenIdle: (quietMs) => inFlight.whenIdle(quietMs),
   };
 }

@@ -59,6 +59,8 @@ export class HttpExchange {
   readonly receivedAt = performance.now();
   /** Headers added to every response, computed when it is written (e.g. request id, response time). */
   baseHeaders: () => ResponseHeaders = () => ({});
+  /** Close the connection once this response ends (`Connection: close`): set while the server drains. */
+  closeConnectionAfter = false;
 
   private state: ExchangeState = 'open';
   private status: number | undefined;
@@ -122,10 +124,10 @@ export class HttpExchange {
   /** Status, headers and body in one cork. Closes the connection if the body was not read to the end. */
   respond(status: number, headers: ResponseHeaders, body: string | Uint8Array, closeConnection = false): void {
     if (this.state !== 'open') return;
-    const close = closeConnection || !this.bodyComplete;
+    const close = closeConnection || this.closeConnectionAfter || !this.bodyComplete;
     this.res.cork(() => {
       this.writeHead(status, headers);
-      this.res.end(body, close);
+      this.res.end(body, close); // uWS writes `Connection: close` itself
     });
     this.finish();
   }
@@ -134,7 +136,7 @@ export class HttpExchange {
   beginStream(status: number, headers: ResponseHeaders): void {
     if (this.state !== 'open') return;
     this.res.cork(() => {
-      this.writeHead(status, headers);
+      this.writeHead(status, this.closeConnectionAfter ? { ...headers, Connection: 'close' } : headers);
       // An empty write flushes the head and switches the response to chunked encoding.
       this.res.write('');
     });
@@ -168,6 +170,8 @@ export class HttpExchange {
 
   endStream(): void {
     if (this.state !== 'streaming') return;
+    // Not end(…, true) even when closing: uWS would drop the chunked terminator. The client closes
+    // the connection after this response, as the `Connection: close` sent with the head tells it to.
     this.res.cork(() => this.res.end());
     this.finish();
   }

@@ -64,6 +64,10 @@ function dispatch(engine: Engine, message: FrontToInference): void {
       return engine.abort(message.requestId);
     case 'stats_request':
       return post({ type: 'stats', requestId: message.requestId, stats: engine.stats() });
+    case 'drain':
+      return void engine.drain().then((report) => post({ type: 'drained', ...report }));
+    case 'cut':
+      return engine.cut();
   }
 }
 

@@ -110,8 +110,14 @@ export class DiskTier {
     return this.serial(agentId, () => this.pool.run(task) as Promise<void>);
   }
 
+  /** Resolves once every file operation asked for so far (and any they queued) has settled. */
+  async flush(): Promise<void> {
+    while (this.tails.size > 0) await Promise.all(this.tails.values());
+  }
+
+  /** piscina's close() may reject queued tasks: our own queue is drained first. */
   async close(): Promise<void> {
-    await Promise.all(this.tails.values());
+    await this.flush();
     await this.pool.close();
   }
 

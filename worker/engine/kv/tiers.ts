@@ -81,15 +81,26 @@ export class AgentTiers {
     return this.pendingWrites.values().next().value?.due;
   }
 
-  /** Exports every due turn whose agent is still idle with that turn's cells, and writes it behind. */
-  async writeDue(now: number): Promise<void> {
+  /** Exports every due turn whose agent is still idle with that turn's cells, and writes it behind; returns how many. */
+  async writeDue(now: number): Promise<number> {
+    let written = 0;
     for (const [agentId, { entry, due }] of [...this.pendingWrites]) {
-      if (due > now) return; // the rest are due later still
+      if (due > now) break; // the rest are due later still
       this.pendingWrites.delete(agentId);
       if (this.hot.peek(agentId) !== entry) continue; // back (its next turn writes) or spilled (the spill wrote)
       const state = await this.exportState(entry);
-      if (state !== undefined) this.write(entry, state);
+      if (state === undefined) continue;
+      this.write(entry, state);
+      written++;
     }
+    return written;
+  }
+
+  /** A drain: every idle agent's unwritten turn is written now, and every write is waited for. */
+  async persistAll(): Promise<number> {
+    const written = await this.writeDue(Infinity);
+    await this.disk?.flush();
+    return written;
   }
 
   /**
