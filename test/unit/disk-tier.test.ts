@@ -113,6 +113,19 @@ t.test('concurrent writes of one agent: the later one is on disk and counted onc
   t.same((await load(tier, 'a'))?.tokens, tokens(3, 4));
 });
 
+t.test("a file another process wrote into the shared dir after startup is found and adopted", async (t) => {
+  const dir = t.testdir();
+  const [mine, other] = [open(t, dir, 10 * size), open(t, dir, 10 * size)];
+  await mine.index();
+  await other.index();
+  t.notOk(mine.mayHave('late'), 'nothing yet');
+  await other.persist('late', tokens(5, 6), state(3));
+  t.notOk(mine.has('late'), 'not in the index built at startup');
+  t.ok(mine.mayHave('late'), 'but its file is there');
+  t.same((await load(mine, 'late'))?.tokens, tokens(5, 6));
+  t.equal(mine.bytes, size, 'counted against this tier\'s budget once read');
+});
+
 t.test('budget 0: nothing is indexed, written or read', async (t) => {
   const dir = t.testdir();
   const writer = open(t, dir, 10 * size);
@@ -123,6 +136,7 @@ t.test('budget 0: nothing is indexed, written or read', async (t) => {
   const off = open(t, dir, 0);
   t.equal(await off.index(), 0);
   t.notOk(off.has('a'));
+  t.notOk(off.mayHave('a'), 'an off tier looks for no file');
   t.equal(await load(off, 'a'), null);
   t.equal(await off.persist('b', tokens(1, 2), state(2)), 0);
   t.same(files(dir), ['a.safetensors'], 'files are left for a later run with a budget');

@@ -10,31 +10,16 @@ import { Admission, type Reservation } from './admission.js';
 import { AgentTurns } from './agent-turns.js';
 import { BlockPool } from './kv/block-pool.js';
 import { reusablePrefix, type HotEntry } from './kv/hot-cache.js';
-import { AgentTiers, type SavedState } from './kv/tiers.js';
+import { AgentTiers } from './kv/tiers.js';
 import type { DiskTier } from '../persistence/disk-tier.js';
 import { RequestInput } from './request-input.js';
 import { planStep, type StepPlan } from './scheduler.js';
 import { Sequence } from './sequence.js';
+import type { EngineSettings } from './settings.js';
+import { restoreSaved } from './restore.js';
 import { ErrorCode, SemanticError, toErrorPayload } from '../../shared/errors.js';
 import type { CacheTier, EngineStats, FinishReason, GenerateMessage, InferenceToFront } from '../../shared/protocol/messages.js';
 
-export interface EngineSettings {
-  contextSize: number;
-  /** Cells one sequence can hold: the context size, or its share when the KV cache is split into streams. */
-  sequenceSize: number;
-  maxSequences: number;
-  batchTokens: number;
-  /** KV cells per block of the pool. */
-  blockSize: number;
-  /** Requests waiting for a sequence at most; more are refused with 429. */
-  maxQueued: number;
-  /** Prompt + max tokens of all waiting requests at most; more are refused with 429. */
-  maxQueuedTokens: number;
-  /** Generation cap when a request names no max tokens. */
-  defaultMaxTokens: number;
-  /** Bytes of exported KV state the RAM tier may hold. */
-  ramBudgetBytes: number;
-}
 
 interface Prepared {
   request: GenerateMessage;
@@ -213,7 +198,7 @@ export class Engine {
     await this.tiers.writeDue(performance.now());
     this.admitIncoming();
     await this.spillForQueue();
-    await this.restoreSaved();
+    await restoreSaved(this.active.values(), { context: this.context, admission: this.admission, started: (sequence, tier) => this.postStarted(sequence, tier) });
     this.sampleSaved();
     this.reapFinished();
   }
@@ -295,7 +280,7 @@ export class Engine {
     if (restore !== undefined) {
       sequence.phase = 'restoring';
       sequence.restore = restore;
-      return; // `started` is posted once the state is imported (restoreSaved)
+      return; // `started` is posted once the state is imported (restore.ts)
     }
     this.postStarted(sequence, cacheTier);
   }
@@ -303,40 +288,6 @@ export class Engine {
   private postStarted(sequence: Sequence, cacheTier: CacheTier): void {
     const { requestId, prompt, cachedTokens } = sequence;
     this.post({ type: 'started', requestId, promptTokens: prompt.length, cachedTokens, cacheTier });
-  }
-
-  /** Imports saved states into the sequences started for returning agents, keeping the common prefix. */
-  private async restoreSaved(): Promise<void> {
-    for (const sequence of this.active.values()) {
-      if (sequence.phase !== 'restoring' || sequence.restore === undefined) continue;
-      const { tier, load } = sequence.restore;
-      sequence.restore = undefined;
-      const reused = await this.importSaved(sequence, load).catch(() => 0);
-      if (reused === 0) this.context.seqRemove(sequence.seqId);
-      if (sequence.phase === 'restoring') sequence.phase = 'prefill';
-      this.postStarted(sequence, reused > 0 ? tier : 'miss');
-    }
-  }
-
-  /**
-   * A saved state longer than the request's reservation is imported only if its blocks can grow to
-   * hold it for a moment: the cells past the common prefix are dropped right after the import.
-   */
-  private async importSaved(sequence: Sequence, load: () => Promise<SavedState | null>): Promise<number> {
-    const saved = await load();
-    if (saved === null) return 0;
-    const { tokens: reusable, logits } = reusablePrefix(saved, sequence.prompt);
-    if (reusable === 0) return 0;
-    const reserved = sequence.reservation.tokens;
-    if (saved.tokens.length > reserved && !this.admission.resize(sequence.reservation, saved.tokens.length)) return 0;
-    try {
-      await saved.importInto(sequence.seqId);
-    } finally {
-      this.context.seqRemove(sequence.seqId, reusable, -1);
-      this.admission.resize(sequence.reservation, reserved);
-    }
-    sequence.reuse(reusable, logits);
-    return reusable;
   }
 
   /** Sequences whose whole prompt was cached, with the logits after it, sample their first token from those: no decode. */

@@ -42,7 +42,7 @@ export function poolUtilisation(stats: EngineStats): number {
 function readiness(stats: EngineStats, limits: ReadinessLimits): { ready: boolean; reason?: string } {
   const utilisation = poolUtilisation(stats);
   if (utilisation * 100 > limits.maxPoolPercent) return { ready: false, reason: `KV pool ${(utilisation * 100).toFixed(0)}% reserved (limit ${limits.maxPoolPercent}%)` };
-  if (stats.queuedRequests >= limits.maxQueued) return { ready: false, reason: `wait queue full (${stats.queuedRequests} requests)` };
+  if (limits.maxQueued > 0 && stats.queuedRequests >= limits.maxQueued) return { ready: false, reason: `wait queue full (${stats.queuedRequests} requests)` };
   return { ready: true };
 }
 

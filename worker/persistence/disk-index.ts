@@ -80,6 +80,12 @@ export class DiskIndex {
     return this.evictBeyondBudget(agentId);
   }
 
+  /** A file another process sharing the dir wrote (another worker of the supervisor): counted here from now on. */
+  adopt(agentId: string, bytes: number): string[] {
+    this.set(agentId, bytes, this.now());
+    return this.evictBeyondBudget(agentId);
+  }
+
   remove(agentId: string): void {
     const entry = this.held.get(agentId);
     if (entry === undefined) return;

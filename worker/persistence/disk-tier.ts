@@ -5,6 +5,7 @@
  * budget, least recently used deleted first (DiskIndex), so the dir cannot fill the disk.
  */
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { Piscina } from 'piscina';
@@ -62,6 +63,15 @@ export class DiskTier {
   }
 
   /**
+   * Whether the agent may have a file: indexed here, or written since startup by another process
+   * sharing the dir (the workers of `semantic supervise`, a replaced worker's drain in a rolling
+   * restart). One stat per returning agent that no tier holds, on the way to a miss's prefill.
+   */
+  mayHave(agentId: string): boolean {
+    return !this.off && (this.ledger.has(agentId) || existsSync(this.pathOf(agentId)));
+  }
+
+  /**
    * Write-behind: the state's buffer is transferred to the writer thread, not copied. Resolves to the
    * bytes written; 0 when the state alone exceeds the budget: it could only be kept by evicting
    * itself, and the agent's older file goes too, since the agent has moved on from the turn it holds.
@@ -97,7 +107,10 @@ export class DiskTier {
     const task: InspectTask = { op: 'inspect', path, ...this.metadata(agentId) };
     return this.serial(agentId, async () => {
       const result = (await this.pool.run(task)) as InspectResult;
-      if ('tokens' in result) return { tokens: result.tokens, logits: result.logits, file: { path, ...result.layout } };
+      if ('tokens' in result) {
+        if (!this.ledger.has(agentId)) this.delete(this.ledger.adopt(agentId, result.layout.fileBytes));
+        return { tokens: result.tokens, logits: result.logits, file: { path, ...result.layout } };
+      }
       this.ledger.remove(agentId);
       return null;
     });

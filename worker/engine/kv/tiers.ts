@@ -142,7 +142,7 @@ export class AgentTiers {
       return { tier: 'ram', load: () => Promise.resolve({ tokens: saved.tokens, logits: saved.logits, importInto }) };
     }
     const disk = this.disk;
-    if (disk?.has(agentId) !== true) return undefined;
+    if (disk?.mayHave(agentId) !== true) return undefined;
     const load = async (): Promise<SavedState | null> => {
       const found = await disk.inspect(agentId);
       if (found === null) return null;
