@@ -2,18 +2,21 @@
  * `semantic supervise`: N worker processes on one port. Each worker is the same CLI forked with the
  * hidden `worker` command; the kernel spreads new connections over them (uWebSockets.js listens with
  * SO_REUSEPORT on Linux). The supervisor holds no sockets and loads no model: it starts workers, reads
- * their IPC messages, restarts the ones that exit unexpectedly and stops them all on SIGTERM/SIGINT.
+ * their IPC reports, restarts the ones that exit unexpectedly (restart-policy.ts), replaces them one by
+ * one on SIGHUP and drains them all on SIGTERM/SIGINT.
  *
  * `port: 0` is resolved here, to a port the OS reports free, before any worker is forked: uSockets
  * sets SO_REUSEPORT only on a listener bound to a non-zero port (measured: a worker bound to port 0
  * gets a port nobody else can join), and every worker must bind the same port anyway.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Config } from '../shared/config.js';
-import { isInvalid, parseWorkerMessage, sendToWorker, workerConfigEnv, type WorkerMessage } from './ipc.js';
-import { restartDelay } from './restart-policy.js';
+import { ExitCode } from '../shared/cli/exit.js';
+import { decideRestart, defaultRestartPolicy, type RestartPolicy, type SlotExit } from './restart-policy.js';
+import { warnIfQueuedConnectionsMayReset } from './tcp-migrate.js';
+import { WorkerProcess, type WorkerExitStatus } from './worker-process.js';
 
 export interface SupervisorOptions {
   workers: number;
@@ -23,136 +26,239 @@ export interface SupervisorOptions {
   /** The CLI script to fork, and the arguments that make it a worker. */
   workerScript: string;
   workerArgs: string[];
+  restartPolicy?: RestartPolicy;
+  /** How long a rolling restart waits for a replacement's `ready`: loading a large model takes minutes. */
+  replacementReadyTimeoutMs?: number;
+  /** After a forced stop, workers still running this much later are killed. */
+  killAfterForceMs?: number;
 }
 
 interface Slot {
   index: number;
-  child: ChildProcess | undefined;
-  ready: boolean;
-  exits: number;
+  worker: WorkerProcess | undefined;
+  /** Unexpected exits, oldest first: the restart policy's input. */
+  exits: SlotExit[];
   restartTimer: NodeJS.Timeout | undefined;
 }
 
 export class Supervisor {
-  /** Resolves once `stop` was called and every worker has exited. */
-  readonly stopped: Promise<void>;
+  /**
+   * Resolves with the supervisor's exit code: after `stop`, once every worker exited (0 when each
+   * drained in full, ExitCode.DrainCut when any drain was cut), or ExitCode.Failure once no worker is
+   * left and none will restart (every slot in a crash loop).
+   */
+  readonly stopped: Promise<number>;
   private readonly slots: Slot[];
+  /** Every worker process not yet exited: the slots' workers and a rolling restart's replacement. */
+  private readonly live = new Set<WorkerProcess>();
   private readonly log: Logger;
+  private readonly policy: RestartPolicy;
   private port: number;
   private stopping = false;
+  private forced = false;
+  private rolling = false;
   private allReady = false;
-  private resolveStopped!: () => void;
+  private drainCut = false;
+  private killTimer: NodeJS.Timeout | undefined;
+  private resolveStopped!: (code: number) => void;
 
   constructor(private readonly options: SupervisorOptions) {
     this.log = options.logger;
+    this.policy = options.restartPolicy ?? defaultRestartPolicy;
     this.port = options.workerConfig.port;
-    this.slots = Array.from({ length: options.workers }, (_, index) => ({ index, child: undefined, ready: false, exits: 0, restartTimer: undefined }));
+    this.slots = Array.from({ length: options.workers }, (_, index) => ({ index, worker: undefined, exits: [], restartTimer: undefined }));
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
   }
 
   /** Resolves once every worker is forked (not ready: the "all workers ready" line says that). */
   async start(): Promise<void> {
+    await warnIfQueuedConnectionsMayReset(this.log);
     if (this.port === 0) this.port = await freePort(this.options.workerConfig.host);
-    if (!this.stopping) this.forkMissingWorkers();
+    if (this.stopping) return;
+    for (const slot of this.slots) slot.worker = this.forkWorker(slot);
   }
 
-  /**
-   * Tells every worker to drain (for now: close and exit) and resolves when all have exited. A second
-   * call (a second signal) kills the workers that are still there.
-   */
-  stop(reason: string): Promise<void> {
-    if (this.stopping) {
-      this.log.warn({ reason }, 'killing the workers still running');
-      for (const slot of this.slots) slot.child?.kill('SIGKILL');
-      return this.stopped;
-    }
+  /** Asks every worker, a rolling restart's replacement included, to drain (`shutdown`) at once. */
+  stop(reason: string): Promise<number> {
+    if (this.stopping) return this.stopped;
     this.stopping = true;
+    this.log.info({ reason, workers: this.live.size }, 'draining all workers');
     for (const slot of this.slots) {
       clearTimeout(slot.restartTimer);
-      const child = slot.child;
-      if (child !== undefined && !sendToWorker(child, { type: 'drain', mode: 'shutdown' })) child.kill('SIGTERM');
+      slot.restartTimer = undefined;
     }
-    this.resolveIfAllExited();
+    for (const worker of this.live) worker.drain('shutdown');
+    this.finishIfAllExited();
     return this.stopped;
   }
 
-  private forkMissingWorkers(): void {
-    for (const slot of this.slots) {
-      if (slot.child === undefined && slot.restartTimer === undefined) this.forkWorker(slot);
-    }
+  /**
+   * The second signal: SIGTERM to every worker still running, which cuts its drain short (it exits 3
+   * with what it could persist); SIGKILL only for those still there `killAfterForceMs` later, or at a
+   * third signal.
+   */
+  force(reason: string): void {
+    void this.stop(reason);
+    if (this.live.size === 0) return;
+    if (this.forced) return this.killRemaining(`${reason} again`);
+    this.forced = true;
+    this.log.warn({ reason, pids: this.livePids() }, 'forcing the drain: SIGTERM to every worker still running');
+    for (const worker of this.live) worker.terminate();
+    const killAfterMs = this.options.killAfterForceMs ?? 10_000;
+    this.killTimer = setTimeout(() => this.killRemaining(`still running ${killAfterMs} ms after SIGTERM`), killAfterMs);
   }
 
-  private forkWorker(slot: Slot): void {
-    const config = { ...this.options.workerConfig, port: this.port };
-    const child = fork(this.options.workerScript, this.options.workerArgs, {
-      env: { ...process.env, [workerConfigEnv]: JSON.stringify(config) },
-      // Workers write their JSON log lines straight to our stdout: one stream for the whole service.
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    slot.child = child;
-    slot.ready = false;
-    this.log.info({ worker: slot.index, pid: child.pid }, 'worker started');
-    child.on('message', (raw: unknown) => this.onWorkerMessage(slot, child, raw));
-    child.once('exit', (code, signal) => this.onWorkerExit(slot, child, code, signal));
-  }
-
-  private onWorkerMessage(slot: Slot, child: ChildProcess, raw: unknown): void {
-    const message = parseWorkerMessage(raw);
-    if (isInvalid(message)) {
-      this.log.error({ worker: slot.index, pid: child.pid, reason: message.invalid }, 'invalid IPC message from a worker (a bug)');
+  /**
+   * SIGHUP: replaces the workers one slot at a time. Each replacement must report `ready` before its
+   * predecessor is drained in `handover` mode, so the port always has a ready listener. A replacement
+   * that fails to start is killed and the rolling restart stops there, the old worker still serving.
+   */
+  async rollingRestart(): Promise<void> {
+    if (this.stopping) {
+      this.log.warn('stopping: rolling restart ignored');
       return;
     }
-    this.handleWorkerMessage(slot, child, message);
+    if (this.rolling) {
+      this.log.warn('rolling restart already running: ignored');
+      return;
+    }
+    this.rolling = true;
+    this.log.info({ workers: this.slots.length }, 'rolling restart started');
+    try {
+      for (const slot of this.slots) {
+        if (!(await this.replaceWorker(slot))) return;
+      }
+      this.log.info({ workers: this.slots.length }, 'rolling restart done');
+    } finally {
+      this.rolling = false;
+    }
   }
 
-  private handleWorkerMessage(slot: Slot, child: ChildProcess, message: WorkerMessage): void {
-    switch (message.type) {
-      case 'listening':
-        if (message.port !== this.port) this.log.error({ worker: slot.index, pid: child.pid, port: message.port, expected: this.port }, 'worker listens on another port (a bug)');
-        return;
-      case 'ready':
-        slot.ready = true;
-        this.log.info({ worker: slot.index, pid: child.pid, model: message.model }, 'worker ready');
-        this.logWhenAllReady();
-        return;
-      case 'engine_dead':
-        this.log.error({ worker: slot.index, pid: child.pid, error: message.error }, 'worker engine dead');
-        return;
+  /** True once `slot` is served by a new ready worker and its old one has exited. */
+  private async replaceWorker(slot: Slot): Promise<boolean> {
+    const replacement = this.forkWorker(slot);
+    const timeoutMs = this.options.replacementReadyTimeoutMs ?? 300_000;
+    const ready = await readyWithin(replacement, timeoutMs);
+    if (this.stopping) return false;
+    if (!ready) {
+      const reason = replacement.hasExited ? 'it exited before it was ready' : `not ready within ${timeoutMs} ms`;
+      this.log.error({ worker: slot.index, pid: replacement.pid, reason, oldPid: slot.worker?.pid }, `rolling restart aborted: ${reason}; the old worker keeps serving`);
+      replacement.kill();
+      await replacement.exited;
+      return false;
     }
+    const old = slot.worker;
+    clearTimeout(slot.restartTimer);
+    // A new start: the exits of the processes it replaces no longer count towards a crash loop.
+    Object.assign(slot, { worker: replacement, exits: [], restartTimer: undefined });
+    this.logWhenAllReady();
+    if (old !== undefined) {
+      old.drain('handover');
+      await old.exited;
+    }
+    this.log.info({ worker: slot.index, oldPid: old?.pid, newPid: replacement.pid }, 'worker replaced');
+    return !this.stopping;
+  }
+
+  private forkWorker(slot: Slot): WorkerProcess {
+    const worker = new WorkerProcess({
+      slot: slot.index,
+      script: this.options.workerScript,
+      args: this.options.workerArgs,
+      config: { ...this.options.workerConfig, port: this.port },
+      now: () => performance.now(),
+      logger: this.log,
+      port: this.port,
+      onReady: () => this.logWhenAllReady(),
+    });
+    this.live.add(worker);
+    this.log.info({ worker: slot.index, pid: worker.pid }, 'worker started');
+    void worker.exited.then((status) => this.onWorkerExit(slot, worker, status));
+    return worker;
   }
 
   private logWhenAllReady(): void {
-    const allReady = this.slots.every((slot) => slot.ready);
+    const allReady = this.slots.every((slot) => slot.worker?.isReady === true);
     if (allReady && !this.allReady) this.log.info({ workers: this.slots.length, port: this.port }, 'all workers ready');
     this.allReady = allReady;
   }
 
-  private onWorkerExit(slot: Slot, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
-    const wasReady = slot.ready;
-    slot.child = undefined;
-    slot.ready = false;
-    this.allReady = false;
+  private onWorkerExit(slot: Slot, worker: WorkerProcess, status: WorkerExitStatus): void {
+    this.live.delete(worker);
+    const wasCurrent = slot.worker === worker;
+    if (wasCurrent) {
+      slot.worker = undefined;
+      this.allReady = false;
+    }
+    const ids = { worker: slot.index, pid: worker.pid, code: status.code, signal: status.signal };
     if (this.stopping) {
-      this.log.info({ worker: slot.index, pid: child.pid, code, signal }, 'worker stopped');
-      this.resolveIfAllExited();
-      return;
+      if (!drainedInFull(status)) this.drainCut = true;
+      this.log.info({ ...ids, stoppedCode: status.stoppedCode }, 'worker stopped');
+      this.finishIfAllExited();
+    } else if (worker.isDraining) {
+      this.log.info({ ...ids, stoppedCode: status.stoppedCode }, 'worker stopped');
+    } else if (wasCurrent) {
+      this.log.warn(ids, 'worker exited unexpectedly');
+      this.restartLater(slot, worker);
+    } else {
+      this.log.warn(ids, 'replacement worker exited');
+      this.finishIfNoWorkerLeft();
     }
-    slot.exits += 1;
-    this.log.warn({ worker: slot.index, pid: child.pid, code, signal }, 'worker exited unexpectedly');
-    const delayMs = restartDelay({ slot: slot.index, code, signal, wasReady, exitsInSlot: slot.exits });
-    if (delayMs === null) {
-      this.log.error({ worker: slot.index, exits: slot.exits }, 'not restarting worker');
-      return;
-    }
-    this.log.info({ worker: slot.index, delayMs }, 'restarting worker');
-    slot.restartTimer = setTimeout(() => {
-      slot.restartTimer = undefined;
-      if (!this.stopping) this.forkMissingWorkers();
-    }, delayMs);
   }
 
-  private resolveIfAllExited(): void {
-    if (this.slots.every((slot) => slot.child === undefined)) this.resolveStopped();
+  private restartLater(slot: Slot, worker: WorkerProcess): void {
+    slot.exits.push({ at: performance.now(), readyAt: worker.readyAt });
+    const decision = decideRestart(slot.exits, this.policy);
+    if (!decision.restart) {
+      this.log.error({ worker: slot.index, exits: decision.exits, reason: decision.reason }, 'crash loop: worker not restarted');
+      this.finishIfNoWorkerLeft();
+      return;
+    }
+    this.log.info({ worker: slot.index, delayMs: decision.delayMs, exits: decision.exits }, 'restarting worker');
+    slot.restartTimer = setTimeout(() => {
+      slot.restartTimer = undefined;
+      if (!this.stopping && slot.worker === undefined) slot.worker = this.forkWorker(slot);
+    }, decision.delayMs);
+  }
+
+  private killRemaining(reason: string): void {
+    if (this.live.size === 0) return;
+    this.log.error({ reason, pids: this.livePids() }, 'killing the workers still running');
+    for (const worker of this.live) worker.kill();
+  }
+
+  private livePids(): (number | undefined)[] {
+    return [...this.live].map((worker) => worker.pid);
+  }
+
+  private finishIfAllExited(): void {
+    if (this.live.size > 0) return;
+    clearTimeout(this.killTimer);
+    this.resolveStopped(this.drainCut ? ExitCode.DrainCut : ExitCode.Ok);
+  }
+
+  /** No worker runs, none waits to restart and none is starting: nothing will ever serve again. */
+  private finishIfNoWorkerLeft(): void {
+    if (this.live.size > 0 || this.slots.some((slot) => slot.restartTimer !== undefined)) return;
+    this.stopping = true;
+    this.log.error({ workers: this.slots.length }, 'no worker left: every worker is in a crash loop');
+    this.resolveStopped(ExitCode.Failure);
+  }
+}
+
+/** A drain that ran to its end: the worker reported code 0 and exited 0. */
+function drainedInFull(status: WorkerExitStatus): boolean {
+  return status.code === 0 && (status.stoppedCode ?? 0) === 0;
+}
+
+/** Whether `worker` reports `ready` within `timeoutMs` (false when it exits first). */
+async function readyWithin(worker: WorkerProcess, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+  try {
+    return await Promise.race([worker.ready, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

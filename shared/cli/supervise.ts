@@ -1,11 +1,14 @@
 /**
  * `semantic supervise`: the supervisor process. It resolves the model once (so N workers do not race
- * to generate the demo model), forks the workers as this same CLI's hidden `worker` command, and exits
- * 0 once a SIGTERM/SIGINT has stopped all of them.
+ * to generate the demo model) and forks the workers as this same CLI's hidden `worker` command.
+ * SIGTERM/SIGINT drains them all (a second signal cuts the drains short), SIGHUP replaces them one by
+ * one. It exits 0 once every worker drained in full, 3 when a drain was cut, and 1 when every worker
+ * is in a crash loop.
  */
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../logger.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
+import { restartPolicyFromEnv } from '../../supervisor/restart-policy.js';
 import { configFromArgv } from './config-flags.js';
 import { ExitCode } from './exit.js';
 import { resolveModelPath } from './model-path.js';
@@ -16,11 +19,14 @@ const cliScript = fileURLToPath(new URL('./main.js', import.meta.url));
 
 export async function supervise(argv: Record<string, unknown>): Promise<number> {
   const config = configFromArgv(argv);
+  const restartPolicy = restartPolicyFromEnv(process.env);
   const logger = createLogger('supervisor', config.logLevel);
   const stop = new StopRequest();
-  // A second signal exits at once while no worker runs yet, and kills the running workers after that.
+  // Until the workers exist, a second signal exits at once and SIGHUP has nothing to restart.
   let onSecondSignal = (_signal: NodeJS.Signals): void => process.exit(ExitCode.Failure);
+  let onHangup = (): void => logger.warn({ signal: 'SIGHUP' }, 'no workers yet: SIGHUP ignored');
   stopOnSignals(stop, logger, (signal) => onSecondSignal(signal));
+  process.on('SIGHUP', () => onHangup());
   const modelPath = await resolveModelPath(config, logger);
   if (stop.isRequested) return ExitCode.Ok;
   const supervisor = new Supervisor({
@@ -29,11 +35,13 @@ export async function supervise(argv: Record<string, unknown>): Promise<number> 
     logger,
     workerScript: cliScript,
     workerArgs: ['worker'],
+    restartPolicy,
   });
-  onSecondSignal = (signal) => void supervisor.stop(signal);
+  onSecondSignal = (signal) => supervisor.force(signal);
+  onHangup = () => void supervisor.rollingRestart();
   void stop.requested.then(({ reason }) => supervisor.stop(reason));
   await supervisor.start();
-  await supervisor.stopped;
-  logger.info('stopped');
-  return ExitCode.Ok;
+  const code = await supervisor.stopped;
+  logger.info({ code }, 'stopped');
+  return code;
 }
