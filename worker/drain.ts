@@ -4,7 +4,7 @@
  *    connections are refused (shutdown: 503 + Retry-After) or served (handover: a replacement listens)
  *    and their connections closed;
  * 2. running requests finish — streams run to their end — and waiting ones get 503 (in handover,
- *    only once no request has arrived for a moment, so none is refused);
+ *    the connections are closed once no request has arrived for HANDOVER_QUIET_MS: none is refused);
  * 3. every idle agent's unwritten turn is written to its cache file, and the writes are waited for.
  * The deadline or a second signal cuts it short: running requests end with ERR_DRAINING and what the
  * agents' cells hold is still written (bounded), then the worker exits with ExitCode.DrainCut.
@@ -14,8 +14,15 @@ import type { DrainReport, EngineClient } from './engine-client.js';
 import type { DrainMode, Router } from './http/router.js';
 import type { HttpServer } from './http/uws.js';
 
-/** How long a handover waits for requests to stop arriving on the old worker's open connections. */
-export const HANDOVER_QUIET_MS = 1000;
+/**
+ * How long a handover waits, with nothing in flight, for requests to stop arriving on the old
+ * worker's open connections before it closes them. Each request answered there carries
+ * `Connection: close`; what is left are idle pooled connections, which clients close themselves after
+ * their keep-alive timeout (4 s in Node's fetch/undici). Closing one from this side is safe only when
+ * no request is on its way on it, which the client alone knows: waiting out the clients' own timeout
+ * leaves no such race for them, at the price of 5 s per worker in a rolling restart.
+ */
+export const HANDOVER_QUIET_MS = 5000;
 /** After a cut, how long the engine may take to end the current step and write the agents' caches. */
 export const CUT_GRACE_MS = 10_000;
 
@@ -47,10 +54,10 @@ function delay(ms: number): { promise: Promise<void>; cancel(): void } {
   return { promise, cancel: () => clearTimeout(timer) };
 }
 
-async function finishEverything({ router, engine }: DrainParts, mode: DrainMode): Promise<DrainReport> {
+async function finishEverything({ http, router, engine }: DrainParts, mode: DrainMode): Promise<DrainReport> {
   if (mode === 'handover') {
     await router.whenIdle(HANDOVER_QUIET_MS);
-    router.drain('shutdown'); // a request that still comes now would find the engine draining
+    http.close(); // in the same turn as the idle check: no request can slip in between
   }
   const report = await engine.drain();
   await router.whenIdle(0); // the last responses are written

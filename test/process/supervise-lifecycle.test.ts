@@ -9,12 +9,16 @@ import { cacheFileName } from '../../worker/persistence/cache-file.js';
 import { tinyModelPath } from '../helpers/model.js';
 import { logged, persisted, startServer, type RunningServer } from '../helpers/server.js';
 import { readSseData } from '../helpers/sse.js';
+import { onConnection } from '../helpers/keep-alive.js';
+import { Agent } from 'node:http';
 
 const modelPath = await tinyModelPath();
+/** Streams in flight at the SIGTERM; each worker can run them all, so none waits in a queue. */
+const STREAMS = 16;
 
 async function supervise(cacheDir: string): Promise<RunningServer> {
   const server = await startServer(
-    ['supervise', '--workers', '2', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--cache-dir', cacheDir, '--context-size', '8192', '--max-sequences', '8'],
+    ['supervise', '--workers', '2', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--cache-dir', cacheDir, '--context-size', '8192', '--max-sequences', String(STREAMS), '--drain-timeout', '600'],
     'all workers ready',
   );
   t.teardown(() => server.stop('SIGKILL'));
@@ -34,16 +38,19 @@ async function turn(server: RunningServer, agent: string, content: string): Prom
 /** Pids of the workers that became ready, in order (from the workers' own log lines). */
 const workerPids = (server: RunningServer): number[] => server.logs.filter((line) => line.role === 'worker' && line.msg === 'ready').map((line) => line.pid as number);
 
-t.test('SIGTERM drains both workers: streams finish, caches are written, exit 0', async (t) => {
+t.test('SIGTERM drains both workers: streams finish, new requests get 503, caches are written and used, exit 0', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'semantic-supervise-'));
   const server = await supervise(dir);
-  const streams = Array.from({ length: 8 }, async (_, i) => {
+  const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => keepAlive.destroy());
+  t.equal((await onConnection(keepAlive, server.port, 'GET', '/health/ready')).status, 200);
+  const streams = Array.from({ length: STREAMS }, async (_, i) => {
     let onStarted!: () => void;
     const started = new Promise<void>((resolve) => (onStarted = resolve));
     const response = await fetch(`${server.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-agent-id': `streamer-${i}` },
-      body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: `Streamer ${i}, a long story.` }], max_tokens: 400, temperature: 0, stream: true }),
+      body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: `Streamer ${i}, a long story.` }], max_tokens: 300, temperature: 0, stream: true }),
     });
     const events = readSseData(response, (data) => data.includes('"delta"') && onStarted());
     await started;
@@ -51,10 +58,16 @@ t.test('SIGTERM drains both workers: streams finish, caches are written, exit 0'
   });
   const running = await Promise.all(streams);
   server.child.kill('SIGTERM');
+  await logged(server, (line) => line.role === 'worker' && line.msg === 'draining', 2);
+  const refused = await onConnection(keepAlive, server.port, 'POST', '/v1/chat/completions', JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }] }));
+  t.equal(refused.status, 503, 'a new request on a kept-alive connection gets 503');
+  t.equal(refused.headers.connection, 'close');
   for (const [i, { events }] of running.entries()) t.equal((await events).at(-1), '[DONE]', `stream ${i} ran to its end`);
   t.equal(await server.exited, 0, 'the supervisor exits 0 once both workers drained');
   t.equal(server.logs.filter((line) => line.msg === 'drained').length, 2, 'both workers drained in full');
-  for (let i = 0; i < 8; i++) t.ok(existsSync(join(dir, cacheFileName(`streamer-${i}`))), `streamer-${i}'s cache was written`);
+  for (let i = 0; i < STREAMS; i++) t.ok(existsSync(join(dir, cacheFileName(`streamer-${i}`))), `streamer-${i}'s cache was written`);
+  const next = await supervise(dir);
+  t.equal((await turn(next, 'streamer-5', 'Streamer 5, a long story.')).tier, 'disk', 'the next server serves streamer-5 from its file');
 });
 
 t.test('SIGHUP rolling restart under a client loop: no failed request, new pids, caches hit', async (t) => {

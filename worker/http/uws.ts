@@ -39,7 +39,7 @@ export interface HttpServer {
   listen(host: string, port: number): Promise<number>;
   /** Stops accepting connections; open connections keep being served. */
   closeListener(): void;
-  /** Stops listening and closes every connection at once (in-flight responses see an abort). */
+  /** Stops listening and closes every connection at once (in-flight responses see an abort). Idempotent. */
   close(): void;
 }
 
@@ -265,6 +265,7 @@ function answerCrash(exchange: HttpExchange): void {
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   const app = uWS.App();
   let listenSocket: uWS.us_listen_socket | undefined;
+  let closed = false;
   const closeListener = (): void => {
     if (listenSocket === undefined) return;
     uWS.us_listen_socket_close(listenSocket);
@@ -296,6 +297,8 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     },
     closeListener,
     close() {
+      if (closed) return;
+      closed = true;
       closeListener();
       app.close();
     },
