@@ -58,6 +58,15 @@ function textOption(doc: string, maxLength: number, spaces: 'spaces allowed' | '
 
 const MiB = 1024 * 1024;
 
+/** An API key: printable ASCII without spaces or commas (commas separate keys in one value). */
+const KEY = '[\\x21-\\x2b\\x2d-\\x7e]{8,256}';
+
+function keyOption(list: boolean, doc: string): OptionSpec<string | undefined> {
+  const pattern = new RegExp(list ? `^${KEY}(,${KEY})*$` : `^${KEY}$`);
+  const what = 'of 8 to 256 printable characters without spaces or commas';
+  return { kind: 'string', schema: z.string().regex(pattern).optional(), default: undefined, allowed: list ? `a comma-separated list of keys ${what}` : `a key ${what}`, doc };
+}
+
 export const optionSpecs = {
   host: {
     kind: 'string',
@@ -114,6 +123,15 @@ export const optionSpecs = {
     "Bytes of agents' cache files kept in the cache dir (the disk tier), least recently used deleted first; 0 turns the tier off; " +
       "-1 = auto (default): a quarter of the cache dir file system's free space plus what the dir already holds, at most 64 GiB, per server process.",
   ),
+  apiKeys: keyOption(
+    true,
+    'API keys clients send as `Authorization: Bearer <key>` or `x-api-key`, comma-separated; prefer the env variable or a file over the command line (argv is visible to every user). With none set (and no apiKeysFile), requests need no key.',
+  ),
+  apiKeysFile: textOption('A file of API keys, one per line (blank lines and lines starting with # ignored), added to apiKeys.', 4096, 'spaces allowed'),
+  adminKey: keyOption(false, 'The key of the admin routes (/admin/…); it also passes wherever an API key does. Unset: admin routes answer 403.'),
+  rateLimitPerKey: integerOption(0, 0, 1_000_000, 'Requests per minute each API key may send (a token bucket of rateLimitBurst requests); 0 = no limit. Over it: 429 with Retry-After.'),
+  rateLimitPerAgent: integerOption(0, 0, 1_000_000, 'Requests per minute each agent may send (a token bucket of rateLimitBurst requests); 0 = no limit. Over it: 429 with Retry-After.'),
+  rateLimitBurst: integerOption(10, 1, 1_000_000, 'Requests a key or an agent may send at once before its per-minute rate applies (the token bucket size).'),
   drainTimeout: integerOption(
     30,
     1,
@@ -293,6 +311,34 @@ export interface ServerSettings {
   port: number;
   maxBodyBytes: number;
   inference: InferenceOptions;
+  access: AccessSettings;
+}
+
+export interface AccessSettings {
+  /** Empty: requests need no key (the admin routes still need the admin key). */
+  apiKeys: string[];
+  adminKey: string | undefined;
+  /** Requests per minute; 0 = no limit. */
+  perKeyPerMinute: number;
+  perAgentPerMinute: number;
+  burst: number;
+}
+
+/** The keys of `apiKeys` and of the lines of `apiKeysFile` (a file that cannot be read or holds a bad key stops startup). */
+function apiKeysOf(config: Config): string[] {
+  const keys = config.apiKeys?.split(',') ?? [];
+  if (config.apiKeysFile === undefined) return keys;
+  let text: string;
+  try {
+    text = readFileSync(config.apiKeysFile, 'utf8');
+  } catch (error) {
+    throw new ConfigError([`apiKeysFile ${config.apiKeysFile} cannot be read: ${(error as Error).message}`]);
+  }
+  const lines = text.split('\n').map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
+  const check = optionSpecs.adminKey.schema;
+  const bad = lines.findIndex((line) => !check.safeParse(line).success);
+  if (bad >= 0) throw new ConfigError([`apiKeysFile ${config.apiKeysFile}: line ${bad + 1} is not ${optionSpecs.adminKey.allowed}`]);
+  return [...keys, ...lines];
 }
 
 /**
@@ -322,6 +368,13 @@ export function toServerSettings(config: Config, modelPath: string): ServerSetti
       maxQueuedTokens: config.maxQueuedTokens,
       cacheDir,
       diskBudgetBytes: diskBudgetBytes(config.diskCacheBytes, cacheDir),
+    },
+    access: {
+      apiKeys: apiKeysOf(config),
+      adminKey: config.adminKey,
+      perKeyPerMinute: config.rateLimitPerKey,
+      perAgentPerMinute: config.rateLimitPerAgent,
+      burst: config.rateLimitBurst,
     },
   };
 }

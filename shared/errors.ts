@@ -21,6 +21,9 @@ export const ErrorCode = {
   EngineDead: 'ERR_ENGINE_DEAD',
   Protocol: 'ERR_PROTOCOL',
   Aborted: 'ERR_ABORTED',
+  Unauthorized: 'ERR_UNAUTHORIZED',
+  Forbidden: 'ERR_FORBIDDEN',
+  RateLimited: 'ERR_RATE_LIMITED',
   Internal: 'ERR_INTERNAL',
 } as const;
 
@@ -106,6 +109,9 @@ const table: Record<ErrorCode, ErrorDescription> = {
   ERR_ENGINE_DEAD: { status: 503, openaiType: 'server_error', anthropicType: 'api_error', metricLabel: 'engine_dead' },
   ERR_PROTOCOL: { status: 500, openaiType: 'server_error', anthropicType: 'api_error', metricLabel: 'protocol' },
   ERR_ABORTED: { status: 499, openaiType: 'server_error', anthropicType: 'api_error', metricLabel: 'aborted' },
+  ERR_UNAUTHORIZED: { status: 401, openaiType: 'invalid_request_error', anthropicType: 'authentication_error', metricLabel: 'unauthorized' },
+  ERR_FORBIDDEN: { status: 403, openaiType: 'invalid_request_error', anthropicType: 'permission_error', metricLabel: 'forbidden' },
+  ERR_RATE_LIMITED: { status: 429, openaiType: 'rate_limit_error', anthropicType: 'rate_limit_error', metricLabel: 'rate_limited' },
   ERR_INTERNAL: { status: 500, openaiType: 'server_error', anthropicType: 'api_error', metricLabel: 'internal' },
 };
 

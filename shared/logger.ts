@@ -13,7 +13,7 @@ import { pino, type DestinationStream, type Level, type Logger } from 'pino';
 export type ProcessRole = 'serve' | 'worker' | 'supervisor';
 export type LogLevel = Level | 'silent';
 
-const secretKeys = ['authorization', '["x-api-key"]', 'apiKey'];
+const secretKeys = ['authorization', '["x-api-key"]', 'apiKey', 'apiKeys', 'adminKey'];
 
 /** `req.headers.authorization` is two levels down; pino's redaction wildcards match one level each. */
 export const redactedPaths: string[] = secretKeys.flatMap((key) => {

@@ -11,6 +11,9 @@ import { drainWorker, type DrainOptions, type DrainOutcome } from './drain.js';
 import { readyRoute, startupRoute, type ReadinessLimits } from './http/health.js';
 import { createRouter, liveRoute, type Route, type Router } from './http/router.js';
 import { createHttpServer } from './http/uws.js';
+import { AccessControl, type RouteAccess } from './http/access.js';
+import { RateLimiter, type AgentGate } from './http/rate-limit.js';
+import type { AccessSettings } from '../shared/config.js';
 import type { InferenceOptions } from './inference/options.js';
 
 export interface WorkerServerOptions {
@@ -21,6 +24,8 @@ export interface WorkerServerOptions {
   maxBodyBytes: number;
   /** Above these, /health/ready says busy. */
   readyMaxPoolPercent: number;
+  /** API keys and rate limits; absent: every route open, no limits (tests of other parts). */
+  access?: AccessSettings;
   inference: InferenceOptions;
   logger: Logger;
   /** The inference thread's module; only tests change it (to a fake thread). */
@@ -45,18 +50,33 @@ function engineStatsRoute(engine: EngineClient): Route {
     method: 'GET',
     path: '/debug/engine',
     errorShape: openAIErrorBody,
+    access: 'admin',
     handle: async (context) => context.sendJson(200, await engine.stats()),
   };
 }
 
-function routes(engine: EngineClient, router: Pick<Router, 'draining' | 'inFlight'>, limits: ReadinessLimits): Route[] {
+function routes(engine: EngineClient, router: Pick<Router, 'draining' | 'inFlight'>, limits: ReadinessLimits, agentGate: AgentGate): Route[] {
   return [
     liveRoute(openAIErrorBody),
     startupRoute(engine, openAIErrorBody),
     readyRoute(engine, router, limits, openAIErrorBody),
     engineStatsRoute(engine),
-    ...openAIRoutes(engine),
+    ...openAIRoutes(engine, agentGate),
   ];
+}
+
+/** Keys checked on every routed request, then the key's rate; the agent's rate once a route knows the agent. */
+function accessRules(settings: AccessSettings | undefined): { guard: (headers: ReadonlyMap<string, string>, access: RouteAccess) => void; agentGate: AgentGate } {
+  const control = new AccessControl(settings?.apiKeys ?? [], settings?.adminKey);
+  const perKey = new RateLimiter(settings?.perKeyPerMinute ?? 0, settings?.burst ?? 1);
+  const perAgent = new RateLimiter(settings?.perAgentPerMinute ?? 0, settings?.burst ?? 1);
+  return {
+    guard: (headers, access) => {
+      const caller = control.check(headers, access);
+      if (access !== 'public') perKey.check(caller.keyId, 'API key');
+    },
+    agentGate: (agentId) => perAgent.check(agentId, 'agent'),
+  };
 }
 
 export async function startWorkerServer(options: WorkerServerOptions): Promise<WorkerServer> {
@@ -73,8 +93,9 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   const limits = { maxQueued: options.inference.maxQueued, maxPoolPercent: options.readyMaxPoolPercent };
   // The readiness route reports the router's drain state, so the table is filled once the router exists.
   const table: Route[] = [];
-  const router = createRouter({ routes: table, fallbackErrorShape: openAIErrorBody, logger });
-  table.push(...routes(engine, router, limits));
+  const { guard, agentGate } = accessRules(options.access);
+  const router = createRouter({ routes: table, fallbackErrorShape: openAIErrorBody, logger, guard });
+  table.push(...routes(engine, router, limits, agentGate));
   http.route('/*', router.handle);
   let port: number;
   try {

@@ -11,6 +11,8 @@ import { demoModelShape } from './model-path.js';
 export function printConfig(argv: Record<string, unknown>): void {
   const config = configFromArgv(argv);
   const model = config.model ?? defaultModelPath(demoModelShape);
-  const effective = { ...config, model, modelId: config.modelId ?? defaultModelId(model) };
+  // Keys are secrets: the output says whether they are set, never what they are.
+  const redact = (value: string | undefined): string | undefined => (value === undefined ? undefined : '<redacted>');
+  const effective = { ...config, model, modelId: config.modelId ?? defaultModelId(model), apiKeys: redact(config.apiKeys), adminKey: redact(config.adminKey) };
   process.stdout.write(JSON.stringify(effective, null, 2) + '\n');
 }

@@ -52,6 +52,8 @@ export async function runWorker(options: RunWorkerOptions): Promise<number> {
   const settings = toServerSettings(config, options.modelPath);
   // startWorkerServer itself logs {"msg":"listening","port":N} once bound.
   const server = await startWorkerServer({ ...settings, readyMaxPoolPercent: config.readyMaxPoolPercent, logger });
+  const loopback = ['127.0.0.1', '::1', 'localhost'].includes(settings.host);
+  if (settings.access.apiKeys.length === 0 && !loopback) logger.warn({ host: settings.host }, 'no API key is set: the API routes are open to anyone who can reach this address');
   await events.listening?.(server.port);
 
   const outcome = await firstOf(server, stop);

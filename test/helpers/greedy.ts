@@ -43,3 +43,14 @@ export async function greedyReference(modelPath: string, messages: ChatMessage[]
   model.dispose();
   return { promptTokens: prompt.length, prompt: [...prompt], tokens, text };
 }
+
+/** What the engine keeps after a turn: the prompt and every generated token but the last (never decoded). */
+export function cachedAfter(reference: GreedyReference): number[] {
+  return [...reference.prompt, ...reference.tokens.slice(0, -1)];
+}
+
+export function expectedReuse(cached: number[], next: GreedyReference): number {
+  let k = 0;
+  while (k < cached.length && k < next.prompt.length && cached[k] === next.prompt[k]) k++;
+  return Math.min(k, next.prompt.length - 1);
+}

@@ -2,7 +2,7 @@
 // context (longest common prefix of tokens), prefills only the rest, says so in headers and usage,
 // and produces exactly the tokens a cold run of the full prompt produces.
 import t from 'tap';
-import { greedyReference, type GreedyReference } from '../helpers/greedy.js';
+import { cachedAfter, expectedReuse, greedyReference } from '../helpers/greedy.js';
 import { tinyModelPath } from '../helpers/model.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 import type { ChatMessage } from '../../shared/protocol/messages.js';
@@ -39,17 +39,6 @@ async function turn(server: RunningServer, agent: string, messages: ChatMessage[
     computed: Number(response.headers.get('x-semantic-prompt-tokens-computed')),
     usage: body.usage,
   };
-}
-
-/** What the engine keeps after a turn: the prompt and every generated token but the last (never decoded). */
-function cachedAfter(reference: GreedyReference): number[] {
-  return [...reference.prompt, ...reference.tokens.slice(0, -1)];
-}
-
-function expectedReuse(cached: number[], next: GreedyReference): number {
-  let k = 0;
-  while (k < cached.length && k < next.prompt.length && cached[k] === next.prompt[k]) k++;
-  return Math.min(k, next.prompt.length - 1);
 }
 
 const opening: ChatMessage[] = [{ role: 'system', content: 'You plan trips.' }, { role: 'user', content: 'Plan a trip to Peru.' }];

@@ -58,6 +58,12 @@ t.test('defaults: every option has one and they pass their own checks', async (t
     cacheDir: undefined,
     ramCacheBytes: -1,
     diskCacheBytes: -1,
+    apiKeys: undefined,
+    apiKeysFile: undefined,
+    adminKey: undefined,
+    rateLimitPerKey: 0,
+    rateLimitPerAgent: 0,
+    rateLimitBurst: 10,
     drainTimeout: 30,
     readyMaxPoolPercent: 90,
     maxBodyBytes: 4 * 1024 * 1024,
@@ -122,6 +128,12 @@ const invalidValues: [OptionName, string, string][] = [
   ['cacheDir', '', 'cacheDir must be a string of 1 to 4096 characters without control characters; got "" from flag --cache-dir'],
   ['ramCacheBytes', '-2', 'ramCacheBytes must be -1 (auto) or an integer from 0 to 1099511627776; got -2 from flag --ram-cache-bytes'],
   ['diskCacheBytes', '1GiB', 'diskCacheBytes must be -1 (auto) or an integer from 0 to 1125899906842624; got "1GiB" from flag --disk-cache-bytes'],
+  ['apiKeys', 'good-key-0001,short', 'apiKeys must be a comma-separated list of keys of 8 to 256 printable characters without spaces or commas; got "good-key-0001,short" from flag --api-keys'],
+  ['apiKeysFile', '', 'apiKeysFile must be a string of 1 to 4096 characters without control characters; got "" from flag --api-keys-file'],
+  ['adminKey', 'has space in it', 'adminKey must be a key of 8 to 256 printable characters without spaces or commas; got "has space in it" from flag --admin-key'],
+  ['rateLimitPerKey', '-1', 'rateLimitPerKey must be an integer from 0 to 1000000; got -1 from flag --rate-limit-per-key'],
+  ['rateLimitPerAgent', 'x', 'rateLimitPerAgent must be an integer from 0 to 1000000; got "x" from flag --rate-limit-per-agent'],
+  ['rateLimitBurst', '0', 'rateLimitBurst must be an integer from 1 to 1000000; got 0 from flag --rate-limit-burst'],
   ['drainTimeout', '0', 'drainTimeout must be an integer from 1 to 3600; got 0 from flag --drain-timeout'],
   ['readyMaxPoolPercent', '101', 'readyMaxPoolPercent must be an integer from 1 to 100; got 101 from flag --ready-max-pool-percent'],
   ['maxBodyBytes', '100', 'maxBodyBytes must be an integer from 1024 to 268435456; got 100 from flag --max-body-bytes'],
@@ -201,8 +213,20 @@ t.test('server settings: inference options from the config, model id from the fi
       cacheDir: join(userCacheDir(), 'agents'),
       diskBudgetBytes: 0,
     },
+    access: { apiKeys: [], adminKey: undefined, perKeyPerMinute: 0, perAgentPerMinute: 0, burst: 10 },
   });
   t.equal(toServerSettings(loadConfig({ flags: { modelId: 'agent-model' } }), '/m.gguf').inference.modelId, 'agent-model', 'modelId wins');
+});
+
+t.test('API keys from the option and from a file (comments and blank lines skipped); a bad line stops startup', async (t) => {
+  const file = join(t.testdir({ 'keys.txt': '# team keys\nfile-key-0001\n\n  file-key-0002  \n' }), 'keys.txt');
+  const settings = toServerSettings(loadConfig({ env: { SEMANTIC_API_KEYS: 'env-key-0001,env-key-0002' }, flags: { apiKeysFile: file } }), '/m.gguf');
+  t.same(settings.access.apiKeys, ['env-key-0001', 'env-key-0002', 'file-key-0001', 'file-key-0002']);
+  const bad = join(t.testdir({ 'keys.txt': 'file-key-0001\nshort\n' }), 'keys.txt');
+  t.same(problemsOf(t, () => toServerSettings(loadConfig({ flags: { apiKeysFile: bad } }), '/m.gguf')), [
+    `apiKeysFile ${bad}: line 2 is not a key of 8 to 256 printable characters without spaces or commas`,
+  ]);
+  t.throws(() => toServerSettings(loadConfig({ flags: { apiKeysFile: '/nonexistent/keys' } }), '/m.gguf'), { code: 'ERR_INVALID_CONFIG' });
 });
 
 const GiB = 1024 * 1024 * 1024;

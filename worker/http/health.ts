@@ -30,6 +30,7 @@ export function startupRoute(engine: EngineClient, errorShape: ErrorShape): Rout
     path: '/health/startup',
     errorShape,
     servedWhileDraining: true,
+    access: 'public',
     handle: (context) => (engine.state === 'ready' ? context.sendJson(200, { status: 'started', model: engine.model?.id }) : notStarted(context, engine)),
   };
 }
@@ -52,6 +53,7 @@ export function readyRoute(engine: EngineClient, router: Pick<Router, 'draining'
     path: '/health/ready',
     errorShape,
     servedWhileDraining: true,
+    access: 'public',
     async handle(context) {
       if (engine.state !== 'ready') return notStarted(context, engine);
       if (router.draining !== undefined) return context.sendJson(503, { status: 'draining', reason: 'the server is shutting down' }, { 'Retry-After': '1' });

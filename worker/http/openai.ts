@@ -16,6 +16,7 @@ import { resolveAgentId } from '../../shared/agent-id.js';
 import type { StartedMessage } from '../../shared/protocol/messages.js';
 import type { RequestContext, Route } from './router.js';
 import { SseStream } from './sse.js';
+import { noAgentLimit, type AgentGate } from './rate-limit.js';
 
 /** What the OpenAI routes need from the engine client. */
 export interface ChatEngine {
@@ -158,7 +159,7 @@ function servedModel(engine: ChatEngine, requested: string): ModelSummary {
   return model;
 }
 
-async function chatCompletions(context: RequestContext, engine: ChatEngine): Promise<void> {
+async function chatCompletions(context: RequestContext, engine: ChatEngine, agentGate: AgentGate): Promise<void> {
   const request = parseChatCompletionRequest(await context.readJson());
   const model = servedModel(engine, request.model);
   const agentId = resolveAgentId({
@@ -166,6 +167,7 @@ async function chatCompletions(context: RequestContext, engine: ChatEngine): Pro
     bodyField: { value: request.user ?? undefined, param: 'user' },
     messages: chatMessages(request),
   });
+  agentGate(agentId);
   const message = toGenerateMessage(request, context.requestId, agentId);
   const meta = newCompletionMeta(model.id);
   if (request.stream === true) completeAsStream(context, engine, message, meta, request.stream_options?.include_usage === true);
@@ -178,12 +180,12 @@ function listModels(context: RequestContext, engine: ChatEngine, readyAt: () => 
   context.sendJson(200, { object: 'list', data: [{ id: model.id, object: 'model', created: readyAt(), owned_by: 'semantic' }] });
 }
 
-export function openAIRoutes(engine: ChatEngine): Route[] {
+export function openAIRoutes(engine: ChatEngine, agentGate: AgentGate = noAgentLimit): Route[] {
   let readySeconds: number | undefined;
   // `created` of a model: when this server first saw it loaded.
   const readyAt = (): number => (readySeconds ??= Math.floor(Date.now() / 1000));
   return [
-    { method: 'POST', path: '/v1/chat/completions', errorShape: openAIErrorBody, handle: (context) => chatCompletions(context, engine) },
+    { method: 'POST', path: '/v1/chat/completions', errorShape: openAIErrorBody, handle: (context) => chatCompletions(context, engine, agentGate) },
     { method: 'GET', path: '/v1/models', errorShape: openAIErrorBody, handle: (context) => listModels(context, engine, readyAt) },
   ];
 }

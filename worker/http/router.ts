@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { describeError, ErrorCode, SemanticError, toErrorPayload, type ErrorPayload } from '../../shared/errors.js';
 import type { HttpExchange, ResponseHeaders } from './uws.js';
 import type { DrainMode } from '../../supervisor/ipc.js';
+import type { RouteAccess } from './access.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -40,6 +41,8 @@ export interface Route {
   handle(context: RequestContext): void | Promise<void>;
   /** Served as usual while the server drains (health probes): they report the drain themselves. */
   servedWhileDraining?: boolean;
+  /** Who may call it (access.ts); default 'user': an API key when keys are configured. */
+  access?: RouteAccess;
 }
 
 export interface RouterOptions {
@@ -47,6 +50,11 @@ export interface RouterOptions {
   /** Shape of 404 and 405 answers, which belong to no route. */
   fallbackErrorShape: ErrorShape;
   logger: Logger;
+  /**
+   * Runs before every routed request's handler (auth, per-key rate limit); what it throws is answered
+   * in the route's error shape.
+   */
+  guard?: (headers: ReadonlyMap<string, string>, access: RouteAccess) => void;
 }
 
 /** While the server drains, what a request arriving on an open keep-alive connection gets (see ipc.ts). */
@@ -74,6 +82,7 @@ export const liveRoute = (errorShape: ErrorShape): Route => ({
   path: '/health/live',
   errorShape,
   servedWhileDraining: true,
+  access: 'public',
   handle: (context) => context.sendJson(200, { status: 'alive' }),
 });
 
@@ -154,9 +163,10 @@ function createContext(exchange: HttpExchange, requestId: string, log: Logger, e
   };
 }
 
-/** Runs the handler; whatever it throws or rejects with becomes an error answer. */
-function run(route: Route, context: RequestContext): void {
+/** Runs the guard and the handler; whatever they throw or reject with becomes an error answer. */
+function run(route: Route, context: RequestContext, guard: RouterOptions['guard']): void {
   try {
+    guard?.(context.exchange.headers, route.access ?? 'user');
     const result = route.handle(context);
     if (result instanceof Promise) result.catch((error: unknown) => context.sendError(error));
   } catch (error) {
@@ -225,7 +235,7 @@ export function createRouter(options: RouterOptions): Router {
       const shape = match.kind === 'route' ? match.route.errorShape : fallbackErrorShape;
       return createContext(exchange, requestId, log, shape, {}).sendError(new SemanticError(ErrorCode.Draining, 'The server is shutting down; retry on a new connection.', { retryAfter: 1 }));
     }
-    if (match.kind === 'route') return run(match.route, createContext(exchange, requestId, log, match.route.errorShape, match.params));
+    if (match.kind === 'route') return run(match.route, createContext(exchange, requestId, log, match.route.errorShape, match.params), options.guard);
     const context = createContext(exchange, requestId, log, fallbackErrorShape, {});
     if (match.kind === 'none') return context.sendError(new SemanticError(ErrorCode.NotFound, `No route for ${exchange.method} ${exchange.path}.`));
     const allowed = match.allowed.join(', ');
