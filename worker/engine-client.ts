@@ -12,6 +12,7 @@ import type {
   DoneMessage,
   EngineStats,
   FrontToInference,
+  GenerateInput,
   GenerateMessage,
   InferenceToFront,
   ModelSummary,
@@ -59,8 +60,8 @@ interface Pending {
   aborted: boolean;
 }
 
-interface PendingStats {
-  resolve(stats: EngineStats): void;
+interface Waiter<T> {
+  resolve(value: T): void;
   reject(error: Error): void;
 }
 
@@ -72,11 +73,14 @@ export class EngineClient {
   private readonly worker: Worker;
   private readonly log: Logger;
   private readonly pending = new Map<string, Pending>();
-  private readonly pendingStats = new Map<string, PendingStats>();
+  private readonly pendingStats = new Map<string, Waiter<EngineStats>>();
+  /** Keyed `#count-N`: no HTTP request id contains `#`, so no generation's id can collide. */
+  private readonly pendingCounts = new Map<string, Waiter<number>>();
   private currentState: EngineState = 'starting';
   private summary: ModelSummary | undefined;
   private deathReason: ErrorPayload | undefined;
   private nextStatsId = 0;
+  private nextCountId = 0;
   private drainWaiter: { promise: Promise<DrainReport>; resolve(report: DrainReport): void } | undefined;
   private settleReady!: { resolve(model: ModelSummary): void; reject(error: Error): void };
 
@@ -141,6 +145,17 @@ export class EngineClient {
     return new Promise((resolve, reject) => {
       this.pendingStats.set(requestId, { resolve, reject });
       this.post({ type: 'stats_request', requestId });
+    });
+  }
+
+  /** Prompt tokens of `input`, rendered and tokenized as generation does; rejects with the engine's coded error. */
+  countTokens(input: GenerateInput): Promise<number> {
+    const refusal = this.unavailable();
+    if (refusal !== undefined) return Promise.reject(SemanticError.fromPayload(refusal));
+    const requestId = `#count-${++this.nextCountId}`;
+    return new Promise((resolve, reject) => {
+      this.pendingCounts.set(requestId, { resolve, reject });
+      this.post({ type: 'count_tokens', requestId, input });
     });
   }
 
@@ -219,6 +234,8 @@ export class EngineClient {
         return this.die(message.error.message);
       case 'stats':
         return this.onStats(message.requestId, message.stats);
+      case 'token_count':
+        return this.onCount(message.requestId, message.inputTokens);
       case 'persisted':
         return this.log.info({ agentId: message.agentId, bytes: message.bytes }, 'agent cache persisted');
       case 'drained':
@@ -241,7 +258,15 @@ export class EngineClient {
     waiter?.resolve(stats);
   }
 
+  private onCount(requestId: string, count: number | ErrorPayload): void {
+    const waiter = this.pendingCounts.get(requestId);
+    this.pendingCounts.delete(requestId);
+    if (typeof count === 'number') waiter?.resolve(count);
+    else waiter?.reject(SemanticError.fromPayload(count));
+  }
+
   private onRequestMessage(message: Extract<InferenceToFront, { requestId: string }>): void {
+    if (message.type === 'failed' && this.pendingCounts.has(message.requestId)) return this.onCount(message.requestId, message.error);
     const entry = this.pending.get(message.requestId);
     if (entry === undefined) {
       this.log.warn({ requestId: message.requestId, type: message.type }, 'message for no pending request');
@@ -296,8 +321,9 @@ export class EngineClient {
         this.log.error({ err: handlerError }, 'a generation handler threw');
       }
     }
-    const stats = [...this.pendingStats.values()];
+    const waiters = [...this.pendingStats.values(), ...this.pendingCounts.values()];
     this.pendingStats.clear();
-    for (const waiter of stats) waiter.reject(asError);
+    this.pendingCounts.clear();
+    for (const waiter of waiters) waiter.reject(asError);
   }
 }

@@ -105,6 +105,8 @@ export const generateSchema = z.object({
 /** Idempotent: aborting an unknown or finished request does nothing. Applied between steps. */
 export const abortSchema = z.object({ type: z.literal('abort'), requestId });
 export const statsRequestSchema = z.object({ type: z.literal('stats_request'), requestId });
+/** How many prompt tokens `input` is, rendered and tokenized exactly as `generate` would; answered by `token_count` or `failed`. */
+export const countTokensSchema = z.object({ type: z.literal('count_tokens'), requestId, input: generateInputSchema });
 /**
  * Stop admitting (later requests fail ERR_DRAINING), answer waiting requests ERR_DRAINING, let running
  * ones finish, write every idle agent's unwritten turn to its cache file; then `drained`.
@@ -132,6 +134,7 @@ export const tokensSchema = z.object({ type: z.literal('tokens'), requestId, tex
 export const doneSchema = z.object({ type: z.literal('done'), requestId, finishReason: finishReasonSchema, usage: usageSchema });
 export const failedSchema = z.object({ type: z.literal('failed'), requestId, error: errorPayloadSchema });
 export const statsSchema = z.object({ type: z.literal('stats'), requestId, stats: engineStatsSchema });
+export const tokenCountSchema = z.object({ type: z.literal('token_count'), requestId, inputTokens: count });
 /** An agent's cache file was written (the disk tier). */
 export const persistedSchema = z.object({ type: z.literal('persisted'), agentId: z.string(), bytes: count });
 /** The drain is over: `persisted` turns were written by it, `cut` requests were ended unfinished. */
@@ -139,7 +142,7 @@ export const drainedSchema = z.object({ type: z.literal('drained'), persisted: c
 /** The inference thread cannot go on (model failed to load, fatal decode error). */
 export const engineDeadSchema = z.object({ type: z.literal('engine_dead'), error: errorPayloadSchema });
 
-export const frontToInferenceSchema = z.discriminatedUnion('type', [generateSchema, abortSchema, statsRequestSchema, drainSchema, cutSchema]);
+export const frontToInferenceSchema = z.discriminatedUnion('type', [generateSchema, abortSchema, statsRequestSchema, countTokensSchema, drainSchema, cutSchema]);
 export const inferenceToFrontSchema = z.discriminatedUnion('type', [
   readySchema,
   startedSchema,
@@ -147,6 +150,7 @@ export const inferenceToFrontSchema = z.discriminatedUnion('type', [
   doneSchema,
   failedSchema,
   statsSchema,
+  tokenCountSchema,
   persistedSchema,
   drainedSchema,
   engineDeadSchema,
@@ -161,6 +165,8 @@ export type TokensMessage = z.infer<typeof tokensSchema>;
 export type DoneMessage = z.infer<typeof doneSchema>;
 export type FailedMessage = z.infer<typeof failedSchema>;
 export type StatsMessage = z.infer<typeof statsSchema>;
+export type CountTokensMessage = z.infer<typeof countTokensSchema>;
+export type TokenCountMessage = z.infer<typeof tokenCountSchema>;
 export type PersistedMessage = z.infer<typeof persistedSchema>;
 export type EngineDeadMessage = z.infer<typeof engineDeadSchema>;
 export type DrainedMessage = z.infer<typeof drainedSchema>;

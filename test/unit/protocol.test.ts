@@ -19,6 +19,7 @@ const front: FrontToInference[] = [
   { type: 'generate', requestId: 'r2', agentId: 'conv-0123456789abcdef', input: { kind: 'text', prompt: 'Once upon' }, sampling, stop: [] },
   { type: 'abort', requestId: 'r1' },
   { type: 'stats_request', requestId: 's1' },
+  { type: 'count_tokens', requestId: '#count-1', input: { kind: 'chat', messages: [{ role: 'user', content: 'hi' }] } },
   { type: 'drain' },
   { type: 'cut' },
 ];
@@ -36,6 +37,7 @@ const inference: InferenceToFront[] = [
     requestId: 's1',
     stats: { activeSequences: 1, idleSequences: 2, freeSequences: 5, queuedRequests: 0, usedCells: 20, totalCells: 4096, blockSize: 16, usedBlocks: 3, idleBlocks: 1, totalBlocks: 256, ramAgents: 1, ramBytes: 4096, steps: 3, sampledTokens: 40, multiSequenceSteps: 1 },
   },
+  { type: 'token_count', requestId: '#count-1', inputTokens: 9 },
   { type: 'drained', persisted: 3, cut: 1 },
   { type: 'engine_dead', error: { code: 'ERR_ENGINE_DEAD', message: 'decode failed' } },
 ];

@@ -18,7 +18,7 @@ import { Sequence } from './sequence.js';
 import type { EngineSettings } from './settings.js';
 import { restoreSaved } from './restore.js';
 import { ErrorCode, SemanticError, toErrorPayload } from '../../shared/errors.js';
-import type { CacheTier, EngineStats, FinishReason, GenerateMessage, InferenceToFront } from '../../shared/protocol/messages.js';
+import type { CacheTier, EngineStats, FinishReason, GenerateInput, GenerateMessage, InferenceToFront } from '../../shared/protocol/messages.js';
 
 
 interface Prepared {
@@ -122,6 +122,11 @@ export class Engine {
     if (this.active.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     const persisted = this.dead ? 0 : await this.tiers.persistAll();
     return { persisted, cut: this.cutCount };
+  }
+
+  /** Prompt tokens of `input` as generation would count them (Anthropic count_tokens); throws coded 400s. */
+  countTokens(input: GenerateInput): number {
+    return this.input.prompt(input).length;
   }
 
   stats(): EngineStats {

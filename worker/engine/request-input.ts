@@ -6,7 +6,7 @@
 import type { Addon, Model, Sampler } from './addon.js';
 import { ChatTemplate } from './chat-template.js';
 import { BadRequestError, ContextExceededError } from '../../shared/errors.js';
-import type { GenerateMessage } from '../../shared/protocol/messages.js';
+import type { GenerateInput, GenerateMessage } from '../../shared/protocol/messages.js';
 
 export class RequestInput {
   private readonly template: ChatTemplate;
@@ -26,15 +26,20 @@ export class RequestInput {
 
   /** The prompt's tokens and the max tokens to generate; throws a coded 400 error for what cannot run. */
   tokens(request: GenerateMessage): { prompt: Int32Array; maxTokens: number } {
-    const { input } = request;
-    const text = input.kind === 'chat' ? this.template.render(input.messages) : input.prompt;
-    const prompt = this.model.tokenize(text, { addSpecial: true, parseSpecial: true });
-    if (prompt.length === 0) throw new BadRequestError('the prompt is empty', input.kind === 'chat' ? 'messages' : 'prompt');
+    const prompt = this.prompt(request.input);
     const maxTokens = request.maxTokens ?? Math.min(this.defaultMaxTokens, this.capacity - prompt.length);
     if (maxTokens < 1 || prompt.length + maxTokens > this.capacity) {
       throw new ContextExceededError(prompt.length + Math.max(maxTokens, 1), this.capacity);
     }
     return { prompt, maxTokens };
+  }
+
+  /** The prompt's tokens: the one path both generation and token counting take. */
+  prompt(input: GenerateInput): Int32Array {
+    const text = input.kind === 'chat' ? this.template.render(input.messages) : input.prompt;
+    const prompt = this.model.tokenize(text, { addSpecial: true, parseSpecial: true });
+    if (prompt.length === 0) throw new BadRequestError('the prompt is empty', input.kind === 'chat' ? 'messages' : 'prompt');
+    return prompt;
   }
 
   /** A sampler for the request, having seen the prompt (for repetition penalties). */

@@ -11,7 +11,7 @@ import { DiskTier, modelFingerprint } from '../persistence/disk-tier.js';
 import type { InferenceOptions } from './options.js';
 import { AUTO, autoContextSize, kvBytesPerToken, usableMemoryBytes } from '../../shared/budgets.js';
 import { decodeFrontMessage, encodeMessage } from '../../shared/protocol/codec.js';
-import type { FrontToInference, InferenceToFront } from '../../shared/protocol/messages.js';
+import type { CountTokensMessage, FrontToInference, InferenceToFront } from '../../shared/protocol/messages.js';
 import { ErrorCode, toErrorPayload } from '../../shared/errors.js';
 
 /**
@@ -56,6 +56,14 @@ async function open(addon: Addon): Promise<{ model: Model; context: Context }> {
   return { model, context };
 }
 
+function countTokens(engine: Engine, message: CountTokensMessage): void {
+  try {
+    post({ type: 'token_count', requestId: message.requestId, inputTokens: engine.countTokens(message.input) });
+  } catch (error) {
+    post({ type: 'failed', requestId: message.requestId, error: toErrorPayload(error) });
+  }
+}
+
 function dispatch(engine: Engine, message: FrontToInference): void {
   switch (message.type) {
     case 'generate':
@@ -64,6 +72,8 @@ function dispatch(engine: Engine, message: FrontToInference): void {
       return engine.abort(message.requestId);
     case 'stats_request':
       return post({ type: 'stats', requestId: message.requestId, stats: engine.stats() });
+    case 'count_tokens':
+      return countTokens(engine, message);
     case 'drain':
       return void engine.drain().then((report) => post({ type: 'drained', ...report }));
     case 'cut':
