@@ -13,8 +13,12 @@ const validAgentId = /^[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,127}$/;
 export interface AgentIdSources {
   /** Lower-case header names to values. */
   headers: ReadonlyMap<string, string>;
-  /** OpenAI `user` or Anthropic `metadata.user_id`, with the field path used in errors. */
-  bodyField?: { value: string | undefined; param: string };
+  /**
+   * OpenAI `user` or Anthropic `metadata.user_id`, with the field path used in errors. `opaque`: the
+   * API allows any string there (Anthropic's user_id; Claude Code sends ~160 characters), so a value
+   * that is not a valid agent id names the agent by its hash instead of being refused.
+   */
+  bodyField?: { value: string | undefined; param: string; opaque?: boolean };
   /** The conversation, for the derived id. */
   messages: readonly { role: string; content: string }[];
 }
@@ -42,6 +46,9 @@ export function resolveAgentId(sources: AgentIdSources): string {
   const sessionHeader = sources.headers.get('x-session-id');
   if (sessionHeader !== undefined) return checked(sessionHeader, 'X-Session-ID');
   const field = sources.bodyField;
-  if (field?.value !== undefined) return checked(field.value, field.param);
+  if (field?.value !== undefined) {
+    if (field.opaque === true && !validAgentId.test(field.value)) return 'user-' + createHash('sha256').update(field.value).digest('hex').slice(0, 16);
+    return checked(field.value, field.param);
+  }
   return conversationAgentId(sources.messages);
 }

@@ -1,0 +1,210 @@
+/**
+ * Anthropic-compatible routes: `POST /v1/messages` (JSON or SSE) and `POST /v1/messages/count_tokens`,
+ * on the same engine as the OpenAI routes. Everything Anthropic-shaped lives here: the message body,
+ * its usage, the stream's named events and the error body. `x-api-key` and `anthropic-version` are
+ * accepted and not looked at here (keys are checked, if at all, before routes run).
+ *
+ * Usage follows the real API's prompt-caching accounting: `input_tokens` are the prompt tokens this
+ * request computed, `cache_read_input_tokens` those reused from the agent's cache, so their sum is the
+ * whole prompt (what count_tokens reports). `cache_creation_input_tokens` is always 0: caching here
+ * is automatic and costs nothing extra, so no token is ever billed as a cache write.
+ */
+import { randomBytes } from 'node:crypto';
+import { describeError, ErrorCode, SemanticError, type ErrorPayload } from '../../shared/errors.js';
+import type { GenerateInput, GenerateMessage, ModelSummary, StartedMessage, Usage } from '../../shared/protocol/messages.js';
+import { resolveAgentId } from '../../shared/agent-id.js';
+import type { CompletedMessage, Generation } from '../engine-client.js';
+import { chatMessages, parseCountTokensRequest, parseMessagesRequest, toGenerateMessage } from './anthropic-schema.js';
+import { cacheHeaders, type ChatEngine } from './openai.js';
+import type { RequestContext, Route } from './router.js';
+import { SseStream } from './sse.js';
+
+/** What the Anthropic routes need from the engine client. */
+export interface MessagesEngine extends ChatEngine {
+  countTokens(input: GenerateInput): Promise<number>;
+}
+
+export interface AnthropicErrorBody {
+  type: 'error';
+  error: { type: string; message: string };
+}
+
+export function anthropicErrorBody(error: ErrorPayload): AnthropicErrorBody {
+  return { type: 'error', error: { type: describeError(error.code).anthropicType, message: error.message } };
+}
+
+export interface AnthropicUsage {
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_input_tokens: number;
+  cache_read_input_tokens: number;
+}
+
+/** See the module comment: input_tokens + cache_read_input_tokens = the whole prompt. */
+export function toAnthropicUsage(usage: Usage): AnthropicUsage {
+  return {
+    input_tokens: usage.promptTokens - usage.cachedTokens,
+    output_tokens: usage.completionTokens,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: usage.cachedTokens,
+  };
+}
+
+export type StopReason = 'end_turn' | 'max_tokens' | 'stop_sequence';
+
+/**
+ * The engine ends with `stop` for an end token and for a stop string alike, and does not say which
+ * string matched, so both are reported as `end_turn` (with `stop_sequence: null`) for now.
+ */
+export function toStopReason(finishReason: CompletedMessage['finishReason']): StopReason {
+  return finishReason === 'length' ? 'max_tokens' : 'end_turn';
+}
+
+/** Fields every event of one message shares. */
+export interface MessageMeta {
+  id: string;
+  model: string;
+}
+
+export function newMessageMeta(model: string): MessageMeta {
+  return { id: `msg_${randomBytes(12).toString('hex')}`, model };
+}
+
+export function messageBody(meta: MessageMeta, text: string, done: CompletedMessage): unknown {
+  return {
+    id: meta.id,
+    type: 'message',
+    role: 'assistant',
+    model: meta.model,
+    content: [{ type: 'text', text }],
+    stop_reason: toStopReason(done.finishReason),
+    stop_sequence: null,
+    usage: toAnthropicUsage(done.usage),
+  };
+}
+
+/** The stream's first event: the message with no content yet and the prompt's usage. */
+export function messageStart(meta: MessageMeta, started: StartedMessage): StreamEvent {
+  const usage = toAnthropicUsage({ promptTokens: started.promptTokens, cachedTokens: started.cachedTokens, completionTokens: 0 });
+  const message = { id: meta.id, type: 'message', role: 'assistant', model: meta.model, content: [], stop_reason: null, stop_sequence: null, usage };
+  return { type: 'message_start', message };
+}
+
+/** Headers the real API sends too: its SDKs expose `request-id` as the response's `_request_id`. */
+function responseHeaders(context: RequestContext, started: StartedMessage): Record<string, string> {
+  return { ...cacheHeaders(started), 'request-id': context.requestId };
+}
+
+function abortOnDisconnect(context: RequestContext, generation: Generation): void {
+  context.exchange.onClose((aborted) => {
+    if (aborted) generation.abort();
+  });
+}
+
+function completeAsJson(context: RequestContext, engine: ChatEngine, message: GenerateMessage, meta: MessageMeta): void {
+  let text = '';
+  let headers: Record<string, string> = {};
+  const generation = engine.generate(message, {
+    onStarted: (started) => {
+      headers = responseHeaders(context, started);
+    },
+    onTokens: (tokens) => {
+      text += tokens.text;
+    },
+    onDone: (done) => context.sendJson(200, messageBody(meta, text, done), headers),
+    onFailed: (error) => context.sendError(SemanticError.fromPayload(error)),
+  });
+  abortOnDisconnect(context, generation);
+}
+
+/** One event of a message stream: its `type` is also the SSE event name. */
+export interface StreamEvent {
+  readonly type: string;
+  readonly [field: string]: unknown;
+}
+
+/** Sends `value` as an event named by its own `type`, as the real API does. */
+function sendEvent(sse: SseStream, value: StreamEvent): void {
+  sse.sendJson(value, value.type);
+}
+
+function finishStream(sse: SseStream, done: CompletedMessage): void {
+  sendEvent(sse, { type: 'content_block_stop', index: 0 });
+  const delta = { stop_reason: toStopReason(done.finishReason), stop_sequence: null };
+  sendEvent(sse, { type: 'message_delta', delta, usage: toAnthropicUsage(done.usage) });
+  sendEvent(sse, { type: 'message_stop' });
+  sse.end();
+}
+
+/**
+ * Headers go out on `started` (after admission), so refusals keep their real status; a failure after
+ * that is an `error` event, after which the stream ends.
+ */
+function completeAsStream(context: RequestContext, engine: ChatEngine, message: GenerateMessage, meta: MessageMeta): void {
+  let sse = new SseStream(context.exchange);
+  const generation = engine.generate(message, {
+    onStarted: (started) => {
+      sse = new SseStream(context.exchange, { headers: responseHeaders(context, started) });
+      sendEvent(sse, messageStart(meta, started));
+      sendEvent(sse, { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } });
+      sendEvent(sse, { type: 'ping' });
+    },
+    onTokens: (tokens) => {
+      if (tokens.text === '') return;
+      sendEvent(sse, { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: tokens.text } });
+    },
+    onDone: (done) => finishStream(sse, done),
+    onFailed: (error) => {
+      if (!sse.isOpen) return context.sendError(SemanticError.fromPayload(error));
+      context.log.warn({ code: error.code, reason: error.message }, 'generation failed mid-stream');
+      sendEvent(sse, { ...anthropicErrorBody(error) });
+      sse.end();
+    },
+  });
+  abortOnDisconnect(context, generation);
+}
+
+/** The model a request names must be the one this server runs. */
+function servedModel(engine: ChatEngine, requested: string): ModelSummary {
+  const unavailable = engine.unavailable();
+  if (unavailable !== undefined) throw SemanticError.fromPayload(unavailable);
+  const model = engine.model;
+  if (model === undefined) throw new SemanticError(ErrorCode.NotReady, 'The model is still loading.', { retryAfter: 1 });
+  if (requested !== model.id) {
+    throw new SemanticError(ErrorCode.ModelNotFound, `model: the model '${requested}' does not exist; this server runs '${model.id}'.`, { param: 'model' });
+  }
+  return model;
+}
+
+/** Called with the request's agent once it is known; throws to refuse it (e.g. the agent's rate limit). */
+export type AgentCheck = (agentId: string) => void;
+
+async function createMessage(context: RequestContext, engine: ChatEngine, checkAgent: AgentCheck): Promise<void> {
+  const request = parseMessagesRequest(await context.readJson());
+  const model = servedModel(engine, request.model);
+  const messages = chatMessages(request);
+  const agentId = resolveAgentId({
+    headers: context.exchange.headers,
+    bodyField: { value: request.metadata?.user_id ?? undefined, param: 'metadata.user_id', opaque: true },
+    messages,
+  });
+  checkAgent(agentId);
+  const message = toGenerateMessage(request, messages, context.requestId, agentId);
+  const meta = newMessageMeta(model.id);
+  if (request.stream === true) completeAsStream(context, engine, message, meta);
+  else completeAsJson(context, engine, message, meta);
+}
+
+async function countTokens(context: RequestContext, engine: MessagesEngine): Promise<void> {
+  const request = parseCountTokensRequest(await context.readJson());
+  servedModel(engine, request.model);
+  const inputTokens = await engine.countTokens({ kind: 'chat', messages: chatMessages(request) });
+  context.sendJson(200, { input_tokens: inputTokens }, { 'request-id': context.requestId });
+}
+
+export function anthropicRoutes(engine: MessagesEngine, checkAgent: AgentCheck = () => undefined): Route[] {
+  return [
+    { method: 'POST', path: '/v1/messages', errorShape: anthropicErrorBody, handle: (context) => createMessage(context, engine, checkAgent) },
+    { method: 'POST', path: '/v1/messages/count_tokens', errorShape: anthropicErrorBody, handle: (context) => countTokens(context, engine) },
+  ];
+}
