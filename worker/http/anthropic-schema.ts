@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { BadRequestError } from '../../shared/errors.js';
+import { deepestIssue } from './request-checks.js';
 import type { ChatMessage, GenerateMessage, SamplingParams } from '../../shared/protocol/messages.js';
 import { defaultSampling, maxStopStrings } from './openai-schema.js';
 
@@ -47,16 +48,6 @@ export const countTokensRequestSchema = z.strictObject(conversation);
 
 export type MessagesRequest = z.infer<typeof messagesRequestSchema>;
 export type CountTokensRequest = z.infer<typeof countTokensRequestSchema>;
-
-type Issue = z.core.$ZodIssue;
-
-/** For a union (string-or-blocks), the branch that got past the type check says what is wrong. */
-function deepestIssue(issue: Issue): Issue {
-  if (issue.code !== 'invalid_union') return issue;
-  const branches = issue.errors.filter((branch) => branch.length > 0 && !branch.every((i) => i.code === 'invalid_type' && i.path.length === 0));
-  const inner = branches[0]?.[0];
-  return inner === undefined ? issue : deepestIssue({ ...inner, path: [...issue.path, ...inner.path] });
-}
 
 /** The real API's wording for unknown fields is "<field>: Extra inputs are not permitted". */
 function toBadRequest(error: z.ZodError): BadRequestError {

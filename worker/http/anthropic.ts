@@ -10,14 +10,18 @@
  * is automatic and costs nothing extra, so no token is ever billed as a cache write.
  */
 import { randomBytes } from 'node:crypto';
-import { describeError, ErrorCode, SemanticError, type ErrorPayload } from '../../shared/errors.js';
-import type { GenerateInput, GenerateMessage, ModelSummary, StartedMessage, Usage } from '../../shared/protocol/messages.js';
+import { describeError, SemanticError, type ErrorPayload } from '../../shared/errors.js';
+import type { GenerateInput, GenerateMessage, StartedMessage, Usage } from '../../shared/protocol/messages.js';
 import { resolveAgentId } from '../../shared/agent-id.js';
 import type { CompletedMessage, Generation } from '../engine-client.js';
 import { chatMessages, parseCountTokensRequest, parseMessagesRequest, toGenerateMessage } from './anthropic-schema.js';
 import { cacheHeaders, type ChatEngine } from './openai.js';
 import type { RequestContext, Route } from './router.js';
 import { SseStream } from './sse.js';
+import { servedModel } from './request-checks.js';
+
+/** The real API's wording: the field, then what is wrong with it. */
+const notServed = (requested: string, served: string): string => `model: the model '${requested}' does not exist; this server runs '${served}'.`;
 
 /** What the Anthropic routes need from the engine client. */
 export interface MessagesEngine extends ChatEngine {
@@ -164,24 +168,13 @@ function completeAsStream(context: RequestContext, engine: ChatEngine, message: 
   abortOnDisconnect(context, generation);
 }
 
-/** The model a request names must be the one this server runs. */
-function servedModel(engine: ChatEngine, requested: string): ModelSummary {
-  const unavailable = engine.unavailable();
-  if (unavailable !== undefined) throw SemanticError.fromPayload(unavailable);
-  const model = engine.model;
-  if (model === undefined) throw new SemanticError(ErrorCode.NotReady, 'The model is still loading.', { retryAfter: 1 });
-  if (requested !== model.id) {
-    throw new SemanticError(ErrorCode.ModelNotFound, `model: the model '${requested}' does not exist; this server runs '${model.id}'.`, { param: 'model' });
-  }
-  return model;
-}
 
 /** Called with the request's agent once it is known; throws to refuse it (e.g. the agent's rate limit). */
 export type AgentCheck = (agentId: string) => void;
 
 async function createMessage(context: RequestContext, engine: ChatEngine, checkAgent: AgentCheck): Promise<void> {
   const request = parseMessagesRequest(await context.readJson());
-  const model = servedModel(engine, request.model);
+  const model = servedModel(engine, request.model, notServed);
   const messages = chatMessages(request);
   const agentId = resolveAgentId({
     headers: context.exchange.headers,
@@ -197,7 +190,7 @@ async function createMessage(context: RequestContext, engine: ChatEngine, checkA
 
 async function countTokens(context: RequestContext, engine: MessagesEngine): Promise<void> {
   const request = parseCountTokensRequest(await context.readJson());
-  servedModel(engine, request.model);
+  servedModel(engine, request.model, notServed);
   const inputTokens = await engine.countTokens({ kind: 'chat', messages: chatMessages(request) });
   context.sendJson(200, { input_tokens: inputTokens }, { 'request-id': context.requestId });
 }

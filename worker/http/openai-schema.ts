@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { BadRequestError } from '../../shared/errors.js';
+import { deepestIssue } from './request-checks.js';
 import type { ChatMessage, GenerateMessage, SamplingParams } from '../../shared/protocol/messages.js';
 
 /** The protocol (and llama.cpp's sampler) accepts this many stop strings; OpenAI's own limit is 4. */
@@ -56,19 +57,6 @@ export const defaultSampling: SamplingParams = {
   frequencyPenalty: 0,
   presencePenalty: 0,
 };
-
-type Issue = z.core.$ZodIssue;
-
-/**
- * The issue to report. For a union (string-or-parts content, string-or-array stop) zod reports every
- * branch; the branch that got past the type check says what is really wrong, so report that one.
- */
-function deepestIssue(issue: Issue): Issue {
-  if (issue.code !== 'invalid_union') return issue;
-  const branches = issue.errors.filter((branch) => branch.length > 0 && !branch.every((i) => i.code === 'invalid_type' && i.path.length === 0));
-  const inner = branches[0]?.[0];
-  return inner === undefined ? issue : deepestIssue({ ...inner, path: [...issue.path, ...inner.path] });
-}
 
 function toBadRequest(error: z.ZodError): BadRequestError {
   const first = error.issues[0];

@@ -16,6 +16,7 @@ import { resolveAgentId } from '../../shared/agent-id.js';
 import type { StartedMessage } from '../../shared/protocol/messages.js';
 import type { RequestContext, Route } from './router.js';
 import { SseStream } from './sse.js';
+import { servedModel } from './request-checks.js';
 import { noAgentLimit, type AgentGate } from './rate-limit.js';
 
 /** What the OpenAI routes need from the engine client. */
@@ -147,21 +148,9 @@ function completeAsStream(context: RequestContext, engine: ChatEngine, message: 
   abortOnDisconnect(context, generation);
 }
 
-/** The model a request names must be the one this server runs. */
-function servedModel(engine: ChatEngine, requested: string): ModelSummary {
-  const unavailable = engine.unavailable();
-  if (unavailable !== undefined) throw SemanticError.fromPayload(unavailable);
-  const model = engine.model;
-  if (model === undefined) throw new SemanticError(ErrorCode.NotReady, 'The model is still loading.', { retryAfter: 1 });
-  if (requested !== model.id) {
-    throw new SemanticError(ErrorCode.ModelNotFound, `The model '${requested}' does not exist; this server runs '${model.id}'.`, { param: 'model' });
-  }
-  return model;
-}
-
 async function chatCompletions(context: RequestContext, engine: ChatEngine, agentGate: AgentGate): Promise<void> {
   const request = parseChatCompletionRequest(await context.readJson());
-  const model = servedModel(engine, request.model);
+  const model = servedModel(engine, request.model, (requested, served) => `The model '${requested}' does not exist; this server runs '${served}'.`);
   const agentId = resolveAgentId({
     headers: context.exchange.headers,
     bodyField: { value: request.user ?? undefined, param: 'user' },

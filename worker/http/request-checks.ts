@@ -1,0 +1,31 @@
+/**
+ * Checks every API family's routes make the same way, each wording its errors in its own API's style:
+ * which zod issue names the field at fault, and whether the model a request names is the one served.
+ */
+import type { z } from 'zod';
+import { ErrorCode, SemanticError } from '../../shared/errors.js';
+import type { ModelSummary } from '../../shared/protocol/messages.js';
+import type { ChatEngine } from './openai.js';
+
+export type Issue = z.core.$ZodIssue;
+
+/**
+ * The issue to report. For a union (string-or-parts content, string-or-array stop) zod reports every
+ * branch; the branch that got past the type check says what is really wrong, so report that one.
+ */
+export function deepestIssue(issue: Issue): Issue {
+  if (issue.code !== 'invalid_union') return issue;
+  const branches = issue.errors.filter((branch) => branch.length > 0 && !branch.every((i) => i.code === 'invalid_type' && i.path.length === 0));
+  const inner = branches[0]?.[0];
+  return inner === undefined ? issue : deepestIssue({ ...inner, path: [...issue.path, ...inner.path] });
+}
+
+/** The model a request names must be the one this server runs; `describe` words the 404 the API's way. */
+export function servedModel(engine: ChatEngine, requested: string, describe: (requested: string, served: string) => string): ModelSummary {
+  const unavailable = engine.unavailable();
+  if (unavailable !== undefined) throw SemanticError.fromPayload(unavailable);
+  const model = engine.model;
+  if (model === undefined) throw new SemanticError(ErrorCode.NotReady, 'The model is still loading.', { retryAfter: 1 });
+  if (requested !== model.id) throw new SemanticError(ErrorCode.ModelNotFound, describe(requested, model.id), { param: 'model' });
+  return model;
+}
