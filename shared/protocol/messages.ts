@@ -131,7 +131,14 @@ export const startedSchema = z.object({
 });
 /** `text`: complete UTF-8 characters only, with a possible stop string withheld until ruled out. */
 export const tokensSchema = z.object({ type: z.literal('tokens'), requestId, text: z.string(), tokenCount: count });
-export const doneSchema = z.object({ type: z.literal('done'), requestId, finishReason: finishReasonSchema, usage: usageSchema });
+/** `stopSequence`: the stop string that ended generation (finishReason `stop`); absent for an end token. */
+export const doneSchema = z.object({
+  type: z.literal('done'),
+  requestId,
+  finishReason: finishReasonSchema,
+  usage: usageSchema,
+  stopSequence: z.string().min(1).optional(),
+});
 export const failedSchema = z.object({ type: z.literal('failed'), requestId, error: errorPayloadSchema });
 export const statsSchema = z.object({ type: z.literal('stats'), requestId, stats: engineStatsSchema });
 export const tokenCountSchema = z.object({ type: z.literal('token_count'), requestId, inputTokens: count });

@@ -31,6 +31,7 @@ const inference: InferenceToFront[] = [
   { type: 'started', requestId: 'r1', promptTokens: 12, cachedTokens: 8, cacheTier: 'hot' },
   { type: 'tokens', requestId: 'r1', text: 'wörld', tokenCount: 1 },
   { type: 'done', requestId: 'r1', finishReason: 'length', usage: { promptTokens: 12, completionTokens: 16, cachedTokens: 0 } },
+  { type: 'done', requestId: 'r3', finishReason: 'stop', usage: { promptTokens: 12, completionTokens: 3, cachedTokens: 0 }, stopSequence: '\n\nHuman:' },
   { type: 'failed', requestId: 'r2', error: { code: 'ERR_QUEUE_FULL', message: 'full', retryAfter: 1 } },
   {
     type: 'stats',

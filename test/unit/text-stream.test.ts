@@ -38,3 +38,19 @@ t.test('the earliest of several stop strings wins', async (t) => {
   t.equal(stream.push(bytes('hello world')), 'hel');
   t.equal(stream.hitStop, true);
 });
+
+t.test('the stop string that matched is told; the earliest in the text wins, whatever the list order', async (t) => {
+  const stream = new TextStream(['END', 'b']);
+  t.equal(stream.matchedStop, undefined);
+  t.equal(stream.push(bytes('a')), 'a');
+  t.equal(stream.push(bytes('bcEND')), '');
+  t.equal(stream.matchedStop, 'b');
+  const late = new TextStream(['END', 'b']);
+  t.equal(late.push(bytes('xEN')), 'x');
+  t.equal(late.push(bytes('Db')), '');
+  t.equal(late.matchedStop, 'END');
+  const none = new TextStream(['END']);
+  t.equal(none.push(bytes('EN')), '');
+  t.equal(none.flush(), 'EN', 'an unfinished stop string is text');
+  t.equal(none.matchedStop, undefined);
+});

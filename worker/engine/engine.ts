@@ -348,7 +348,7 @@ export class Engine {
       this.fail(sequence.requestId, drainingError('the server drain deadline passed before this request finished'));
     } else if (notify) {
       const { promptTokens, completionTokens } = { promptTokens: sequence.prompt.length, completionTokens: sequence.generated };
-      this.postDone(sequence.requestId, sequence.finishReason ?? 'stop', promptTokens, completionTokens, sequence.cachedTokens);
+      this.postDone(sequence.requestId, sequence.finishReason ?? 'stop', promptTokens, completionTokens, sequence.cachedTokens, sequence.text.matchedStop);
     }
     const held = keepCache ? this.context.seqPosMax(sequence.seqId) + 1 : 0;
     if (held <= 0) {
@@ -362,8 +362,8 @@ export class Engine {
     this.turns.turnEnded(sequence.agentId);
   }
 
-  private postDone(requestId: string, finishReason: FinishReason, promptTokens: number, completionTokens: number, cachedTokens: number): void {
-    this.post({ type: 'done', requestId, finishReason, usage: { promptTokens, completionTokens, cachedTokens } });
+  private postDone(requestId: string, finishReason: FinishReason, promptTokens: number, completionTokens: number, cachedTokens: number, stopSequence?: string): void {
+    this.post({ type: 'done', requestId, finishReason, usage: { promptTokens, completionTokens, cachedTokens }, ...(stopSequence === undefined ? {} : { stopSequence }) });
   }
 
   private fail(requestId: string, error: unknown): void {

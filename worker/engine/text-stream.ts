@@ -7,23 +7,29 @@ import { StringDecoder } from 'node:string_decoder';
 export class TextStream {
   private readonly decoder = new StringDecoder('utf8');
   private held = '';
-  private stopped = false;
+  /** The stop string that ended the text, once one did. */
+  private matched: string | undefined;
 
   constructor(private readonly stops: readonly string[]) {}
 
   /** True once a stop string was produced; nothing after it is ever emitted. */
   get hitStop(): boolean {
-    return this.stopped;
+    return this.matched !== undefined;
+  }
+
+  /** Which stop string ended the text (the earliest in it), so an API can name it (Anthropic's `stop_sequence`). */
+  get matchedStop(): string | undefined {
+    return this.matched;
   }
 
   /** Adds a token's bytes; returns the text that is now safe to emit. */
   push(bytes: Uint8Array): string {
-    if (this.stopped) return '';
+    if (this.hitStop) return '';
     this.held += this.decoder.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-    const stopAt = this.firstStop();
-    if (stopAt >= 0) {
-      this.stopped = true;
-      const out = this.held.slice(0, stopAt);
+    const first = this.firstStop();
+    if (first !== undefined) {
+      this.matched = first.stop;
+      const out = this.held.slice(0, first.at);
       this.held = '';
       return out;
     }
@@ -35,17 +41,18 @@ export class TextStream {
 
   /** At the end of generation: whatever is held is final text (an incomplete stop string is just text). */
   flush(): string {
-    if (this.stopped) return '';
+    if (this.hitStop) return '';
     const out = this.held + this.decoder.end();
     this.held = '';
     return out;
   }
 
-  private firstStop(): number {
-    let first = -1;
+  /** The stop string that starts earliest in the held text; at one place, the first listed. */
+  private firstStop(): { at: number; stop: string } | undefined {
+    let first: { at: number; stop: string } | undefined;
     for (const stop of this.stops) {
       const at = this.held.indexOf(stop);
-      if (at >= 0 && (first < 0 || at < first)) first = at;
+      if (at >= 0 && (first === undefined || at < first.at)) first = { at, stop };
     }
     return first;
   }

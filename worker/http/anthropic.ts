@@ -56,12 +56,11 @@ export function toAnthropicUsage(usage: Usage): AnthropicUsage {
 
 export type StopReason = 'end_turn' | 'max_tokens' | 'stop_sequence';
 
-/**
- * The engine ends with `stop` for an end token and for a stop string alike, and does not say which
- * string matched, so both are reported as `end_turn` (with `stop_sequence: null`) for now.
- */
-export function toStopReason(finishReason: CompletedMessage['finishReason']): StopReason {
-  return finishReason === 'length' ? 'max_tokens' : 'end_turn';
+/** Why the message ended, as both the JSON body and the stream's `message_delta` say it. */
+export function toStopFields(done: Pick<CompletedMessage, 'finishReason' | 'stopSequence'>): { stop_reason: StopReason; stop_sequence: string | null } {
+  if (done.finishReason === 'length') return { stop_reason: 'max_tokens', stop_sequence: null };
+  if (done.stopSequence !== undefined) return { stop_reason: 'stop_sequence', stop_sequence: done.stopSequence };
+  return { stop_reason: 'end_turn', stop_sequence: null };
 }
 
 /** Fields every event of one message shares. */
@@ -81,8 +80,7 @@ export function messageBody(meta: MessageMeta, text: string, done: CompletedMess
     role: 'assistant',
     model: meta.model,
     content: [{ type: 'text', text }],
-    stop_reason: toStopReason(done.finishReason),
-    stop_sequence: null,
+    ...toStopFields(done),
     usage: toAnthropicUsage(done.usage),
   };
 }
@@ -134,8 +132,7 @@ function sendEvent(sse: SseStream, value: StreamEvent): void {
 
 function finishStream(sse: SseStream, done: CompletedMessage): void {
   sendEvent(sse, { type: 'content_block_stop', index: 0 });
-  const delta = { stop_reason: toStopReason(done.finishReason), stop_sequence: null };
-  sendEvent(sse, { type: 'message_delta', delta, usage: toAnthropicUsage(done.usage) });
+  sendEvent(sse, { type: 'message_delta', delta: toStopFields(done), usage: toAnthropicUsage(done.usage) });
   sendEvent(sse, { type: 'message_stop' });
   sse.end();
 }
