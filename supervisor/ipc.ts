@@ -27,6 +27,8 @@ const errorPayloadSchema = z.object({
 const port = z.number().int().min(1).max(65535);
 
 const workerMessageSchema = z.discriminatedUnion('type', [
+  /** Up, its IPC listener attached; it binds the port once its model is ready (then `listening`, `ready`). */
+  z.object({ type: z.literal('starting') }),
   /** Bound to its port; with `--port 0` the first worker's port becomes everyone's. */
   z.object({ type: z.literal('listening'), port }),
   /** Model loaded and warmed up: the worker serves requests now. */

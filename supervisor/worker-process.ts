@@ -129,6 +129,8 @@ export class WorkerProcess {
   private report(message: WorkerMessage): void {
     const ids = { worker: this.slot, pid: this.pid };
     switch (message.type) {
+      case 'starting':
+        return;
       case 'listening':
         if (message.port !== this.options.port) this.log.error({ ...ids, port: message.port, expected: this.options.port }, 'worker listens on another port (a bug)');
         return;

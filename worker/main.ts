@@ -27,6 +27,13 @@ export interface WorkerServerOptions {
   readyMaxPoolPercent: number;
   /** API keys and rate limits; absent: every route open, no limits (tests of other parts). */
   access?: AccessSettings;
+  /**
+   * Bind the port only once the model is ready (`listen()`), instead of at once. A supervisor's
+   * worker shares its port with ready workers through SO_REUSEPORT: listening while it loads would
+   * draw a share of new connections only to answer them 503. Alone (`serve`), a process listens at
+   * once so that its probes answer during a long load.
+   */
+  listenWhenReady?: boolean;
   inference: InferenceOptions;
   logger: Logger;
   /** The inference thread's module; only tests change it (to a fake thread). */
@@ -34,8 +41,10 @@ export interface WorkerServerOptions {
 }
 
 export interface WorkerServer {
-  /** The port actually bound. */
+  /** The port bound (or to be bound by `listen`). */
   port: number;
+  /** Binds the port if it is not bound yet; resolves with it. */
+  listen(): Promise<number>;
   /** Resolves when the model is loaded; rejects if the inference thread dies first. */
   ready: Promise<ModelSummary>;
   engine: EngineClient;
@@ -99,21 +108,31 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   const router = createRouter({ routes: table, fallbackErrorShape: openAIErrorBody, logger, guard });
   table.push(...routes(engine, router, limits, agentGate));
   http.route('/*', router.handle);
-  let port: number;
-  try {
+  let port = options.port;
+  let bound = false;
+  const listen = async (): Promise<number> => {
+    if (bound) return port;
     port = await http.listen(options.host, options.port);
-  } catch (error) {
-    await engine.close();
-    throw error;
+    bound = true;
+    logger.info({ host: options.host, port }, 'listening');
+    return port;
+  };
+  if (options.listenWhenReady !== true) {
+    await listen().catch(async (error: unknown) => {
+      await engine.close();
+      throw error;
+    });
   }
-  logger.info({ host: options.host, port }, 'listening');
   engine.ready.then(
     // The cache budgets may be "auto" in the config: the line says what they came to on this machine.
     (model) => logger.info({ model: model.id, port, contextSize: model.engineContext, ramCacheBytes: options.inference.ramBudgetBytes, diskCacheBytes: options.inference.diskBudgetBytes }, 'engine ready'),
     () => undefined, // the engine client already logged why it died
   );
   return {
-    port,
+    get port() {
+      return port;
+    },
+    listen,
     ready: engine.ready,
     engine,
     drain: (drainOptions) => drainWorker({ http, router, engine, logger }, drainOptions),

@@ -28,6 +28,8 @@ export interface RunWorkerOptions {
   logger: Logger;
   stop: StopRequest;
   events?: Partial<WorkerLifecycleEvents>;
+  /** Bind the port only once the model is ready (a supervisor's worker: see WorkerServerOptions). */
+  listenWhenReady?: boolean;
 }
 
 type Outcome = { kind: 'ready'; model: ModelSummary } | { kind: 'failed'; error: unknown } | { kind: 'stop'; reason: string };
@@ -51,10 +53,10 @@ export async function runWorker(options: RunWorkerOptions): Promise<number> {
   const { config, logger, stop, events = {} } = options;
   const settings = toServerSettings(config, options.modelPath);
   // startWorkerServer itself logs {"msg":"listening","port":N} once bound.
-  const server = await startWorkerServer({ ...settings, readyMaxPoolPercent: config.readyMaxPoolPercent, logger });
+  const server = await startWorkerServer({ ...settings, readyMaxPoolPercent: config.readyMaxPoolPercent, listenWhenReady: options.listenWhenReady === true, logger });
   const loopback = ['127.0.0.1', '::1', 'localhost'].includes(settings.host);
   if (settings.access.apiKeys.length === 0 && !loopback) logger.warn({ host: settings.host }, 'no API key is set: the API routes are open to anyone who can reach this address');
-  await events.listening?.(server.port);
+  if (options.listenWhenReady !== true) await events.listening?.(server.port);
 
   const outcome = await firstOf(server, stop);
   if (outcome.kind === 'failed') {
@@ -65,6 +67,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<number> {
     return ExitCode.Failure;
   }
   if (outcome.kind === 'ready') {
+    if (options.listenWhenReady === true) await events.listening?.(await server.listen());
     logger.info({ model: outcome.model.id, port: server.port }, 'ready');
     await events.ready?.(outcome.model, server.port);
   }

@@ -27,11 +27,13 @@ export async function worker(): Promise<number> {
       stop.request('supervisor gone');
     },
   });
+  await sendToSupervisor({ type: 'starting' });
   return runWorker({
     config,
     modelPath,
     logger,
     stop,
+    listenWhenReady: true,
     events: {
       listening: (port) => sendToSupervisor({ type: 'listening', port }),
       ready: (model, port) => sendToSupervisor({ type: 'ready', port, model: model.id }),

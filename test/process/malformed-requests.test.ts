@@ -15,7 +15,7 @@ interface Case {
   path: string;
   body?: unknown;
   /** Sent as is instead of JSON.stringify(body). */
-  raw?: string | Uint8Array;
+  raw?: string | Uint8Array<ArrayBuffer>;
   headers?: Record<string, string>;
   status: number;
   /** The error `type` in the family's shape (OpenAI `error.type`, Anthropic `error.type`). */

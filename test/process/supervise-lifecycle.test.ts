@@ -25,14 +25,16 @@ async function supervise(cacheDir: string): Promise<RunningServer> {
   return server;
 }
 
-async function turn(server: RunningServer, agent: string, content: string): Promise<{ status: number; tier: string | null }> {
+async function turn(server: RunningServer, agent: string, content: string): Promise<{ status: number | string; tier: string | null }> {
   const response = await fetch(`${server.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-agent-id': agent },
     body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content }], max_tokens: 8, temperature: 0 }),
   });
-  await response.arrayBuffer();
-  return { status: response.status, tier: response.headers.get('x-semantic-cache') };
+  const body = (await response.json()) as { error?: { code?: string } };
+  // A failure carries its code, so a failed run says which refusal it met.
+  const status = response.status === 200 ? 200 : `${response.status} ${body.error?.code ?? ''}`;
+  return { status, tier: response.headers.get('x-semantic-cache') };
 }
 
 /** Pids of the workers that became ready, in order (from the workers' own log lines). */
