@@ -8,6 +8,7 @@ import type { ModelSummary } from '../shared/protocol/messages.js';
 import { EngineClient } from './engine-client.js';
 import { openAIErrorBody, openAIRoutes } from './http/openai.js';
 import { anthropicRoutes } from './http/anthropic.js';
+import { completionRoutes } from './http/completions.js';
 import { drainWorker, type DrainOptions, type DrainOutcome } from './drain.js';
 import { readyRoute, startupRoute, type ReadinessLimits } from './http/health.js';
 import { createRouter, liveRoute, type Route, type Router } from './http/router.js';
@@ -72,6 +73,7 @@ function routes(engine: EngineClient, router: Pick<Router, 'draining' | 'inFligh
     readyRoute(engine, router, limits, openAIErrorBody),
     engineStatsRoute(engine),
     ...openAIRoutes(engine, agentGate),
+    ...completionRoutes(engine, agentGate),
     ...anthropicRoutes(engine, agentGate),
   ];
 }

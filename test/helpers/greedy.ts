@@ -1,5 +1,6 @@
 /**
- * What a cold, single-sequence greedy run of the tiny model produces for a chat, computed in the test
+ * What a cold, single-sequence greedy run of the tiny model produces for a chat (or a raw text prompt,
+ * as legacy completions send), computed in the test
  * process with the addon directly: the reference the server's output must equal token for token.
  */
 import { loadAddon, type Model } from '../../worker/engine/addon.js';
@@ -14,12 +15,14 @@ export interface GreedyReference {
   text: string;
 }
 
-export async function greedyReference(modelPath: string, messages: ChatMessage[], count: number): Promise<GreedyReference> {
+/** `input`: chat messages, rendered with the model's template, or a raw prompt string, tokenized as is. */
+export async function greedyReference(modelPath: string, input: ChatMessage[] | string, count: number): Promise<GreedyReference> {
   const addon = loadAddon();
   const model: Model = await addon.loadModel(modelPath);
   const info = model.info();
   const piece = (token: number): string => model.detokenize(Int32Array.of(token), { special: true });
-  const prompt = model.tokenize(new ChatTemplate(info.chatTemplate, { bos: piece(info.bos), eos: piece(info.eos) }).render(messages), {
+  const text = typeof input === 'string' ? input : new ChatTemplate(info.chatTemplate, { bos: piece(info.bos), eos: piece(info.eos) }).render(input);
+  const prompt = model.tokenize(text, {
     addSpecial: true,
     parseSpecial: true,
   });
@@ -37,11 +40,11 @@ export async function greedyReference(modelPath: string, messages: ChatMessage[]
     const batch = { tokens: Int32Array.of(next as number), positions: Int32Array.of(prompt.length + tokens.length - 1), seqIds: Int32Array.of(0), logits: Uint8Array.of(1) };
     [next] = await context.decode(batch, [{ index: 0, sampler }]);
   }
-  const text = Buffer.concat(tokens.map((t) => model.tokenToPiece(t))).toString('utf8');
+  const output = Buffer.concat(tokens.map((t) => model.tokenToPiece(t))).toString('utf8');
   sampler.dispose();
   context.dispose();
   model.dispose();
-  return { promptTokens: prompt.length, prompt: [...prompt], tokens, text };
+  return { promptTokens: prompt.length, prompt: [...prompt], tokens, text: output };
 }
 
 /** What the engine keeps after a turn: the prompt and every generated token but the last (never decoded). */

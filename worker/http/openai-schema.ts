@@ -1,5 +1,5 @@
 /**
- * The body of `POST /v1/chat/completions`, checked by one zod schema and mapped to the protocol's
+ * The body of `POST /v1/chat/completions` (and the fields legacy completions share with it), checked by one zod schema and mapped to the protocol's
  * GenerateMessage. Fields we do not know are ignored (OpenAI-compatible clients send many); fields we
  * know are checked strictly, and a violation is a 400 naming the field's path (`messages.0.role`).
  * `null` counts as absent for optional fields, because OpenAI's SDKs send explicit nulls.
@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { BadRequestError } from '../../shared/errors.js';
 import { deepestIssue } from './request-checks.js';
-import type { ChatMessage, GenerateMessage, SamplingParams } from '../../shared/protocol/messages.js';
+import type { ChatMessage, GenerateInput, GenerateMessage, SamplingParams } from '../../shared/protocol/messages.js';
 
 /** The protocol (and llama.cpp's sampler) accepts this many stop strings; OpenAI's own limit is 4. */
 export const maxStopStrings = 16;
@@ -22,11 +22,10 @@ const message = z.discriminatedUnion('role', [
 
 const stopString = z.string().min(1, 'stop strings must not be empty');
 
-export const chatCompletionRequestSchema = z.object({
+/** Fields chat and legacy completions share: the model, sampling, stop strings, streaming, the agent. */
+export const commonFields = {
   model: z.string().min(1),
-  messages: z.array(message).min(1, 'at least one message is required'),
   max_tokens: z.number().int().positive().nullish(),
-  max_completion_tokens: z.number().int().positive().nullish(),
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().gt(0).max(1).nullish(),
   /** llama-server extension. */
@@ -43,6 +42,13 @@ export const chatCompletionRequestSchema = z.object({
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   user: z.string().nullish(),
+};
+type CommonRequest = z.infer<z.ZodObject<typeof commonFields>>;
+
+export const chatCompletionRequestSchema = z.object({
+  ...commonFields,
+  messages: z.array(message).min(1, 'at least one message is required'),
+  max_completion_tokens: z.number().int().positive().nullish(),
 });
 
 export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
@@ -68,10 +74,14 @@ function toBadRequest(error: z.ZodError): BadRequestError {
 }
 
 /** Throws BadRequestError naming the first offending field. */
-export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest {
-  const parsed = chatCompletionRequestSchema.safeParse(body);
+export function parseOpenAIBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  const parsed = schema.safeParse(body);
   if (!parsed.success) throw toBadRequest(parsed.error);
   return parsed.data;
+}
+
+export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest {
+  return parseOpenAIBody(chatCompletionRequestSchema, body);
 }
 
 /** Text parts are joined with newlines, as llama-server and vLLM do. */
@@ -85,7 +95,7 @@ function toSeed(seed: number): number {
   return Number(BigInt.asUintN(32, BigInt(seed)));
 }
 
-function toSampling(request: ChatCompletionRequest): SamplingParams {
+function toSampling(request: CommonRequest): SamplingParams {
   const sampling: SamplingParams = {
     temperature: request.temperature ?? defaultSampling.temperature,
     topP: request.top_p ?? defaultSampling.topP,
@@ -99,30 +109,27 @@ function toSampling(request: ChatCompletionRequest): SamplingParams {
   return sampling;
 }
 
-function toStop(stop: ChatCompletionRequest['stop']): string[] {
+function toStop(stop: CommonRequest['stop']): string[] {
   if (stop === null || stop === undefined) return [];
   return typeof stop === 'string' ? [stop] : stop;
 }
 
-/**
- * Without max_tokens the message carries none: the inference thread, which knows the prompt length,
- * caps generation at its default bounded by the room left in the context.
- */
 export function chatMessages(request: ChatCompletionRequest): ChatMessage[] {
   return request.messages.map((m) => ({ role: m.role, content: contentText(m.content) }));
 }
 
-export function toGenerateMessage(request: ChatCompletionRequest, requestId: string, agentId: string): GenerateMessage {
-  const messages = chatMessages(request);
-  const generate: GenerateMessage = {
-    type: 'generate',
-    requestId,
-    agentId,
-    input: { kind: 'chat', messages },
-    sampling: toSampling(request),
-    stop: toStop(request.stop),
-  };
-  const maxTokens = request.max_completion_tokens ?? request.max_tokens;
+/**
+ * The protocol message for either endpoint's request and input. Without max tokens the message
+ * carries none: the inference thread, which knows the prompt length, caps generation at its default
+ * bounded by the room left in the context.
+ */
+export function toOpenAIGenerateMessage(request: CommonRequest, input: GenerateInput, maxTokens: number | null | undefined, requestId: string, agentId: string): GenerateMessage {
+  const generate: GenerateMessage = { type: 'generate', requestId, agentId, input, sampling: toSampling(request), stop: toStop(request.stop) };
   if (maxTokens !== null && maxTokens !== undefined) generate.maxTokens = maxTokens;
   return generate;
+}
+
+export function toGenerateMessage(request: ChatCompletionRequest, requestId: string, agentId: string): GenerateMessage {
+  const input: GenerateInput = { kind: 'chat', messages: chatMessages(request) };
+  return toOpenAIGenerateMessage(request, input, request.max_completion_tokens ?? request.max_tokens, requestId, agentId);
 }

@@ -1,5 +1,6 @@
 /**
- * OpenAI-compatible routes: `POST /v1/chat/completions` (JSON or SSE) and `GET /v1/models`.
+ * OpenAI-compatible routes: `POST /v1/chat/completions` (JSON or SSE) and `GET /v1/models`, and the
+ * serving both OpenAI endpoints share (`POST /v1/completions` words its bodies in completions.ts).
  * Everything OpenAI-shaped lives here: response and chunk bodies, usage, the error body. The status of
  * an error comes from `describeError`; the engine only ever reports codes.
  *
@@ -9,9 +10,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { describeError, ErrorCode, SemanticError, type ErrorPayload } from '../../shared/errors.js';
-import type { GenerateMessage, ModelSummary, Usage } from '../../shared/protocol/messages.js';
+import type { ChatMessage, GenerateMessage, ModelSummary, Usage } from '../../shared/protocol/messages.js';
 import type { CompletedMessage, Generation, GenerationHandlers } from '../engine-client.js';
-import { chatMessages, parseChatCompletionRequest, toGenerateMessage } from './openai-schema.js';
+import { chatMessages, parseChatCompletionRequest, toGenerateMessage, type ChatCompletionRequest } from './openai-schema.js';
 import { resolveAgentId } from '../../shared/agent-id.js';
 import type { StartedMessage } from '../../shared/protocol/messages.js';
 import type { RequestContext, Route } from './router.js';
@@ -44,8 +45,9 @@ export interface CompletionMeta {
   model: string;
 }
 
-export function newCompletionMeta(model: string, now = Date.now()): CompletionMeta {
-  return { id: `chatcmpl-${randomBytes(12).toString('base64url')}`, created: Math.floor(now / 1000), model };
+/** `prefix`: `chatcmpl` for chat completions, `cmpl` for legacy completions, as OpenAI's ids. */
+export function newCompletionMeta(model: string, now = Date.now(), prefix = 'chatcmpl'): CompletionMeta {
+  return { id: `${prefix}-${randomBytes(12).toString('base64url')}`, created: Math.floor(now / 1000), model };
 }
 
 export interface OpenAIUsage {
@@ -64,7 +66,7 @@ export function toOpenAIUsage(usage: Usage): OpenAIUsage {
   };
 }
 
-type ClientFinishReason = CompletedMessage['finishReason'];
+export type ClientFinishReason = CompletedMessage['finishReason'];
 
 export function completionBody(meta: CompletionMeta, text: string, done: CompletedMessage): unknown {
   return {
@@ -87,9 +89,35 @@ export function completionChunk(meta: CompletionMeta, delta: { role?: 'assistant
   };
 }
 
-export function usageChunk(meta: CompletionMeta, usage: Usage): unknown {
-  return { id: meta.id, object: 'chat.completion.chunk', created: meta.created, model: meta.model, choices: [], usage: toOpenAIUsage(usage) };
+/** The stream's last event before `[DONE]` when usage was asked for: no choices, the usage. */
+export function usageChunk(meta: CompletionMeta, usage: Usage, object = 'chat.completion.chunk'): unknown {
+  return { id: meta.id, object, created: meta.created, model: meta.model, choices: [], usage: toOpenAIUsage(usage) };
 }
+
+/**
+ * How one OpenAI endpoint words a completion, so chat and legacy completions share one way of running
+ * a generation as JSON or as a stream and differ only in their bodies and chunks.
+ */
+export interface CompletionFormat {
+  body(meta: CompletionMeta, text: string, done: CompletedMessage): unknown;
+  /** Sent once the request is admitted, before any text (chat's role chunk); legacy completions have none. */
+  opening?(meta: CompletionMeta): unknown;
+  text(meta: CompletionMeta, text: string): unknown;
+  /** The chunk that carries the finish reason. */
+  finish(meta: CompletionMeta, finishReason: ClientFinishReason): unknown;
+  usage(meta: CompletionMeta, usage: Usage): unknown;
+}
+
+const chatFormat: CompletionFormat = {
+  body: completionBody,
+  opening: (meta) => completionChunk(meta, { role: 'assistant', content: '' }),
+  text: (meta, text) => completionChunk(meta, { content: text }),
+  finish: (meta, finishReason) => completionChunk(meta, {}, finishReason),
+  usage: (meta, usage) => usageChunk(meta, usage),
+};
+
+/** The model a request names must be the one served; OpenAI's wording of the 404. */
+const notServed = (requested: string, served: string): string => `The model '${requested}' does not exist; this server runs '${served}'.`;
 
 /** Aborts the generation the moment the client goes away, so its sequence is freed at once. */
 function abortOnDisconnect(context: RequestContext, generation: Generation): void {
@@ -106,7 +134,7 @@ export function cacheHeaders(started: StartedMessage): Record<string, string> {
   };
 }
 
-function completeAsJson(context: RequestContext, engine: ChatEngine, message: GenerateMessage, meta: CompletionMeta): void {
+function completeAsJson(context: RequestContext, engine: ChatEngine, message: GenerateMessage, meta: CompletionMeta, format: CompletionFormat): void {
   let text = '';
   let headers: Record<string, string> = {};
   const generation = engine.generate(message, {
@@ -116,25 +144,25 @@ function completeAsJson(context: RequestContext, engine: ChatEngine, message: Ge
     onTokens: (tokens) => {
       text += tokens.text;
     },
-    onDone: (done) => context.sendJson(200, completionBody(meta, text, done), headers),
+    onDone: (done) => context.sendJson(200, format.body(meta, text, done), headers),
     onFailed: (error) => context.sendError(SemanticError.fromPayload(error)),
   });
   abortOnDisconnect(context, generation);
 }
 
-function completeAsStream(context: RequestContext, engine: ChatEngine, message: GenerateMessage, meta: CompletionMeta, includeUsage: boolean): void {
+function completeAsStream(context: RequestContext, engine: ChatEngine, message: GenerateMessage, meta: CompletionMeta, format: CompletionFormat, includeUsage: boolean): void {
   let sse = new SseStream(context.exchange);
   const generation = engine.generate(message, {
     onStarted: (started) => {
       sse = new SseStream(context.exchange, { headers: cacheHeaders(started) });
-      sse.sendJson(completionChunk(meta, { role: 'assistant', content: '' }));
+      if (format.opening !== undefined) sse.sendJson(format.opening(meta));
     },
     onTokens: (tokens) => {
-      if (tokens.text !== '') sse.sendJson(completionChunk(meta, { content: tokens.text }));
+      if (tokens.text !== '') sse.sendJson(format.text(meta, tokens.text));
     },
     onDone: (done) => {
-      sse.sendJson(completionChunk(meta, {}, done.finishReason));
-      if (includeUsage) sse.sendJson(usageChunk(meta, done.usage));
+      sse.sendJson(format.finish(meta, done.finishReason));
+      if (includeUsage) sse.sendJson(format.usage(meta, done.usage));
       sse.send('[DONE]');
       sse.end();
     },
@@ -148,19 +176,46 @@ function completeAsStream(context: RequestContext, engine: ChatEngine, message: 
   abortOnDisconnect(context, generation);
 }
 
-async function chatCompletions(context: RequestContext, engine: ChatEngine, agentGate: AgentGate): Promise<void> {
-  const request = parseChatCompletionRequest(await context.readJson());
-  const model = servedModel(engine, request.model, (requested, served) => `The model '${requested}' does not exist; this server runs '${served}'.`);
+/** The fields both endpoints' requests share that serving them reads. */
+export interface OpenAIRequest {
+  model: string;
+  user?: string | null | undefined;
+  stream?: boolean | null | undefined;
+  stream_options?: { include_usage?: boolean | null | undefined } | null | undefined;
+}
+
+/** One OpenAI endpoint: how its requests name their agent, become a generate message, and are worded. */
+export interface OpenAIEndpoint<R extends OpenAIRequest> {
+  /** `chatcmpl` or `cmpl`, as OpenAI's ids. */
+  idPrefix: string;
+  format: CompletionFormat;
+  /** What names the agent when neither a header nor `user` does (shared/agent-id.ts). */
+  opening(request: R): ChatMessage[];
+  toMessage(request: R, requestId: string, agentId: string): GenerateMessage;
+}
+
+/**
+ * Serves a parsed request the same way for both endpoints: the served model, the agent and its rate
+ * limit, then the generation answered as one JSON body or as SSE chunks.
+ */
+export function serveOpenAI<R extends OpenAIRequest>(context: RequestContext, engine: ChatEngine, agentGate: AgentGate, request: R, endpoint: OpenAIEndpoint<R>): void {
+  const model = servedModel(engine, request.model, notServed);
   const agentId = resolveAgentId({
     headers: context.exchange.headers,
     bodyField: { value: request.user ?? undefined, param: 'user' },
-    messages: chatMessages(request),
+    messages: endpoint.opening(request),
   });
   agentGate(agentId);
-  const message = toGenerateMessage(request, context.requestId, agentId);
-  const meta = newCompletionMeta(model.id);
-  if (request.stream === true) completeAsStream(context, engine, message, meta, request.stream_options?.include_usage === true);
-  else completeAsJson(context, engine, message, meta);
+  const message = endpoint.toMessage(request, context.requestId, agentId);
+  const meta = newCompletionMeta(model.id, Date.now(), endpoint.idPrefix);
+  if (request.stream === true) completeAsStream(context, engine, message, meta, endpoint.format, request.stream_options?.include_usage === true);
+  else completeAsJson(context, engine, message, meta, endpoint.format);
+}
+
+const chatEndpoint: OpenAIEndpoint<ChatCompletionRequest> = { idPrefix: 'chatcmpl', format: chatFormat, opening: chatMessages, toMessage: toGenerateMessage };
+
+async function chatCompletions(context: RequestContext, engine: ChatEngine, agentGate: AgentGate): Promise<void> {
+  serveOpenAI(context, engine, agentGate, parseChatCompletionRequest(await context.readJson()), chatEndpoint);
 }
 
 function listModels(context: RequestContext, engine: ChatEngine, readyAt: () => number): void {
