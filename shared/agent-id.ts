@@ -23,7 +23,8 @@ export interface AgentIdSources {
   messages: readonly { role: string; content: string }[];
 }
 
-function checked(value: string, param: string): string {
+/** The id as given, or a 400 naming `param`: ids name cache files, so nothing else is let through. */
+export function checkAgentId(value: string, param: string): string {
   if (!validAgentId.test(value)) {
     throw new BadRequestError(
       `${param} must be 1-128 characters of A-Z a-z 0-9 . _ : - and must not start with '.'; got ${JSON.stringify(value.slice(0, 140))}`,
@@ -42,13 +43,13 @@ export function conversationAgentId(messages: AgentIdSources['messages']): strin
 
 export function resolveAgentId(sources: AgentIdSources): string {
   const agentHeader = sources.headers.get('x-agent-id');
-  if (agentHeader !== undefined) return checked(agentHeader, 'X-Agent-ID');
+  if (agentHeader !== undefined) return checkAgentId(agentHeader, 'X-Agent-ID');
   const sessionHeader = sources.headers.get('x-session-id');
-  if (sessionHeader !== undefined) return checked(sessionHeader, 'X-Session-ID');
+  if (sessionHeader !== undefined) return checkAgentId(sessionHeader, 'X-Session-ID');
   const field = sources.bodyField;
   if (field?.value !== undefined) {
     if (field.opaque === true && !validAgentId.test(field.value)) return 'user-' + createHash('sha256').update(field.value).digest('hex').slice(0, 16);
-    return checked(field.value, field.param);
+    return checkAgentId(field.value, field.param);
   }
   return conversationAgentId(sources.messages);
 }

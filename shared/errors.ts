@@ -13,6 +13,7 @@ export const ErrorCode = {
   NotFound: 'ERR_NOT_FOUND',
   MethodNotAllowed: 'ERR_METHOD_NOT_ALLOWED',
   ModelNotFound: 'ERR_MODEL_NOT_FOUND',
+  Conflict: 'ERR_CONFLICT',
   ContextExceeded: 'ERR_CONTEXT_EXCEEDED',
   PoolExhausted: 'ERR_POOL_EXHAUSTED',
   QueueFull: 'ERR_QUEUE_FULL',
@@ -86,6 +87,11 @@ export class ProtocolError extends SemanticError {
   }
 }
 
+/** The worker is shutting down: retry on another connection (or process) in a second. */
+export function drainingError(message = 'the server is shutting down'): SemanticError {
+  return new SemanticError(ErrorCode.Draining, message, { retryAfter: 1 });
+}
+
 export interface ErrorDescription {
   status: number;
   openaiType: string;
@@ -101,6 +107,7 @@ const table: Record<ErrorCode, ErrorDescription> = {
   ERR_NOT_FOUND: { status: 404, openaiType: 'invalid_request_error', anthropicType: 'not_found_error', metricLabel: 'not_found' },
   ERR_METHOD_NOT_ALLOWED: { status: 405, openaiType: 'invalid_request_error', anthropicType: 'invalid_request_error', metricLabel: 'method_not_allowed' },
   ERR_MODEL_NOT_FOUND: { status: 404, openaiType: 'invalid_request_error', anthropicType: 'not_found_error', metricLabel: 'model_not_found' },
+  ERR_CONFLICT: { status: 409, openaiType: 'invalid_request_error', anthropicType: 'invalid_request_error', metricLabel: 'conflict' },
   ERR_CONTEXT_EXCEEDED: { status: 400, openaiType: 'invalid_request_error', anthropicType: 'invalid_request_error', metricLabel: 'context_exceeded' },
   ERR_POOL_EXHAUSTED: { status: 429, openaiType: 'rate_limit_error', anthropicType: 'rate_limit_error', metricLabel: 'pool_exhausted' },
   ERR_QUEUE_FULL: { status: 429, openaiType: 'rate_limit_error', anthropicType: 'rate_limit_error', metricLabel: 'queue_full' },

@@ -9,6 +9,8 @@ import type { Logger } from 'pino';
 import { ErrorCode, SemanticError, type ErrorPayload } from '../shared/errors.js';
 import { decodeInferenceMessage, encodeMessage } from '../shared/protocol/codec.js';
 import type {
+  AgentsOutcome,
+  AgentsRequestMessage,
   DoneMessage,
   EngineStats,
   FrontToInference,
@@ -76,11 +78,14 @@ export class EngineClient {
   private readonly pendingStats = new Map<string, Waiter<EngineStats>>();
   /** Keyed `#count-N`: no HTTP request id contains `#`, so no generation's id can collide. */
   private readonly pendingCounts = new Map<string, Waiter<number>>();
+  /** Keyed `#agents-N`, like counts. */
+  private readonly pendingAgents = new Map<string, Waiter<AgentsOutcome>>();
   private currentState: EngineState = 'starting';
   private summary: ModelSummary | undefined;
   private deathReason: ErrorPayload | undefined;
   private nextStatsId = 0;
   private nextCountId = 0;
+  private nextAgentsId = 0;
   private drainWaiter: { promise: Promise<DrainReport>; resolve(report: DrainReport): void } | undefined;
   private settleReady!: { resolve(model: ModelSummary): void; reject(error: Error): void };
 
@@ -156,6 +161,17 @@ export class EngineClient {
     return new Promise((resolve, reject) => {
       this.pendingCounts.set(requestId, { resolve, reject });
       this.post({ type: 'count_tokens', requestId, input });
+    });
+  }
+
+  /** The Agents API (worker/engine/kv/agents.ts); rejects with the engine's coded error (404, 409). */
+  agents(request: Omit<AgentsRequestMessage, 'type' | 'requestId'>): Promise<AgentsOutcome> {
+    const refusal = this.unavailable();
+    if (refusal !== undefined) return Promise.reject(SemanticError.fromPayload(refusal));
+    const requestId = `#agents-${++this.nextAgentsId}`;
+    return new Promise((resolve, reject) => {
+      this.pendingAgents.set(requestId, { resolve, reject });
+      this.post({ type: 'agents_request', requestId, ...request });
     });
   }
 
@@ -236,6 +252,8 @@ export class EngineClient {
         return this.onStats(message.requestId, message.stats);
       case 'token_count':
         return this.onCount(message.requestId, message.inputTokens);
+      case 'agents_result':
+        return this.onAgents(message.requestId, message.outcome);
       case 'persisted':
         return this.log.info({ agentId: message.agentId, bytes: message.bytes }, 'agent cache persisted');
       case 'drained':
@@ -265,8 +283,16 @@ export class EngineClient {
     else waiter?.reject(SemanticError.fromPayload(count));
   }
 
+  private onAgents(requestId: string, outcome: AgentsOutcome | ErrorPayload): void {
+    const waiter = this.pendingAgents.get(requestId);
+    this.pendingAgents.delete(requestId);
+    if ('kind' in outcome) waiter?.resolve(outcome);
+    else waiter?.reject(SemanticError.fromPayload(outcome));
+  }
+
   private onRequestMessage(message: Extract<InferenceToFront, { requestId: string }>): void {
     if (message.type === 'failed' && this.pendingCounts.has(message.requestId)) return this.onCount(message.requestId, message.error);
+    if (message.type === 'failed' && this.pendingAgents.has(message.requestId)) return this.onAgents(message.requestId, message.error);
     const entry = this.pending.get(message.requestId);
     if (entry === undefined) {
       this.log.warn({ requestId: message.requestId, type: message.type }, 'message for no pending request');
@@ -321,9 +347,10 @@ export class EngineClient {
         this.log.error({ err: handlerError }, 'a generation handler threw');
       }
     }
-    const waiters = [...this.pendingStats.values(), ...this.pendingCounts.values()];
+    const waiters = [...this.pendingStats.values(), ...this.pendingCounts.values(), ...this.pendingAgents.values()];
     this.pendingStats.clear();
     this.pendingCounts.clear();
+    this.pendingAgents.clear();
     for (const waiter of waiters) waiter.reject(asError);
   }
 }

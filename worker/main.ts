@@ -9,6 +9,7 @@ import { EngineClient } from './engine-client.js';
 import { openAIErrorBody, openAIRoutes } from './http/openai.js';
 import { anthropicRoutes } from './http/anthropic.js';
 import { completionRoutes } from './http/completions.js';
+import { agentRoutes } from './http/agents.js';
 import { drainWorker, type DrainOptions, type DrainOutcome } from './drain.js';
 import { readyRoute, startupRoute, type ReadinessLimits } from './http/health.js';
 import { createRouter, liveRoute, type Route, type Router } from './http/router.js';
@@ -75,6 +76,7 @@ function routes(engine: EngineClient, router: Pick<Router, 'draining' | 'inFligh
     ...openAIRoutes(engine, agentGate),
     ...completionRoutes(engine, agentGate),
     ...anthropicRoutes(engine, agentGate),
+    ...agentRoutes(engine),
   ];
 }
 

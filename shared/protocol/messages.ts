@@ -112,10 +112,53 @@ export const countTokensSchema = z.object({ type: z.literal('count_tokens'), req
  * ones finish, write every idle agent's unwritten turn to its cache file; then `drained`.
  */
 export const drainSchema = z.object({ type: z.literal('drain') });
+/**
+ * The Agents API (worker/engine/kv/agents.ts): list every agent a tier holds, inspect one, its tier
+ * totals, or forget one (`evictOnly`: from hot and RAM only, its disk file kept or written first).
+ * Answered by `agents_result`, or `failed` (ERR_NOT_FOUND, ERR_CONFLICT while the agent has a request).
+ */
+export const agentsRequestSchema = z.object({
+  type: z.literal('agents_request'),
+  requestId,
+  op: z.enum(['list', 'get', 'delete', 'stats']),
+  agentId: z.string().min(1).max(128).optional(),
+  evictOnly: z.boolean().optional(),
+});
 /** The drain's deadline passed: running requests end now with ERR_DRAINING; the drain then completes. */
 export const cutSchema = z.object({ type: z.literal('cut') });
 
 // inference → front
+/** Where an agent's cache is, fastest first; `active`: a request of the agent is running now. */
+export const agentTierSchema = z.enum(['active', 'hot', 'ram', 'disk']);
+export type AgentTier = z.infer<typeof agentTierSchema>;
+export const agentEntrySchema = z.object({
+  id: z.string(),
+  tier: agentTierSchema,
+  /** Tokens its cells or saved state hold; null for a disk file indexed at startup and not read since. */
+  tokens: count.nullable(),
+  bytes: count,
+  /** Milliseconds since the epoch. */
+  lastUsed: z.number().nonnegative(),
+});
+export type AgentEntry = z.infer<typeof agentEntrySchema>;
+const tierTotalsSchema = z.object({ agents: count, tokens: count, bytes: count });
+export type TierTotals = z.infer<typeof tierTotalsSchema>;
+export const agentTotalsSchema = z.object({
+  active: tierTotalsSchema,
+  hot: tierTotalsSchema,
+  ram: tierTotalsSchema,
+  disk: tierTotalsSchema,
+  ramBudgetBytes: count,
+  diskBudgetBytes: count,
+});
+export type AgentTotals = z.infer<typeof agentTotalsSchema>;
+export const agentsOutcomeSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('list'), agents: z.array(agentEntrySchema) }),
+  z.object({ kind: z.literal('deleted'), id: z.string(), tiers: z.array(agentTierSchema) }),
+  z.object({ kind: z.literal('stats'), totals: agentTotalsSchema }),
+]);
+export type AgentsOutcome = z.infer<typeof agentsOutcomeSchema>;
+
 export const readySchema = z.object({ type: z.literal('ready'), model: modelSummarySchema });
 /** Where a request's reused tokens came from; `miss` when none were reused. */
 export const cacheTierSchema = z.enum(['hot', 'ram', 'disk', 'miss']);
@@ -141,6 +184,7 @@ export const doneSchema = z.object({
 });
 export const failedSchema = z.object({ type: z.literal('failed'), requestId, error: errorPayloadSchema });
 export const statsSchema = z.object({ type: z.literal('stats'), requestId, stats: engineStatsSchema });
+export const agentsResultSchema = z.object({ type: z.literal('agents_result'), requestId, outcome: agentsOutcomeSchema });
 export const tokenCountSchema = z.object({ type: z.literal('token_count'), requestId, inputTokens: count });
 /** An agent's cache file was written (the disk tier). */
 export const persistedSchema = z.object({ type: z.literal('persisted'), agentId: z.string(), bytes: count });
@@ -149,7 +193,7 @@ export const drainedSchema = z.object({ type: z.literal('drained'), persisted: c
 /** The inference thread cannot go on (model failed to load, fatal decode error). */
 export const engineDeadSchema = z.object({ type: z.literal('engine_dead'), error: errorPayloadSchema });
 
-export const frontToInferenceSchema = z.discriminatedUnion('type', [generateSchema, abortSchema, statsRequestSchema, countTokensSchema, drainSchema, cutSchema]);
+export const frontToInferenceSchema = z.discriminatedUnion('type', [generateSchema, abortSchema, statsRequestSchema, countTokensSchema, agentsRequestSchema, drainSchema, cutSchema]);
 export const inferenceToFrontSchema = z.discriminatedUnion('type', [
   readySchema,
   startedSchema,
@@ -158,6 +202,7 @@ export const inferenceToFrontSchema = z.discriminatedUnion('type', [
   failedSchema,
   statsSchema,
   tokenCountSchema,
+  agentsResultSchema,
   persistedSchema,
   drainedSchema,
   engineDeadSchema,
@@ -174,6 +219,8 @@ export type FailedMessage = z.infer<typeof failedSchema>;
 export type StatsMessage = z.infer<typeof statsSchema>;
 export type CountTokensMessage = z.infer<typeof countTokensSchema>;
 export type TokenCountMessage = z.infer<typeof tokenCountSchema>;
+export type AgentsRequestMessage = z.infer<typeof agentsRequestSchema>;
+export type AgentsResultMessage = z.infer<typeof agentsResultSchema>;
 export type PersistedMessage = z.infer<typeof persistedSchema>;
 export type EngineDeadMessage = z.infer<typeof engineDeadSchema>;
 export type DrainedMessage = z.infer<typeof drainedSchema>;

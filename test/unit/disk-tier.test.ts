@@ -142,3 +142,19 @@ t.test('budget 0: nothing is indexed, written or read', async (t) => {
   t.same(files(dir), ['a.safetensors'], 'files are left for a later run with a budget');
   t.notOk(existsSync(join(dir, 'b.safetensors')));
 });
+
+t.test('forget deletes the file after the agent\'s pending write lands; token counts are recorded', async (t) => {
+  const dir = t.testdir();
+  const tier = open(t, dir, 10 * size);
+  await tier.index();
+  const write = tier.persist('a', tokens(1, 2, 3), state(1));
+  t.same(tier.entries().map((entry) => entry.agentId), [], 'counted only once written');
+  await write;
+  t.match(tier.entries(), [{ agentId: 'a', tokens: 3 }]);
+  void tier.persist('a', tokens(1, 2, 3, 4), state(2));
+  t.equal(await tier.forget('a'), true, 'forget waits for the write in flight, then deletes');
+  t.same(files(dir), []);
+  t.notOk(tier.has('a'));
+  t.equal(tier.bytes, 0);
+  t.equal(await tier.forget('a'), false, 'nothing left to forget');
+});

@@ -20,6 +20,8 @@ const front: FrontToInference[] = [
   { type: 'abort', requestId: 'r1' },
   { type: 'stats_request', requestId: 's1' },
   { type: 'count_tokens', requestId: '#count-1', input: { kind: 'chat', messages: [{ role: 'user', content: 'hi' }] } },
+  { type: 'agents_request', requestId: '#agents-1', op: 'list' },
+  { type: 'agents_request', requestId: '#agents-2', op: 'delete', agentId: 'alice', evictOnly: true },
   { type: 'drain' },
   { type: 'cut' },
 ];
@@ -39,6 +41,13 @@ const inference: InferenceToFront[] = [
     stats: { activeSequences: 1, idleSequences: 2, freeSequences: 5, queuedRequests: 0, usedCells: 20, totalCells: 4096, blockSize: 16, usedBlocks: 3, idleBlocks: 1, totalBlocks: 256, ramAgents: 1, ramBytes: 4096, steps: 3, sampledTokens: 40, multiSequenceSteps: 1 },
   },
   { type: 'token_count', requestId: '#count-1', inputTokens: 9 },
+  { type: 'agents_result', requestId: '#agents-1', outcome: { kind: 'list', agents: [{ id: 'a', tier: 'hot', tokens: 30, bytes: 4096, lastUsed: 1_700_000_000_000 }, { id: 'b', tier: 'disk', tokens: null, bytes: 900, lastUsed: 1 }] } },
+  { type: 'agents_result', requestId: '#agents-2', outcome: { kind: 'deleted', id: 'alice', tiers: ['hot', 'disk'] } },
+  {
+    type: 'agents_result',
+    requestId: '#agents-3',
+    outcome: { kind: 'stats', totals: { active: { agents: 0, tokens: 0, bytes: 0 }, hot: { agents: 1, tokens: 30, bytes: 4096 }, ram: { agents: 0, tokens: 0, bytes: 0 }, disk: { agents: 1, tokens: 0, bytes: 900 }, ramBudgetBytes: 1024, diskBudgetBytes: 2048 } },
+  },
   { type: 'drained', persisted: 3, cut: 1 },
   { type: 'engine_dead', error: { code: 'ERR_ENGINE_DEAD', message: 'decode failed' } },
 ];

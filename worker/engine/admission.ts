@@ -8,6 +8,7 @@
  * is hot) brings its own sequence id and asks only for the blocks it lacks.
  */
 import type { BlockPool } from './kv/block-pool.js';
+import { ErrorCode, SemanticError } from '../../shared/errors.js';
 
 export interface Reservation {
   seqId: number;
@@ -29,6 +30,13 @@ interface Waiting<T> {
   tokens: number;
   /** The sequence a returning agent already holds, if any. */
   seqId: number | undefined;
+}
+
+/** A refused request's 429: no room even after spilling every idle agent, or the wait queue is full. */
+export function refusalError(why: 'no-room' | 'queue-full'): SemanticError {
+  return why === 'no-room'
+    ? new SemanticError(ErrorCode.PoolExhausted, 'not enough free KV memory for this prompt and its max tokens', { retryAfter: 1 })
+    : new SemanticError(ErrorCode.QueueFull, 'too many requests are waiting', { retryAfter: 1 });
 }
 
 export class Admission<T> {

@@ -41,6 +41,11 @@ export class AgentTurns {
     this.incoming.unshift(...waiting);
   }
 
+  /** Whether the agent has a request submitted, waiting, queued or running. */
+  isBusy(agentId: string): boolean {
+    return this.busy.has(agentId) || this.incoming.some((r) => r.agentId === agentId);
+  }
+
   /** Removes a request that has not started its turn; false if it is not here. */
   remove(requestId: string): boolean {
     for (const list of [this.incoming, ...this.busy.values()]) {

@@ -6,20 +6,20 @@
  * context happens between steps, in `boundary`, or in the step's decode: never concurrently.
  */
 import type { Addon, Context, Model } from './addon.js';
-import { Admission, type Reservation } from './admission.js';
+import { Admission, refusalError, type Reservation } from './admission.js';
 import { AgentTurns } from './agent-turns.js';
 import { BlockPool } from './kv/block-pool.js';
 import { reusablePrefix, type HotEntry } from './kv/hot-cache.js';
 import { AgentTiers } from './kv/tiers.js';
+import { DeferredOps, runAgentsOp } from './kv/agents.js';
 import type { DiskTier } from '../persistence/disk-tier.js';
 import { RequestInput } from './request-input.js';
 import { planStep, type StepPlan } from './scheduler.js';
 import { Sequence } from './sequence.js';
 import type { EngineSettings } from './settings.js';
 import { restoreSaved } from './restore.js';
-import { ErrorCode, SemanticError, toErrorPayload } from '../../shared/errors.js';
-import type { CacheTier, EngineStats, FinishReason, GenerateInput, GenerateMessage, InferenceToFront } from '../../shared/protocol/messages.js';
-
+import { drainingError, ErrorCode, SemanticError, toErrorPayload } from '../../shared/errors.js';
+import type { AgentsOutcome, AgentsRequestMessage, CacheTier, EngineStats, FinishReason, GenerateInput, GenerateMessage, InferenceToFront } from '../../shared/protocol/messages.js';
 
 interface Prepared {
   request: GenerateMessage;
@@ -35,6 +35,7 @@ export class Engine {
   private readonly tiers: AgentTiers;
   private readonly turns = new AgentTurns();
   private readonly input: RequestInput;
+  private readonly agentOps = new DeferredOps();
   private looping = false;
   /** Wakes the idle loop when the next write-behind is due. */
   private writeTimer: NodeJS.Timeout | undefined;
@@ -44,9 +45,8 @@ export class Engine {
   private cutCount = 0;
   /** Resolved when no sequence is active (a drain waits for this). */
   private idleWaiters: (() => void)[] = [];
-  private steps = 0;
-  private sampledTokens = 0;
-  private multiSequenceSteps = 0;
+  /** Decode steps, tokens they sampled, and steps that carried more than one sequence (EngineStats). */
+  private readonly counts = { steps: 0, sampledTokens: 0, multiSequenceSteps: 0 };
 
   constructor(
     addon: Addon,
@@ -129,6 +129,13 @@ export class Engine {
     return this.input.prompt(input).length;
   }
 
+  /** The Agents API (kv/agents.ts), run at the next step boundary; rejects with a coded error. */
+  agents(request: AgentsRequestMessage): Promise<AgentsOutcome> {
+    const outcome = this.agentOps.defer(() => runAgentsOp(request, { tiers: this.tiers, context: this.context, active: this.active.values(), isBusy: (id) => this.turns.isBusy(id), now: Date.now }));
+    this.kick(); // a dead engine never runs it: the front refuses requests once it is dead
+    return outcome;
+  }
+
   stats(): EngineStats {
     let usedCells = this.tiers.hot.cells;
     for (const sequence of this.active.values()) usedCells += sequence.usedCells;
@@ -146,9 +153,7 @@ export class Engine {
       totalBlocks: pool.totalBlocks,
       ramAgents: this.tiers.ram.size,
       ramBytes: this.tiers.ram.bytes,
-      steps: this.steps,
-      sampledTokens: this.sampledTokens,
-      multiSequenceSteps: this.multiSequenceSteps,
+      ...this.counts,
     };
   }
 
@@ -160,7 +165,7 @@ export class Engine {
 
   private hasWork(): boolean {
     const writeDue = (this.tiers.nextWriteDue ?? Infinity) <= performance.now();
-    return this.active.size > 0 || this.turns.hasIncoming || this.admission.queued > 0 || writeDue;
+    return this.active.size > 0 || this.turns.hasIncoming || this.admission.queued > 0 || writeDue || this.agentOps.pending;
   }
 
   private async loop(): Promise<void> {
@@ -186,9 +191,9 @@ export class Engine {
       this.onDecodeError(error, plan);
       return true;
     }
-    this.steps++;
-    if (plan.sequenceCount > 1) this.multiSequenceSteps++;
-    this.sampledTokens += plan.samples.length;
+    this.counts.steps++;
+    if (plan.sequenceCount > 1) this.counts.multiSequenceSteps++;
+    this.counts.sampledTokens += plan.samples.length;
     for (const { sequence, tokens } of plan.prefill) sequence.prefilled += tokens;
     plan.samples.forEach(({ sequence, index }, i) => {
       this.acceptToken(sequence, sampled[i] ?? -1);
@@ -201,6 +206,7 @@ export class Engine {
   private async boundary(): Promise<void> {
     this.reapFinished();
     await this.tiers.writeDue(performance.now());
+    await this.agentOps.runAll();
     this.admitIncoming();
     await this.spillForQueue();
     await restoreSaved(this.active.values(), { context: this.context, admission: this.admission, started: (sequence, tier) => this.postStarted(sequence, tier) });
@@ -230,11 +236,7 @@ export class Engine {
   /** 429 at once: the request cannot fit even after spilling every idle agent, or the queue is full. */
   private refuse(prepared: Prepared, why: 'no-room' | 'queue-full'): void {
     this.unpin(prepared);
-    const error =
-      why === 'no-room'
-        ? new SemanticError(ErrorCode.PoolExhausted, 'not enough free KV memory for this prompt and its max tokens', { retryAfter: 1 })
-        : new SemanticError(ErrorCode.QueueFull, 'too many requests are waiting', { retryAfter: 1 });
-    this.fail(prepared.request.requestId, error);
+    this.fail(prepared.request.requestId, refusalError(why));
     this.turns.turnEnded(prepared.request.agentId);
   }
 
@@ -302,7 +304,7 @@ export class Engine {
       if (logits === undefined || sequence.phase !== 'prefill') continue;
       sequence.savedLogits = undefined;
       sequence.finalLogits = logits;
-      this.sampledTokens++;
+      this.counts.sampledTokens++;
       this.acceptToken(sequence, sequence.sampler.sampleLogits(logits));
     }
   }
@@ -393,8 +395,4 @@ export class Engine {
     this.active.clear();
     this.post({ type: 'engine_dead', error: payload });
   }
-}
-
-function drainingError(message = 'the server is shutting down'): SemanticError {
-  return new SemanticError(ErrorCode.Draining, message, { retryAfter: 1 });
 }

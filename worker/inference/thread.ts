@@ -11,7 +11,7 @@ import { DiskTier, modelFingerprint } from '../persistence/disk-tier.js';
 import type { InferenceOptions } from './options.js';
 import { AUTO, autoContextSize, kvBytesPerToken, usableMemoryBytes } from '../../shared/budgets.js';
 import { decodeFrontMessage, encodeMessage } from '../../shared/protocol/codec.js';
-import type { CountTokensMessage, FrontToInference, InferenceToFront } from '../../shared/protocol/messages.js';
+import type { AgentsRequestMessage, CountTokensMessage, FrontToInference, InferenceToFront } from '../../shared/protocol/messages.js';
 import { ErrorCode, toErrorPayload } from '../../shared/errors.js';
 
 /**
@@ -64,6 +64,14 @@ function countTokens(engine: Engine, message: CountTokensMessage): void {
   }
 }
 
+function agents(engine: Engine, message: AgentsRequestMessage): void {
+  const { requestId } = message;
+  engine.agents(message).then(
+    (outcome) => post({ type: 'agents_result', requestId, outcome }),
+    (error: unknown) => post({ type: 'failed', requestId, error: toErrorPayload(error) }),
+  );
+}
+
 function dispatch(engine: Engine, message: FrontToInference): void {
   switch (message.type) {
     case 'generate':
@@ -74,6 +82,8 @@ function dispatch(engine: Engine, message: FrontToInference): void {
       return post({ type: 'stats', requestId: message.requestId, stats: engine.stats() });
     case 'count_tokens':
       return countTokens(engine, message);
+    case 'agents_request':
+      return agents(engine, message);
     case 'drain':
       return void engine.drain().then((report) => post({ type: 'drained', ...report }));
     case 'cut':

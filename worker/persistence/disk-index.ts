@@ -14,6 +14,8 @@ export interface DiskEntry {
   bytes: number;
   /** Milliseconds since the epoch: the file's mtime at startup, then the agent's last load or write. */
   lastUsed: number;
+  /** Tokens the file holds, once known (written or read since startup; the startup index reads no headers). */
+  tokens?: number;
 }
 
 export class DiskIndex {
@@ -58,7 +60,13 @@ export class DiskIndex {
 
   touch(agentId: string): void {
     const entry = this.held.get(agentId);
-    if (entry !== undefined) this.set(agentId, entry.bytes, this.now());
+    if (entry !== undefined) this.set(agentId, entry.bytes, this.now(), entry.tokens);
+  }
+
+  /** Records what a read of the agent's file found, without counting it as a use. */
+  noteTokens(agentId: string, tokens: number): void {
+    const entry = this.held.get(agentId);
+    if (entry !== undefined) entry.tokens = tokens;
   }
 
   writeStarted(agentId: string): void {
@@ -71,12 +79,12 @@ export class DiskIndex {
    * there) and returns the agents to delete to get back under the budget: least recently used first,
    * never the agent just written nor one with a write still in flight (its file is about to change).
    */
-  writeEnded(agentId: string, bytes: number | undefined): string[] {
+  writeEnded(agentId: string, bytes: number | undefined, tokens?: number): string[] {
     const pending = (this.writing.get(agentId) ?? 1) - 1;
     if (pending > 0) this.writing.set(agentId, pending);
     else this.writing.delete(agentId);
     if (bytes === undefined) return [];
-    this.set(agentId, bytes, this.now());
+    this.set(agentId, bytes, this.now(), tokens);
     return this.evictBeyondBudget(agentId);
   }
 
@@ -93,9 +101,9 @@ export class DiskIndex {
     this.bytesHeld -= entry.bytes;
   }
 
-  private set(agentId: string, bytes: number, lastUsed: number): void {
+  private set(agentId: string, bytes: number, lastUsed: number, tokens?: number): void {
     this.remove(agentId);
-    this.held.set(agentId, { agentId, bytes, lastUsed });
+    this.held.set(agentId, tokens === undefined ? { agentId, bytes, lastUsed } : { agentId, bytes, lastUsed, tokens });
     this.bytesHeld += bytes;
   }
 

@@ -39,6 +39,10 @@ export class DiskTier {
     return this.ledger.size;
   }
 
+  get budgetBytes(): number {
+    return this.ledger.budgetBytes;
+  }
+
   /** The agents with a file, least recently used first. */
   entries(): DiskEntry[] {
     return this.ledger.entries();
@@ -90,7 +94,7 @@ export class DiskTier {
         bytes = (await this.pool.run(task, { transferList: [state.buffer as ArrayBuffer] })) as number;
         return bytes;
       } finally {
-        this.delete(this.ledger.writeEnded(agentId, bytes));
+        this.delete(this.ledger.writeEnded(agentId, bytes, tokens.length));
       }
     });
   }
@@ -109,11 +113,29 @@ export class DiskTier {
       const result = (await this.pool.run(task)) as InspectResult;
       if ('tokens' in result) {
         if (!this.ledger.has(agentId)) this.delete(this.ledger.adopt(agentId, result.layout.fileBytes));
+        this.ledger.noteTokens(agentId, result.tokens.length);
         return { tokens: result.tokens, logits: result.logits, file: { path, ...result.layout } };
       }
       this.ledger.remove(agentId);
       return null;
     });
+  }
+
+  /**
+   * Deletes the agent's file after its pending writes land (a write settling later would put it back
+   * in the index); resolves once it is gone. False: the agent had no file.
+   */
+  async forget(agentId: string): Promise<boolean> {
+    await this.settled(agentId);
+    const had = this.mayHave(agentId);
+    this.delete([agentId]);
+    await this.settled(agentId);
+    return had;
+  }
+
+  /** Resolves once the agent's file operations asked for so far have settled. */
+  async settled(agentId: string): Promise<void> {
+    await this.tails.get(agentId);
   }
 
   /** Moves a file the addon found bad (checksum) to quarantine/: it is never read again. */

@@ -12,6 +12,8 @@ export interface HotEntry {
   tokens: Int32Array;
   /** The logits that followed the last of them (empty when unknown): see Sequence.finalLogits. */
   logits: Float32Array;
+  /** When the turn that left these cells ended, ms since the epoch (the Agents API's last_used). */
+  usedAt: number;
 }
 
 export class HotCache {
@@ -28,8 +30,8 @@ export class HotCache {
   }
 
   /** Parks an agent's cells; returns the entry, whose identity says "this very turn" (see AgentTiers). */
-  put(agentId: string, seqId: number, tokens: Int32Array, logits: Float32Array): HotEntry {
-    const entry = { agentId, seqId, tokens, logits };
+  put(agentId: string, seqId: number, tokens: Int32Array, logits: Float32Array, usedAt = Date.now()): HotEntry {
+    const entry = { agentId, seqId, tokens, logits, usedAt };
     this.restore(entry);
     return entry;
   }

@@ -10,6 +10,8 @@ export interface RamEntry {
   tokens: Int32Array;
   logits: Float32Array;
   state: Uint8Array;
+  /** When the agent's turn ended, ms since the epoch (not when it was spilled here). */
+  usedAt: number;
 }
 
 const bytesOf = (entry: { state: Uint8Array; logits: Float32Array }): number => entry.state.byteLength + entry.logits.byteLength;
@@ -29,12 +31,21 @@ export class RamCache {
   }
 
   /** Stores (or replaces) the agent's state; evicts least recently used entries beyond the budget. */
-  put(agentId: string, tokens: Int32Array, state: Uint8Array, logits: Float32Array): void {
+  put(agentId: string, tokens: Int32Array, state: Uint8Array, logits: Float32Array, usedAt = Date.now()): void {
     this.take(agentId);
     if (bytesOf({ state, logits }) > this.budgetBytes) return;
-    this.entries.set(agentId, { agentId, tokens, logits, state });
+    this.entries.set(agentId, { agentId, tokens, logits, state, usedAt });
     this.bytesHeld += bytesOf({ state, logits });
     while (this.bytesHeld > this.budgetBytes) this.dropLeastRecent();
+  }
+
+  peek(agentId: string): RamEntry | undefined {
+    return this.entries.get(agentId);
+  }
+
+  /** Least recently used first. */
+  values(): IterableIterator<RamEntry> {
+    return this.entries.values();
   }
 
   take(agentId: string): RamEntry | undefined {

@@ -118,10 +118,49 @@ export class AgentTiers {
     if (state !== undefined) {
       // The disk writer takes its buffer (transferred to its thread): the RAM tier keeps a copy.
       if (unwritten) this.write(entry, toRam ? state.slice() : state);
-      if (toRam) this.ram.put(entry.agentId, entry.tokens, state, entry.logits);
+      if (toRam) this.ram.put(entry.agentId, entry.tokens, state, entry.logits, entry.usedAt);
     }
     this.drop(entry);
     return true;
+  }
+
+  /**
+   * The Agents API's `evict_only`: drops an idle agent from hot and RAM but keeps its disk file,
+   * writing its latest turn first when the file does not hold it yet, and waits for that write, so
+   * that its next turn is restored from disk. Returns the tiers it left.
+   */
+  async evict(agentId: string): Promise<('hot' | 'ram')[]> {
+    const left: ('hot' | 'ram')[] = [];
+    const hot = this.hot.take(agentId);
+    if (hot !== undefined) {
+      const unwritten = this.pendingWrites.get(agentId)?.entry === hot;
+      const state = unwritten ? await this.exportState(hot) : undefined;
+      if (state !== undefined) this.write(hot, state);
+      this.drop(hot);
+      left.push('hot');
+    }
+    const saved = this.ram.take(agentId);
+    if (saved !== undefined) {
+      if (this.disk?.has(agentId) === false) this.write(saved, saved.state);
+      left.push('ram');
+    }
+    this.pendingWrites.delete(agentId);
+    await this.disk?.settled(agentId);
+    return left;
+  }
+
+  /** The Agents API's delete: the idle agent leaves every tier, its file deleted; returns the tiers it left. */
+  async forget(agentId: string): Promise<('hot' | 'ram' | 'disk')[]> {
+    const left: ('hot' | 'ram' | 'disk')[] = [];
+    this.pendingWrites.delete(agentId);
+    const hot = this.hot.take(agentId);
+    if (hot !== undefined) {
+      this.drop(hot);
+      left.push('hot');
+    }
+    if (this.ram.take(agentId) !== undefined) left.push('ram');
+    if ((await this.disk?.forget(agentId)) === true) left.push('disk');
+    return left;
   }
 
   /** Frees an idle agent's cells, sequence and blocks without saving them. */
@@ -167,7 +206,7 @@ export class AgentTiers {
    * the previous file or none: a later miss, never a wrong answer. 0 bytes: the state alone is over
    * the disk budget and was not written.
    */
-  private write(entry: HotEntry, state: Uint8Array): void {
+  private write(entry: Pick<HotEntry, 'agentId' | 'tokens' | 'logits'>, state: Uint8Array): void {
     this.disk?.persist(entry.agentId, entry.tokens, state, entry.logits).then(
       (bytes) => bytes > 0 && this.onWritten(entry.agentId, bytes),
       () => undefined,

@@ -1,0 +1,95 @@
+/**
+ * The Agents API on the inference thread: which agents the tiers hold (each at its fastest tier),
+ * their totals, and forgetting or evicting one. Its operations touch the context (a state size, a
+ * sequence freed, a state exported), so the engine runs them between steps (`DeferredOps`), never
+ * during a decode.
+ *
+ * Listed: agents with a running request (`active`), then the hot, RAM and disk tiers. An agent whose
+ * request waits in the admission queue has its hot cells pinned to that request, outside the hot
+ * tier: it is listed only if a RAM or disk tier also holds it (the queue is short-lived).
+ */
+import type { Context } from '../addon.js';
+import type { AgentTiers } from './tiers.js';
+import { ErrorCode, SemanticError } from '../../../shared/errors.js';
+import type { AgentEntry, AgentTier, AgentTotals, AgentsOutcome, AgentsRequestMessage, TierTotals } from '../../../shared/protocol/messages.js';
+
+/** What the engine lends the Agents API for one operation. */
+export interface AgentSources {
+  tiers: Pick<AgentTiers, 'hot' | 'ram' | 'disk' | 'evict' | 'forget'>;
+  context: Pick<Context, 'stateSeqSize'>;
+  /** Running requests' sequences. */
+  active: Iterable<{ agentId: string; seqId: number; usedCells: number }>;
+  /** A request of the agent is submitted, queued or running: it may not be deleted now. */
+  isBusy(agentId: string): boolean;
+  now(): number;
+}
+
+/** Every agent held, fastest tier first, each listed once (at the fastest tier that holds it). */
+export function listAgents(sources: AgentSources): AgentEntry[] {
+  const { tiers, context } = sources;
+  const byId = new Map<string, AgentEntry>();
+  const add = (entry: AgentEntry): void => void (byId.has(entry.id) || byId.set(entry.id, entry));
+  for (const { agentId, seqId, usedCells } of sources.active) {
+    add({ id: agentId, tier: 'active', tokens: usedCells, bytes: context.stateSeqSize(seqId), lastUsed: sources.now() });
+  }
+  for (const hot of tiers.hot.entries()) {
+    add({ id: hot.agentId, tier: 'hot', tokens: hot.tokens.length, bytes: context.stateSeqSize(hot.seqId), lastUsed: hot.usedAt });
+  }
+  for (const saved of tiers.ram.values()) {
+    add({ id: saved.agentId, tier: 'ram', tokens: saved.tokens.length, bytes: saved.state.byteLength, lastUsed: saved.usedAt });
+  }
+  for (const file of tiers.disk?.entries() ?? []) {
+    add({ id: file.agentId, tier: 'disk', tokens: file.tokens ?? null, bytes: file.bytes, lastUsed: file.lastUsed });
+  }
+  return [...byId.values()];
+}
+
+const zero = (): TierTotals => ({ agents: 0, tokens: 0, bytes: 0 });
+
+/** Sums of a listing by tier: each agent counted once, at its fastest tier (unknown token counts as 0). */
+export function agentTotals(entries: readonly AgentEntry[], budgets: { ram: number; disk: number }): AgentTotals {
+  const totals = { active: zero(), hot: zero(), ram: zero(), disk: zero(), ramBudgetBytes: budgets.ram, diskBudgetBytes: budgets.disk };
+  for (const entry of entries) {
+    const sum = totals[entry.tier];
+    sum.agents++;
+    sum.tokens += entry.tokens ?? 0;
+    sum.bytes += entry.bytes;
+  }
+  return totals;
+}
+
+/** Runs one Agents API request; throws ERR_NOT_FOUND (no tier holds the agent) or ERR_CONFLICT (a request of it is in flight). */
+export async function runAgentsOp(request: AgentsRequestMessage, sources: AgentSources): Promise<AgentsOutcome> {
+  const agents = listAgents(sources);
+  if (request.op === 'list') return { kind: 'list', agents };
+  if (request.op === 'stats') return { kind: 'stats', totals: agentTotals(agents, { ram: sources.tiers.ram.budgetBytes, disk: sources.tiers.disk?.budgetBytes ?? 0 }) };
+  const id = request.agentId ?? '';
+  const entry = agents.find((agent) => agent.id === id);
+  if (entry === undefined) throw new SemanticError(ErrorCode.NotFound, `No tier holds agent ${id}.`);
+  if (request.op === 'get') return { kind: 'list', agents: [entry] };
+  if (sources.isBusy(id)) throw new SemanticError(ErrorCode.Conflict, `Agent ${id} is busy: a request of it is running or waiting.`);
+  const tiers: AgentTier[] = request.evictOnly === true ? await sources.tiers.evict(id) : await sources.tiers.forget(id);
+  return { kind: 'deleted', id, tiers };
+}
+
+/**
+ * Operations deferred to the engine's next step boundary, the only time the context may be touched
+ * outside a decode; each settles the promise `defer` returned.
+ */
+export class DeferredOps {
+  private waiting: (() => Promise<void>)[] = [];
+
+  get pending(): boolean {
+    return this.waiting.length > 0;
+  }
+
+  defer<T>(operation: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.push(() => operation().then(resolve, reject));
+    });
+  }
+
+  async runAll(): Promise<void> {
+    for (const operation of this.waiting.splice(0)) await operation();
+  }
+}
