@@ -101,6 +101,22 @@ inline Napi::Object OptionsArg(const Napi::CallbackInfo& info, size_t index) {
   return info[index].As<Napi::Object>();
 }
 
+// A typed array of the expected element type, or a JS TypeError with `message` (never a crash).
+template <typename Array>
+Array TypedArrayArg(Napi::Env env, Napi::Value value, napi_typedarray_type type, const std::string& message) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type) throw Napi::TypeError::New(env, message);
+  return value.As<Array>();
+}
+
+// Token ids (an Int32Array), each checked against the vocabulary; errors start with `what`.
+inline Napi::Int32Array TokensArg(Napi::Env env, Napi::Value value, int32_t nVocab, const std::string& what) {
+  auto tokens = TypedArrayArg<Napi::Int32Array>(env, value, napi_int32_array, what + ": tokens must be an Int32Array");
+  for (size_t i = 0; i < tokens.ElementLength(); i++) {
+    if (tokens[i] < 0 || tokens[i] >= nVocab) throw Napi::RangeError::New(env, what + ": token outside the vocabulary");
+  }
+  return tokens;
+}
+
 // Class constructors live in the addon's instance data, so several worker threads each get their own.
 struct AddonData {
   Napi::FunctionReference model;

@@ -143,15 +143,7 @@ Napi::Value Model::Tokenize(const Napi::CallbackInfo& info) {
 Napi::Value Model::Detokenize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Handle(env);
-  if (info.Length() < 1 || !info[0].IsTypedArray() ||
-      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    throw Napi::TypeError::New(env, "detokenize: tokens must be an Int32Array");
-  }
-  Napi::Int32Array tokens = info[0].As<Napi::Int32Array>();
-  int32_t nVocab = llama_vocab_n_tokens(vocab_);
-  for (size_t i = 0; i < tokens.ElementLength(); i++) {
-    if (tokens[i] < 0 || tokens[i] >= nVocab) throw Napi::RangeError::New(env, "detokenize: token outside the vocabulary");
-  }
+  Napi::Int32Array tokens = TokensArg(env, info[0], llama_vocab_n_tokens(vocab_), "detokenize");
   bool special = OptionalBool(OptionsArg(info, 1), "special", false);
   std::vector<char> text(tokens.ElementLength() * 8 + 16);
   int32_t n = llama_detokenize(vocab_, tokens.Data(), tokens.ElementLength(), text.data(), text.size(), false, special);

@@ -114,11 +114,7 @@ llama_token Sampler::SampleFrom(const float* logits) {
 Napi::Value Sampler::SampleLogits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureIdle(env);
-  if (info.Length() < 1 || !info[0].IsTypedArray() ||
-      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    throw Napi::TypeError::New(env, "sampleLogits: logits must be a Float32Array");
-  }
-  Napi::Float32Array logits = info[0].As<Napi::Float32Array>();
+  auto logits = TypedArrayArg<Napi::Float32Array>(env, info[0], napi_float32_array, "sampleLogits: logits must be a Float32Array");
   if (logits.ElementLength() != static_cast<size_t>(vocabSize_)) {
     throw Napi::RangeError::New(env, "sampleLogits: expected " + std::to_string(vocabSize_) + " logits, got " +
                                          std::to_string(logits.ElementLength()));
@@ -144,15 +140,8 @@ void Sampler::EnsureIdle(Napi::Env env) const {
 Napi::Value Sampler::Accept(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureIdle(env);
-  if (info.Length() < 1 || !info[0].IsTypedArray() ||
-      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    throw Napi::TypeError::New(env, "accept: tokens must be an Int32Array");
-  }
-  Napi::Int32Array tokens = info[0].As<Napi::Int32Array>();
-  for (size_t i = 0; i < tokens.ElementLength(); i++) {
-    if (tokens[i] < 0 || tokens[i] >= vocabSize_) throw Napi::RangeError::New(env, "accept: token outside the vocabulary");
-    llama_sampler_accept(chain_, tokens[i]);
-  }
+  Napi::Int32Array tokens = TokensArg(env, info[0], vocabSize_, "accept");
+  for (size_t i = 0; i < tokens.ElementLength(); i++) llama_sampler_accept(chain_, tokens[i]);
   return env.Undefined();
 }
 

@@ -53,11 +53,7 @@ const char* DecodeErrorCode(int32_t rc) {
 }
 
 Napi::Int32Array Int32Field(Napi::Env env, const Napi::Object& batch, const char* key) {
-  Napi::Value value = batch.Get(key);
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    throw Napi::TypeError::New(env, std::string("decode: batch.") + key + " must be an Int32Array");
-  }
-  return value.As<Napi::Int32Array>();
+  return TypedArrayArg<Napi::Int32Array>(env, batch.Get(key), napi_int32_array, std::string("decode: batch.") + key + " must be an Int32Array");
 }
 
 class Decode : public ContextWorker {
@@ -67,14 +63,10 @@ class Decode : public ContextWorker {
     Napi::Int32Array tokens = Int32Field(env, batch, "tokens");
     Napi::Int32Array positions = Int32Field(env, batch, "positions");
     Napi::Int32Array seqIds = Int32Field(env, batch, "seqIds");
-    Napi::Value logits = batch.Get("logits");
-    if (!logits.IsTypedArray() || logits.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-      throw Napi::TypeError::New(env, "decode: batch.logits must be a Uint8Array");
-    }
+    auto flags = TypedArrayArg<Napi::Uint8Array>(env, batch.Get("logits"), napi_uint8_array, "decode: batch.logits must be a Uint8Array");
     tokens_.assign(tokens.Data(), tokens.Data() + tokens.ElementLength());
     positions_.assign(positions.Data(), positions.Data() + positions.ElementLength());
     seqIds_.assign(seqIds.Data(), seqIds.Data() + seqIds.ElementLength());
-    Napi::Uint8Array flags = logits.As<Napi::Uint8Array>();
     logits_.assign(flags.Data(), flags.Data() + flags.ElementLength());
   }
 
@@ -343,12 +335,9 @@ Napi::Value StateGetWorker::Start(const Napi::CallbackInfo& info, Context* conte
 
 Napi::Value StateSetWorker::Start(const Napi::CallbackInfo& info, Context* context, int32_t seq) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[1].IsTypedArray() ||
-      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    throw Napi::TypeError::New(env, "stateSeqSet: bytes must be a Uint8Array");
-  }
+  auto bytes = TypedArrayArg<Napi::Uint8Array>(env, info[1], napi_uint8_array, "stateSeqSet: bytes must be a Uint8Array");
   return Launch(env, context, [&]() -> PromiseWorker* {
-    return new StateSet(env, info.This().As<Napi::Object>(), context, seq, info[1].As<Napi::Uint8Array>());
+    return new StateSet(env, info.This().As<Napi::Object>(), context, seq, bytes);
   });
 }
 
