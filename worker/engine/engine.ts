@@ -210,8 +210,7 @@ export class Engine {
     this.admitIncoming();
     await this.spillForQueue();
     await restoreSaved(this.active.values(), { context: this.context, admission: this.admission, started: (sequence, tier) => this.postStarted(sequence, tier) });
-    this.sampleSaved();
-    this.reapFinished();
+    if (this.sampleSaved()) this.reapFinished(); // one may have ended on its first token
   }
 
   /** One agent's requests run in arrival order: a request waits while its agent has one in flight. */
@@ -297,8 +296,9 @@ export class Engine {
     this.post({ type: 'started', requestId, promptTokens: prompt.length, cachedTokens, cacheTier });
   }
 
-  /** Sequences whose whole prompt was cached, with the logits after it, sample their first token from those: no decode. */
-  private sampleSaved(): void {
+  /** Sequences whose whole prompt was cached with the logits after it sample their first token from those (no decode); true if one ended on it. */
+  private sampleSaved(): boolean {
+    let finished = false;
     for (const sequence of this.active.values()) {
       const logits = sequence.savedLogits;
       if (logits === undefined || sequence.phase !== 'prefill') continue;
@@ -306,7 +306,9 @@ export class Engine {
       sequence.finalLogits = logits;
       this.counts.sampledTokens++;
       this.acceptToken(sequence, sequence.sampler.sampleLogits(logits));
+      finished ||= sequence.finishReason !== undefined;
     }
+    return finished;
   }
 
   private acceptToken(sequence: Sequence, token: number): void {
