@@ -188,9 +188,13 @@ class InFlight {
   private total = 0;
   private lastArrival = -Infinity;
 
-  track(exchange: HttpExchange, route: string): void {
+  /**
+   * `traffic` false for probes: a health checker that keeps its connection to a draining worker
+   * open must not hold off the handover's quiet period forever.
+   */
+  track(exchange: HttpExchange, route: string, traffic: boolean): void {
     this.total++;
-    this.lastArrival = performance.now();
+    if (traffic) this.lastArrival = performance.now();
     this.byRoute.set(route, (this.byRoute.get(route) ?? 0) + 1);
     exchange.onClose(() => {
       this.total--;
@@ -228,8 +232,8 @@ export function createRouter(options: RouterOptions): Router {
     const match = findRoute(routes, exchange.method, exchange.path);
     const routePath = match.kind === 'route' ? match.route.path : exchange.path;
     logCompletion(exchange, log, routePath);
-    inFlight.track(exchange, match.kind === 'route' ? routePath : '(unrouted)');
     const exempt = match.kind === 'route' && match.route.servedWhileDraining === true;
+    inFlight.track(exchange, match.kind === 'route' ? routePath : '(unrouted)', !exempt);
     if (draining !== undefined && !exempt) exchange.closeConnectionAfter = true;
     if (draining === 'shutdown' && !exempt) {
       const shape = match.kind === 'route' ? match.route.errorShape : fallbackErrorShape;
