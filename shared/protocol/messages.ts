@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { ErrorCode } from '../errors.js';
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 const requestId = z.string().min(1).max(200);
 const count = z.number().int().nonnegative();
@@ -19,9 +19,26 @@ export const errorPayloadSchema = z.object({
   retryAfter: z.number().nonnegative().optional(),
 });
 
+/** A function the model may call: OpenAI's `function` and Anthropic's tool, one shape. `parameters` is a JSON Schema. */
+export const toolDefinitionSchema = z.object({
+  name: z.string().min(1),
+  description: z.string().optional(),
+  parameters: z.record(z.string(), z.unknown()).optional(),
+});
+export type ToolDefinition = z.infer<typeof toolDefinitionSchema>;
+
+/** A call the assistant made; `arguments` is JSON text, as OpenAI carries it. */
+export const toolCallSchema = z.object({ id: z.string(), name: z.string(), arguments: z.string() });
+export type ToolCall = z.infer<typeof toolCallSchema>;
+
 export const chatMessageSchema = z.object({
   role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
   content: z.string(),
+  /** An assistant turn's tool calls. */
+  toolCalls: z.array(toolCallSchema).optional(),
+  /** A tool message: the call it answers, and the tool's name when known. */
+  toolCallId: z.string().optional(),
+  name: z.string().optional(),
 });
 export type ChatMessage = z.infer<typeof chatMessageSchema>;
 
@@ -35,12 +52,14 @@ export const samplingSchema = z.object({
   repeatPenalty: z.number().positive(),
   frequencyPenalty: z.number(),
   presencePenalty: z.number(),
+  /** GBNF (root rule `root`) the output must match: JSON mode, forced tool calls. */
+  grammar: z.string().min(1).optional(),
 });
 export type SamplingParams = z.infer<typeof samplingSchema>;
 
 /** What to generate from: chat messages rendered with the model's own template, or raw text. */
 const generateInputSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('chat'), messages: z.array(chatMessageSchema).min(1) }),
+  z.object({ kind: z.literal('chat'), messages: z.array(chatMessageSchema).min(1), tools: z.array(toolDefinitionSchema).optional() }),
   z.object({ kind: z.literal('text'), prompt: z.string() }),
 ]);
 export type GenerateInput = z.infer<typeof generateInputSchema>;
@@ -54,6 +73,8 @@ const modelSummarySchema = z.object({
   /** Cells of the engine's context, shared by all sequences. */
   engineContext: count,
   maxSequences: count,
+  /** How this model writes tool calls (worker/tools/format.ts), detected from its chat template. */
+  toolFormat: z.enum(['hermes', 'llama3', 'mistral']),
 });
 export type ModelSummary = z.infer<typeof modelSummarySchema>;
 

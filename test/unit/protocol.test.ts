@@ -28,7 +28,7 @@ const front: FrontToInference[] = [
 const inference: InferenceToFront[] = [
   {
     type: 'ready',
-    model: { id: 'tiny', path: '/m.gguf', architecture: 'qwen2', contextLength: 8192, vocabSize: 151936, engineContext: 4096, maxSequences: 8 },
+    model: { id: 'tiny', path: '/m.gguf', architecture: 'qwen2', contextLength: 8192, vocabSize: 151936, engineContext: 4096, maxSequences: 8, toolFormat: 'hermes' },
   },
   { type: 'started', requestId: 'r1', promptTokens: 12, cachedTokens: 8, cacheTier: 'hot' },
   { type: 'tokens', requestId: 'r1', text: 'wörld', tokenCount: 1 },

@@ -9,6 +9,7 @@ import { loadAddon, type Addon, type Context, type Model } from '../engine/addon
 import { Engine } from '../engine/engine.js';
 import { DiskTier, modelFingerprint } from '../persistence/disk-tier.js';
 import type { InferenceOptions } from './options.js';
+import { detectToolFormat } from '../tools/format.js';
 import { AUTO, autoContextSize, kvBytesPerToken, usableMemoryBytes } from '../../shared/budgets.js';
 import { decodeFrontMessage, encodeMessage } from '../../shared/protocol/codec.js';
 import type { AgentsRequestMessage, CountTokensMessage, FrontToInference, InferenceToFront } from '../../shared/protocol/messages.js';
@@ -127,6 +128,7 @@ async function main(): Promise<void> {
       vocabSize: info.vocabSize,
       engineContext: contextInfo.nCtx,
       maxSequences: contextInfo.nSeqMax,
+      toolFormat: detectToolFormat(info.chatTemplate),
     },
   });
 }
