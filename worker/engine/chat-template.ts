@@ -4,7 +4,7 @@
  * only knows a fixed list of templates. A model without a template gets ChatML, as llama-server does.
  */
 import { Template } from '@huggingface/jinja';
-import type { ChatMessage } from '../../shared/protocol/messages.js';
+import type { ChatMessage, ToolDefinition } from '../../shared/protocol/messages.js';
 import { BadRequestError } from '../../shared/errors.js';
 
 const chatMlTemplate =
@@ -27,12 +27,13 @@ export class ChatTemplate {
   }
 
   /** The prompt text for the next assistant turn. `developer` is OpenAI's newer name for `system`. */
-  render(messages: readonly ChatMessage[]): string {
+  render(messages: readonly ChatMessage[], tools?: readonly ToolDefinition[]): string {
     const normalized = messages.map((m) => ({ role: m.role === 'developer' ? 'system' : m.role, content: m.content }));
     try {
       return this.template.render({
         messages: normalized,
         add_generation_prompt: true,
+        ...(tools === undefined || tools.length === 0 ? {} : { tools: tools.map((tool) => ({ type: 'function', function: tool })) }),
         bos_token: this.tokens.bos,
         eos_token: this.tokens.eos,
       });

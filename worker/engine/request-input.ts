@@ -36,7 +36,7 @@ export class RequestInput {
 
   /** The prompt's tokens: the one path both generation and token counting take. */
   prompt(input: GenerateInput): Int32Array {
-    const text = input.kind === 'chat' ? this.template.render(input.messages) : input.prompt;
+    const text = input.kind === 'chat' ? this.template.render(input.messages, input.tools) : input.prompt;
     const prompt = this.model.tokenize(text, { addSpecial: true, parseSpecial: true });
     if (prompt.length === 0) throw new BadRequestError('the prompt is empty', input.kind === 'chat' ? 'messages' : 'prompt');
     return prompt;
