@@ -129,6 +129,11 @@ export const optionSpecs = {
   ),
   apiKeysFile: textOption('A file of API keys, one per line (blank lines and lines starting with # ignored), added to apiKeys.', 4096, 'spaces allowed'),
   adminKey: keyOption(false, 'The key of the admin routes (/admin/…); it also passes wherever an API key does. Unset: admin routes answer 403.'),
+  metricsAccess: enumOption(
+    ['public', 'user', 'admin'],
+    'public',
+    'Who may scrape GET /metrics: anyone (Prometheus inside the cluster), a holder of an API key, or the admin key only.',
+  ),
   rateLimitPerKey: integerOption(0, 0, 1_000_000, 'Requests per minute each API key may send (a token bucket of rateLimitBurst requests); 0 = no limit. Over it: 429 with Retry-After.'),
   rateLimitPerAgent: integerOption(0, 0, 1_000_000, 'Requests per minute each agent may send (a token bucket of rateLimitBurst requests); 0 = no limit. Over it: 429 with Retry-After.'),
   rateLimitBurst: integerOption(10, 1, 1_000_000, 'Requests a key or an agent may send at once before its per-minute rate applies (the token bucket size).'),
@@ -318,6 +323,8 @@ export interface AccessSettings {
   /** Empty: requests need no key (the admin routes still need the admin key). */
   apiKeys: string[];
   adminKey: string | undefined;
+  /** Who may scrape /metrics. */
+  metricsAccess: 'public' | 'user' | 'admin';
   /** Requests per minute; 0 = no limit. */
   perKeyPerMinute: number;
   perAgentPerMinute: number;
@@ -372,6 +379,7 @@ export function toServerSettings(config: Config, modelPath: string): ServerSetti
     access: {
       apiKeys: apiKeysOf(config),
       adminKey: config.adminKey,
+      metricsAccess: config.metricsAccess,
       perKeyPerMinute: config.rateLimitPerKey,
       perAgentPerMinute: config.rateLimitPerAgent,
       burst: config.rateLimitBurst,

@@ -17,6 +17,7 @@ import { createHttpServer } from './http/uws.js';
 import { AccessControl, type RouteAccess } from './http/access.js';
 import { RateLimiter, type AgentGate } from './http/rate-limit.js';
 import type { AccessSettings } from '../shared/config.js';
+import { HttpMetrics } from './http/metrics.js';
 import type { InferenceOptions } from './inference/options.js';
 
 export interface WorkerServerOptions {
@@ -109,8 +110,9 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   // The readiness route reports the router's drain state, so the table is filled once the router exists.
   const table: Route[] = [];
   const { guard, agentGate } = accessRules(options.access);
-  const router = createRouter({ routes: table, fallbackErrorShape: openAIErrorBody, logger, guard });
-  table.push(...routes(engine, router, limits, agentGate));
+  const metrics = new HttpMetrics();
+  const router = createRouter({ routes: table, fallbackErrorShape: openAIErrorBody, logger, guard, onResponse: (answered) => metrics.observe(answered) });
+  table.push(...routes(engine, router, limits, agentGate), metrics.route(options.access?.metricsAccess ?? 'public', openAIErrorBody));
   http.route('/*', router.handle);
   let port = options.port;
   let bound = false;

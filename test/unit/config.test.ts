@@ -61,6 +61,7 @@ t.test('defaults: every option has one and they pass their own checks', async (t
     apiKeys: undefined,
     apiKeysFile: undefined,
     adminKey: undefined,
+    metricsAccess: 'public',
     rateLimitPerKey: 0,
     rateLimitPerAgent: 0,
     rateLimitBurst: 10,
@@ -137,6 +138,7 @@ const invalidValues: [OptionName, string, string][] = [
   ['drainTimeout', '0', 'drainTimeout must be an integer from 1 to 3600; got 0 from flag --drain-timeout'],
   ['readyMaxPoolPercent', '101', 'readyMaxPoolPercent must be an integer from 1 to 100; got 101 from flag --ready-max-pool-percent'],
   ['maxBodyBytes', '100', 'maxBodyBytes must be an integer from 1024 to 268435456; got 100 from flag --max-body-bytes'],
+  ['metricsAccess', 'open', 'metricsAccess must be one of public, user, admin; got "open" from flag --metrics-access'],
   ['logLevel', 'verbose', 'logLevel must be one of trace, debug, info, warn, error, fatal, silent; got "verbose" from flag --log-level'],
   ['workers', '0', 'workers must be an integer from 1 to 64; got 0 from flag --workers'],
 ];
@@ -213,7 +215,8 @@ t.test('server settings: inference options from the config, model id from the fi
       cacheDir: join(userCacheDir(), 'agents'),
       diskBudgetBytes: 0,
     },
-    access: { apiKeys: [], adminKey: undefined, perKeyPerMinute: 0, perAgentPerMinute: 0, burst: 10 },
+    access: { apiKeys: [], adminKey: undefined,
+      metricsAccess: 'public', perKeyPerMinute: 0, perAgentPerMinute: 0, burst: 10 },
   });
   t.equal(toServerSettings(loadConfig({ flags: { modelId: 'agent-model' } }), '/m.gguf').inference.modelId, 'agent-model', 'modelId wins');
 });

@@ -55,6 +55,16 @@ export interface RouterOptions {
    * in the route's error shape.
    */
   guard?: (headers: ReadonlyMap<string, string>, access: RouteAccess) => void;
+  /** Told of every answered request (the metrics); `route` is the route's pattern, never the raw path. */
+  onResponse?: (response: AnsweredRequest) => void;
+}
+
+export interface AnsweredRequest {
+  route: string;
+  method: string;
+  /** 0 when the client went away before a status was sent. */
+  status: number;
+  seconds: number;
 }
 
 /** While the server drains, what a request arriving on an open keep-alive connection gets (see ipc.ts). */
@@ -174,11 +184,13 @@ function run(route: Route, context: RequestContext, guard: RouterOptions['guard'
   }
 }
 
-/** Logs one line when the response ended or the client went away. */
-function logCompletion(exchange: HttpExchange, log: Logger, route: string): void {
+/** Logs one line (and tells `onResponse`) when the response ended or the client went away. */
+function logCompletion(exchange: HttpExchange, log: Logger, route: string, onResponse: RouterOptions['onResponse']): void {
   exchange.onClose((aborted) => {
-    const durationMs = Math.round((performance.now() - exchange.receivedAt) * 10) / 10;
+    const seconds = (performance.now() - exchange.receivedAt) / 1000;
+    const durationMs = Math.round(seconds * 10_000) / 10;
     log.info({ method: exchange.method, route, status: exchange.statusCode ?? null, durationMs, aborted }, 'request');
+    onResponse?.({ route, method: exchange.method, status: exchange.statusCode ?? 0, seconds });
   });
 }
 
@@ -231,7 +243,8 @@ export function createRouter(options: RouterOptions): Router {
     });
     const match = findRoute(routes, exchange.method, exchange.path);
     const routePath = match.kind === 'route' ? match.route.path : exchange.path;
-    logCompletion(exchange, log, routePath);
+    // Unrouted paths are any string a client sends: one label value for all of them keeps metrics bounded.
+    logCompletion(exchange, log, routePath, options.onResponse === undefined ? undefined : (answered) => options.onResponse?.(match.kind === 'route' ? answered : { ...answered, route: '(unrouted)' }));
     const exempt = match.kind === 'route' && match.route.servedWhileDraining === true;
     inFlight.track(exchange, match.kind === 'route' ? routePath : '(unrouted)', !exempt);
     if (draining !== undefined && !exempt) exchange.closeConnectionAfter = true;

@@ -1,0 +1,53 @@
+/**
+ * GET /metrics: Prometheus exposition of this process's registry (prom-client). Who may scrape it is
+ * configuration (`metricsAccess`): public by default, because Prometheus inside a cluster usually
+ * scrapes without credentials, but an operator exposing the port may require an API or admin key.
+ * The request metrics are counted from the router's `onResponse` hook, so every route, the probes and
+ * the 404s included, is counted once, with the route's pattern as the label (bounded cardinality).
+ */
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import type { AnsweredRequest, ErrorShape, Route } from './router.js';
+import type { RouteAccess } from './access.js';
+
+/** The OpenTelemetry HTTP server duration advice, in seconds, from 5 ms. */
+const durationBuckets = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60, 120];
+
+export class HttpMetrics {
+  readonly registry = new Registry();
+  private readonly requests = new Counter({
+    name: 'semantic_request_total',
+    help: 'HTTP requests answered, by route pattern, method and status (0: the client left before a status).',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [this.registry],
+  });
+  private readonly durations = new Histogram({
+    name: 'semantic_request_duration_seconds',
+    help: 'Time from a request arriving to its response (a stream: its last event) ending, by route pattern.',
+    labelNames: ['route'] as const,
+    buckets: durationBuckets,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  observe(answered: AnsweredRequest): void {
+    this.requests.inc({ route: answered.route, method: answered.method, status: String(answered.status) });
+    this.durations.observe({ route: answered.route }, answered.seconds);
+  }
+
+  route(access: RouteAccess, errorShape: ErrorShape): Route {
+    return {
+      method: 'GET',
+      path: '/metrics',
+      errorShape,
+      access,
+      servedWhileDraining: true,
+      handle: async (context) => {
+        const body = await this.registry.metrics();
+        context.exchange.respond(200, { 'Content-Type': this.registry.contentType }, body);
+      },
+    };
+  }
+}
