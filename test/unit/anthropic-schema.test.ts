@@ -1,7 +1,7 @@
 // Anthropic Messages bodies: valid ones map to the exact chat messages and GenerateMessage, invalid or
 // unsupported ones give a 400 naming the field at fault; usage and stop reasons map as documented.
 import t, { type Test } from 'tap';
-import { chatMessages, type CountTokensRequest, parseCountTokensRequest, parseMessagesRequest, toGenerateMessage } from '../../worker/http/anthropic-schema.js';
+import { chatMessages, type CountTokensRequest, parseCountTokensRequest, parseMessagesRequest, toGenerateMessage, toolUse } from '../../worker/http/anthropic-schema.js';
 import { anthropicErrorBody, messageBody, messageStart, toAnthropicUsage } from '../../worker/http/anthropic.js';
 import { ErrorCode, SemanticError } from '../../shared/errors.js';
 import { resolveAgentId } from '../../shared/agent-id.js';
@@ -24,7 +24,7 @@ function badParam(t: Test, body: unknown, param: string, message?: RegExp, parse
 
 t.test('a minimal body maps to a chat generate with Anthropic defaults and its max_tokens', async (t) => {
   const request = parseMessagesRequest(minimal);
-  t.strictSame(toGenerateMessage(request, chatMessages(request), 'req-1', 'agent-1'), {
+  t.strictSame(toGenerateMessage(request, chatMessages(request), 'req-1', 'agent-1', toolUse(request, 'hermes')), {
     type: 'generate',
     requestId: 'req-1',
     agentId: 'agent-1',
@@ -63,7 +63,8 @@ t.test('every supported field maps; system and text blocks become chat messages'
     { role: 'assistant', content: 'ok' },
     { role: 'user', content: 'three\nfour' },
   ]);
-  const generate = toGenerateMessage(request, messages, 'r', 'a');
+  const generate = toGenerateMessage(request, messages, 'r', 'a', toolUse(request, 'hermes'));
+  t.strictSame(generate.input, { kind: 'chat', messages }, 'an empty tools list tells the model of no tools');
   t.strictSame(generate.sampling, { temperature: 0, topP: 0.9, topK: 40, minP: 0, repeatPenalty: 1, frequencyPenalty: 0, presencePenalty: 0 });
   t.strictSame(generate.stop, ['\n\n', 'END']);
   t.equal(request.metadata?.user_id, 'alice');
@@ -89,11 +90,7 @@ t.test('fields are checked strictly, unknown top-level fields are refused as the
   badParam(t, { ...minimal, thinking: { type: 'enabled', budget_tokens: 1024 } }, 'thinking.type', /extended thinking is not supported/);
 });
 
-t.test('tool use, non-text blocks and prefill are refused as not supported yet', async (t) => {
-  badParam(t, { ...minimal, tools: [{ name: 'f', input_schema: { type: 'object' } }] }, 'tools', /tool use is not supported/);
-  badParam(t, { ...minimal, tool_choice: { type: 'auto' } }, 'tool_choice', /tool use is not supported/);
-  const toolResult = { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: 'x' }] };
-  badParam(t, { ...minimal, messages: [toolResult] }, 'messages.0.content.0.type', /tool use is not supported/);
+t.test('non-text blocks and prefill are refused as not supported yet', async (t) => {
   const image = { role: 'user', content: [{ type: 'image', source: {} }] };
   badParam(t, { ...minimal, messages: [image] }, 'messages.0.content.0.type', /'image' content blocks are not supported/);
   badParam(t, { ...minimal, messages: [user, { role: 'assistant', content: 'The answer is' }] }, 'messages.1.role', /prefill/);
@@ -117,7 +114,7 @@ t.test('usage: input_tokens excludes cache reads, so input + cache_read = the wh
 t.test('bodies: message, message_start and the error shape', async (t) => {
   const meta = { id: 'msg_1', model: 'tiny' };
   const done = { type: 'done' as const, requestId: 'r', finishReason: 'length' as const, usage: { promptTokens: 10, cachedTokens: 0, completionTokens: 3 } };
-  t.strictSame(messageBody(meta, 'abc', done), {
+  t.strictSame(messageBody(meta, [{ type: 'text', text: 'abc' }], done), {
     id: 'msg_1',
     type: 'message',
     role: 'assistant',
@@ -127,7 +124,9 @@ t.test('bodies: message, message_start and the error shape', async (t) => {
     stop_sequence: null,
     usage: { input_tokens: 10, output_tokens: 3, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
   });
-  t.match(messageBody(meta, '', { ...done, finishReason: 'stop' }), { stop_reason: 'end_turn' });
+  t.match(messageBody(meta, [{ type: 'text', text: '' }], { ...done, finishReason: 'stop' }), { stop_reason: 'end_turn' });
+  const call = { type: 'tool_use' as const, id: 'toolu_1', name: 'f', input: {} };
+  t.match(messageBody(meta, [call], done), { content: [call], stop_reason: 'tool_use', stop_sequence: null }, 'a call ends the message in tool_use');
   const start = messageStart(meta, { type: 'started', requestId: 'r', promptTokens: 10, cachedTokens: 4, cacheTier: 'hot' });
   t.strictSame(start, {
     type: 'message_start',

@@ -1,35 +1,76 @@
 /**
- * The bodies of `POST /v1/messages` and `POST /v1/messages/count_tokens`, checked by zod and mapped to
- * the protocol's chat messages. Unlike the OpenAI route (whose clients send many vendor extras), the
+ * The bodies of `POST /v1/messages` and `POST /v1/messages/count_tokens`, checked by zod, and the
+ * protocol message they become. Unlike the OpenAI route (whose clients send many vendor extras), the
  * real Anthropic API refuses unknown top-level fields, and so do we: a 400 naming the field, so a
  * client relying on a feature we lack learns it at once instead of getting a silently different
- * answer. For the same reason tool use, extended thinking, assistant prefill and non-text blocks are
- * refused with a message saying they are not supported yet.
+ * answer. For the same reason server tools, extended thinking, assistant prefill and non-text blocks
+ * (images, documents) are refused with a message saying they are not supported yet.
  */
 import { z } from 'zod';
 import { BadRequestError } from '../../shared/errors.js';
 import { deepestIssue } from './request-checks.js';
-import type { ChatMessage, GenerateMessage, SamplingParams } from '../../shared/protocol/messages.js';
+import type { ChatMessage, GenerateInput, GenerateMessage, SamplingParams, ToolDefinition } from '../../shared/protocol/messages.js';
+import type { ToolFormat } from '../tools/format.js';
+import { toolChoiceGrammar, toolsForPrompt, type ToolChoice } from '../tools/tool-choice.js';
 import { defaultSampling, maxStopStrings } from './openai-schema.js';
+
+export { chatMessages } from './anthropic-content.js';
+
+const required = (expected: string) => (issue: { input?: unknown }) => (issue.input === undefined ? 'Field required' : `expected ${expected}`);
+const requiredString = () => z.string({ error: required('a string') });
 
 /** `cache_control` is accepted and ignored: every agent's prompt is cached automatically. */
 const cacheControl = z.object({ type: z.literal('ephemeral'), ttl: z.enum(['5m', '1h']).optional() }).nullish();
 const textBlock = z.object({ type: z.literal('text'), text: z.string(), cache_control: cacheControl, citations: z.array(z.unknown()).nullish() });
-const content = z.union([z.string(), z.array(textBlock)], { error: 'expected a string or an array of text blocks' });
+const textContent = z.union([z.string(), z.array(textBlock)], { error: 'expected a string or an array of text blocks' });
 
+/** A call the assistant made, sent back in its turn of the conversation. */
+const toolUseBlock = z.object({
+  type: z.literal('tool_use'),
+  id: requiredString().min(1),
+  name: requiredString().min(1),
+  input: z.record(z.string(), z.unknown(), { error: required('an object') }),
+  cache_control: cacheControl,
+});
+
+/** The result of one call, in the user turn after it. */
+const toolResultBlock = z.object({
+  type: z.literal('tool_result'),
+  tool_use_id: requiredString().min(1),
+  content: textContent.optional(),
+  is_error: z.boolean().optional(),
+  cache_control: cacheControl,
+});
+
+const contentBlock = z.discriminatedUnion('type', [textBlock, toolUseBlock, toolResultBlock]);
+const content = z.union([z.string(), z.array(contentBlock)], { error: 'expected a string or an array of content blocks' });
 const message = z.object({ role: z.enum(['user', 'assistant']), content });
+
+/** A client tool: the model sees its name, description and input schema (a JSON Schema for an object). */
+const tool = z.object({
+  type: z.literal('custom').optional(),
+  name: requiredString().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'tool names must match ^[a-zA-Z0-9_-]{1,64}$'),
+  description: z.string().optional(),
+  input_schema: z.looseObject({ type: z.literal('object', 'expected "object": a tool takes an object') }, { error: required('an object') }),
+  cache_control: cacheControl,
+});
+
+const parallel = { disable_parallel_tool_use: z.boolean().optional() };
+const toolChoice = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('auto'), ...parallel }),
+  z.strictObject({ type: z.literal('any'), ...parallel }),
+  z.strictObject({ type: z.literal('tool'), name: requiredString(), ...parallel }),
+  z.strictObject({ type: z.literal('none') }),
+]);
 
 const conversation = {
   model: z.string().min(1),
   messages: z.array(message).min(1, 'at least one message is required'),
-  system: content.nullish(),
-  /** Only absent or empty ever gets this far: see rejectUnsupported. */
-  tools: z.array(z.unknown()).nullish(),
-  tool_choice: z.unknown().optional(),
+  system: textContent.nullish(),
+  tools: z.array(tool).nullish(),
+  tool_choice: toolChoice.nullish(),
   thinking: z.object({ type: z.literal('disabled', 'extended thinking is not supported by this server yet') }).nullish(),
 };
-
-const required = (expected: string) => (issue: { input?: unknown }) => (issue.input === undefined ? 'Field required' : `expected ${expected}`);
 
 export const messagesRequestSchema = z.strictObject({
   ...conversation,
@@ -48,6 +89,8 @@ export const countTokensRequestSchema = z.strictObject(conversation);
 
 export type MessagesRequest = z.infer<typeof messagesRequestSchema>;
 export type CountTokensRequest = z.infer<typeof countTokensRequestSchema>;
+export type ContentBlock = z.infer<typeof contentBlock>;
+export type AnthropicMessage = z.infer<typeof message>;
 
 /** The real API's wording for unknown fields is "<field>: Extra inputs are not permitted". */
 function toBadRequest(error: z.ZodError): BadRequestError {
@@ -63,36 +106,60 @@ function toBadRequest(error: z.ZodError): BadRequestError {
   return new BadRequestError(`${param}: ${issue.message}`, param);
 }
 
-const toolBlockTypes = new Set(['tool_use', 'tool_result', 'server_tool_use', 'web_search_tool_result']);
-const toolsNotSupported = 'tool use is not supported by this server yet';
+const supportedBlocks = new Set(['text', 'tool_use', 'tool_result']);
 
-function rejectBlocks(value: unknown, path: string): void {
+/** Block types the real API has and we do not (images, documents, thinking, server tools' blocks). */
+function rejectBlocks(value: unknown, path: string, supported: ReadonlySet<string>): void {
   if (!Array.isArray(value)) return;
   for (const [i, block] of value.entries()) {
     const type = (block as { type?: unknown } | null)?.type;
-    if (typeof type !== 'string' || type === 'text') continue;
+    if (typeof type !== 'string' || supported.has(type)) continue;
     const param = `${path}.${i}.type`;
-    if (toolBlockTypes.has(type)) throw new BadRequestError(`${param}: ${toolsNotSupported} ('${type}' blocks)`, param);
-    throw new BadRequestError(`${param}: '${type}' content blocks are not supported by this server yet; only 'text'`, param);
+    throw new BadRequestError(`${param}: '${type}' content blocks are not supported by this server yet; only ${[...supported].map((s) => `'${s}'`).join(', ')}`, param);
+  }
+}
+
+/** Server tools (web search, code execution, bash…) run on Anthropic's side; there is no such side here. */
+function rejectServerTools(tools: unknown): void {
+  if (!Array.isArray(tools)) return;
+  for (const [i, entry] of tools.entries()) {
+    const type = (entry as { type?: unknown } | null)?.type;
+    if (type === undefined || type === null || type === 'custom') continue;
+    const param = `tools.${i}.type`;
+    throw new BadRequestError(`${param}: server tools ('${String(type)}') are not supported by this server; only client tools with an input_schema`, param);
   }
 }
 
 /** Features of the real API we do not implement, refused with a clear message before schema checks. */
 function rejectUnsupported(body: unknown): void {
   if (typeof body !== 'object' || body === null) return;
-  const { tools, tool_choice: toolChoice, messages, system } = body as Record<string, unknown>;
-  if (Array.isArray(tools) && tools.length > 0) throw new BadRequestError(`tools: ${toolsNotSupported}`, 'tools');
-  const choice = (toolChoice as { type?: unknown } | null | undefined)?.type;
-  if (toolChoice !== undefined && toolChoice !== null && choice !== 'none') throw new BadRequestError(`tool_choice: ${toolsNotSupported}`, 'tool_choice');
-  rejectBlocks(system, 'system');
+  const { tools, messages, system } = body as Record<string, unknown>;
+  rejectServerTools(tools);
+  rejectBlocks(system, 'system', new Set(['text']));
   if (!Array.isArray(messages)) return;
-  for (const [i, m] of messages.entries()) rejectBlocks((m as { content?: unknown } | null)?.content, `messages.${i}.content`);
+  for (const [i, m] of messages.entries()) rejectBlocks((m as { content?: unknown } | null)?.content, `messages.${i}.content`, supportedBlocks);
 }
 
-function parse<T>(schema: z.ZodType<T>, body: unknown): T {
+/** What zod cannot see field by field: tool names unique, and tool_choice naming a tool the request has. */
+function checkTools(request: CountTokensRequest): void {
+  const names = new Set<string>();
+  for (const [i, { name }] of (request.tools ?? []).entries()) {
+    if (names.has(name)) throw new BadRequestError(`tools.${i}.name: tool names must be unique; '${name}' is given twice`, `tools.${i}.name`);
+    names.add(name);
+  }
+  const choice = request.tool_choice;
+  if (choice === null || choice === undefined) return;
+  if (choice.type === 'tool' && !names.has(choice.name)) {
+    throw new BadRequestError(`tool_choice.name: the tool '${choice.name}' is not among the request's tools`, 'tool_choice.name');
+  }
+  if (choice.type === 'any' && names.size === 0) throw new BadRequestError("tool_choice.type: 'any' needs at least one tool in tools", 'tool_choice.type');
+}
+
+function parse<T extends CountTokensRequest>(schema: z.ZodType<T>, body: unknown): T {
   rejectUnsupported(body);
   const parsed = schema.safeParse(body);
   if (!parsed.success) throw toBadRequest(parsed.error);
+  checkTools(parsed.data);
   return parsed.data;
 }
 
@@ -105,49 +172,66 @@ export function parseCountTokensRequest(body: unknown): CountTokensRequest {
   return parse(countTokensRequestSchema, body);
 }
 
-/** Blocks are joined with newlines, as the OpenAI route joins parts: one conversation, one prompt. */
-function contentText(value: string | { text: string }[]): string {
-  return typeof value === 'string' ? value : value.map((block) => block.text).join('\n');
+/** Anthropic's tool choice in the tool core's terms: `any` is OpenAI's `required`. No tool_choice is `auto`. */
+export function toToolChoice(request: CountTokensRequest): ToolChoice {
+  const choice = request.tool_choice;
+  if (choice === null || choice === undefined || choice.type === 'auto') return { kind: 'auto' };
+  if (choice.type === 'any') return { kind: 'required' };
+  if (choice.type === 'tool') return { kind: 'tool', name: choice.name };
+  return { kind: 'none' };
 }
 
-/**
- * The conversation as the chat template sees it: `system` first, then the turns. Consecutive turns
- * of one role are merged, as the real API does. A final assistant turn would be a prefill the model
- * continues; the template closes every turn, so that is refused rather than answered wrongly.
- */
-export function chatMessages(request: CountTokensRequest): ChatMessage[] {
-  const out: ChatMessage[] = [];
-  const system = request.system === null || request.system === undefined ? '' : contentText(request.system);
-  if (system !== '') out.push({ role: 'system', content: system });
-  for (const m of request.messages) {
-    const text = contentText(m.content);
-    const last = out.at(-1);
-    if (last?.role === m.role) last.content += `\n${text}`;
-    else out.push({ role: m.role, content: text });
-  }
-  const final = request.messages.length - 1;
-  if (request.messages[final]?.role === 'assistant') {
-    throw new BadRequestError(`messages.${final}.role: a final assistant message (prefill) is not supported by this server yet`, `messages.${final}.role`);
-  }
-  return out;
+/** The request's tools in the protocol's shape: `input_schema` is the JSON Schema of the call's arguments. */
+export function toolDefinitions(request: CountTokensRequest): ToolDefinition[] {
+  return (request.tools ?? []).map((t) => ({ name: t.name, ...(t.description === undefined ? {} : { description: t.description }), parameters: t.input_schema }));
 }
 
-function toSampling(request: MessagesRequest): SamplingParams {
+/** How the model may answer this request: which tools it is told of, whether its calls are parsed, how many are kept. */
+export interface ToolUse {
+  /** The tools rendered into the prompt; empty when there are none or tool_choice is `none`. */
+  promptTools: ToolDefinition[];
+  /** Forces a call (`any`, `tool`); undefined when the model is free to answer in text. */
+  grammar: string | undefined;
+  /** `disable_parallel_tool_use`: only the first call is kept. */
+  maxCalls: number;
+}
+
+/** The tools the model is told of: count_tokens counts exactly these. */
+export function promptTools(request: CountTokensRequest): ToolDefinition[] {
+  return toolsForPrompt(toolDefinitions(request), toToolChoice(request));
+}
+
+export function toolUse(request: CountTokensRequest, format: ToolFormat): ToolUse {
+  const tools = toolDefinitions(request);
+  const choice = toToolChoice(request);
+  const promptTools = toolsForPrompt(tools, choice);
+  const grammar = promptTools.length === 0 ? undefined : toolChoiceGrammar(format, tools, choice);
+  const single = request.tool_choice !== null && request.tool_choice !== undefined && 'disable_parallel_tool_use' in request.tool_choice && request.tool_choice.disable_parallel_tool_use === true;
+  return { promptTools, grammar, maxCalls: single ? 1 : Infinity };
+}
+
+/** The chat as the engine renders it, tools included: generation and count_tokens share it, so the counts agree. */
+export function chatInput(messages: ChatMessage[], use: Pick<ToolUse, 'promptTools'>): GenerateInput {
+  return { kind: 'chat', messages, ...(use.promptTools.length === 0 ? {} : { tools: use.promptTools }) };
+}
+
+function toSampling(request: MessagesRequest, grammar: string | undefined): SamplingParams {
   return {
     ...defaultSampling,
     temperature: request.temperature ?? defaultSampling.temperature,
     topP: request.top_p ?? defaultSampling.topP,
     topK: request.top_k ?? defaultSampling.topK,
+    ...(grammar === undefined ? {} : { grammar }),
   };
 }
 
-export function toGenerateMessage(request: MessagesRequest, messages: ChatMessage[], requestId: string, agentId: string): GenerateMessage {
+export function toGenerateMessage(request: MessagesRequest, messages: ChatMessage[], requestId: string, agentId: string, use: ToolUse): GenerateMessage {
   return {
     type: 'generate',
     requestId,
     agentId,
-    input: { kind: 'chat', messages },
-    sampling: toSampling(request),
+    input: chatInput(messages, use),
+    sampling: toSampling(request, use.grammar),
     maxTokens: request.max_tokens,
     stop: request.stop_sequences ?? [],
   };

@@ -14,7 +14,8 @@ import { describeError, SemanticError, type ErrorPayload } from '../../shared/er
 import type { GenerateInput, GenerateMessage, StartedMessage, Usage } from '../../shared/protocol/messages.js';
 import { resolveAgentId } from '../../shared/agent-id.js';
 import type { CompletedMessage, Generation } from '../engine-client.js';
-import { chatMessages, parseCountTokensRequest, parseMessagesRequest, toGenerateMessage } from './anthropic-schema.js';
+import { chatInput, chatMessages, parseCountTokensRequest, parseMessagesRequest, promptTools, toGenerateMessage, toolUse } from './anthropic-schema.js';
+import { BlockStream, outputBlocks, type CallParsing, type OutputBlock, type StreamEvent } from './anthropic-blocks.js';
 import { cacheHeaders, type ChatEngine } from './openai.js';
 import type { RequestContext, Route } from './router.js';
 import { SseStream } from './sse.js';
@@ -54,10 +55,15 @@ export function toAnthropicUsage(usage: Usage): AnthropicUsage {
   };
 }
 
-export type StopReason = 'end_turn' | 'max_tokens' | 'stop_sequence';
+export type StopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use';
 
-/** Why the message ended, as both the JSON body and the stream's `message_delta` say it. */
-export function toStopFields(done: Pick<CompletedMessage, 'finishReason' | 'stopSequence'>): { stop_reason: StopReason; stop_sequence: string | null } {
+/**
+ * Why the message ended, as both the JSON body and the stream's `message_delta` say it. A message that
+ * made calls ends in `tool_use` whatever stopped generation after them: the client's next step is to
+ * run the tools.
+ */
+export function toStopFields(done: Pick<CompletedMessage, 'finishReason' | 'stopSequence'>, calls = 0): { stop_reason: StopReason; stop_sequence: string | null } {
+  if (calls > 0) return { stop_reason: 'tool_use', stop_sequence: null };
   if (done.finishReason === 'length') return { stop_reason: 'max_tokens', stop_sequence: null };
   if (done.stopSequence !== undefined) return { stop_reason: 'stop_sequence', stop_sequence: done.stopSequence };
   return { stop_reason: 'end_turn', stop_sequence: null };
@@ -73,14 +79,15 @@ export function newMessageMeta(model: string): MessageMeta {
   return { id: `msg_${randomBytes(12).toString('hex')}`, model };
 }
 
-export function messageBody(meta: MessageMeta, text: string, done: CompletedMessage): unknown {
+export function messageBody(meta: MessageMeta, content: OutputBlock[], done: CompletedMessage): unknown {
+  const calls = content.filter((block) => block.type === 'tool_use').length;
   return {
     id: meta.id,
     type: 'message',
     role: 'assistant',
     model: meta.model,
-    content: [{ type: 'text', text }],
-    ...toStopFields(done),
+    content,
+    ...toStopFields(done, calls),
     usage: toAnthropicUsage(done.usage),
   };
 }
@@ -103,7 +110,7 @@ function abortOnDisconnect(context: RequestContext, generation: Generation): voi
   });
 }
 
-function completeAsJson(context: RequestContext, engine: ChatEngine, message: GenerateMessage, meta: MessageMeta): void {
+function completeAsJson(context: RequestContext, engine: ChatEngine, message: GenerateMessage, meta: MessageMeta, parsing: CallParsing | undefined): void {
   let text = '';
   let headers: Record<string, string> = {};
   const generation = engine.generate(message, {
@@ -113,26 +120,22 @@ function completeAsJson(context: RequestContext, engine: ChatEngine, message: Ge
     onTokens: (tokens) => {
       text += tokens.text;
     },
-    onDone: (done) => context.sendJson(200, messageBody(meta, text, done), headers),
+    onDone: (done) => context.sendJson(200, messageBody(meta, outputBlocks(text, parsing), done), headers),
     onFailed: (error) => context.sendError(SemanticError.fromPayload(error)),
   });
   abortOnDisconnect(context, generation);
 }
 
-/** One event of a message stream: its `type` is also the SSE event name. */
-export interface StreamEvent {
-  readonly type: string;
-  readonly [field: string]: unknown;
-}
+export type { StreamEvent };
 
 /** Sends `value` as an event named by its own `type`, as the real API does. */
 function sendEvent(sse: SseStream, value: StreamEvent): void {
   sse.sendJson(value, value.type);
 }
 
-function finishStream(sse: SseStream, done: CompletedMessage): void {
-  sendEvent(sse, { type: 'content_block_stop', index: 0 });
-  sendEvent(sse, { type: 'message_delta', delta: toStopFields(done), usage: toAnthropicUsage(done.usage) });
+function finishStream(sse: SseStream, blocks: BlockStream, done: CompletedMessage): void {
+  const calls = blocks.finish();
+  sendEvent(sse, { type: 'message_delta', delta: toStopFields(done, calls), usage: toAnthropicUsage(done.usage) });
   sendEvent(sse, { type: 'message_stop' });
   sse.end();
 }
@@ -141,20 +144,18 @@ function finishStream(sse: SseStream, done: CompletedMessage): void {
  * Headers go out on `started` (after admission), so refusals keep their real status; a failure after
  * that is an `error` event, after which the stream ends.
  */
-function completeAsStream(context: RequestContext, engine: ChatEngine, message: GenerateMessage, meta: MessageMeta): void {
+function completeAsStream(context: RequestContext, engine: ChatEngine, message: GenerateMessage, meta: MessageMeta, parsing: CallParsing | undefined): void {
   let sse = new SseStream(context.exchange);
+  const blocks = new BlockStream((event) => sendEvent(sse, event), parsing);
   const generation = engine.generate(message, {
     onStarted: (started) => {
       sse = new SseStream(context.exchange, { headers: responseHeaders(context, started) });
       sendEvent(sse, messageStart(meta, started));
-      sendEvent(sse, { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } });
+      blocks.start();
       sendEvent(sse, { type: 'ping' });
     },
-    onTokens: (tokens) => {
-      if (tokens.text === '') return;
-      sendEvent(sse, { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: tokens.text } });
-    },
-    onDone: (done) => finishStream(sse, done),
+    onTokens: (tokens) => blocks.push(tokens.text),
+    onDone: (done) => finishStream(sse, blocks, done),
     onFailed: (error) => {
       if (!sse.isOpen) return context.sendError(SemanticError.fromPayload(error));
       context.log.warn({ code: error.code, reason: error.message }, 'generation failed mid-stream');
@@ -179,16 +180,18 @@ async function createMessage(context: RequestContext, engine: ChatEngine, checkA
     messages,
   });
   checkAgent(agentId);
-  const message = toGenerateMessage(request, messages, context.requestId, agentId);
+  const use = toolUse(request, model.toolFormat);
+  const message = toGenerateMessage(request, messages, context.requestId, agentId, use);
+  const parsing = use.promptTools.length === 0 ? undefined : { format: model.toolFormat, maxCalls: use.maxCalls };
   const meta = newMessageMeta(model.id);
-  if (request.stream === true) completeAsStream(context, engine, message, meta);
-  else completeAsJson(context, engine, message, meta);
+  if (request.stream === true) completeAsStream(context, engine, message, meta, parsing);
+  else completeAsJson(context, engine, message, meta, parsing);
 }
 
 async function countTokens(context: RequestContext, engine: MessagesEngine): Promise<void> {
   const request = parseCountTokensRequest(await context.readJson());
   servedModel(engine, request.model, notServed);
-  const inputTokens = await engine.countTokens({ kind: 'chat', messages: chatMessages(request) });
+  const inputTokens = await engine.countTokens(chatInput(chatMessages(request), { promptTools: promptTools(request) }));
   context.sendJson(200, { input_tokens: inputTokens }, { 'request-id': context.requestId });
 }
 

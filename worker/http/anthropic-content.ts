@@ -1,0 +1,134 @@
+/**
+ * An Anthropic conversation (system, turns of content blocks) as the chat template sees it: protocol
+ * chat messages. `tool_use` blocks become the assistant message's tool calls, `tool_result` blocks
+ * become `tool` messages, so each model's own template renders them in the syntax it was trained on.
+ *
+ * Calls and results must pair up as the real API demands (every call answered in the next user turn,
+ * no result without its call): a template given an unpaired call renders a conversation the model
+ * never saw in training, so a clear 400 beats a quietly worse answer.
+ */
+import { BadRequestError } from '../../shared/errors.js';
+import type { ChatMessage, ToolCall } from '../../shared/protocol/messages.js';
+import type { AnthropicMessage, ContentBlock, CountTokensRequest } from './anthropic-schema.js';
+
+type TextBlocks = string | { text: string }[];
+
+/** Blocks are joined with newlines, as the OpenAI route joins parts: one conversation, one prompt. */
+function joinText(value: TextBlocks): string {
+  return typeof value === 'string' ? value : value.map((block) => block.text).join('\n');
+}
+
+/** One block and where the request had it, for errors naming the field. */
+interface Located<B> {
+  block: B;
+  path: string;
+}
+
+/** A turn after merging consecutive turns of one role, as the real API does. */
+interface Turn {
+  role: 'user' | 'assistant';
+  /** Where the turn's first message was. */
+  path: string;
+  blocks: Located<ContentBlock>[];
+}
+
+function mergeTurns(messages: readonly AnthropicMessage[]): Turn[] {
+  const turns: Turn[] = [];
+  for (const [i, m] of messages.entries()) {
+    const path = `messages.${i}`;
+    const blocks: Located<ContentBlock>[] =
+      typeof m.content === 'string' ? [{ block: { type: 'text', text: m.content }, path: `${path}.content` }] : m.content.map((block, j) => ({ block, path: `${path}.content.${j}` }));
+    const last = turns.at(-1);
+    if (last?.role === m.role) last.blocks.push(...blocks);
+    else turns.push({ role: m.role, path, blocks });
+  }
+  return turns;
+}
+
+function wrongTurn(located: Located<ContentBlock>, role: string): never {
+  const param = `${located.path}.type`;
+  throw new BadRequestError(`${param}: '${located.block.type}' blocks are not allowed in ${role} turns`, param);
+}
+
+/** The assistant turn: its text, and its calls with arguments as compact JSON text. */
+function assistantMessage(turn: Turn): ChatMessage {
+  const texts: string[] = [];
+  const calls: ToolCall[] = [];
+  for (const located of turn.blocks) {
+    const { block } = located;
+    if (block.type === 'text') texts.push(block.text);
+    else if (block.type === 'tool_use') calls.push({ id: block.id, name: block.name, arguments: JSON.stringify(block.input) });
+    else wrongTurn(located, 'assistant');
+  }
+  return { role: 'assistant', content: texts.join('\n'), ...(calls.length === 0 ? {} : { toolCalls: calls }) };
+}
+
+/** `is_error` results are told to the model as errors: it has no other way to see the flag. */
+function toolResultText(block: Extract<ContentBlock, { type: 'tool_result' }>): string {
+  const text = block.content === undefined ? '' : joinText(block.content);
+  return block.is_error === true ? `Error: ${text}` : text;
+}
+
+/**
+ * The user turn: its tool results first, as `tool` messages answering the previous turn's calls (by id,
+ * with the tool's name), then its text as one user message, if it has text or nothing else.
+ */
+function userMessages(turn: Turn, calls: readonly ToolCall[]): ChatMessage[] {
+  const results: ChatMessage[] = [];
+  const texts: string[] = [];
+  for (const located of turn.blocks) {
+    const { block } = located;
+    if (block.type === 'text') texts.push(block.text);
+    else if (block.type === 'tool_result') results.push(toolMessage(located as Located<typeof block>, calls));
+    else wrongTurn(located, 'user');
+  }
+  const unanswered = calls.filter((call) => !results.some((r) => r.toolCallId === call.id));
+  if (unanswered.length > 0) {
+    throw new BadRequestError(
+      `${turn.path}: tool_use ids were found without tool_result blocks immediately after: ${unanswered.map((c) => c.id).join(', ')}. Each tool_use block must have a corresponding tool_result block in the next message.`,
+      turn.path,
+    );
+  }
+  const text = texts.length === 0 && results.length === 0 ? [''] : texts;
+  return [...results, ...(text.length === 0 ? [] : [{ role: 'user' as const, content: text.join('\n') }])];
+}
+
+function toolMessage(located: Located<Extract<ContentBlock, { type: 'tool_result' }>>, calls: readonly ToolCall[]): ChatMessage {
+  const { block } = located;
+  const call = calls.find((c) => c.id === block.tool_use_id);
+  if (call === undefined) {
+    const param = `${located.path}.tool_use_id`;
+    throw new BadRequestError(
+      `${param}: unexpected tool_use_id found in tool_result blocks: ${block.tool_use_id}. Each tool_result block must have a corresponding tool_use block in the previous message.`,
+      param,
+    );
+  }
+  return { role: 'tool', content: toolResultText(block), toolCallId: call.id, name: call.name };
+}
+
+/**
+ * The conversation as the chat template sees it: `system` first, then the turns. Consecutive turns
+ * of one role are merged, as the real API does. A final assistant turn would be a prefill the model
+ * continues; the template closes every turn, so that is refused rather than answered wrongly.
+ */
+export function chatMessages(request: CountTokensRequest): ChatMessage[] {
+  const final = request.messages.length - 1;
+  if (request.messages[final]?.role === 'assistant') {
+    throw new BadRequestError(`messages.${final}.role: a final assistant message (prefill) is not supported by this server yet`, `messages.${final}.role`);
+  }
+  const out: ChatMessage[] = [];
+  const system = request.system === null || request.system === undefined ? '' : joinText(request.system);
+  if (system !== '') out.push({ role: 'system', content: system });
+  let calls: readonly ToolCall[] = [];
+  for (const turn of mergeTurns(request.messages)) {
+    if (turn.role === 'assistant') {
+      const message = assistantMessage(turn);
+      calls = message.toolCalls ?? [];
+      out.push(message);
+    } else {
+      out.push(...userMessages(turn, calls));
+      calls = [];
+    }
+  }
+  return out;
+}
