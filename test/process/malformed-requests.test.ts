@@ -80,6 +80,11 @@ const cases: Case[] = [
   { name: 'anthropic: unknown model', path: M, body: msgs({ model: 'claude-9' }), status: 404, type: 'not_found_error', family: 'anthropic' },
   { name: 'anthropic: body over the limit', path: M, raw: JSON.stringify(msgs({ system: 'y'.repeat(5000) })), status: 413, type: 'request_too_large', family: 'anthropic' },
   { name: 'count_tokens: no messages', path: '/v1/messages/count_tokens', body: { model: 'tiny' }, status: 400, type: bad, family: 'anthropic' },
+  { name: 'anthropic: tool_result without tool_use_id', path: M, body: msgs({ messages: [{ role: 'user', content: [{ type: 'tool_result', content: 'x' }] }] }), status: 400, type: bad, family: 'anthropic' },
+  { name: 'anthropic: a tool without input_schema', path: M, body: msgs({ tools: [{ name: 'get_weather' }] }), status: 400, type: bad, family: 'anthropic' },
+  { name: 'anthropic: tool_choice naming an unknown tool', path: M, body: msgs({ tools: [{ name: 'f', input_schema: { type: 'object' } }], tool_choice: { type: 'tool', name: 'g' } }), status: 400, type: bad, family: 'anthropic' },
+  { name: 'anthropic: tool_use in a user turn', path: M, body: msgs({ messages: [{ role: 'user', content: [{ type: 'tool_use', id: 'toolu_1', name: 'f', input: {} }] }] }), status: 400, type: bad, family: 'anthropic' },
+  { name: 'anthropic: a server tool', path: M, body: msgs({ tools: [{ type: 'web_search_20250305', name: 'web_search' }] }), status: 400, type: bad, family: 'anthropic' },
   // Routing
   { name: 'GET on a POST route', method: 'GET', path: C, status: 405, type: bad, family: 'openai' },
   { name: 'POST on a GET route', path: '/v1/models', body: {}, status: 405, type: bad, family: 'openai' },
