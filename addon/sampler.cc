@@ -58,6 +58,23 @@ llama_sampler* BuildChain(const SamplingOptions& o, int32_t vocabSize) {
   return chain;
 }
 
+// options.grammar: GBNF text with a `root` rule; absent means unconstrained. llama.cpp answers NULL
+// for text its parser refuses (and logs why); that is a JS Error here, never a crash.
+llama_sampler* BuildGrammar(Napi::Env env, const llama_vocab* vocab, const Napi::Object& options) {
+  Napi::Value value = options.Get("grammar");
+  if (value.IsUndefined()) return nullptr;
+  if (!value.IsString()) throw Napi::TypeError::New(env, "sampler: grammar must be a string");
+  std::string text = value.As<Napi::String>().Utf8Value();
+  llama_sampler* grammar = nullptr;
+  try {
+    grammar = llama_sampler_init_grammar(vocab, text.c_str(), "root");
+  } catch (const std::exception& e) {
+    throw CodedError(env, "ERR_GRAMMAR", std::string("sampler: the grammar is invalid: ") + e.what());
+  }
+  if (grammar == nullptr) ThrowCoded(env, "ERR_GRAMMAR", "sampler: the grammar is invalid (llama.cpp's parser refused it)");
+  return grammar;
+}
+
 }  // namespace
 
 Napi::Function Sampler::Define(Napi::Env env) {
@@ -77,7 +94,11 @@ Sampler::Sampler(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Sampler>(inf
   Model* model = Model::FromValue(env, info.Length() > 0 ? info[0] : env.Undefined());
   model->Handle(env);
   vocabSize_ = llama_vocab_n_tokens(model->Vocab());
-  SamplingOptions options = ReadOptions(env, OptionsArg(info, 1));
+  vocab_ = model->Vocab();
+  modelRef_ = Napi::Persistent(info[0].As<Napi::Object>());
+  Napi::Object optionsArg = OptionsArg(info, 1);
+  SamplingOptions options = ReadOptions(env, optionsArg);
+  grammar_ = BuildGrammar(env, vocab_, optionsArg);
   chain_ = BuildChain(options, vocabSize_);
   plainGreedy_ = options.temperature <= 0 && options.repeatPenalty == 1.0 && options.frequencyPenalty == 0.0 &&
                  options.presencePenalty == 0.0;
@@ -93,20 +114,56 @@ llama_token Sampler::Sample(llama_context* ctx, int32_t index) {
 }
 
 llama_token Sampler::SampleFrom(const float* logits) {
-  llama_token best = 0;
+  llama_token token = SampleUnconstrained(logits);
+  if (grammar_ != nullptr && !GrammarAllows(token, logits[token])) token = SampleWithGrammar(logits);
+  if (grammar_ != nullptr) llama_sampler_accept(grammar_, token);
+  llama_sampler_accept(chain_, token);
+  return token;
+}
+
+// The chain's choice over the whole vocabulary, not yet accepted.
+llama_token Sampler::SampleUnconstrained(const float* logits) {
   if (plainGreedy_) {
+    llama_token best = 0;
     for (llama_token token = 1; token < vocabSize_; token++) {
       if (logits[token] > logits[best]) best = token;
     }
-  } else {
-    candidates_.resize(vocabSize_);
-    for (llama_token token = 0; token < vocabSize_; token++) candidates_[token] = llama_token_data{token, logits[token], 0.0f};
-    llama_token_data_array candidates{candidates_.data(), candidates_.size(), -1, false};
-    llama_sampler_apply(chain_, &candidates);
-    best = candidates.data[candidates.selected].id;
+    return best;
   }
-  llama_sampler_accept(chain_, best);
-  return best;
+  candidates_.resize(vocabSize_);
+  for (llama_token token = 0; token < vocabSize_; token++) candidates_[token] = llama_token_data{token, logits[token], 0.0f};
+  llama_token_data_array candidates{candidates_.data(), candidates_.size(), -1, false};
+  llama_sampler_apply(chain_, &candidates);
+  return candidates.data[candidates.selected].id;
+}
+
+// Checking one token against the grammar is far cheaper than masking the whole vocabulary, and the
+// unconstrained choice usually fits (llama.cpp's common_sampler_sample does the same).
+bool Sampler::GrammarAllows(llama_token token, float logit) {
+  llama_token_data single{token, logit, 0.0f};
+  llama_token_data_array one{&single, 1, -1, false};
+  llama_sampler_apply(grammar_, &one);
+  return std::isfinite(single.logit);
+}
+
+// The grammar masks the vocabulary, then the chain picks among what is left. When nothing is left
+// (a grammar the vocabulary cannot complete) the answer is end of generation: accepting a token the
+// grammar refused would abort the process inside llama.cpp.
+llama_token Sampler::SampleWithGrammar(const float* logits) {
+  candidates_.resize(vocabSize_);
+  for (llama_token token = 0; token < vocabSize_; token++) candidates_[token] = llama_token_data{token, logits[token], 0.0f};
+  llama_token_data_array candidates{candidates_.data(), candidates_.size(), -1, false};
+  llama_sampler_apply(grammar_, &candidates);
+  bool anyAllowed = false;
+  for (size_t i = 0; i < candidates.size && !anyAllowed; i++) anyAllowed = std::isfinite(candidates.data[i].logit);
+  if (!anyAllowed) {
+    llama_sampler_free(grammar_);
+    grammar_ = nullptr;
+    llama_token eos = llama_vocab_eos(vocab_);
+    return eos != LLAMA_TOKEN_NULL ? eos : llama_vocab_eot(vocab_);
+  }
+  llama_sampler_apply(chain_, &candidates);
+  return candidates.data[candidates.selected].id;
 }
 
 // sampleLogits(Float32Array): a token from logits saved earlier (a cached turn's last row), so a
@@ -122,8 +179,13 @@ Napi::Value Sampler::SampleLogits(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, SampleFrom(logits.Data()));
 }
 
-Sampler::~Sampler() {
+Sampler::~Sampler() { Free(); }
+
+void Sampler::Free() {
   if (chain_ != nullptr) llama_sampler_free(chain_);
+  if (grammar_ != nullptr) llama_sampler_free(grammar_);
+  chain_ = nullptr;
+  grammar_ = nullptr;
 }
 
 llama_sampler* Sampler::Handle(Napi::Env env) const {
@@ -136,7 +198,8 @@ void Sampler::EnsureIdle(Napi::Env env) const {
   if (lent_ > 0) ThrowCoded(env, "ERR_BUSY", "sampler is in use by a decode in flight");
 }
 
-// Feeds prompt tokens to the penalty history, as llama-server does before generating.
+// Feeds prompt tokens to the penalty history, as llama-server does before generating. Not to the
+// grammar: it constrains the generated text only.
 Napi::Value Sampler::Accept(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureIdle(env);
@@ -148,13 +211,13 @@ Napi::Value Sampler::Accept(const Napi::CallbackInfo& info) {
 Napi::Value Sampler::Reset(const Napi::CallbackInfo& info) {
   EnsureIdle(info.Env());
   llama_sampler_reset(chain_);
+  if (grammar_ != nullptr) llama_sampler_reset(grammar_);
   return info.Env().Undefined();
 }
 
 Napi::Value Sampler::Dispose(const Napi::CallbackInfo& info) {
   if (lent_ > 0) ThrowCoded(info.Env(), "ERR_BUSY", "sampler is in use by a decode in flight");
-  if (chain_ != nullptr) llama_sampler_free(chain_);
-  chain_ = nullptr;
+  Free();
   return info.Env().Undefined();
 }
 

@@ -1,4 +1,5 @@
-// Sampler: one llama.cpp sampler chain per generating sequence (its own seed and penalty history).
+// Sampler: one llama.cpp sampler chain per generating sequence (its own seed and penalty history),
+// and optionally a GBNF grammar the sampled text must follow (kept beside the chain, see sampler.cc).
 #pragma once
 #include <llama.h>
 #include <napi.h>
@@ -30,8 +31,18 @@ class Sampler : public Napi::ObjectWrap<Sampler> {
   Napi::Value Reset(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   void EnsureIdle(Napi::Env env) const;
+  void Free();
+  llama_token SampleUnconstrained(const float* logits);
+  bool GrammarAllows(llama_token token, float logit);
+  llama_token SampleWithGrammar(const float* logits);
 
   llama_sampler* chain_ = nullptr;
+  // Outside the chain, as in llama.cpp's common/sampling: the prompt goes to the chain's penalty
+  // history only, never to the grammar, which must see nothing but the generated text.
+  llama_sampler* grammar_ = nullptr;
+  const llama_vocab* vocab_ = nullptr;
+  // Keeps the model (and so the vocabulary the grammar reads) alive as long as this sampler.
+  Napi::ObjectReference modelRef_;
   int32_t vocabSize_ = 0;
   // Greedy with no penalties: the argmax of the logits, without building the chain's candidate array.
   bool plainGreedy_ = false;

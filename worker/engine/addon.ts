@@ -156,10 +156,15 @@ export interface SamplerOptions {
   frequencyPenalty?: number;
   presencePenalty?: number;
   penaltyLastN?: number;
+  /**
+   * GBNF grammar (root rule `root`) the generated text must follow; only end-of-generation tokens
+   * are allowed once it is complete. Text llama.cpp cannot parse throws an Error coded ERR_GRAMMAR.
+   */
+  grammar?: string;
 }
 
 export interface Sampler {
-  /** Feed tokens (the prompt) to the penalty history without sampling. */
+  /** Feed tokens (the prompt) to the penalty history without sampling; the grammar never sees them. */
   accept(tokens: Int32Array): void;
   /** Samples (and accepts) a token from a row of logits saved earlier, as decode's samples do from the context's. */
   sampleLogits(logits: Float32Array): number;

@@ -27,6 +27,7 @@ export class RequestInput {
   /** The prompt's tokens and the max tokens to generate; throws a coded 400 error for what cannot run. */
   tokens(request: GenerateMessage): { prompt: Int32Array; maxTokens: number } {
     const prompt = this.prompt(request.input);
+    this.checkGrammar(request.sampling.grammar);
     const maxTokens = request.maxTokens ?? Math.min(this.defaultMaxTokens, this.capacity - prompt.length);
     if (maxTokens < 1 || prompt.length + maxTokens > this.capacity) {
       throw new ContextExceededError(prompt.length + Math.max(maxTokens, 1), this.capacity);
@@ -44,8 +45,17 @@ export class RequestInput {
 
   /** A sampler for the request, having seen the prompt (for repetition penalties). */
   sampler(request: GenerateMessage, prompt: Int32Array): Sampler {
-    const { sampling } = request;
-    const sampler = new this.addon.Sampler(this.model, {
+    const sampler = this.newSampler(request.sampling);
+    sampler.accept(prompt);
+    return sampler;
+  }
+
+  /**
+   * Grammars come from our own JSON Schema converter, so llama.cpp refusing one is our bug or a
+   * schema the converter mishandles: a 400 naming no parameter, never a crash.
+   */
+  private newSampler(sampling: GenerateMessage['sampling']): Sampler {
+    return this.withGrammarChecked(() => new this.addon.Sampler(this.model, {
       temperature: sampling.temperature,
       topK: sampling.topK,
       topP: sampling.topP,
@@ -54,8 +64,24 @@ export class RequestInput {
       frequencyPenalty: sampling.frequencyPenalty,
       presencePenalty: sampling.presencePenalty,
       ...(sampling.seed === undefined ? {} : { seed: sampling.seed }),
-    });
-    sampler.accept(prompt);
-    return sampler;
+      ...(sampling.grammar === undefined ? {} : { grammar: sampling.grammar }),
+    }));
+  }
+
+  /**
+   * Parses the request's grammar once before admission (from `tokens`), so a bad one is refused
+   * like any other bad input, before the request holds a sequence or takes its agent's cache.
+   */
+  private checkGrammar(grammar: string | undefined): void {
+    if (grammar !== undefined) this.withGrammarChecked(() => new this.addon.Sampler(this.model, { temperature: 0, grammar })).dispose();
+  }
+
+  private withGrammarChecked(create: () => Sampler): Sampler {
+    try {
+      return create();
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 'ERR_GRAMMAR') throw error;
+      throw new BadRequestError('The output grammar derived from this request is invalid; check the JSON schema it came from.');
+    }
   }
 }
