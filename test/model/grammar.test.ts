@@ -7,6 +7,9 @@ import t from 'tap';
 import { loadAddon, type Context, type SamplerOptions } from '../../worker/engine/addon.js';
 import { jsonObjectGrammar, jsonSchemaGrammar, schemaRules, grammarOf } from '../../worker/tools/json-grammar.js';
 import { tinyModelPath } from '../helpers/model.js';
+import { RequestInput } from '../../worker/engine/request-input.js';
+import { BadRequestError } from '../../shared/errors.js';
+import type { GenerateMessage } from '../../shared/protocol/messages.js';
 
 const addon = loadAddon();
 const model = await addon.loadModel(await tinyModelPath());
@@ -156,4 +159,22 @@ t.test('grammars llama.cpp cannot parse throw a coded JS error, never crash', as
   t.throws(() => new addon.Sampler(model, { grammar: 42 as unknown as string }), TypeError);
   const ok = new addon.Sampler(model, { grammar: 'root ::= "x"' });
   ok.dispose();
+});
+
+t.test('RequestInput refuses a request whose grammar llama.cpp rejects with a 400 before admission', async (t) => {
+  const input = new RequestInput(addon, model, 512, 64);
+  const request = (grammar: string): GenerateMessage => ({
+    type: 'generate', requestId: 'r1', agentId: 'a1', stop: [],
+    input: { kind: 'text', prompt: 'Weather:' },
+    sampling: { temperature: 0, topP: 1, topK: 0, minP: 0, repeatPenalty: 1, frequencyPenalty: 0, presencePenalty: 0, grammar },
+  });
+  const error = t.throws(() => input.tokens(request('root ::= missing'))) as unknown;
+  t.ok(error instanceof BadRequestError);
+  t.match(error, { message: /grammar derived from this request is invalid/ });
+  t.equal((error as BadRequestError).param, undefined, 'no request parameter is to blame');
+  const good = request(jsonObjectGrammar());
+  t.equal(input.tokens(good).maxTokens, 64);
+  const sampler = input.sampler(good, input.tokens(good).prompt);
+  t.ok(model.isEog(sampler.sampleLogits(await decodePrompt())) === false);
+  sampler.dispose();
 });
