@@ -126,9 +126,9 @@ t.test('errors come in Anthropic shape as the SDK typed errors', async (t) => {
   t.ok(streamed instanceof NotFoundError, 'a refusal before the stream starts keeps its status');
 
   const tools = [{ name: 'get_weather', input_schema: { type: 'object' as const } }];
-  const toolUse = await rejection(client.messages.create({ model: 'tiny', max_tokens: 4, messages, tools }));
-  t.ok(toolUse instanceof BadRequestError);
-  t.match(toolUse.message, /tool use is not supported/);
+  const unknownTool = await rejection(client.messages.create({ model: 'tiny', max_tokens: 4, messages, tools, tool_choice: { type: 'tool', name: 'get_time' } }));
+  t.ok(unknownTool instanceof BadRequestError, 'tool_choice naming a tool the request lacks: BadRequestError');
+  t.match(unknownTool.message, /tool_choice\.name: the tool 'get_time' is not among the request's tools/);
 
   const countUnknown = await rejection(client.messages.countTokens({ model: 'claude-nope', messages }));
   t.ok(countUnknown instanceof NotFoundError, 'count_tokens checks the model too');
