@@ -1,7 +1,7 @@
 // Chat completion bodies: valid ones map to the exact GenerateMessage (OpenAI's defaults filled in),
 // invalid ones give a 400 naming the field at fault as `param`.
 import t from 'tap';
-import { parseChatCompletionRequest, toGenerateMessage } from '../../worker/http/openai-schema.js';
+import { parseChatCompletionRequest, toChatGeneration, toGenerateMessage } from '../../worker/http/openai-schema.js';
 
 const user = { role: 'user', content: 'hi' };
 
@@ -20,14 +20,14 @@ t.test('a minimal body gets OpenAI defaults and no max tokens (the engine bounds
   });
 });
 
-t.test('every supported field maps; unknown fields are ignored', async (t) => {
+t.test('every supported field maps; documented fields we need not act on are accepted', async (t) => {
   const body = {
     model: 'm',
     messages: [
       { role: 'system', content: 'be brief', name: 'ignored' },
       { role: 'developer', content: [{ type: 'text', text: 'one' }, { type: 'text', text: 'two' }] },
       { role: 'user', content: 'hi' },
-      { role: 'assistant', content: null, tool_calls: [] },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'lookup', arguments: '{"q":1}' } }] },
       { role: 'tool', content: 'result', tool_call_id: 'c1' },
     ],
     max_tokens: 99,
@@ -45,8 +45,19 @@ t.test('every supported field maps; unknown fields are ignored', async (t) => {
     stream: true,
     stream_options: { include_usage: true },
     user: 'agent-7',
-    logit_bias: { '50256': -100 },
+    logit_bias: {},
     parallel_tool_calls: false,
+    logprobs: false,
+    top_logprobs: 0,
+    store: false,
+    metadata: { team: 'a' },
+    service_tier: 'auto',
+    reasoning_effort: 'low',
+    modalities: ['text'],
+    prediction: { type: 'content', content: 'x' },
+    audio: null,
+    response_format: { type: 'text' },
+    tool_choice: 'none',
   };
   t.strictSame(generateFor(body), {
     type: 'generate',
@@ -58,8 +69,8 @@ t.test('every supported field maps; unknown fields are ignored', async (t) => {
         { role: 'system', content: 'be brief' },
         { role: 'developer', content: 'one\ntwo' },
         { role: 'user', content: 'hi' },
-        { role: 'assistant', content: '' },
-        { role: 'tool', content: 'result' },
+        { role: 'assistant', content: '', toolCalls: [{ id: 'c1', name: 'lookup', arguments: '{"q":1}' }] },
+        { role: 'tool', content: 'result', toolCallId: 'c1', name: 'lookup' },
       ],
     },
     sampling: { temperature: 0, topP: 0.9, topK: 40, minP: 0.05, repeatPenalty: 1.1, frequencyPenalty: 2, presencePenalty: -0.5, seed: 42 },
@@ -116,6 +127,17 @@ const invalid: [string, unknown, string | undefined][] = [
   ['stream not a boolean', { model: 'm', messages: [user], stream: 'yes' }, 'stream'],
   ['include_usage not a boolean', { model: 'm', messages: [user], stream_options: { include_usage: 1 } }, 'stream_options.include_usage'],
   ['user not a string', { model: 'm', messages: [user], user: 5 }, 'user'],
+  ['unknown field', { model: 'm', messages: [user], frobnicate: true }, 'frobnicate'],
+  ['logprobs true', { model: 'm', messages: [user], logprobs: true }, 'logprobs'],
+  ['non-empty logit_bias', { model: 'm', messages: [user], logit_bias: { '50256': -100 } }, 'logit_bias'],
+  ['audio output', { model: 'm', messages: [user], modalities: ['text', 'audio'] }, 'modalities.1'],
+  ['deprecated functions', { model: 'm', messages: [user], functions: [{ name: 'f' }] }, 'functions'],
+  ['tool message without tool_call_id', { model: 'm', messages: [user, { role: 'tool', content: 'r' }] }, 'messages.1.tool_call_id'],
+  ['tool name with a space', { model: 'm', messages: [user], tools: [{ type: 'function', function: { name: 'get weather' } }] }, 'tools.0.function.name'],
+  ['tool of another type', { model: 'm', messages: [user], tools: [{ type: 'web_search', function: { name: 'f' } }] }, 'tools.0.type'],
+  ['tool_choice of the wrong shape', { model: 'm', messages: [user], tool_choice: 'always' }, 'tool_choice'],
+  ['response_format of an unknown type', { model: 'm', messages: [user], response_format: { type: 'xml' } }, 'response_format.type'],
+  ['json_schema without a name', { model: 'm', messages: [user], response_format: { type: 'json_schema', json_schema: { schema: {} } } }, 'response_format.json_schema.name'],
 ];
 
 t.test('invalid bodies are a 400 naming the field', async (t) => {
@@ -130,4 +152,61 @@ t.test('messages say what is wrong', async (t) => {
     message: "Invalid 'messages.0.content': expected a string or an array of text parts",
   });
   t.throws(() => parseChatCompletionRequest('text'), { message: /^The request body must be a JSON object/ });
+});
+
+t.test('an unknown field is refused in OpenAI\'s words', async (t) => {
+  t.throws(() => parseChatCompletionRequest({ model: 'm', messages: [user], frobnicate: 1 }), {
+    message: 'Unrecognized request argument supplied: frobnicate',
+    param: 'frobnicate',
+  });
+  t.throws(() => parseChatCompletionRequest({ model: 'm', messages: [user], logprobs: true }), { message: "Invalid 'logprobs': logprobs is not supported by this server" });
+});
+
+const weatherTool = {
+  type: 'function',
+  function: { name: 'get_weather', description: 'Weather now', parameters: { type: 'object', properties: { unit: { enum: ['celsius', 'fahrenheit'] } } }, strict: true },
+};
+const toolMessage = (body: Record<string, unknown>, format: 'hermes' | 'llama3' = 'hermes') =>
+  toChatGeneration(parseChatCompletionRequest({ model: 'm', messages: [user], ...body }), 'r', 'a', format);
+
+t.test('tools reach the prompt; auto leaves sampling free and reads calls from the output', async (t) => {
+  const { message, tools } = toolMessage({ tools: [weatherTool] });
+  t.same(message.input, {
+    kind: 'chat',
+    messages: [{ role: 'user', content: 'hi' }],
+    tools: [{ name: 'get_weather', description: 'Weather now', parameters: weatherTool.function.parameters }],
+  });
+  t.equal(message.sampling.grammar, undefined);
+  t.equal(tools.parseFormat, 'hermes');
+});
+
+t.test('tool_choice none hides the tools and reads no calls', async (t) => {
+  const { message, tools } = toolMessage({ tools: [weatherTool], tool_choice: 'none' });
+  t.same(message.input, { kind: 'chat', messages: [{ role: 'user', content: 'hi' }] });
+  t.equal(tools.parseFormat, undefined);
+});
+
+t.test('a named or required tool_choice forces a call in the model\'s syntax', async (t) => {
+  const named = toolMessage({ tools: [weatherTool], tool_choice: { type: 'function', function: { name: 'get_weather' } } }, 'llama3');
+  t.match(named.message.sampling.grammar, /^root ::= \("\{\\"name\\": \\"get_weather\\", \\"parameters\\": "/);
+  t.equal(named.tools.parseFormat, 'llama3');
+  t.match(toolMessage({ tools: [weatherTool], tool_choice: 'required' }).message.sampling.grammar, /<tool_call>/);
+});
+
+t.test('tool_choice and response_format are checked against the request', async (t) => {
+  const bad = (body: Record<string, unknown>) => () => toolMessage(body);
+  t.throws(bad({ tools: [weatherTool], tool_choice: { type: 'function', function: { name: 'other' } } }), {
+    param: 'tool_choice',
+    message: "Invalid 'tool_choice': the function 'other' is not among the request's tools.",
+  });
+  t.throws(bad({ tool_choice: 'required' }), { param: 'tool_choice' });
+  t.throws(bad({ tools: [weatherTool], tool_choice: 'required', response_format: { type: 'json_object' } }), { param: 'response_format' });
+});
+
+t.test('response_format json_object and json_schema set a JSON grammar', async (t) => {
+  t.match(toolMessage({ response_format: { type: 'json_object' } }).message.sampling.grammar, /^root ::= object\n/);
+  const schema = toolMessage({ response_format: { type: 'json_schema', json_schema: { name: 'pick', schema: { enum: ['a', 'b'] }, strict: true } } });
+  t.match(schema.message.sampling.grammar, /"\\"a\\""/);
+  t.equal(schema.tools.parseFormat, undefined, 'no tools, no call parsing');
+  t.equal(toolMessage({ response_format: { type: 'text' } }).message.sampling.grammar, undefined);
 });

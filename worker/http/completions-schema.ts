@@ -3,7 +3,8 @@
  * protocol `generate` message whose input is the raw prompt: no chat template. It takes the chat
  * route's sampling, stop and streaming fields (openai-schema.ts). What we do not implement is refused
  * with a 400 naming the field rather than silently answered differently: several prompts or token
- * arrays in `prompt`, `echo`, `logprobs`, `best_of` > 1 and `suffix`.
+ * arrays in `prompt`, `echo`, `logprobs`, `best_of` > 1 and `suffix`. A field OpenAI does not document
+ * is refused as OpenAI refuses it ("Unrecognized request argument supplied").
  */
 import { z } from 'zod';
 import type { GenerateMessage } from '../../shared/protocol/messages.js';
@@ -27,7 +28,7 @@ const prompt = z.unknown().transform((value, context) => {
   return z.NEVER;
 });
 
-export const completionRequestSchema = z.object({
+export const completionRequestSchema = z.strictObject({
   ...commonFields,
   prompt,
   echo: z.literal(false, notSupported('echo')).nullish(),

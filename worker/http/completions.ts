@@ -6,7 +6,7 @@
 import type { Usage } from '../../shared/protocol/messages.js';
 import type { CompletedMessage } from '../engine-client.js';
 import { parseCompletionRequest, toCompletionGenerateMessage, type CompletionRequest } from './completions-schema.js';
-import { openAIErrorBody, serveOpenAI, toOpenAIUsage, usageChunk, type ChatEngine, type ClientFinishReason, type CompletionFormat, type CompletionMeta, type OpenAIEndpoint } from './openai.js';
+import { openAIErrorBody, serveOpenAI, textOutput, toOpenAIUsage, usageChunk, type ChatEngine, type ClientFinishReason, type CompletionFormat, type CompletionMeta, type OpenAIEndpoint } from './openai.js';
 import { noAgentLimit, type AgentGate } from './rate-limit.js';
 import type { RequestContext, Route } from './router.js';
 
@@ -29,7 +29,7 @@ const endpoint: OpenAIEndpoint<CompletionRequest> = {
   format: completionFormat,
   // With no user or header, a prompt's agent is named by the prompt, as a chat's by its opening.
   opening: (request) => [{ role: 'user', content: request.prompt }],
-  toMessage: toCompletionGenerateMessage,
+  prepare: (request, requestId, agentId) => ({ message: toCompletionGenerateMessage(request, requestId, agentId), output: textOutput() }),
 };
 
 async function completions(context: RequestContext, engine: ChatEngine, agentGate: AgentGate): Promise<void> {

@@ -1,23 +1,31 @@
 /**
  * The body of `POST /v1/chat/completions` (and the fields legacy completions share with it), checked by one zod schema and mapped to the protocol's
- * GenerateMessage. Fields we do not know are ignored (OpenAI-compatible clients send many); fields we
- * know are checked strictly, and a violation is a 400 naming the field's path (`messages.0.role`).
+ * GenerateMessage. Bodies are strict, as OpenAI's own API is: a field it does not document is a 400
+ * "Unrecognized request argument supplied: X". Every documented field is accepted; one we cannot honour
+ * with a non-default value (`logprobs: true`, a non-empty `logit_bias`, audio) is a 400 naming it,
+ * never silently ignored. Violations name the field's path (`messages.0.role`) as `param`.
  * `null` counts as absent for optional fields, because OpenAI's SDKs send explicit nulls.
  */
 import { z } from 'zod';
 import { BadRequestError } from '../../shared/errors.js';
-import { deepestIssue } from './request-checks.js';
+import { deepestIssue, type Issue } from './request-checks.js';
 import type { ChatMessage, GenerateInput, GenerateMessage, SamplingParams } from '../../shared/protocol/messages.js';
+import type { ToolFormat } from '../tools/format.js';
+import { assistantToolCall, responseFormatField, toolChoiceField, toolsField, toolUse, type ToolUse } from './openai-tools.js';
 
 /** The protocol (and llama.cpp's sampler) accepts this many stop strings; OpenAI's own limit is 4. */
 export const maxStopStrings = 16;
 
+export const notSupported = (what: string): string => `${what} is not supported by this server`;
+
 const textPart = z.object({ type: z.literal('text'), text: z.string() });
 const content = z.union([z.string(), z.array(textPart)], { error: 'expected a string or an array of text parts' });
+const name = z.string().nullish();
 
 const message = z.discriminatedUnion('role', [
-  z.object({ role: z.enum(['system', 'developer', 'user', 'tool']), content }),
-  z.object({ role: z.literal('assistant'), content: content.nullish() }),
+  z.object({ role: z.enum(['system', 'developer', 'user']), content, name }),
+  z.object({ role: z.literal('assistant'), content: content.nullish(), name, refusal: z.string().nullish(), tool_calls: z.array(assistantToolCall).nullish() }),
+  z.object({ role: z.literal('tool'), content, tool_call_id: z.string({ error: 'a tool message needs the tool_call_id of the call it answers' }).min(1) }),
 ]);
 
 const stopString = z.string().min(1, 'stop strings must not be empty');
@@ -42,13 +50,46 @@ export const commonFields = {
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   user: z.string().nullish(),
+  logit_bias: z
+    .record(z.string(), z.number())
+    .refine((bias) => Object.keys(bias).length === 0, notSupported('logit_bias'))
+    .nullish(),
 };
 type CommonRequest = z.infer<z.ZodObject<typeof commonFields>>;
 
-export const chatCompletionRequestSchema = z.object({
+/** Documented chat fields that change nothing we compute: accepted, as OpenAI accepts them. */
+const acceptedChatFields = {
+  store: z.boolean().nullish(),
+  metadata: z.record(z.string(), z.string()).nullish(),
+  service_tier: z.string().nullish(),
+  reasoning_effort: z.string().nullish(),
+  verbosity: z.string().nullish(),
+  prediction: z.object({ type: z.literal('content'), content }).nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
+  safety_identifier: z.string().nullish(),
+  prompt_cache_key: z.string().nullish(),
+};
+
+/** Documented chat fields we cannot honour but at their defaults. */
+const refusedChatFields = {
+  logprobs: z.literal(false, notSupported('logprobs')).nullish(),
+  top_logprobs: z.literal(0, notSupported('top_logprobs')).nullish(),
+  modalities: z.array(z.literal('text', notSupported('output other than text'))).nullish(),
+  audio: z.null(notSupported('audio output')).optional(),
+  web_search_options: z.null(notSupported('web search')).optional(),
+  functions: z.null(notSupported("'functions' (deprecated); use 'tools'")).optional(),
+  function_call: z.null(notSupported("'function_call' (deprecated); use 'tool_choice'")).optional(),
+};
+
+export const chatCompletionRequestSchema = z.strictObject({
   ...commonFields,
+  ...acceptedChatFields,
+  ...refusedChatFields,
   messages: z.array(message).min(1, 'at least one message is required'),
   max_completion_tokens: z.number().int().positive().nullish(),
+  tools: toolsField.nullish(),
+  tool_choice: toolChoiceField.nullish(),
+  response_format: responseFormatField.nullish(),
 });
 
 export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
@@ -64,10 +105,17 @@ export const defaultSampling: SamplingParams = {
   presencePenalty: 0,
 };
 
+/** OpenAI's own wording for a field it does not know. */
+function unrecognized(issue: Issue & { code: 'unrecognized_keys' }): BadRequestError {
+  const param = [...issue.path.map(String), issue.keys[0] ?? ''].join('.');
+  return new BadRequestError(`Unrecognized request argument supplied: ${param}`, param);
+}
+
 function toBadRequest(error: z.ZodError): BadRequestError {
   const first = error.issues[0];
   if (first === undefined) return new BadRequestError('The request body is invalid.');
   const issue = deepestIssue(first);
+  if (issue.code === 'unrecognized_keys') return unrecognized(issue);
   if (issue.path.length === 0) return new BadRequestError(`The request body must be a JSON object: ${issue.message}`);
   const param = issue.path.map(String).join('.');
   return new BadRequestError(`Invalid '${param}': ${issue.message}`, param);
@@ -114,8 +162,21 @@ function toStop(stop: CommonRequest['stop']): string[] {
   return typeof stop === 'string' ? [stop] : stop;
 }
 
+/** Messages in the protocol's shape; a tool result is told the name of the call it answers. */
 export function chatMessages(request: ChatCompletionRequest): ChatMessage[] {
-  return request.messages.map((m) => ({ role: m.role, content: contentText(m.content) }));
+  const callNames = new Map<string, string>();
+  return request.messages.map((m): ChatMessage => {
+    if (m.role === 'tool') {
+      const toolName = callNames.get(m.tool_call_id);
+      return { role: 'tool', content: contentText(m.content), toolCallId: m.tool_call_id, ...(toolName === undefined ? {} : { name: toolName }) };
+    }
+    const mapped: ChatMessage = { role: m.role, content: contentText(m.content) };
+    if (m.role === 'assistant' && m.tool_calls !== null && m.tool_calls !== undefined && m.tool_calls.length > 0) {
+      for (const call of m.tool_calls) callNames.set(call.id, call.function.name);
+      mapped.toolCalls = m.tool_calls.map((call) => ({ id: call.id, name: call.function.name, arguments: call.function.arguments }));
+    }
+    return mapped;
+  });
 }
 
 /**
@@ -129,7 +190,15 @@ export function toOpenAIGenerateMessage(request: CommonRequest, input: GenerateI
   return generate;
 }
 
-export function toGenerateMessage(request: ChatCompletionRequest, requestId: string, agentId: string): GenerateMessage {
-  const input: GenerateInput = { kind: 'chat', messages: chatMessages(request) };
-  return toOpenAIGenerateMessage(request, input, request.max_completion_tokens ?? request.max_tokens, requestId, agentId);
+/** The chat request as a protocol message, and how its output is read (calls, or all text). */
+export function toChatGeneration(request: ChatCompletionRequest, requestId: string, agentId: string, toolFormat: ToolFormat): { message: GenerateMessage; tools: ToolUse } {
+  const tools = toolUse(request, toolFormat);
+  const input: GenerateInput = { kind: 'chat', messages: chatMessages(request), ...(tools.promptTools.length > 0 ? { tools: tools.promptTools } : {}) };
+  const message = toOpenAIGenerateMessage(request, input, request.max_completion_tokens ?? request.max_tokens, requestId, agentId);
+  if (tools.grammar !== undefined) message.sampling.grammar = tools.grammar;
+  return { message, tools };
+}
+
+export function toGenerateMessage(request: ChatCompletionRequest, requestId: string, agentId: string, toolFormat: ToolFormat = 'hermes'): GenerateMessage {
+  return toChatGeneration(request, requestId, agentId, toolFormat).message;
 }

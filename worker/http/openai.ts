@@ -12,7 +12,9 @@ import { randomBytes } from 'node:crypto';
 import { describeError, ErrorCode, SemanticError, type ErrorPayload } from '../../shared/errors.js';
 import type { ChatMessage, GenerateMessage, ModelSummary, Usage } from '../../shared/protocol/messages.js';
 import type { CompletedMessage, Generation, GenerationHandlers } from '../engine-client.js';
-import { chatMessages, parseChatCompletionRequest, toGenerateMessage, type ChatCompletionRequest } from './openai-schema.js';
+import { chatMessages, parseChatCompletionRequest, toChatGeneration, type ChatCompletionRequest } from './openai-schema.js';
+import { toOpenAIToolCall, type OpenAIToolCall } from './openai-tools.js';
+import { ToolCallStream, type ParsedToolCall } from '../tools/tool-calls.js';
 import { resolveAgentId } from '../../shared/agent-id.js';
 import type { StartedMessage } from '../../shared/protocol/messages.js';
 import type { RequestContext, Route } from './router.js';
@@ -66,20 +68,44 @@ export function toOpenAIUsage(usage: Usage): OpenAIUsage {
   };
 }
 
-export type ClientFinishReason = CompletedMessage['finishReason'];
+export type ClientFinishReason = CompletedMessage['finishReason'] | 'tool_calls';
 
-export function completionBody(meta: CompletionMeta, text: string, done: CompletedMessage): unknown {
+/** A generation that made calls ended for them, unless it was cut at max tokens. */
+function finishReasonOf(done: CompletedMessage, calls: readonly unknown[]): ClientFinishReason {
+  return calls.length > 0 && done.finishReason !== 'length' ? 'tool_calls' : done.finishReason;
+}
+
+/** What the model wrote, as the client sees it: text, and the calls parsed out of it (chat with tools). */
+export interface ModelOutput {
+  text: string;
+  calls: ParsedToolCall[];
+}
+
+/** Reads the generated text as it arrives; `finish` flushes what was withheld. */
+export interface OutputReader {
+  push(text: string): ModelOutput;
+  finish(): ModelOutput;
+}
+
+/** All text: no tools, or tool_choice none. */
+export const textOutput = (): OutputReader => ({ push: (text) => ({ text, calls: [] }), finish: () => ({ text: '', calls: [] }) });
+
+/** Content is null when the model only called tools, as OpenAI words it. */
+export function completionBody(meta: CompletionMeta, text: string, done: CompletedMessage, calls: readonly OpenAIToolCall[] = []): unknown {
+  const message = calls.length === 0 ? { role: 'assistant', content: text } : { role: 'assistant', content: text === '' ? null : text, tool_calls: calls };
   return {
     id: meta.id,
     object: 'chat.completion',
     created: meta.created,
     model: meta.model,
-    choices: [{ index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: done.finishReason }],
+    choices: [{ index: 0, message, logprobs: null, finish_reason: finishReasonOf(done, calls) }],
     usage: toOpenAIUsage(done.usage),
   };
 }
 
-export function completionChunk(meta: CompletionMeta, delta: { role?: 'assistant'; content?: string }, finishReason: ClientFinishReason | null = null): unknown {
+type ChunkDelta = { role?: 'assistant'; content?: string; tool_calls?: (OpenAIToolCall & { index: number })[] };
+
+export function completionChunk(meta: CompletionMeta, delta: ChunkDelta, finishReason: ClientFinishReason | null = null): unknown {
   return {
     id: meta.id,
     object: 'chat.completion.chunk',
@@ -99,19 +125,23 @@ export function usageChunk(meta: CompletionMeta, usage: Usage, object = 'chat.co
  * a generation as JSON or as a stream and differ only in their bodies and chunks.
  */
 export interface CompletionFormat {
-  body(meta: CompletionMeta, text: string, done: CompletedMessage): unknown;
+  /** `calls`: parsed from the output (chat with tools only). */
+  body(meta: CompletionMeta, text: string, done: CompletedMessage, calls?: ParsedToolCall[]): unknown;
   /** Sent once the request is admitted, before any text (chat's role chunk); legacy completions have none. */
   opening?(meta: CompletionMeta): unknown;
   text(meta: CompletionMeta, text: string): unknown;
+  /** Calls completed by a delta, numbered from `firstIndex` in the stream; only chat has them. */
+  toolCalls?(meta: CompletionMeta, calls: ParsedToolCall[], firstIndex: number): unknown;
   /** The chunk that carries the finish reason. */
   finish(meta: CompletionMeta, finishReason: ClientFinishReason): unknown;
   usage(meta: CompletionMeta, usage: Usage): unknown;
 }
 
 const chatFormat: CompletionFormat = {
-  body: completionBody,
+  body: (meta, text, done, calls = []) => completionBody(meta, text, done, calls.map(toOpenAIToolCall)),
   opening: (meta) => completionChunk(meta, { role: 'assistant', content: '' }),
   text: (meta, text) => completionChunk(meta, { content: text }),
+  toolCalls: (meta, calls, firstIndex) => completionChunk(meta, { tool_calls: calls.map((call, i) => ({ index: firstIndex + i, ...toOpenAIToolCall(call) })) }),
   finish: (meta, finishReason) => completionChunk(meta, {}, finishReason),
   usage: (meta, usage) => usageChunk(meta, usage),
 };
@@ -134,34 +164,46 @@ export function cacheHeaders(started: StartedMessage): Record<string, string> {
   };
 }
 
-function completeAsJson(context: RequestContext, engine: ChatEngine, message: GenerateMessage, meta: CompletionMeta, format: CompletionFormat): void {
-  let text = '';
+/** Appends one reading of the output to what was read so far. */
+function gather(into: ModelOutput, part: ModelOutput): void {
+  into.text += part.text;
+  into.calls.push(...part.calls);
+}
+
+function completeAsJson(context: RequestContext, engine: ChatEngine, prepared: PreparedRequest, meta: CompletionMeta, format: CompletionFormat): void {
+  const output: ModelOutput = { text: '', calls: [] };
   let headers: Record<string, string> = {};
-  const generation = engine.generate(message, {
+  const generation = engine.generate(prepared.message, {
     onStarted: (started) => {
       headers = cacheHeaders(started);
     },
-    onTokens: (tokens) => {
-      text += tokens.text;
+    onTokens: (tokens) => gather(output, prepared.output.push(tokens.text)),
+    onDone: (done) => {
+      gather(output, prepared.output.finish());
+      context.sendJson(200, format.body(meta, output.text, done, output.calls), headers);
     },
-    onDone: (done) => context.sendJson(200, format.body(meta, text, done), headers),
     onFailed: (error) => context.sendError(SemanticError.fromPayload(error)),
   });
   abortOnDisconnect(context, generation);
 }
 
-function completeAsStream(context: RequestContext, engine: ChatEngine, message: GenerateMessage, meta: CompletionMeta, format: CompletionFormat, includeUsage: boolean): void {
+function completeAsStream(context: RequestContext, engine: ChatEngine, prepared: PreparedRequest, meta: CompletionMeta, format: CompletionFormat, includeUsage: boolean): void {
   let sse = new SseStream(context.exchange);
-  const generation = engine.generate(message, {
+  let callCount = 0;
+  const send = (part: ModelOutput): void => {
+    if (part.text !== '') sse.sendJson(format.text(meta, part.text));
+    if (part.calls.length > 0 && format.toolCalls !== undefined) sse.sendJson(format.toolCalls(meta, part.calls, callCount));
+    callCount += part.calls.length;
+  };
+  const generation = engine.generate(prepared.message, {
     onStarted: (started) => {
       sse = new SseStream(context.exchange, { headers: cacheHeaders(started) });
       if (format.opening !== undefined) sse.sendJson(format.opening(meta));
     },
-    onTokens: (tokens) => {
-      if (tokens.text !== '') sse.sendJson(format.text(meta, tokens.text));
-    },
+    onTokens: (tokens) => send(prepared.output.push(tokens.text)),
     onDone: (done) => {
-      sse.sendJson(format.finish(meta, done.finishReason));
+      send(prepared.output.finish());
+      sse.sendJson(format.finish(meta, finishReasonOf(done, new Array<never>(callCount))));
       if (includeUsage) sse.sendJson(format.usage(meta, done.usage));
       sse.send('[DONE]');
       sse.end();
@@ -184,6 +226,12 @@ export interface OpenAIRequest {
   stream_options?: { include_usage?: boolean | null | undefined } | null | undefined;
 }
 
+/** A request ready to run: its protocol message, and how its output is read. */
+export interface PreparedRequest {
+  message: GenerateMessage;
+  output: OutputReader;
+}
+
 /** One OpenAI endpoint: how its requests name their agent, become a generate message, and are worded. */
 export interface OpenAIEndpoint<R extends OpenAIRequest> {
   /** `chatcmpl` or `cmpl`, as OpenAI's ids. */
@@ -191,7 +239,8 @@ export interface OpenAIEndpoint<R extends OpenAIRequest> {
   format: CompletionFormat;
   /** What names the agent when neither a header nor `user` does (shared/agent-id.ts). */
   opening(request: R): ChatMessage[];
-  toMessage(request: R, requestId: string, agentId: string): GenerateMessage;
+  /** `model`: the served model, whose tool-call syntax chat requests with tools need. */
+  prepare(request: R, requestId: string, agentId: string, model: ModelSummary): PreparedRequest;
 }
 
 /**
@@ -206,13 +255,19 @@ export function serveOpenAI<R extends OpenAIRequest>(context: RequestContext, en
     messages: endpoint.opening(request),
   });
   agentGate(agentId);
-  const message = endpoint.toMessage(request, context.requestId, agentId);
+  const prepared = endpoint.prepare(request, context.requestId, agentId, model);
   const meta = newCompletionMeta(model.id, Date.now(), endpoint.idPrefix);
-  if (request.stream === true) completeAsStream(context, engine, message, meta, endpoint.format, request.stream_options?.include_usage === true);
-  else completeAsJson(context, engine, message, meta, endpoint.format);
+  if (request.stream === true) completeAsStream(context, engine, prepared, meta, endpoint.format, request.stream_options?.include_usage === true);
+  else completeAsJson(context, engine, prepared, meta, endpoint.format);
 }
 
-const chatEndpoint: OpenAIEndpoint<ChatCompletionRequest> = { idPrefix: 'chatcmpl', format: chatFormat, opening: chatMessages, toMessage: toGenerateMessage };
+/** A chat request with tools has its output read for calls in the served model's syntax. */
+function prepareChat(request: ChatCompletionRequest, requestId: string, agentId: string, model: ModelSummary): PreparedRequest {
+  const { message, tools } = toChatGeneration(request, requestId, agentId, model.toolFormat);
+  return { message, output: tools.parseFormat === undefined ? textOutput() : new ToolCallStream(tools.parseFormat) };
+}
+
+const chatEndpoint: OpenAIEndpoint<ChatCompletionRequest> = { idPrefix: 'chatcmpl', format: chatFormat, opening: chatMessages, prepare: prepareChat };
 
 async function chatCompletions(context: RequestContext, engine: ChatEngine, agentGate: AgentGate): Promise<void> {
   serveOpenAI(context, engine, agentGate, parseChatCompletionRequest(await context.readJson()), chatEndpoint);
