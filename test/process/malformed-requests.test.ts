@@ -67,6 +67,11 @@ const cases: Case[] = [
   { name: 'presence_penalty out of range', path: C, body: chat({ presence_penalty: 5 }), status: 400, type: bad, family: 'openai', param: 'presence_penalty' },
   { name: 'user with a path in it', path: C, body: chat({ user: '../../etc/passwd' }), status: 400, type: bad, family: 'openai', param: 'user' },
   { name: 'X-Agent-ID with a path in it', path: C, body: chat({}), headers: { 'x-agent-id': '../escape' }, status: 400, type: bad, family: 'openai' },
+  { name: 'an undocumented field', path: C, body: chat({ frobnicate: true }), status: 400, type: bad, family: 'openai', param: 'frobnicate' },
+  { name: 'logprobs: true', path: C, body: chat({ logprobs: true }), status: 400, type: bad, family: 'openai', param: 'logprobs' },
+  { name: 'tool_choice naming an unknown tool', path: C, body: chat({ tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: { type: 'function', function: { name: 'g' } } }), status: 400, type: bad, family: 'openai', param: 'tool_choice' },
+  { name: 'tool message without tool_call_id', path: C, body: chat({ messages: [...user, { role: 'tool', content: 'r' }] }), status: 400, type: bad, family: 'openai', param: 'messages.1.tool_call_id' },
+  { name: 'legacy completions: undocumented field', path: '/v1/completions', body: { model: 'tiny', prompt: 'x', max_tokens: 4, frobnicate: 1 }, status: 400, type: bad, family: 'openai', param: 'frobnicate' },
   // Anthropic messages
   { name: 'anthropic: not JSON', path: M, raw: '{', status: 400, type: bad, family: 'anthropic' },
   { name: 'anthropic: no max_tokens', path: M, body: { model: 'tiny', messages: user }, status: 400, type: bad, family: 'anthropic' },
