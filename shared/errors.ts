@@ -25,6 +25,8 @@ export const ErrorCode = {
   Unauthorized: 'ERR_UNAUTHORIZED',
   Forbidden: 'ERR_FORBIDDEN',
   RateLimited: 'ERR_RATE_LIMITED',
+  ModelLoadFailed: 'ERR_MODEL_LOAD_FAILED',
+  NotSupported: 'ERR_NOT_SUPPORTED',
   Internal: 'ERR_INTERNAL',
 } as const;
 
@@ -119,6 +121,10 @@ const table: Record<ErrorCode, ErrorDescription> = {
   ERR_UNAUTHORIZED: { status: 401, openaiType: 'invalid_request_error', anthropicType: 'authentication_error', metricLabel: 'unauthorized' },
   ERR_FORBIDDEN: { status: 403, openaiType: 'invalid_request_error', anthropicType: 'permission_error', metricLabel: 'forbidden' },
   ERR_RATE_LIMITED: { status: 429, openaiType: 'rate_limit_error', anthropicType: 'rate_limit_error', metricLabel: 'rate_limited' },
+  // The server is fine (the old model serves again): the file given was the problem, like a 400 the
+  // front could not see before trying. 422, not 400: the request was well-formed.
+  ERR_MODEL_LOAD_FAILED: { status: 422, openaiType: 'invalid_request_error', anthropicType: 'invalid_request_error', metricLabel: 'model_load_failed' },
+  ERR_NOT_SUPPORTED: { status: 501, openaiType: 'server_error', anthropicType: 'api_error', metricLabel: 'not_supported' },
   ERR_INTERNAL: { status: 500, openaiType: 'server_error', anthropicType: 'api_error', metricLabel: 'internal' },
 };
 

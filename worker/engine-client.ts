@@ -11,6 +11,9 @@ import { decodeInferenceMessage, encodeMessage } from '../shared/protocol/codec.
 import type {
   AgentsOutcome,
   AgentsRequestMessage,
+  CacheTierName,
+  CachesClearedMessage,
+  ConfigureMessage,
   DoneMessage,
   EngineStats,
   FrontToInference,
@@ -18,10 +21,12 @@ import type {
   GenerateMessage,
   InferenceToFront,
   ModelSummary,
+  RuntimeLimits,
   StartedMessage,
   TokensMessage,
 } from '../shared/protocol/messages.js';
 import type { InferenceOptions } from './inference/options.js';
+import { HeldGenerations } from './held-generations.js';
 
 /** A request's end as a client sees it: aborts are never reported as a finish reason. */
 export type CompletedMessage = DoneMessage & { finishReason: 'stop' | 'length' };
@@ -67,6 +72,14 @@ interface Waiter<T> {
   reject(error: Error): void;
 }
 
+/** A frame that asks for one reply: posted with a `#kind-N` id (no HTTP request id contains `#`). */
+type Asked = Exclude<Extract<FrontToInference, { requestId: string }>, GenerateMessage | { type: 'abort' }>;
+type Question = Asked extends infer M ? (M extends Asked ? Omit<M, 'requestId'> : never) : never;
+type Reply = Extract<InferenceToFront, { requestId: string }>;
+
+/** What a cache clear did: agents that left each tier, and those skipped because a request of theirs was in flight. */
+export type ClearOutcome = Pick<CachesClearedMessage, 'cleared' | 'skipped'>;
+
 const defaultThreadUrl = new URL('./inference/thread.js', import.meta.url);
 
 export class EngineClient {
@@ -75,22 +88,22 @@ export class EngineClient {
   private readonly worker: Worker;
   private readonly log: Logger;
   private readonly pending = new Map<string, Pending>();
-  private readonly pendingStats = new Map<string, Waiter<EngineStats>>();
-  /** Keyed `#count-N`: no HTTP request id contains `#`, so no generation's id can collide. */
-  private readonly pendingCounts = new Map<string, Waiter<number>>();
-  /** Keyed `#agents-N`, like counts. */
-  private readonly pendingAgents = new Map<string, Waiter<AgentsOutcome>>();
+  /** Questions (stats, token counts, Agents API, admin) waiting for their one reply. */
+  private readonly pendingReplies = new Map<string, Waiter<Reply>>();
   private currentState: EngineState = 'starting';
   private summary: ModelSummary | undefined;
   private deathReason: ErrorPayload | undefined;
-  private nextStatsId = 0;
-  private nextCountId = 0;
-  private nextAgentsId = 0;
+  private nextQuestionId = 0;
+  /** Set while a model swap runs: new generations wait in it (held-generations.ts). */
+  private held: HeldGenerations | undefined;
+  /** The queue limit in force, which also bounds the generations held during a swap. */
+  private maxQueued: number;
   private drainWaiter: { promise: Promise<DrainReport>; resolve(report: DrainReport): void } | undefined;
   private settleReady!: { resolve(model: ModelSummary): void; reject(error: Error): void };
 
   constructor(options: EngineClientOptions) {
     this.log = options.logger;
+    this.maxQueued = options.inference.maxQueued;
     this.ready = new Promise<ModelSummary>((resolve, reject) => {
       this.settleReady = { resolve, reject };
     });
@@ -122,6 +135,11 @@ export class EngineClient {
     return this.pending.size;
   }
 
+  /** Whether a model swap is running. */
+  get swapping(): boolean {
+    return this.held !== undefined;
+  }
+
   generate(message: GenerateMessage, handlers: GenerationHandlers): Generation {
     const refusal = this.unavailable();
     if (refusal !== undefined) {
@@ -129,6 +147,11 @@ export class EngineClient {
       queueMicrotask(() => handlers.onFailed(refusal));
       return { requestId: message.requestId, abort: () => undefined };
     }
+    if (this.held !== undefined) return this.held.hold(message, handlers, this.summary?.id ?? '', this.maxQueued);
+    return this.start(message, handlers);
+  }
+
+  private start(message: GenerateMessage, handlers: GenerationHandlers): Generation {
     const requestId = this.freeRequestId(message.requestId);
     this.pending.set(requestId, { handlers, aborted: false });
     this.post({ ...message, requestId });
@@ -144,35 +167,53 @@ export class EngineClient {
   }
 
   stats(): Promise<EngineStats> {
-    const refusal = this.unavailable();
-    if (refusal !== undefined) return Promise.reject(SemanticError.fromPayload(refusal));
-    const requestId = `stats-${++this.nextStatsId}`;
-    return new Promise((resolve, reject) => {
-      this.pendingStats.set(requestId, { resolve, reject });
-      this.post({ type: 'stats_request', requestId });
-    });
+    // Answered at once during a swap (the readiness probe must not hang on a model load).
+    if (this.held !== undefined) return Promise.reject(new SemanticError(ErrorCode.NotReady, 'A model swap is in progress.', { retryAfter: 1 }));
+    return this.ask({ type: 'stats_request' }, (reply) => (reply.type === 'stats' ? reply.stats : undefined));
   }
 
   /** Prompt tokens of `input`, rendered and tokenized as generation does; rejects with the engine's coded error. */
   countTokens(input: GenerateInput): Promise<number> {
-    const refusal = this.unavailable();
-    if (refusal !== undefined) return Promise.reject(SemanticError.fromPayload(refusal));
-    const requestId = `#count-${++this.nextCountId}`;
-    return new Promise((resolve, reject) => {
-      this.pendingCounts.set(requestId, { resolve, reject });
-      this.post({ type: 'count_tokens', requestId, input });
-    });
+    return this.ask({ type: 'count_tokens', input }, (reply) => (reply.type === 'token_count' ? reply.inputTokens : undefined));
   }
 
   /** The Agents API (worker/engine/kv/agents.ts); rejects with the engine's coded error (404, 409). */
   agents(request: Omit<AgentsRequestMessage, 'type' | 'requestId'>): Promise<AgentsOutcome> {
-    const refusal = this.unavailable();
-    if (refusal !== undefined) return Promise.reject(SemanticError.fromPayload(refusal));
-    const requestId = `#agents-${++this.nextAgentsId}`;
-    return new Promise((resolve, reject) => {
-      this.pendingAgents.set(requestId, { resolve, reject });
-      this.post({ type: 'agents_request', requestId, ...request });
-    });
+    return this.ask({ type: 'agents_request', ...request }, (reply) => (reply.type === 'agents_result' ? reply.outcome : undefined));
+  }
+
+  /** The runtime limits in force after applying `update` (none: a read); rejects with a coded 400. */
+  async limits(update: Omit<ConfigureMessage, 'type' | 'requestId'> = {}): Promise<RuntimeLimits> {
+    const limits = await this.ask({ type: 'configure', ...update }, (reply) => (reply.type === 'limits' ? reply.limits : undefined));
+    this.maxQueued = limits.maxQueued;
+    return limits;
+  }
+
+  /** Idle agents' caches leave these tiers; agents with a request in flight are skipped. */
+  clearCaches(tiers: CacheTierName[]): Promise<ClearOutcome> {
+    return this.ask({ type: 'clear_caches', tiers }, (reply) => (reply.type === 'caches_cleared' ? { cleared: reply.cleared, skipped: reply.skipped } : undefined));
+  }
+
+  /**
+   * Swaps the model (worker/inference/swap.ts): generations that arrive meanwhile are held and sent on
+   * once it is over. Resolves with the model now served; rejects with ERR_CONFLICT while another swap
+   * runs, or ERR_MODEL_LOAD_FAILED when the old model had to be loaded back (it serves again).
+   */
+  async swapModel(path: string, id: string): Promise<ModelSummary> {
+    if (this.held !== undefined) throw new SemanticError(ErrorCode.Conflict, 'A model swap is already running.');
+    const held = new HeldGenerations();
+    const asked = this.ask({ type: 'swap_model', path, id }, (reply) => (reply.type === 'model_swapped' ? reply : undefined));
+    this.held = held;
+    try {
+      const { model, error } = await asked;
+      this.summary = model;
+      if (error !== undefined) throw SemanticError.fromPayload(error);
+      return model;
+    } finally {
+      this.held = undefined;
+      // Validated against the model served when they arrived: sent on only if it still is.
+      held.release(this.summary?.id ?? '', (message, handlers) => this.generate(message, handlers));
+    }
   }
 
   /**
@@ -218,6 +259,22 @@ export class EngineClient {
     }
   }
 
+  /** Posts a question and resolves with `pick` of its reply; a `failed` reply rejects with its coded error. */
+  private ask<T>(question: Question, pick: (reply: Reply) => T | undefined): Promise<T> {
+    const refusal = this.unavailable();
+    if (refusal !== undefined) return Promise.reject(SemanticError.fromPayload(refusal));
+    const requestId = `#${question.type}-${++this.nextQuestionId}`;
+    return new Promise<T>((resolve, reject) => {
+      const settle = (reply: Reply): void => {
+        const value = pick(reply);
+        if (value === undefined) reject(new SemanticError(ErrorCode.Protocol, `the engine answered ${reply.type} to ${question.type}`));
+        else resolve(value);
+      };
+      this.pendingReplies.set(requestId, { resolve: settle, reject });
+      this.post({ ...question, requestId } as FrontToInference);
+    });
+  }
+
   private freeRequestId(requestId: string): string {
     if (!this.pending.has(requestId)) return requestId;
     for (let n = 2; ; n++) {
@@ -248,12 +305,6 @@ export class EngineClient {
         return this.onReady(message.model);
       case 'engine_dead':
         return this.die(message.error.message);
-      case 'stats':
-        return this.onStats(message.requestId, message.stats);
-      case 'token_count':
-        return this.onCount(message.requestId, message.inputTokens);
-      case 'agents_result':
-        return this.onAgents(message.requestId, message.outcome);
       case 'persisted':
         return this.log.info({ agentId: message.agentId, bytes: message.bytes }, 'agent cache persisted');
       case 'drained':
@@ -270,29 +321,12 @@ export class EngineClient {
     this.settleReady.resolve(model);
   }
 
-  private onStats(requestId: string, stats: EngineStats): void {
-    const waiter = this.pendingStats.get(requestId);
-    this.pendingStats.delete(requestId);
-    waiter?.resolve(stats);
-  }
-
-  private onCount(requestId: string, count: number | ErrorPayload): void {
-    const waiter = this.pendingCounts.get(requestId);
-    this.pendingCounts.delete(requestId);
-    if (typeof count === 'number') waiter?.resolve(count);
-    else waiter?.reject(SemanticError.fromPayload(count));
-  }
-
-  private onAgents(requestId: string, outcome: AgentsOutcome | ErrorPayload): void {
-    const waiter = this.pendingAgents.get(requestId);
-    this.pendingAgents.delete(requestId);
-    if ('kind' in outcome) waiter?.resolve(outcome);
-    else waiter?.reject(SemanticError.fromPayload(outcome));
-  }
-
   private onRequestMessage(message: Extract<InferenceToFront, { requestId: string }>): void {
-    if (message.type === 'failed' && this.pendingCounts.has(message.requestId)) return this.onCount(message.requestId, message.error);
-    if (message.type === 'failed' && this.pendingAgents.has(message.requestId)) return this.onAgents(message.requestId, message.error);
+    const waiter = this.pendingReplies.get(message.requestId);
+    if (waiter !== undefined) {
+      this.pendingReplies.delete(message.requestId);
+      return message.type === 'failed' ? waiter.reject(SemanticError.fromPayload(message.error)) : waiter.resolve(message);
+    }
     const entry = this.pending.get(message.requestId);
     if (entry === undefined) {
       this.log.warn({ requestId: message.requestId, type: message.type }, 'message for no pending request');
@@ -347,10 +381,8 @@ export class EngineClient {
         this.log.error({ err: handlerError }, 'a generation handler threw');
       }
     }
-    const waiters = [...this.pendingStats.values(), ...this.pendingCounts.values(), ...this.pendingAgents.values()];
-    this.pendingStats.clear();
-    this.pendingCounts.clear();
-    this.pendingAgents.clear();
+    const waiters = [...this.pendingReplies.values()];
+    this.pendingReplies.clear();
     for (const waiter of waiters) waiter.reject(asError);
   }
 }

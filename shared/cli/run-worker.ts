@@ -30,6 +30,8 @@ export interface RunWorkerOptions {
   events?: Partial<WorkerLifecycleEvents>;
   /** Bind the port only once the model is ready (a supervisor's worker: see WorkerServerOptions). */
   listenWhenReady?: boolean;
+  /** A supervisor's worker: admin model swaps are the supervisor's, refused here. */
+  supervised?: boolean;
 }
 
 type Outcome = { kind: 'ready'; model: ModelSummary } | { kind: 'failed'; error: unknown } | { kind: 'stop'; reason: string };
@@ -53,7 +55,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<number> {
   const { config, logger, stop, events = {} } = options;
   const settings = toServerSettings(config, options.modelPath);
   // startWorkerServer itself logs {"msg":"listening","port":N} once bound.
-  const server = await startWorkerServer({ ...settings, readyMaxPoolPercent: config.readyMaxPoolPercent, listenWhenReady: options.listenWhenReady === true, logger });
+  const server = await startWorkerServer({ ...settings, readyMaxPoolPercent: config.readyMaxPoolPercent, listenWhenReady: options.listenWhenReady === true, supervised: options.supervised === true, logger });
   const loopback = ['127.0.0.1', '::1', 'localhost'].includes(settings.host);
   if (settings.access.apiKeys.length === 0 && !loopback) logger.warn({ host: settings.host }, 'no API key is set: the API routes are open to anyone who can reach this address');
   if (options.listenWhenReady !== true) await events.listening?.(server.port);

@@ -34,6 +34,7 @@ export async function worker(): Promise<number> {
     logger,
     stop,
     listenWhenReady: true,
+    supervised: true,
     events: {
       listening: (port) => sendToSupervisor({ type: 'listening', port }),
       ready: (model, port) => sendToSupervisor({ type: 'ready', port, model: model.id }),

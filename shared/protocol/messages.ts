@@ -147,6 +147,26 @@ export const agentsRequestSchema = z.object({
 });
 /** The drain's deadline passed: running requests end now with ERR_DRAINING; the drain then completes. */
 export const cutSchema = z.object({ type: z.literal('cut') });
+/**
+ * The admin API's model swap (worker/inference/swap.ts): let the submitted requests finish, write
+ * idle agents' turns, unload, load `path` as model `id`; on failure load the old model back. Frames
+ * that arrive meanwhile (but aborts and cuts) wait and are served by whichever model then serves.
+ * Answered by `model_swapped`.
+ */
+export const swapModelSchema = z.object({ type: z.literal('swap_model'), requestId, path: z.string().min(1), id: z.string().min(1).max(256) });
+/** Runtime limits, applied from the next step; no field: just read them. Answered by `limits`, or `failed` (400). */
+export const configureSchema = z.object({
+  type: z.literal('configure'),
+  requestId,
+  batchTokens: z.number().int().positive().optional(),
+  maxQueued: count.optional(),
+  maxQueuedTokens: count.optional(),
+});
+/** Which cache tiers an admin clear empties. */
+export const cacheTierNameSchema = z.enum(['hot', 'ram', 'disk']);
+export type CacheTierName = z.infer<typeof cacheTierNameSchema>;
+/** Drops idle agents' caches from these tiers; agents with a request in flight are skipped. Answered by `caches_cleared`. */
+export const clearCachesSchema = z.object({ type: z.literal('clear_caches'), requestId, tiers: z.array(cacheTierNameSchema).min(1) });
 
 // inference → front
 /** Where an agent's cache is, fastest first; `active`: a request of the agent is running now. */
@@ -181,6 +201,21 @@ export const agentsOutcomeSchema = z.discriminatedUnion('kind', [
 export type AgentsOutcome = z.infer<typeof agentsOutcomeSchema>;
 
 export const readySchema = z.object({ type: z.literal('ready'), model: modelSummarySchema });
+/** A swap ended: `model` serves now; with `error` the swap failed and `model` is the old one, loaded back. */
+export const modelSwappedSchema = z.object({ type: z.literal('model_swapped'), requestId, model: modelSummarySchema, error: errorPayloadSchema.optional() });
+export const runtimeLimitsSchema = z.object({
+  batchTokens: count,
+  /** The context's batch size, fixed at start: batchTokens can go no higher. */
+  maxBatchTokens: count,
+  maxQueued: count,
+  maxQueuedTokens: count,
+});
+export type RuntimeLimits = z.infer<typeof runtimeLimitsSchema>;
+export const limitsSchema = z.object({ type: z.literal('limits'), requestId, limits: runtimeLimitsSchema });
+const clearedCountsSchema = z.object({ hot: count, ram: count, disk: count });
+export type ClearedCounts = z.infer<typeof clearedCountsSchema>;
+/** Agents whose caches left each tier; `skipped`: agents with a request in flight, left alone. */
+export const cachesClearedSchema = z.object({ type: z.literal('caches_cleared'), requestId, cleared: clearedCountsSchema, skipped: z.array(z.string()) });
 /** Where a request's reused tokens came from; `miss` when none were reused. */
 export const cacheTierSchema = z.enum(['hot', 'ram', 'disk', 'miss']);
 export type CacheTier = z.infer<typeof cacheTierSchema>;
@@ -214,7 +249,18 @@ export const drainedSchema = z.object({ type: z.literal('drained'), persisted: c
 /** The inference thread cannot go on (model failed to load, fatal decode error). */
 export const engineDeadSchema = z.object({ type: z.literal('engine_dead'), error: errorPayloadSchema });
 
-export const frontToInferenceSchema = z.discriminatedUnion('type', [generateSchema, abortSchema, statsRequestSchema, countTokensSchema, agentsRequestSchema, drainSchema, cutSchema]);
+export const frontToInferenceSchema = z.discriminatedUnion('type', [
+  generateSchema,
+  abortSchema,
+  statsRequestSchema,
+  countTokensSchema,
+  agentsRequestSchema,
+  drainSchema,
+  cutSchema,
+  swapModelSchema,
+  configureSchema,
+  clearCachesSchema,
+]);
 export const inferenceToFrontSchema = z.discriminatedUnion('type', [
   readySchema,
   startedSchema,
@@ -227,6 +273,9 @@ export const inferenceToFrontSchema = z.discriminatedUnion('type', [
   persistedSchema,
   drainedSchema,
   engineDeadSchema,
+  modelSwappedSchema,
+  limitsSchema,
+  cachesClearedSchema,
 ]);
 
 export type GenerateMessage = z.infer<typeof generateSchema>;
@@ -245,5 +294,11 @@ export type AgentsResultMessage = z.infer<typeof agentsResultSchema>;
 export type PersistedMessage = z.infer<typeof persistedSchema>;
 export type EngineDeadMessage = z.infer<typeof engineDeadSchema>;
 export type DrainedMessage = z.infer<typeof drainedSchema>;
+export type SwapModelMessage = z.infer<typeof swapModelSchema>;
+export type ConfigureMessage = z.infer<typeof configureSchema>;
+export type ClearCachesMessage = z.infer<typeof clearCachesSchema>;
+export type ModelSwappedMessage = z.infer<typeof modelSwappedSchema>;
+export type LimitsMessage = z.infer<typeof limitsSchema>;
+export type CachesClearedMessage = z.infer<typeof cachesClearedSchema>;
 export type FrontToInference = z.infer<typeof frontToInferenceSchema>;
 export type InferenceToFront = z.infer<typeof inferenceToFrontSchema>;

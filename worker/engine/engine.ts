@@ -11,7 +11,8 @@ import { AgentTurns } from './agent-turns.js';
 import { BlockPool } from './kv/block-pool.js';
 import { reusablePrefix, type HotEntry } from './kv/hot-cache.js';
 import { AgentTiers } from './kv/tiers.js';
-import { DeferredOps, runAgentsOp } from './kv/agents.js';
+import { DeferredOps } from './kv/agents.js';
+import { EngineAdmin } from './engine-admin.js';
 import type { DiskTier } from '../persistence/disk-tier.js';
 import { RequestInput } from './request-input.js';
 import { planStep, type StepPlan } from './scheduler.js';
@@ -19,7 +20,7 @@ import { Sequence } from './sequence.js';
 import type { EngineSettings } from './settings.js';
 import { restoreSaved } from './restore.js';
 import { drainingError, ErrorCode, SemanticError, toErrorPayload } from '../../shared/errors.js';
-import type { AgentsOutcome, AgentsRequestMessage, CacheTier, EngineStats, FinishReason, GenerateInput, GenerateMessage, InferenceToFront } from '../../shared/protocol/messages.js';
+import type { CacheTier, FinishReason, GenerateInput, GenerateMessage, InferenceToFront } from '../../shared/protocol/messages.js';
 
 interface Prepared {
   request: GenerateMessage;
@@ -36,6 +37,8 @@ export class Engine {
   private readonly turns = new AgentTurns();
   private readonly input: RequestInput;
   private readonly agentOps = new DeferredOps();
+  /** Stats, the Agents API, runtime limits and cache clears (engine-admin.ts). */
+  readonly admin: EngineAdmin;
   private looping = false;
   /** Wakes the idle loop when the next write-behind is due. */
   private writeTimer: NodeJS.Timeout | undefined;
@@ -63,6 +66,8 @@ export class Engine {
     // Whole blocks of one sequence's cells: all the context's, or its stream's share when split.
     const capacity = Math.floor(Math.min(settings.sequenceSize, settings.contextSize) / settings.blockSize) * settings.blockSize;
     this.input = new RequestInput(addon, model, capacity, settings.defaultMaxTokens);
+    const { active, admission, tiers, turns, agentOps, counts } = this;
+    this.admin = new EngineAdmin({ settings, context, active, admission, tiers, turns, agentOps, counts, kick: () => this.kick() });
   }
 
   submit(request: GenerateMessage): void {
@@ -129,32 +134,17 @@ export class Engine {
     return this.input.prompt(input).length;
   }
 
-  /** The Agents API (kv/agents.ts), run at the next step boundary; rejects with a coded error. */
-  agents(request: AgentsRequestMessage): Promise<AgentsOutcome> {
-    const outcome = this.agentOps.defer(() => runAgentsOp(request, { tiers: this.tiers, context: this.context, active: this.active.values(), isBusy: (id) => this.turns.isBusy(id), now: Date.now }));
-    this.kick(); // a dead engine never runs it: the front refuses requests once it is dead
-    return outcome;
-  }
-
-  stats(): EngineStats {
-    let usedCells = this.tiers.hot.cells;
-    for (const sequence of this.active.values()) usedCells += sequence.usedCells;
-    const { pool } = this.admission;
-    return {
-      activeSequences: this.active.size,
-      idleSequences: this.tiers.hot.size,
-      freeSequences: this.admission.freeSequences,
-      queuedRequests: this.admission.queued,
-      usedCells,
-      totalCells: this.settings.contextSize,
-      blockSize: pool.blockSize,
-      usedBlocks: pool.usedBlocks,
-      idleBlocks: this.tiers.spillableBlocks,
-      totalBlocks: pool.totalBlocks,
-      ramAgents: this.tiers.ram.size,
-      ramBytes: this.tiers.ram.bytes,
-      ...this.counts,
-    };
+  /**
+   * Before a model swap unloads the model: every request already submitted runs to its end (none is
+   * refused: the front holds new ones meanwhile), then the engine stops for good and every idle
+   * agent's unwritten turn is written to its file. Resolves with the turns written.
+   */
+  async retire(): Promise<number> {
+    this.kick();
+    if (this.looping) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    this.dead = true;
+    clearTimeout(this.writeTimer);
+    return this.tiers.persistAll();
   }
 
   private kick(): void {

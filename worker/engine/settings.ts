@@ -4,10 +4,13 @@ export interface EngineSettings {
   /** Cells one sequence can hold: the context size, or its share when the KV cache is split into streams. */
   sequenceSize: number;
   maxSequences: number;
+  /** Tokens per decode step at most: changed at run time by the admin API, up to maxBatchTokens. */
   batchTokens: number;
+  /** The context's batch size (n_batch), fixed when it was created: one decode can carry no more. */
+  maxBatchTokens: number;
   /** KV cells per block of the pool. */
   blockSize: number;
-  /** Requests waiting for a sequence at most; more are refused with 429. */
+  /** Requests waiting for a sequence at most; more are refused with 429. Changed at run time by the admin API. */
   maxQueued: number;
   /** Prompt + max tokens of all waiting requests at most; more are refused with 429. */
   maxQueuedTokens: number;

@@ -11,11 +11,11 @@
 import type { Context } from '../addon.js';
 import type { AgentTiers } from './tiers.js';
 import { ErrorCode, SemanticError } from '../../../shared/errors.js';
-import type { AgentEntry, AgentTier, AgentTotals, AgentsOutcome, AgentsRequestMessage, TierTotals } from '../../../shared/protocol/messages.js';
+import type { AgentEntry, AgentTier, AgentTotals, AgentsOutcome, AgentsRequestMessage, CacheTierName, ClearedCounts, TierTotals } from '../../../shared/protocol/messages.js';
 
 /** What the engine lends the Agents API for one operation. */
 export interface AgentSources {
-  tiers: Pick<AgentTiers, 'hot' | 'ram' | 'disk' | 'evict' | 'forget'>;
+  tiers: Pick<AgentTiers, 'hot' | 'ram' | 'disk' | 'evict' | 'forget' | 'clear'>;
   context: Pick<Context, 'stateSeqSize'>;
   /** Running requests' sequences. */
   active: Iterable<{ agentId: string; seqId: number; usedCells: number }>;
@@ -70,6 +70,26 @@ export async function runAgentsOp(request: AgentsRequestMessage, sources: AgentS
   if (sources.isBusy(id)) throw new SemanticError(ErrorCode.Conflict, `Agent ${id} is busy: a request of it is running or waiting.`);
   const tiers: AgentTier[] = request.evictOnly === true ? await sources.tiers.evict(id) : await sources.tiers.forget(id);
   return { kind: 'deleted', id, tiers };
+}
+
+/**
+ * The admin API's cache clear: every idle agent held by a tier leaves the tiers named (AgentTiers.clear);
+ * agents with a request running or waiting are left alone and listed. Counts are per tier left.
+ */
+export async function clearIdleCaches(tiers: readonly CacheTierName[], sources: AgentSources): Promise<{ cleared: ClearedCounts; skipped: string[] }> {
+  const { hot, ram, disk } = sources.tiers;
+  const ids = new Set<string>([...sources.active].map((sequence) => sequence.agentId));
+  for (const entry of hot.entries()) ids.add(entry.agentId);
+  for (const saved of ram.values()) ids.add(saved.agentId);
+  for (const file of disk?.entries() ?? []) ids.add(file.agentId);
+  const wanted = new Set(tiers);
+  const cleared: ClearedCounts = { hot: 0, ram: 0, disk: 0 };
+  const skipped: string[] = [];
+  for (const id of ids) {
+    if (sources.isBusy(id)) skipped.push(id);
+    else for (const tier of await sources.tiers.clear(id, wanted)) cleared[tier]++;
+  }
+  return { cleared, skipped };
 }
 
 /**

@@ -13,6 +13,7 @@ import type { DiskTier } from '../../persistence/disk-tier.js';
 import type { BlockPool } from './block-pool.js';
 import { HotCache, type HotEntry } from './hot-cache.js';
 import { RamCache } from './ram-cache.js';
+import type { CacheTierName } from '../../../shared/protocol/messages.js';
 
 /** A returning agent's saved cache: the tokens it holds, the logits after them, and how to import its state into a sequence. */
 export interface SavedState {
@@ -129,37 +130,40 @@ export class AgentTiers {
    * writing its latest turn first when the file does not hold it yet, and waits for that write, so
    * that its next turn is restored from disk. Returns the tiers it left.
    */
-  async evict(agentId: string): Promise<('hot' | 'ram')[]> {
-    const left: ('hot' | 'ram')[] = [];
-    const hot = this.hot.take(agentId);
-    if (hot !== undefined) {
-      const unwritten = this.pendingWrites.get(agentId)?.entry === hot;
-      const state = unwritten ? await this.exportState(hot) : undefined;
-      if (state !== undefined) this.write(hot, state);
-      this.drop(hot);
-      left.push('hot');
-    }
-    const saved = this.ram.take(agentId);
-    if (saved !== undefined) {
-      if (this.disk?.has(agentId) === false) this.write(saved, saved.state);
-      left.push('ram');
-    }
-    this.pendingWrites.delete(agentId);
-    await this.disk?.settled(agentId);
-    return left;
+  evict(agentId: string): Promise<CacheTierName[]> {
+    return this.clear(agentId, new Set(['hot', 'ram']));
   }
 
   /** The Agents API's delete: the idle agent leaves every tier, its file deleted; returns the tiers it left. */
-  async forget(agentId: string): Promise<('hot' | 'ram' | 'disk')[]> {
-    const left: ('hot' | 'ram' | 'disk')[] = [];
-    this.pendingWrites.delete(agentId);
-    const hot = this.hot.take(agentId);
+  forget(agentId: string): Promise<CacheTierName[]> {
+    return this.clear(agentId, new Set(['hot', 'ram', 'disk']));
+  }
+
+  /**
+   * An idle agent leaves the tiers named (the admin API's cache clear; evict and forget). While the
+   * disk tier is kept, what the cleared tiers held that its file lacks is written first (the hot
+   * turn not written yet, a RAM state with no file) and waited for: clearing the fast tiers never
+   * loses the agent's last turn. Returns the tiers it left.
+   */
+  async clear(agentId: string, tiers: ReadonlySet<CacheTierName>): Promise<CacheTierName[]> {
+    const keepDisk = !tiers.has('disk');
+    const left: CacheTierName[] = [];
+    const hot = tiers.has('hot') ? this.hot.take(agentId) : undefined;
     if (hot !== undefined) {
+      const unwritten = keepDisk && this.pendingWrites.get(agentId)?.entry === hot;
+      const state = unwritten ? await this.exportState(hot) : undefined;
+      if (state !== undefined) this.write(hot, state);
+      this.pendingWrites.delete(agentId);
       this.drop(hot);
       left.push('hot');
     }
-    if (this.ram.take(agentId) !== undefined) left.push('ram');
-    if ((await this.disk?.forget(agentId)) === true) left.push('disk');
+    const saved = tiers.has('ram') ? this.ram.take(agentId) : undefined;
+    if (saved !== undefined) {
+      if (keepDisk && this.disk?.has(agentId) === false) this.write(saved, saved.state);
+      left.push('ram');
+    }
+    if (!keepDisk && (await this.disk?.forget(agentId)) === true) left.push('disk');
+    await this.disk?.settled(agentId);
     return left;
   }
 

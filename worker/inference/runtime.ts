@@ -1,0 +1,162 @@
+/**
+ * One loaded model and everything built on it: the llama.cpp model and context, the engine, and the
+ * disk tier of that model's agents' cache files. The inference thread holds one at a time; a model
+ * swap (swap.ts) retires one and loads the next with the same options.
+ */
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import type { Addon, Context, Model } from '../engine/addon.js';
+import { Engine } from '../engine/engine.js';
+import type { LimitsUpdate } from '../engine/engine-admin.js';
+import { DiskTier, modelFingerprint } from '../persistence/disk-tier.js';
+import type { InferenceOptions } from './options.js';
+import { detectToolFormat } from '../tools/format.js';
+import { AUTO, autoContextSize, kvBytesPerToken, usableMemoryBytes } from '../../shared/budgets.js';
+import type { InferenceToFront, ModelSummary } from '../../shared/protocol/messages.js';
+
+/**
+ * Cells per block of the KV pool: small enough that rounding wastes little of a small context (at most
+ * 15 cells a sequence), large enough that block tables stay short; vLLM's default is 16 too.
+ */
+const KV_BLOCK_SIZE = 16;
+
+export interface Runtime {
+  model: Model;
+  context: Context;
+  engine: Engine;
+  disk: DiskTier;
+  summary: ModelSummary;
+}
+
+/** Which model file to load, and the id clients name it by. */
+export interface ModelChoice {
+  path: string;
+  id: string;
+}
+
+/** What every load shares: the thread's options, and what outlives a swap. */
+export interface LoadEnvironment {
+  addon: Addon;
+  options: InferenceOptions;
+  post: (message: InferenceToFront) => void;
+  /** Limits an operator changed through the admin API: a swapped-in engine keeps them. */
+  limits: LimitsUpdate;
+  /** The fingerprint of the model the process started with (set by the first load): its cache files live at the top of the cache dir. */
+  startFingerprint?: string;
+}
+
+/**
+ * Where a model's agents' cache files live. The model the process started with keeps the top of the
+ * cache dir, as it always had (a restart with the same --model finds them); a model swapped in keeps
+ * its files in `models/<fingerprint>/`, so two models never share a file name: a swap and a swap back
+ * neither overwrite nor quarantine the other model's files, and one model's KV never reaches the other.
+ */
+export function cacheDirOf(cacheDir: string, fingerprint: string, startFingerprint: string): string {
+  return fingerprint === startFingerprint ? cacheDir : join(cacheDir, 'models', fingerprint);
+}
+
+/** One decode of a single token proves the backend works before the model is reported ready. */
+async function warmUp(model: Model, context: Context): Promise<void> {
+  const info = model.info();
+  const token = info.bos >= 0 ? info.bos : 0;
+  await context.decode({ tokens: Int32Array.of(token), positions: Int32Array.of(0), seqIds: Int32Array.of(0), logits: Uint8Array.of(1) });
+  context.seqRemove(0);
+}
+
+async function openContext(addon: Addon, model: Model, options: InferenceOptions): Promise<Context> {
+  const info = model.info();
+  const nCtx = options.contextSize === AUTO ? autoContextSize(info.contextLength, kvBytesPerToken(info, options.kvType), usableMemoryBytes()) : options.contextSize;
+  return addon.createContext(model, {
+    nCtx,
+    nSeqMax: options.maxSequences,
+    nBatch: options.batchTokens,
+    typeK: options.kvType,
+    typeV: options.kvType,
+    flashAttention: options.flashAttention,
+    kvUnified: options.kvUnified,
+    // llama.cpp's own default is 4 threads whatever the machine: on 2 cores its spinning threads
+    // then fight each other and a decode step takes seconds instead of tens of milliseconds.
+    threads: options.threads > 0 ? options.threads : availableParallelism(),
+  });
+}
+
+/** Model, context and warm-up; what was created is freed again if a later part fails. */
+async function open(addon: Addon, path: string, options: InferenceOptions): Promise<{ model: Model; context: Context }> {
+  const model = await addon.loadModel(path, { gpuLayers: options.gpuLayers });
+  let context: Context | undefined;
+  try {
+    context = await openContext(addon, model, options);
+    await warmUp(model, context);
+    return { model, context };
+  } catch (error) {
+    context?.dispose();
+    model.dispose();
+    throw error;
+  }
+}
+
+function engineOf(environment: LoadEnvironment, model: Model, context: Context, disk: DiskTier): Engine {
+  const { addon, options, post, limits } = environment;
+  const contextInfo = context.info();
+  const engine = new Engine(addon, model, context, {
+    contextSize: contextInfo.nCtx,
+    sequenceSize: contextInfo.nCtxSeq,
+    maxSequences: options.maxSequences,
+    batchTokens: Math.min(options.batchTokens, contextInfo.nBatch),
+    maxBatchTokens: contextInfo.nBatch,
+    blockSize: KV_BLOCK_SIZE,
+    maxQueued: options.maxQueued,
+    maxQueuedTokens: options.maxQueuedTokens === AUTO ? 4 * contextInfo.nCtx : options.maxQueuedTokens,
+    defaultMaxTokens: 2048,
+    ramBudgetBytes: options.ramBudgetBytes,
+  }, post, disk);
+  engine.admin.configure(limits);
+  return engine;
+}
+
+function summaryOf(choice: ModelChoice, model: Model, context: Context): ModelSummary {
+  const info = model.info();
+  const contextInfo = context.info();
+  return {
+    id: choice.id,
+    path: choice.path,
+    architecture: info.architecture,
+    contextLength: info.contextLength,
+    vocabSize: info.vocabSize,
+    engineContext: contextInfo.nCtx,
+    maxSequences: contextInfo.nSeqMax,
+    toolFormat: detectToolFormat(info.chatTemplate),
+  };
+}
+
+/** Loads the model, its context and its disk tier, warms up, and builds the engine over them. */
+export async function loadRuntime(environment: LoadEnvironment, choice: ModelChoice): Promise<Runtime> {
+  const { addon, options } = environment;
+  const { model, context } = await open(addon, choice.path, options);
+  let disk: DiskTier | undefined;
+  try {
+    const fingerprint = await modelFingerprint(choice.path);
+    environment.startFingerprint ??= fingerprint;
+    const dir = cacheDirOf(options.cacheDir, fingerprint, environment.startFingerprint);
+    disk = new DiskTier(dir, fingerprint, options.kvType, !options.flashAttention, options.diskBudgetBytes);
+    await disk.index();
+  } catch (error) {
+    await disk?.close();
+    context.dispose();
+    model.dispose();
+    throw error;
+  }
+  return { model, context, disk, engine: engineOf(environment, model, context, disk), summary: summaryOf(choice, model, context) };
+}
+
+/**
+ * Lets the runtime's submitted requests finish, writes its idle agents' unwritten turns and waits for
+ * every file write, then frees the context and the model. Resolves with the turns written.
+ */
+export async function retireRuntime(runtime: Runtime): Promise<number> {
+  const persisted = await runtime.engine.retire();
+  await runtime.disk.close();
+  runtime.context.dispose();
+  runtime.model.dispose();
+  return persisted;
+}

@@ -1,0 +1,69 @@
+/**
+ * The inference thread's current runtime (runtime.ts) and the admin API's model swap. A swap lets
+ * the requests already submitted run to their end on the old model, writes its idle agents' unwritten
+ * turns, unloads it and loads the new one with the same options; if that load fails the old model is
+ * loaded back (rollback) and the swap's answer says why. Meanwhile frames from the front wait here and
+ * then go to whichever model serves, except aborts and cuts, which concern the requests still running
+ * on the old model. The front holds new generations itself during a swap (engine-client.ts), so what
+ * waits here are token counts, Agents API calls, limits, cache clears and a drain.
+ */
+import { loadRuntime, retireRuntime, type LoadEnvironment, type Runtime } from './runtime.js';
+import type { Engine } from '../engine/engine.js';
+import { ErrorCode, toErrorPayload } from '../../shared/errors.js';
+import type { FrontToInference, SwapModelMessage } from '../../shared/protocol/messages.js';
+
+export class ModelHost {
+  /** Frames waiting for a swap to end; undefined when none runs. */
+  private held: FrontToInference[] | undefined;
+
+  constructor(
+    private runtime: Runtime,
+    private readonly environment: LoadEnvironment,
+    /** Serves one frame with the engine of the model serving now. */
+    private readonly serve: (engine: Engine, message: FrontToInference) => void,
+  ) {}
+
+  receive(message: FrontToInference): void {
+    if (message.type === 'swap_model') return void this.swap(message);
+    if (this.held !== undefined && message.type !== 'abort' && message.type !== 'cut') return void this.held.push(message);
+    this.serve(this.runtime.engine, message);
+  }
+
+  private async swap(message: SwapModelMessage): Promise<void> {
+    const { post } = this.environment;
+    const { requestId } = message;
+    if (this.held !== undefined) return post({ type: 'failed', requestId, error: { code: ErrorCode.Conflict, message: 'A model swap is already running.' } });
+    this.held = [];
+    const old = this.runtime;
+    try {
+      await retireRuntime(old);
+    } catch (error) {
+      // The old model is half torn down: nothing can be trusted to serve.
+      return post({ type: 'engine_dead', error: { code: ErrorCode.EngineDead, message: `unloading ${old.summary.id} for a swap failed: ${toErrorPayload(error).message}` } });
+    }
+    try {
+      this.runtime = await loadRuntime(this.environment, { path: message.path, id: message.id });
+      post({ type: 'model_swapped', requestId, model: this.runtime.summary });
+    } catch (error) {
+      const reason = toErrorPayload(error).message;
+      if (!(await this.rollBack(old, reason))) return;
+      const text = `Could not load ${message.path}: ${reason}. The previous model ${old.summary.id} was loaded back and serves again.`;
+      post({ type: 'model_swapped', requestId, model: this.runtime.summary, error: { code: ErrorCode.ModelLoadFailed, message: text, param: 'path' } });
+    }
+    const frames = this.held;
+    this.held = undefined;
+    for (const frame of frames) this.receive(frame);
+  }
+
+  /** Loads the old model back; false (and the engine is dead) if that fails too. */
+  private async rollBack(old: Runtime, reason: string): Promise<boolean> {
+    try {
+      this.runtime = await loadRuntime(this.environment, { path: old.summary.path, id: old.summary.id });
+      return true;
+    } catch (error) {
+      const again = toErrorPayload(error).message;
+      this.environment.post({ type: 'engine_dead', error: { code: ErrorCode.EngineDead, message: `a model swap failed (${reason}) and loading the previous model back failed too: ${again}` } });
+      return false;
+    }
+  }
+}
