@@ -263,3 +263,16 @@ t.test('admin routes need the admin key: a user key is 403, none is 401', async 
   }
   t.match((await call(server, 'GET', '/admin/config')).body, { max_queued: 64 }, 'nothing was changed');
 });
+
+t.test('under the supervisor a swap is refused with 501; the other routes act on one worker', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'semantic-admin-'));
+  const args = ['supervise', '--workers', '1', '--port', '0', '--model', modelA, '--model-id', 'tiny', '--threads', '1', '--cache-dir', dir, '--context-size', '4096'];
+  const server = await startServer(args, 'all workers ready', { SEMANTIC_API_KEYS: USER_KEY, SEMANTIC_ADMIN_KEY: ADMIN_KEY });
+  t.teardown(() => server.stop());
+  const refused = await call(server, 'POST', '/admin/model', { path: modelB });
+  t.equal(refused.status, 501);
+  t.match(refused.body, { error: { code: 'ERR_NOT_SUPPORTED', type: 'server_error', message: /SIGHUP/ } });
+  t.match((await call(server, 'GET', '/admin/model')).body, { model: { id: 'tiny' }, swapping: false });
+  t.equal((await call(server, 'PATCH', '/admin/config', { max_queued: 3 })).body.max_queued, 3);
+  t.equal((await chat(server, 'tiny', 'supervised')).status, 200);
+});
