@@ -348,13 +348,18 @@ function apiKeysOf(config: Config): string[] {
   return [...keys, ...lines];
 }
 
+/** The agents' cache dir: configured, or the user's cache dir's `agents/`. */
+export function resolvedCacheDir(config: Pick<Config, 'cacheDir'>): string {
+  return resolve(config.cacheDir ?? join(userCacheDir(), 'agents'));
+}
+
 /**
  * What `startWorkerServer` needs from a config. The model path is passed separately because a config
  * without `model` serves the generated demo model, whose path is known only once it is made. Cache
  * budgets left at -1 (auto) are sized here, in the process that serves, from its own machine.
  */
 export function toServerSettings(config: Config, modelPath: string): ServerSettings {
-  const cacheDir = resolve(config.cacheDir ?? join(userCacheDir(), 'agents'));
+  const cacheDir = resolvedCacheDir(config);
   return {
     host: config.host,
     port: config.port,

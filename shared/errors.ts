@@ -26,7 +26,6 @@ export const ErrorCode = {
   Forbidden: 'ERR_FORBIDDEN',
   RateLimited: 'ERR_RATE_LIMITED',
   ModelLoadFailed: 'ERR_MODEL_LOAD_FAILED',
-  NotSupported: 'ERR_NOT_SUPPORTED',
   Internal: 'ERR_INTERNAL',
 } as const;
 
@@ -124,7 +123,6 @@ const table: Record<ErrorCode, ErrorDescription> = {
   // The server is fine (the old model serves again): the file given was the problem, like a 400 the
   // front could not see before trying. 422, not 400: the request was well-formed.
   ERR_MODEL_LOAD_FAILED: { status: 422, openaiType: 'invalid_request_error', anthropicType: 'invalid_request_error', metricLabel: 'model_load_failed' },
-  ERR_NOT_SUPPORTED: { status: 501, openaiType: 'server_error', anthropicType: 'api_error', metricLabel: 'not_supported' },
   ERR_INTERNAL: { status: 500, openaiType: 'server_error', anthropicType: 'api_error', metricLabel: 'internal' },
 };
 

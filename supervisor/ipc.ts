@@ -42,6 +42,11 @@ const workerMessageSchema = z.discriminatedUnion('type', [
    * the deadline or a second signal cut `cut` requests short).
    */
   z.object({ type: z.literal('stopped'), code: z.number().int().nonnegative(), cut: z.number().int().nonnegative() }),
+  /**
+   * The worker's admin API asked for another model (POST /admin/model, the file already checked): the
+   * supervisor answers `swap_answer` and, if it accepts, replaces every worker with one on that model.
+   */
+  z.object({ type: z.literal('swap_model'), path: z.string().min(1), id: z.string().min(1) }),
 ]);
 
 /**
@@ -56,6 +61,8 @@ export type DrainMode = (typeof drainModes)[number];
 const supervisorMessageSchema = z.discriminatedUnion('type', [
   /** Drain (docs/operations.md) and exit. */
   z.object({ type: z.literal('drain'), mode: z.enum(drainModes) }),
+  /** Whether a `swap_model` was accepted (a rolling restart onto the model has begun), or why not. */
+  z.object({ type: z.literal('swap_answer'), accepted: z.boolean(), reason: z.string().optional() }),
 ]);
 
 export type WorkerMessage = z.infer<typeof workerMessageSchema>;

@@ -12,7 +12,10 @@
 import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { Config } from '../shared/config.js';
+import { mkdir } from 'node:fs/promises';
+import { resolvedCacheDir, type Config } from '../shared/config.js';
+import { cacheDirOf } from '../shared/model-cache-dir.js';
+import { modelFingerprint } from '../worker/persistence/disk-tier.js';
 import { ExitCode } from '../shared/cli/exit.js';
 import { decideRestart, defaultRestartPolicy, type RestartPolicy, type SlotExit } from './restart-policy.js';
 import { warnIfQueuedConnectionsMayReset } from './tcp-migrate.js';
@@ -61,9 +64,12 @@ export class Supervisor {
   private drainCut = false;
   private killTimer: NodeJS.Timeout | undefined;
   private resolveStopped!: (code: number) => void;
+  /** What workers are forked with: the options' config, with the model an admin swap put in place. */
+  private workerConfig: Config;
 
   constructor(private readonly options: SupervisorOptions) {
     this.log = options.logger;
+    this.workerConfig = options.workerConfig;
     this.policy = options.restartPolicy ?? defaultRestartPolicy;
     this.port = options.workerConfig.port;
     this.slots = Array.from({ length: options.workers }, (_, index) => ({ index, worker: undefined, exits: [], restartTimer: undefined }));
@@ -123,15 +129,66 @@ export class Supervisor {
       return;
     }
     this.rolling = true;
-    this.log.info({ workers: this.slots.length }, 'rolling restart started');
     try {
-      for (const slot of this.slots) {
-        if (!(await this.replaceWorker(slot))) return;
-      }
-      this.log.info({ workers: this.slots.length }, 'rolling restart done');
+      await this.replaceSlots(this.slots);
     } finally {
       this.rolling = false;
     }
+  }
+
+  /**
+   * A worker's admin API asked for another model (POST /admin/model): a rolling restart onto it, with
+   * the rolling restart's guarantee that the old workers serve until their replacements are ready. If a
+   * replacement fails to get ready, the config goes back to the old model (later restarts use it) and
+   * the workers already replaced are replaced again, onto the old model. Refused while stopping or
+   * while a rolling restart runs.
+   */
+  private onSwapRequest(worker: WorkerProcess, path: string, id: string): void {
+    if (this.stopping || this.rolling) return worker.answerSwap(false, this.stopping ? 'the supervisor is stopping' : 'a rolling restart is already running');
+    worker.answerSwap(true);
+    this.rolling = true;
+    void this.swapModel(path, id).finally(() => (this.rolling = false));
+  }
+
+  private async swapModel(path: string, id: string): Promise<void> {
+    const previous = this.workerConfig;
+    try {
+      this.workerConfig = await this.configFor(path, id);
+    } catch (error) {
+      return this.log.error({ path, error: (error as Error).message }, 'model swap failed: back to the old model');
+    }
+    this.log.info({ from: previous.model, to: path, id, cacheDir: this.workerConfig.cacheDir }, 'model swap: rolling restart onto the new model');
+    const replaced = await this.replaceSlots(this.slots);
+    if (replaced === this.slots.length) return this.log.info({ model: id, path }, 'model swapped');
+    this.workerConfig = previous;
+    if (this.stopping) return;
+    this.log.error({ path, replaced, backTo: previous.model }, 'model swap failed: back to the old model');
+    await this.replaceSlots(this.slots.slice(0, replaced));
+  }
+
+  /**
+   * The workers' config for another model: its id, and its own cache folder (shared/model-cache-dir.ts),
+   * since the new workers start with it: the top of the cache dir stays the original model's.
+   */
+  private async configFor(path: string, id: string): Promise<Config> {
+    const original = this.options.workerConfig;
+    const home = resolvedCacheDir(original);
+    const [fingerprint, homeFingerprint] = await Promise.all([modelFingerprint(path), modelFingerprint(original.model ?? path)]);
+    const cacheDir = cacheDirOf(home, fingerprint, homeFingerprint);
+    await mkdir(cacheDir, { recursive: true });
+    return { ...this.workerConfig, model: path, modelId: id, cacheDir };
+  }
+
+  /** Replaces the slots' workers in order; stops at the first that fails. Returns how many were replaced. */
+  private async replaceSlots(slots: Slot[]): Promise<number> {
+    this.log.info({ workers: slots.length }, 'rolling restart started');
+    let replaced = 0;
+    for (const slot of slots) {
+      if (!(await this.replaceWorker(slot))) return replaced;
+      replaced++;
+    }
+    this.log.info({ workers: slots.length }, 'rolling restart done');
+    return replaced;
   }
 
   /** True once `slot` is served by a new ready worker and its old one has exited. */
@@ -165,11 +222,12 @@ export class Supervisor {
       slot: slot.index,
       script: this.options.workerScript,
       args: this.options.workerArgs,
-      config: { ...this.options.workerConfig, port: this.port },
+      config: { ...this.workerConfig, port: this.port },
       now: () => performance.now(),
       logger: this.log,
       port: this.port,
       onReady: () => this.logWhenAllReady(),
+      onSwapRequest: (asking, path, id) => this.onSwapRequest(asking, path, id),
     });
     this.live.add(worker);
     this.log.info({ worker: slot.index, pid: worker.pid }, 'worker started');

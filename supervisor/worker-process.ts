@@ -26,6 +26,8 @@ export interface ForkWorkerOptions {
   /** The worker's port as the supervisor chose it: a worker that reports another one is a bug. */
   port: number;
   onReady(worker: WorkerProcess): void;
+  /** Its admin API asked for another model; answer with `answerSwap`. */
+  onSwapRequest(worker: WorkerProcess, path: string, id: string): void;
 }
 
 export class WorkerProcess {
@@ -99,6 +101,11 @@ export class WorkerProcess {
     if (!this.isExited) this.child.kill('SIGTERM');
   }
 
+  /** Tells it whether its model swap request was accepted. */
+  answerSwap(accepted: boolean, reason?: string): void {
+    sendToWorker(this.child, { type: 'swap_answer', accepted, ...(reason === undefined ? {} : { reason }) });
+  }
+
   kill(): void {
     if (!this.isExited) this.child.kill('SIGKILL');
   }
@@ -148,6 +155,9 @@ export class WorkerProcess {
         this.stoppedCode = message.code;
         this.log.info({ ...ids, code: message.code, cut: message.cut }, 'worker drained');
         return;
+      case 'swap_model':
+        this.log.info({ ...ids, path: message.path, id: message.id }, 'model swap asked for');
+        return this.options.onSwapRequest(this, message.path, message.id);
     }
   }
 }

@@ -10,7 +10,7 @@ import { openAIErrorBody, openAIRoutes } from './http/openai.js';
 import { anthropicRoutes } from './http/anthropic.js';
 import { completionRoutes } from './http/completions.js';
 import { agentRoutes } from './http/agents.js';
-import { adminRoutes } from './http/admin.js';
+import { adminRoutes, type SwapForwarder } from './http/admin.js';
 import { drainWorker, type DrainOptions, type DrainOutcome } from './drain.js';
 import { readyRoute, startupRoute, type ReadinessLimits } from './http/health.js';
 import { createRouter, liveRoute, type Route, type Router } from './http/router.js';
@@ -38,8 +38,8 @@ export interface WorkerServerOptions {
    * once so that its probes answer during a long load.
    */
   listenWhenReady?: boolean;
-  /** A worker of `semantic supervise`: the supervisor owns the model path, so admin model swaps are refused. */
-  supervised?: boolean;
+  /** A worker of `semantic supervise`: admin model swaps go to the supervisor, which owns the model path. */
+  forwardSwap?: SwapForwarder;
   inference: InferenceOptions;
   logger: Logger;
   /** The inference thread's module; only tests change it (to a fake thread). */
@@ -71,7 +71,7 @@ function engineStatsRoute(engine: EngineClient): Route {
   };
 }
 
-function routes(engine: EngineClient, router: Pick<Router, 'draining' | 'inFlight'>, limits: ReadinessLimits, agentGate: AgentGate, supervised: boolean): Route[] {
+function routes(engine: EngineClient, router: Pick<Router, 'draining' | 'inFlight'>, limits: ReadinessLimits, agentGate: AgentGate, forwardSwap: SwapForwarder | undefined): Route[] {
   return [
     liveRoute(openAIErrorBody),
     startupRoute(engine, openAIErrorBody),
@@ -81,7 +81,7 @@ function routes(engine: EngineClient, router: Pick<Router, 'draining' | 'inFligh
     ...completionRoutes(engine, agentGate),
     ...anthropicRoutes(engine, agentGate),
     ...agentRoutes(engine),
-    ...adminRoutes(engine, { router, readiness: limits, supervised }),
+    ...adminRoutes(engine, { router, readiness: limits, forwardSwap }),
   ];
 }
 
@@ -116,7 +116,7 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   const { guard, agentGate } = accessRules(options.access);
   const metrics = new HttpMetrics();
   const router = createRouter({ routes: table, fallbackErrorShape: openAIErrorBody, logger, guard, onResponse: (answered) => metrics.observe(answered) });
-  table.push(...routes(engine, router, limits, agentGate, options.supervised === true), metrics.route(options.access?.metricsAccess ?? 'public', openAIErrorBody));
+  table.push(...routes(engine, router, limits, agentGate, options.forwardSwap), metrics.route(options.access?.metricsAccess ?? 'public', openAIErrorBody));
   http.route('/*', router.handle);
   let port = options.port;
   let bound = false;

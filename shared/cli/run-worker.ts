@@ -12,6 +12,7 @@ import { startWorkerServer, type WorkerServer } from '../../worker/main.js';
 import { ExitCode } from './exit.js';
 import type { StopRequest } from './stop.js';
 import type { DrainOutcome } from '../../worker/drain.js';
+import type { SwapForwarder } from '../../worker/http/admin.js';
 
 /** What the supervisor's workers forward over IPC; `serve` needs none of it. */
 export interface WorkerLifecycleEvents {
@@ -30,8 +31,8 @@ export interface RunWorkerOptions {
   events?: Partial<WorkerLifecycleEvents>;
   /** Bind the port only once the model is ready (a supervisor's worker: see WorkerServerOptions). */
   listenWhenReady?: boolean;
-  /** A supervisor's worker: admin model swaps are the supervisor's, refused here. */
-  supervised?: boolean;
+  /** A supervisor's worker: admin model swaps are forwarded to the supervisor (a rolling restart). */
+  forwardSwap?: SwapForwarder;
 }
 
 type Outcome = { kind: 'ready'; model: ModelSummary } | { kind: 'failed'; error: unknown } | { kind: 'stop'; reason: string };
@@ -55,7 +56,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<number> {
   const { config, logger, stop, events = {} } = options;
   const settings = toServerSettings(config, options.modelPath);
   // startWorkerServer itself logs {"msg":"listening","port":N} once bound.
-  const server = await startWorkerServer({ ...settings, readyMaxPoolPercent: config.readyMaxPoolPercent, listenWhenReady: options.listenWhenReady === true, supervised: options.supervised === true, logger });
+  const server = await startWorkerServer({ ...settings, readyMaxPoolPercent: config.readyMaxPoolPercent, listenWhenReady: options.listenWhenReady === true, ...(options.forwardSwap === undefined ? {} : { forwardSwap: options.forwardSwap }), logger });
   const loopback = ['127.0.0.1', '::1', 'localhost'].includes(settings.host);
   if (settings.access.apiKeys.length === 0 && !loopback) logger.warn({ host: settings.host }, 'no API key is set: the API routes are open to anyone who can reach this address');
   if (options.listenWhenReady !== true) await events.listening?.(server.port);

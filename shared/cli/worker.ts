@@ -10,6 +10,26 @@ import { hasSupervisor, listenToSupervisor, sendToSupervisor, workerConfigEnv } 
 import { UsageError } from './exit.js';
 import { runWorker } from './run-worker.js';
 import { StopRequest, stopOnSignals } from './stop.js';
+import type { SwapAnswer } from '../../worker/http/admin.js';
+
+/**
+ * An admin model swap on a supervised worker is the supervisor's: it becomes a rolling restart onto
+ * the new model. Asks go out one at a time and the supervisor answers each in order.
+ */
+class SupervisorSwaps {
+  private waiting: ((answer: SwapAnswer) => void)[] = [];
+
+  async ask(path: string, id: string): Promise<SwapAnswer> {
+    if (!hasSupervisor()) return { accepted: false, reason: 'the supervisor is gone' };
+    const answer = new Promise<SwapAnswer>((resolve) => this.waiting.push(resolve));
+    await sendToSupervisor({ type: 'swap_model', path, id });
+    return answer;
+  }
+
+  answered(message: SwapAnswer): void {
+    this.waiting.shift()?.(message);
+  }
+}
 
 export async function worker(): Promise<number> {
   if (!hasSupervisor()) throw new UsageError('`semantic worker` is started by `semantic supervise`, not by hand');
@@ -19,8 +39,9 @@ export async function worker(): Promise<number> {
   const logger = createLogger('worker', config.logLevel);
   const stop = new StopRequest();
   stopOnSignals(stop, logger);
+  const swaps = new SupervisorSwaps();
   listenToSupervisor({
-    onMessage: (message) => stop.request('supervisor drain', message.mode),
+    onMessage: (message) => (message.type === 'drain' ? stop.request('supervisor drain', message.mode) : swaps.answered(message)),
     onInvalid: (reason) => logger.error({ reason }, 'invalid IPC message from the supervisor (a bug)'),
     onDisconnect: () => {
       logger.warn('the supervisor is gone (IPC channel closed): stopping');
@@ -34,7 +55,7 @@ export async function worker(): Promise<number> {
     logger,
     stop,
     listenWhenReady: true,
-    supervised: true,
+    forwardSwap: (path, id) => swaps.ask(path, id),
     events: {
       listening: (port) => sendToSupervisor({ type: 'listening', port }),
       ready: (model, port) => sendToSupervisor({ type: 'ready', port, model: model.id }),

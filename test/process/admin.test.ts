@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ensureModel } from '../../shared/gguf/make-model.js';
 import { greedyReference } from '../helpers/greedy.js';
 import { readSseData } from '../helpers/sse.js';
-import { persisted, startServer, type RunningServer } from '../helpers/server.js';
+import { logged, persisted, startServer, type RunningServer } from '../helpers/server.js';
 import type { ChatMessage } from '../../shared/protocol/messages.js';
 
 const modelA = await ensureModel('tiny', 0);
@@ -264,15 +264,32 @@ t.test('admin routes need the admin key: a user key is 403, none is 401', async 
   t.match((await call(server, 'GET', '/admin/config')).body, { max_queued: 64 }, 'nothing was changed');
 });
 
-t.test('under the supervisor a swap is refused with 501; the other routes act on one worker', async (t) => {
+t.test('under the supervisor a swap is a rolling restart onto the new model; a failed one leaves the old workers serving', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'semantic-admin-'));
   const args = ['supervise', '--workers', '1', '--port', '0', '--model', modelA, '--model-id', 'tiny', '--threads', '1', '--cache-dir', dir, '--context-size', '4096'];
   const server = await startServer(args, 'all workers ready', { SEMANTIC_API_KEYS: USER_KEY, SEMANTIC_ADMIN_KEY: ADMIN_KEY });
   t.teardown(() => server.stop());
-  const refused = await call(server, 'POST', '/admin/model', { path: modelB });
-  t.equal(refused.status, 501);
-  t.match(refused.body, { error: { code: 'ERR_NOT_SUPPORTED', type: 'server_error', message: /SIGHUP/ } });
-  t.match((await call(server, 'GET', '/admin/model')).body, { model: { id: 'tiny' }, swapping: false });
-  t.equal((await call(server, 'PATCH', '/admin/config', { max_queued: 3 })).body.max_queued, 3);
-  t.equal((await chat(server, 'tiny', 'supervised')).status, 200);
+  const newShort = await greedyReference(modelB, hello, MAX);
+
+  const accepted = await call(server, 'POST', '/admin/model', { path: modelB, id: 'tiny-b' });
+  t.equal(accepted.status, 202);
+  t.match(accepted.body, { object: 'admin.model.swap', status: 'rolling_restart', model: { id: 'tiny-b', path: modelB }, previous: 'tiny' });
+  await logged(server, (line) => line.msg === 'model swapped');
+  const models = await call(server, 'GET', '/v1/models', undefined, USER_KEY);
+  t.same(models.body.data.map((m: { id: string }) => m.id), ['tiny-b'], 'the replacement serves the new model');
+  const fresh = await chat(server, 'tiny-b', 'supervised');
+  t.equal(fresh.body.choices[0].message.content, newShort.text);
+  await persisted(server, 'supervised');
+  const [modelDir] = readdirSync(join(dir, 'models'));
+  t.same(readdirSync(join(dir, 'models', modelDir ?? '')), ['supervised.safetensors'], "the new workers keep their files in the new model's folder");
+  t.notOk(existsSync(join(dir, 'supervised.safetensors')), "the top of the dir stays the original model's");
+
+  const truncated = join(dir, 'truncated.gguf');
+  writeFileSync(truncated, readFileSync(modelA).subarray(0, 4096));
+  t.equal((await call(server, 'POST', '/admin/model', { path: truncated, id: 'broken' })).status, 202, 'the file looks like a GGUF: the supervisor tries');
+  await logged(server, (line) => line.msg === 'model swap failed: back to the old model');
+  t.ok(server.logs.some((line) => typeof line.msg === 'string' && line.msg.startsWith('rolling restart aborted')), 'its replacement never got ready');
+  t.same((await call(server, 'GET', '/v1/models', undefined, USER_KEY)).body.data.map((m: { id: string }) => m.id), ['tiny-b'], 'the old worker keeps serving');
+  t.equal((await chat(server, 'tiny-b', 'supervised')).status, 200);
+  t.match(await call(server, 'POST', '/admin/model', { path: join(dir, 'missing.gguf') }), { status: 400, body: { error: { param: 'path' } } }, 'checked by the worker first');
 });

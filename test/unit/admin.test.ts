@@ -19,7 +19,7 @@ import type { DiskEntry } from '../../worker/persistence/disk-index.js';
 import { HeldGenerations } from '../../worker/held-generations.js';
 import type { Generation, GenerationHandlers } from '../../worker/engine-client.js';
 import { checkModelFile, parseAdminBody } from '../../worker/http/admin.js';
-import { cacheDirOf } from '../../worker/inference/runtime.js';
+import { cacheDirOf } from '../../shared/model-cache-dir.js';
 import type { ErrorPayload } from '../../shared/errors.js';
 import type { GenerateMessage } from '../../shared/protocol/messages.js';
 

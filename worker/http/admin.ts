@@ -10,8 +10,8 @@
  * - `POST /admin/caches/clear` `{tiers?}`: idle agents' caches leave those tiers (all by default);
  *   agents with a request in flight are skipped and listed.
  * In supervise mode each worker has its own engine and the supervisor owns the model path: a swap is
- * refused there (501: restart with --model, or SIGHUP for a rolling restart); the other routes act
- * on the worker that took the connection.
+ * forwarded to it and becomes a rolling restart onto the new model (202 at once); the other routes
+ * act on the worker that took the connection.
  */
 import { open } from 'node:fs/promises';
 import { basename, isAbsolute } from 'node:path';
@@ -29,9 +29,16 @@ export interface AdminOptions {
   router: Pick<Router, 'draining'>;
   /** The readiness probe's limits: its queue limit follows a PATCH of max_queued. */
   readiness: ReadinessLimits;
-  /** A worker of `semantic supervise`: swaps are the supervisor's (501). */
-  supervised: boolean;
+  /** A worker of `semantic supervise`: a swap is forwarded to the supervisor, a rolling restart (202). */
+  forwardSwap?: SwapForwarder | undefined;
 }
+
+/** The supervisor's answer to a forwarded swap. */
+export interface SwapAnswer {
+  accepted: boolean;
+  reason?: string | undefined;
+}
+export type SwapForwarder = (path: string, id: string) => Promise<SwapAnswer>;
 
 const swapSchema = z.strictObject({
   path: z.string().min(1).max(4096),
@@ -103,14 +110,12 @@ function servedModel(engine: AdminEngine): ModelSummary {
 
 async function swap(context: RequestContext, engine: AdminEngine, options: AdminOptions): Promise<void> {
   const body = parseAdminBody(swapSchema, await context.readJson());
-  if (options.supervised) {
-    throw new SemanticError(ErrorCode.NotSupported, 'A model swap is not available under `semantic supervise`: restart the supervisor with --model, or change the model in its config and send it SIGHUP for a rolling restart.');
-  }
   if (options.router.draining !== undefined) throw drainingError();
   const previous = servedModel(engine);
   if (engine.swapping) throw new SemanticError(ErrorCode.Conflict, 'A model swap is already running.');
   await checkModelFile(body.path);
   const id = body.id ?? basename(body.path, '.gguf');
+  if (options.forwardSwap !== undefined) return forward(context, options.forwardSwap, body.path, id, previous);
   context.log.info({ from: previous.id, to: id, path: body.path }, 'model swap started');
   const model = await engine.swapModel(body.path, id).catch((error: unknown) => {
     context.log.warn({ err: error, path: body.path, serving: engine.model?.id }, 'model swap failed');
@@ -118,6 +123,18 @@ async function swap(context: RequestContext, engine: AdminEngine, options: Admin
   });
   context.log.info({ from: previous.id, to: model.id }, 'model swapped');
   context.sendJson(200, { object: 'admin.model', model: toApiModel(model), previous: previous.id, swapping: false });
+}
+
+/**
+ * Under the supervisor: the swap becomes a rolling restart onto the new model, answered 202 at once
+ * (this worker is itself replaced, so it cannot wait for the end). Its log lines say how it ended:
+ * `model swapped`, or `model swap failed: back to the old model` when a replacement did not get ready.
+ */
+async function forward(context: RequestContext, forwardSwap: SwapForwarder, path: string, id: string, previous: ModelSummary): Promise<void> {
+  const answer = await forwardSwap(path, id);
+  if (!answer.accepted) throw new SemanticError(ErrorCode.Conflict, `The supervisor refused the swap: ${answer.reason ?? 'no reason given'}.`);
+  context.log.info({ from: previous.id, to: id, path }, 'model swap forwarded to the supervisor');
+  context.sendJson(202, { object: 'admin.model.swap', status: 'rolling_restart', model: { id, path }, previous: previous.id });
 }
 
 async function configure(context: RequestContext, engine: AdminEngine, options: AdminOptions): Promise<void> {

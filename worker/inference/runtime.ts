@@ -4,7 +4,6 @@
  * swap (swap.ts) retires one and loads the next with the same options.
  */
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import type { Addon, Context, Model } from '../engine/addon.js';
 import { Engine } from '../engine/engine.js';
 import type { LimitsUpdate } from '../engine/engine-admin.js';
@@ -13,6 +12,7 @@ import type { InferenceOptions } from './options.js';
 import { detectToolFormat } from '../tools/format.js';
 import { AUTO, autoContextSize, kvBytesPerToken, usableMemoryBytes } from '../../shared/budgets.js';
 import type { InferenceToFront, ModelSummary } from '../../shared/protocol/messages.js';
+import { cacheDirOf } from '../../shared/model-cache-dir.js';
 
 /**
  * Cells per block of the KV pool: small enough that rounding wastes little of a small context (at most
@@ -41,18 +41,8 @@ export interface LoadEnvironment {
   post: (message: InferenceToFront) => void;
   /** Limits an operator changed through the admin API: a swapped-in engine keeps them. */
   limits: LimitsUpdate;
-  /** The fingerprint of the model the process started with (set by the first load): its cache files live at the top of the cache dir. */
+  /** The fingerprint of the model the process started with (set by the first load): its cache files live at the top of the cache dir (cacheDirOf). */
   startFingerprint?: string;
-}
-
-/**
- * Where a model's agents' cache files live. The model the process started with keeps the top of the
- * cache dir, as it always had (a restart with the same --model finds them); a model swapped in keeps
- * its files in `models/<fingerprint>/`, so two models never share a file name: a swap and a swap back
- * neither overwrite nor quarantine the other model's files, and one model's KV never reaches the other.
- */
-export function cacheDirOf(cacheDir: string, fingerprint: string, startFingerprint: string): string {
-  return fingerprint === startFingerprint ? cacheDir : join(cacheDir, 'models', fingerprint);
 }
 
 /** One decode of a single token proves the backend works before the model is reported ready. */
