@@ -4,7 +4,7 @@
  * - `/health/startup`: 503 until the model is loaded and the engine ran its warm-up step, then 200.
  *   A slow model load must fail the startup probe, not the liveness probe (which would restart it).
  * - `/health/ready`: whether to send this process traffic now: 503 with a reason while starting,
- *   draining, with the KV pool above its threshold or the wait queue full; 200 with the figures.
+ *   draining, swapping the model, with the KV pool above its threshold or the wait queue full; 200 with the figures.
  * All three are answered while the server drains: they report the drain, they are not refused by it.
  */
 import type { EngineClient } from '../engine-client.js';
@@ -57,6 +57,8 @@ export function readyRoute(engine: EngineClient, router: Pick<Router, 'draining'
     async handle(context) {
       if (engine.state !== 'ready') return notStarted(context, engine);
       if (router.draining !== undefined) return context.sendJson(503, { status: 'draining', reason: 'the server is shutting down' }, { 'Retry-After': '1' });
+      // Requests arriving during a swap are held, not lost, but a balancer should prefer other workers.
+      if (engine.swapping) return context.sendJson(503, { status: 'swapping', reason: 'the model is being swapped' }, { 'Retry-After': '1' });
       const stats = await engine.stats();
       const figures = {
         utilisation: Math.round(poolUtilisation(stats) * 1000) / 1000,
