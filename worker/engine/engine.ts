@@ -308,7 +308,7 @@ export class Engine {
     sequence.generated++;
     sequence.output.push(token);
     sequence.pendingToken = token;
-    const text = sequence.text.push(this.model.tokenToPiece(token));
+    const text = sequence.text.push(this.model.tokenToPiece(token, { special: sequence.rendersSpecialTokens }));
     if (text !== '') this.post({ type: 'tokens', requestId: sequence.requestId, text, tokenCount: 1 });
     if (sequence.text.hitStop) return this.finish(sequence, 'stop');
     if (sequence.generated >= (sequence.request.maxTokens ?? Infinity)) this.finish(sequence, 'length');

@@ -54,6 +54,16 @@ export class Sequence {
     return this.reused;
   }
 
+  /**
+   * With tools, control tokens are part of the output: Llama 3's `<|python_tag|>` and Mistral's
+   * `[TOOL_CALLS]` / `[ARGS]` mark calls (worker/tools/tool-calls.ts), as llama-server keeps them for
+   * its parsers. Without tools they are dropped, as before.
+   */
+  get rendersSpecialTokens(): boolean {
+    const { input } = this.request;
+    return input.kind === 'chat' && (input.tools?.length ?? 0) > 0;
+  }
+
   /** The first `tokens` prompt tokens are in the KV cache (imported state), so prefill starts after them. */
   reuse(tokens: number, logits?: Float32Array): void {
     this.reused = tokens;

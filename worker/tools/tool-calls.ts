@@ -9,8 +9,9 @@
  * schema) would have to be compiled into the addon, adding minutes of C++ build to every install, while
  * the templates already run in @huggingface/jinja. These parsers are small and tested on recorded outputs.
  *
- * The engine renders tokens without special tokens, so control tokens such as `<|python_tag|>` and
- * Mistral's `[TOOL_CALLS]` may be missing from the text: hence the forms recognised at the output's start.
+ * The engine renders control tokens such as `<|python_tag|>` and Mistral's `[TOOL_CALLS]` when a request
+ * has tools (Sequence.rendersSpecialTokens); the forms without them are recognised at the output's
+ * start too, for models whose vocabulary writes them as plain text.
  *
  * One state machine serves streaming and whole outputs (the whole output is one delta), so both agree
  * by construction. Whitespace next to a call is not content (models put newlines between calls), and
