@@ -90,6 +90,17 @@ export interface OutputReader {
 /** All text: no tools, or tool_choice none. */
 export const textOutput = (): OutputReader => ({ push: (text) => ({ text, calls: [] }), finish: () => ({ text: '', calls: [] }) });
 
+/** `parallel_tool_calls: false`: at most one call, as OpenAI promises; later calls are dropped. */
+export function firstCallOnly(reader: OutputReader): OutputReader {
+  let kept = 0;
+  const limit = (output: ModelOutput): ModelOutput => {
+    const calls = output.calls.slice(0, 1 - kept);
+    kept += calls.length;
+    return { text: output.text, calls };
+  };
+  return { push: (text) => limit(reader.push(text)), finish: () => limit(reader.finish()) };
+}
+
 /** Content is null when the model only called tools, as OpenAI words it. */
 export function completionBody(meta: CompletionMeta, text: string, done: CompletedMessage, calls: readonly OpenAIToolCall[] = []): unknown {
   const message = calls.length === 0 ? { role: 'assistant', content: text } : { role: 'assistant', content: text === '' ? null : text, tool_calls: calls };
@@ -264,7 +275,9 @@ export function serveOpenAI<R extends OpenAIRequest>(context: RequestContext, en
 /** A chat request with tools has its output read for calls in the served model's syntax. */
 function prepareChat(request: ChatCompletionRequest, requestId: string, agentId: string, model: ModelSummary): PreparedRequest {
   const { message, tools } = toChatGeneration(request, requestId, agentId, model.toolFormat);
-  return { message, output: tools.parseFormat === undefined ? textOutput() : new ToolCallStream(tools.parseFormat) };
+  if (tools.parseFormat === undefined) return { message, output: textOutput() };
+  const calls = new ToolCallStream(tools.parseFormat);
+  return { message, output: request.parallel_tool_calls === false ? firstCallOnly(calls) : calls };
 }
 
 const chatEndpoint: OpenAIEndpoint<ChatCompletionRequest> = { idPrefix: 'chatcmpl', format: chatFormat, opening: chatMessages, prepare: prepareChat };
