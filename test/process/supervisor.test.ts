@@ -17,7 +17,7 @@ import { workerConfigEnv } from '../../supervisor/ipc.js';
 import { restartBaseDelayEnv } from '../../supervisor/restart-policy.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
 import { readTcpMigrateReq } from '../../supervisor/tcp-migrate.js';
-import { cliPath, startServer, type RunningServer } from '../helpers/server.js';
+import { cliPath, logged, startServer, type RunningServer } from '../helpers/server.js';
 import { tinyModelPath } from '../helpers/model.js';
 
 type LogLine = Record<string, unknown>;
@@ -93,6 +93,8 @@ t.test('two workers share one port and both accept connections', async (t) => {
 
   const statuses = await Promise.all(Array.from({ length: 40 }, () => getLive(server.port)));
   t.ok(statuses.every((status) => status === 200));
+  // A worker logs a request once its response is sent: the lines may reach us after the responses do.
+  await logged(server, (line) => line.route === '/health/live', 40);
   const served = new Set(server.logs.filter((line) => line.route === '/health/live').map((line) => line.pid));
   t.same([...served].sort(), [...pids].sort(), 'over 40 fresh connections, each worker served some (SO_REUSEPORT)');
 
