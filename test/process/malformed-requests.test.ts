@@ -28,6 +28,10 @@ interface Case {
 const user = [{ role: 'user', content: 'hi' }];
 const chat = (body: Record<string, unknown>): Record<string, unknown> => ({ model: 'tiny', messages: user, max_tokens: 4, ...body });
 const msgs = (body: Record<string, unknown>): Record<string, unknown> => ({ model: 'tiny', messages: user, max_tokens: 4, ...body });
+/** A JSON Schema `levels` objects deep, each with one required property. */
+const deepSchema = (levels: number): Record<string, unknown> =>
+  levels === 0 ? { type: 'string' } : { type: 'object', properties: { a: deepSchema(levels - 1) }, required: ['a'] };
+const deepValue = (levels: number): unknown => (levels === 0 ? 1 : { a: deepValue(levels - 1) });
 const C = '/v1/chat/completions';
 const M = '/v1/messages';
 const bad = 'invalid_request_error';
@@ -42,6 +46,9 @@ const cases: Case[] = [
   { name: 'invalid UTF-8', path: C, raw: Uint8Array.of(0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d), status: 400, type: bad, family: 'openai' },
   { name: 'body over --max-body-bytes', path: C, raw: JSON.stringify(chat({ messages: [{ role: 'user', content: 'x'.repeat(5000) }] })), status: 413, type: bad, family: 'openai' },
   { name: '2,000-deep nesting', path: C, raw: '['.repeat(2000) + ']'.repeat(2000), status: 400, type: bad, family: 'openai' },
+  { name: 'a tool schema nesting past the body depth limit', path: C, body: chat({ tools: [{ type: 'function', function: { name: 'f', parameters: deepValue(200) } }] }), status: 400, type: bad, family: 'openai' },
+  { name: 'a forced call whose schema is too deep for a grammar', path: C, body: chat({ tools: [{ type: 'function', function: { name: 'f', parameters: deepSchema(40) } }], tool_choice: 'required' }), status: 400, type: bad, family: 'openai', param: 'tools' },
+  { name: 'a json_schema too deep for a grammar', path: C, body: chat({ response_format: { type: 'json_schema', json_schema: { name: 'n', schema: deepSchema(40) } } }), status: 400, type: bad, family: 'openai', param: 'response_format.json_schema.schema' },
   // OpenAI chat fields
   { name: 'no model', path: C, body: { messages: user }, status: 400, type: bad, family: 'openai', param: 'model' },
   { name: 'model is a number', path: C, body: chat({ model: 7 }), status: 400, type: bad, family: 'openai', param: 'model' },
@@ -87,6 +94,7 @@ const cases: Case[] = [
   { name: 'count_tokens: no messages', path: '/v1/messages/count_tokens', body: { model: 'tiny' }, status: 400, type: bad, family: 'anthropic' },
   { name: 'anthropic: tool_result without tool_use_id', path: M, body: msgs({ messages: [{ role: 'user', content: [{ type: 'tool_result', content: 'x' }] }] }), status: 400, type: bad, family: 'anthropic' },
   { name: 'anthropic: a tool without input_schema', path: M, body: msgs({ tools: [{ name: 'get_weather' }] }), status: 400, type: bad, family: 'anthropic' },
+  { name: 'anthropic: a forced call whose schema is too deep for a grammar', path: M, body: msgs({ tools: [{ name: 'f', input_schema: deepSchema(40) }], tool_choice: { type: 'any' } }), status: 400, type: bad, family: 'anthropic' },
   { name: 'anthropic: tool_choice naming an unknown tool', path: M, body: msgs({ tools: [{ name: 'f', input_schema: { type: 'object' } }], tool_choice: { type: 'tool', name: 'g' } }), status: 400, type: bad, family: 'anthropic' },
   { name: 'anthropic: tool_use in a user turn', path: M, body: msgs({ messages: [{ role: 'user', content: [{ type: 'tool_use', id: 'toolu_1', name: 'f', input: {} }] }] }), status: 400, type: bad, family: 'anthropic' },
   { name: 'anthropic: a server tool', path: M, body: msgs({ tools: [{ type: 'web_search_20250305', name: 'web_search' }] }), status: 400, type: bad, family: 'anthropic' },

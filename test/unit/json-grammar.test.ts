@@ -2,7 +2,8 @@
 // properties, escaping). That llama.cpp accepts these grammars and that they constrain a real model
 // is checked in test/model/grammar.test.ts.
 import t from 'tap';
-import { gbnfLiteral, grammarOf, jsonObjectGrammar, jsonSchemaGrammar, schemaRules } from '../../worker/tools/json-grammar.js';
+import { gbnfLiteral, grammarOf, jsonObjectGrammar, jsonSchemaGrammar, schemaRules, SCHEMA_LIMITS } from '../../worker/tools/json-grammar.js';
+import { nestsDeeperThan } from '../../worker/http/router.js';
 
 /** rule name → body, from a grammar's `name ::= body` lines. */
 function rulesOf(grammar: string): Map<string, string> {
@@ -122,4 +123,30 @@ t.test('embedding: schemaRules names its root rule, grammarOf merges rule sets s
   t.equal(lines.filter((line) => line.startsWith('string ::= ')).length, 1, 'shared primitives appear once');
   t.equal(new Set(lines.map((line) => line.split(' ::= ')[0])).size, lines.length, 'no rule defined twice');
   t.equal(schemaRules({ type: 'string' }, 'string').root, 'string-', 'a root name never shadows a primitive');
+});
+
+t.test('limits: a schema too deep, too large or with too many values is a 400 naming the field', async (t) => {
+  const deep = (levels: number): Record<string, unknown> => (levels === 0 ? { type: 'string' } : { type: 'array', items: deep(levels - 1) });
+  t.doesNotThrow(() => jsonSchemaGrammar(deep(SCHEMA_LIMITS.depth - 1)), 'just within the depth limit');
+  const refused = (schema: Record<string, unknown>): unknown => {
+    try {
+      jsonSchemaGrammar(schema, 'response_format.json_schema.schema');
+      return 'converted';
+    } catch (error) {
+      return error;
+    }
+  };
+  t.match(refused(deep(3000)), { code: 'ERR_BAD_REQUEST', param: 'response_format.json_schema.schema', message: /nests more than 32 levels deep/ });
+  const props = Object.fromEntries(Array.from({ length: 1500 }, (_, i) => [`p${i}`, { type: 'integer' }]));
+  t.match(refused({ type: 'object', properties: props }), { code: 'ERR_BAD_REQUEST', message: /more than 2000 grammar rules/ });
+  t.match(refused({ enum: Array.from({ length: 1001 }, (_, i) => i) }), { code: 'ERR_BAD_REQUEST', message: /more than 1000 enum or const values/ });
+  t.doesNotThrow(() => jsonSchemaGrammar({ enum: Array.from({ length: 1000 }, (_, i) => i) }), '1,000 values, as OpenAI allows');
+});
+
+t.test('body depth: brackets are counted outside strings only', async (t) => {
+  t.equal(nestsDeeperThan('[[[1]]]', 3), false);
+  t.equal(nestsDeeperThan('[[[[1]]]]', 3), true);
+  t.equal(nestsDeeperThan(JSON.stringify({ a: '[[[[[[' }), 3), false, 'brackets inside a string');
+  t.equal(nestsDeeperThan(JSON.stringify({ a: 'quote \\" [[[[' }), 3), false, 'an escaped quote does not end the string');
+  t.equal(nestsDeeperThan('[{}, {}, {}, {}]', 2), false, 'siblings do not add up');
 });

@@ -95,7 +95,7 @@ function toolChoiceOf(request: ToolFields, tools: ToolDefinition[]): ToolChoice 
 function formatGrammar(format: ToolFields['response_format']): string | undefined {
   if (format === null || format === undefined || format.type === 'text') return undefined;
   if (format.type === 'json_object') return jsonObjectGrammar();
-  return jsonSchemaGrammar(format.json_schema.schema ?? { type: 'object' });
+  return jsonSchemaGrammar(format.json_schema.schema ?? { type: 'object' }, 'response_format.json_schema.schema');
 }
 
 /** Tools, tool choice and response format, checked together; `format` is how the served model writes calls. */

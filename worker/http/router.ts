@@ -124,6 +124,30 @@ function findRoute(routes: readonly Route[], method: string, path: string): Matc
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/**
+ * Deeper bodies are refused before parsing. JSON.parse takes 100,000 levels, but what handles the
+ * value afterwards (msgpack on the MessagePort, Jinja's tojson, schema walks) recurses and overflowed
+ * its stack: a 500. No API body needs more than a few dozen levels; a tool's JSON Schema is the deepest.
+ */
+export const MAX_JSON_DEPTH = 128;
+
+/** Whether the JSON text opens more than `limit` arrays/objects at once (brackets inside strings skipped). */
+export function nestsDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (inString) {
+      if (code === 0x5c) i++; // backslash: skip the escaped character
+      else if (code === 0x22) inString = false;
+    } else if (code === 0x22) inString = true;
+    else if (code === 0x7b || code === 0x5b) {
+      if (++depth > limit) return true;
+    } else if (code === 0x7d || code === 0x5d) depth--;
+  }
+  return false;
+}
+
 async function readJson(exchange: HttpExchange): Promise<unknown> {
   const body = await exchange.body();
   let text: string;
@@ -133,6 +157,7 @@ async function readJson(exchange: HttpExchange): Promise<unknown> {
     throw new SemanticError(ErrorCode.InvalidJson, 'The request body is not valid UTF-8.');
   }
   if (text.trim() === '') throw new SemanticError(ErrorCode.InvalidJson, 'The request body is empty; expected JSON.');
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw new SemanticError(ErrorCode.BadRequest, `The request body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep.`);
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {

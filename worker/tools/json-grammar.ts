@@ -16,6 +16,8 @@
  * a string with a pattern or format.
  */
 
+import { BadRequestError } from '../../shared/errors.js';
+
 /** A JSON Schema as it arrives in a request: parsed JSON, checked only as far as we read it. */
 export type JsonSchema = boolean | { readonly [keyword: string]: unknown };
 
@@ -29,6 +31,14 @@ export interface SchemaRules {
 
 /** maxItems above this is treated as unbounded: GBNF expands `{m,n}` into n nested rules. */
 const MAX_EXPANDED_REPETITION = 64;
+
+/**
+ * Bounds on what a client's schema may cost. A schema nested thousands deep overflowed the
+ * converter's stack (a 500), and a 20,000-value enum held the engine for 40 s over 5 tokens, every
+ * other agent waiting: the grammar is matched against the whole vocabulary at each refused token.
+ * OpenAI's structured outputs set limits of the same order (10 levels, 5,000 properties, 1,000 enum values).
+ */
+export const SCHEMA_LIMITS = { depth: 32, rules: 2000, literals: 1000 } as const;
 
 /** Shared rules, named as llama.cpp names them; `dependencies` pulls in what each one references. */
 const PRIMITIVES: Readonly<Record<string, { body: string; dependencies: readonly string[] }>> = {
@@ -71,15 +81,18 @@ export function gbnfLiteral(text: string): string {
  * the schema needs is named `<root>-...` (the shared primitives excepted), so schemas converted under
  * distinct names (after sanitising to letters, digits and dashes; never `root`) merge without clashes.
  */
-export function schemaRules(schema: JsonSchema, ruleName: string): SchemaRules {
-  const converter = new Converter(schema, ruleNameOf(ruleName));
+export function schemaRules(schema: JsonSchema, ruleName: string, param?: string): SchemaRules {
+  const converter = new Converter(schema, ruleNameOf(ruleName), param);
   const root = converter.ruleFor(schema, ruleName);
   return { root, rules: converter.allRules() };
 }
 
-/** A complete grammar (root rule `root`) that accepts exactly the JSON texts `schema` describes. */
-export function jsonSchemaGrammar(schema: JsonSchema): string {
-  return schemaRules(schema, 'root').rules.join('\n') + '\n';
+/**
+ * A complete grammar (root rule `root`) that accepts exactly the JSON texts `schema` describes.
+ * A schema over SCHEMA_LIMITS is a BadRequestError naming `param`.
+ */
+export function jsonSchemaGrammar(schema: JsonSchema, param?: string): string {
+  return schemaRules(schema, 'root', param).rules.join('\n') + '\n';
 }
 
 /** A complete grammar accepting any JSON object: OpenAI `response_format: {type: "json_object"}`. */
@@ -109,19 +122,32 @@ function ruleNameOf(text: string): string {
 
 class Converter {
   private readonly rules = new Map<string, string>();
+  private depth = 0;
+  private literals = 0;
   private readonly primitivesUsed = new Set<string>();
   /** `$ref` target → the rule name it got, so recursive schemas reference instead of expanding. */
   private readonly refRules = new Map<string, string>();
 
   /** `prefix` keeps `$ref` rules of different schemas apart when their grammars are merged. */
-  constructor(private readonly rootSchema: JsonSchema, private readonly prefix: string) {}
+  constructor(
+    private readonly rootSchema: JsonSchema,
+    private readonly prefix: string,
+    /** The request field the schema came from, named by a limit's 400. */
+    private readonly param: string | undefined,
+  ) {}
 
   /** Defines a rule named after `name` for `schema` and returns the name it got. */
   ruleFor(schema: JsonSchema, name: string): string {
     const ruleName = this.uniqueName(ruleNameOf(name));
     this.rules.set(ruleName, ''); // reserve the name before nested rules take theirs
+    if (++this.depth > SCHEMA_LIMITS.depth) this.refuse(`it nests more than ${SCHEMA_LIMITS.depth} levels deep`);
     this.rules.set(ruleName, this.bodyFor(schema, ruleName));
+    this.depth--;
     return ruleName;
+  }
+
+  private refuse(reason: string): never {
+    throw new BadRequestError(`The JSON schema is too complex to constrain the output with: ${reason}.`, this.param);
   }
 
   allRules(): string[] {
@@ -131,6 +157,7 @@ class Converter {
   }
 
   private uniqueName(base: string): string {
+    if (this.rules.size >= SCHEMA_LIMITS.rules) this.refuse(`it needs more than ${SCHEMA_LIMITS.rules} grammar rules`);
     let name = Object.hasOwn(PRIMITIVES, base) ? `${base}-` : base;
     for (let n = 1; this.rules.has(name); n++) name = `${base}-${n}`;
     return name;
@@ -183,6 +210,7 @@ class Converter {
 
   /** A JSON value written exactly as JSON.stringify writes it, then optional whitespace. */
   private literalOf(value: unknown): string {
+    if (++this.literals > SCHEMA_LIMITS.literals) this.refuse(`it has more than ${SCHEMA_LIMITS.literals} enum or const values`);
     return `${gbnfLiteral(JSON.stringify(value) ?? 'null')} ${this.primitive('space')}`;
   }
 

@@ -41,7 +41,7 @@ export function toolChoiceGrammar(format: ToolFormat, tools: readonly ToolDefini
   const alternatives: string[] = [];
   const ruleSets: string[][] = [];
   chosen.forEach((tool, index) => {
-    const args = schemaRules(parametersSchema(tool), `call-${index}-arguments`);
+    const args = schemaRules(parametersSchema(tool), `call-${index}-arguments`, 'tools');
     const frame = callFrame(format, tool.name);
     alternatives.push(`${gbnfLiteral(frame.before)} ${args.root} ${gbnfLiteral(frame.after)}`);
     ruleSets.push(args.rules);
