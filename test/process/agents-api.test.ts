@@ -123,3 +123,19 @@ t.test('no RAM tier: evict_only keeps the file and the next turn comes from disk
   t.equal((await call(server, 'GET', '/v1/agents/b')).status, 404);
   t.equal(await turn(server, 'b'), 'miss', "b's next turn starts cold");
 });
+
+t.test('after a restart, files found at startup are listed with their exact token counts', async (t) => {
+  const cacheDir = mkdtempSync(join(tmpdir(), 'semantic-agents-'));
+  const first = await serve(cacheDir, 0);
+  const coldA = await greedyReference(modelPath, talk('a'), MAX);
+  await turn(first, 'a');
+  await persisted(first, 'a');
+  t.equal(await first.stop('SIGTERM'), 0);
+
+  const second = await serve(cacheDir, 0);
+  // The headers are read in the background after startup: a bounded wait for the count to appear.
+  let listed = await list(second);
+  for (let i = 0; i < 200 && listed[0]?.tokens === null; i++) listed = await list(second);
+  t.match(listed, [{ id: 'a', tier: 'disk', tokens: cachedAfter(coldA).length }]);
+  t.match((await call(second, 'GET', '/v1/agents/stats')).body, { disk: { agents: 1, tokens: cachedAfter(coldA).length } });
+});

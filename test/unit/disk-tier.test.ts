@@ -5,7 +5,7 @@
 // so this test imports it from dist/ (npm test builds first; run `npm run build` before running it
 // alone), typed as the source module.
 import t, { type Test } from 'tap';
-import { existsSync, readFileSync, readdirSync, statSync, utimesSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { projectRoot } from '../../shared/paths.js';
@@ -75,11 +75,12 @@ t.test('a restarted tier indexes sizes and mtimes, and trims to a smaller budget
   const same = open(t, dir, 10 * size);
   t.equal(await same.index(), 3);
   t.equal(same.bytes, 3 * size);
+  await same.tokensLearned;
   t.same(same.entries(), [
-    { agentId: 'a', bytes: size, lastUsed: 1_000_000 },
-    { agentId: 'b', bytes: size, lastUsed: 2_000_000 },
-    { agentId: 'c', bytes: size, lastUsed: 3_000_000 },
-  ], 'oldest first, by mtime');
+    { agentId: 'a', bytes: size, lastUsed: 1_000_000, tokens: 2 },
+    { agentId: 'b', bytes: size, lastUsed: 2_000_000, tokens: 2 },
+    { agentId: 'c', bytes: size, lastUsed: 3_000_000, tokens: 2 },
+  ], 'oldest first, by mtime; token counts read from the headers in the background');
   await same.close();
 
   const smaller = open(t, dir, 2 * size);
@@ -157,4 +158,21 @@ t.test('forget deletes the file after the agent\'s pending write lands; token co
   t.notOk(tier.has('a'));
   t.equal(tier.bytes, 0);
   t.equal(await tier.forget('a'), false, 'nothing left to forget');
+});
+
+t.test('the background header pass leaves a bad file to the read that will quarantine it', async (t) => {
+  const dir = t.testdir();
+  const first = open(t, dir, 10 * size);
+  await first.index();
+  await first.persist('good', tokens(1, 2, 3), state(1));
+  await first.persist('bad', tokens(1, 2), state(2));
+  await first.close();
+  writeFileSync(join(dir, 'bad.safetensors'), 'not a cache file');
+  const again = open(t, dir, 10 * size);
+  t.equal(await again.index(), 2);
+  await again.tokensLearned;
+  t.same(again.entries().map((entry) => [entry.agentId, entry.tokens]).sort(), [['bad', undefined], ['good', 3]]);
+  t.ok(existsSync(join(dir, 'bad.safetensors')), 'not quarantined by the header pass');
+  t.equal(await load(again, 'bad'), null, 'the agent\'s read finds it bad');
+  t.notOk(existsSync(join(dir, 'bad.safetensors')), 'and quarantines it');
 });

@@ -4,7 +4,7 @@
  * state to be checksummed and imported from a mapping of the file by the addon.
  * A file that fails a check is moved into `quarantine/` so it is never read again, and is a miss.
  */
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { CacheFileError, checkCacheHeader, encodeCacheFile, type CacheFileLayout, type CacheMetadata } from './cache-file.js';
 
@@ -18,6 +18,12 @@ export interface WriteTask extends CacheMetadata {
 
 export interface InspectTask extends CacheMetadata {
   op: 'inspect';
+  path: string;
+}
+
+/** The token count a file's header declares: how the Agents API lists files found at startup. */
+export interface HeaderTask extends CacheMetadata {
+  op: 'header';
   path: string;
 }
 
@@ -54,6 +60,32 @@ async function write(task: WriteTask): Promise<number> {
   }
 }
 
+/** The checked header's layout; throws CacheFileError for a file that is not ours or not whole. */
+async function readLayout(file: FileHandle, metadata: CacheMetadata): Promise<CacheFileLayout> {
+  const { size } = await file.stat();
+  const prefix = Buffer.alloc(8);
+  await file.read(prefix, 0, 8, 0);
+  const headerBytes = size >= 8 ? Number(prefix.readBigUInt64LE(0)) : 0;
+  if (headerBytes > MAX_HEADER_BYTES) throw new CacheFileError('corrupt', `a ${headerBytes}-byte header`);
+  const head = Buffer.alloc(Math.min(size, 8 + headerBytes));
+  await file.read(head, 0, head.length, 0);
+  return checkCacheHeader(head, size, metadata);
+}
+
+/** Null for a missing or bad file: the agent's next read (inspect) deals with it. */
+async function headerTokens(task: HeaderTask): Promise<number | null> {
+  const file = await open(task.path, 'r').catch(() => undefined);
+  if (file === undefined) return null;
+  try {
+    return (await readLayout(file, task)).tokensBytes / 4;
+  } catch (error) {
+    if (error instanceof CacheFileError) return null;
+    throw error;
+  } finally {
+    await file.close();
+  }
+}
+
 async function inspect(task: InspectTask): Promise<InspectResult> {
   let file;
   try {
@@ -62,14 +94,7 @@ async function inspect(task: InspectTask): Promise<InspectResult> {
     return { missing: true };
   }
   try {
-    const { size } = await file.stat();
-    const prefix = Buffer.alloc(8);
-    await file.read(prefix, 0, 8, 0);
-    const headerBytes = size >= 8 ? Number(prefix.readBigUInt64LE(0)) : 0;
-    if (headerBytes > MAX_HEADER_BYTES) throw new CacheFileError('corrupt', `a ${headerBytes}-byte header`);
-    const head = Buffer.alloc(Math.min(size, 8 + headerBytes));
-    await file.read(head, 0, head.length, 0);
-    const layout = checkCacheHeader(head, size, task);
+    const layout = await readLayout(file, task);
     // Tokens and logits lie next to each other: one read. The addon's checksum over the mapped file
     // covers them too, and they are used only once that import succeeded.
     const both = new Uint8Array(layout.tokensBytes + layout.logitsBytes);
@@ -97,13 +122,15 @@ async function quarantine(path: string): Promise<void> {
   await rename(path, join(folder, `${basename(path)}.${Date.now()}`)).catch(() => undefined);
 }
 
-/** Resolves to the bytes written, an InspectResult, or nothing (quarantine). */
-export default async function run(task: WriteTask | InspectTask | QuarantineTask): Promise<unknown> {
+/** Resolves to the bytes written, an InspectResult, a token count (or null), or nothing (quarantine). */
+export default async function run(task: WriteTask | InspectTask | HeaderTask | QuarantineTask): Promise<unknown> {
   switch (task.op) {
     case 'write':
       return write(task);
     case 'inspect':
       return inspect(task);
+    case 'header':
+      return headerTokens(task);
     case 'quarantine':
       return quarantine(task.path);
   }

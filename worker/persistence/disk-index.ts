@@ -63,6 +63,11 @@ export class DiskIndex {
     if (entry !== undefined) this.set(agentId, entry.bytes, this.now(), entry.tokens);
   }
 
+  /** Whether the agent's token count is known (written, read, or learnt from its file's header). */
+  hasTokens(agentId: string): boolean {
+    return this.held.get(agentId)?.tokens !== undefined;
+  }
+
   /** Records what a read of the agent's file found, without counting it as a use. */
   noteTokens(agentId: string, tokens: number): void {
     const entry = this.held.get(agentId);

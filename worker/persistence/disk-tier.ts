@@ -10,7 +10,7 @@ import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { Piscina } from 'piscina';
 import { agentIdOfFileName, cacheFileName, type CacheMetadata } from './cache-file.js';
-import type { InspectResult, InspectTask, QuarantineTask, WriteTask } from './cache-task.js';
+import type { HeaderTask, InspectResult, InspectTask, QuarantineTask, WriteTask } from './cache-task.js';
 import type { FileSpan } from '../engine/addon.js';
 import { DiskIndex, type DiskEntry } from './disk-index.js';
 
@@ -19,6 +19,12 @@ export class DiskTier {
   private readonly pool = new Piscina({ filename: new URL('./cache-task.js', import.meta.url).href, maxThreads: 1, idleTimeout: 60_000 });
   /** Each agent's last pending file operation: the next one starts after it settles. */
   private readonly tails = new Map<string, Promise<unknown>>();
+  private closing = false;
+  /**
+   * Settles once the token counts of the files found at startup are known (headers read one at a
+   * time in the background, after index()): until then the Agents API lists them with tokens null.
+   */
+  tokensLearned: Promise<void> = Promise.resolve();
 
   /** `budgetBytes` 0 turns the tier off: nothing is indexed, written or read. */
   constructor(
@@ -59,7 +65,19 @@ export class DiskTier {
     await this.pool.run({ op: 'inspect', path: resolve(this.dir, '.warm-up'), ...this.metadata('') } satisfies InspectTask);
     const found = await Promise.all((await readdir(this.dir)).map((name) => this.statEntry(name)));
     this.delete(this.ledger.restore(found.filter((entry) => entry !== undefined)));
+    this.tokensLearned = this.learnTokens();
     return this.ledger.size;
+  }
+
+  /** One header read per file whose token count is unknown, most recently used first, in each agent's file order. */
+  private async learnTokens(): Promise<void> {
+    const unknown = this.ledger.entries().filter((entry) => entry.tokens === undefined).reverse();
+    for (const { agentId } of unknown) {
+      if (this.closing) return;
+      const task: HeaderTask = { op: 'header', path: this.pathOf(agentId), ...this.metadata(agentId) };
+      const tokens = await this.serial(agentId, async () => (this.ledger.has(agentId) ? ((await this.pool.run(task)) as number | null) : null)).catch(() => null);
+      if (tokens !== null && !this.ledger.hasTokens(agentId)) this.ledger.noteTokens(agentId, tokens);
+    }
   }
 
   has(agentId: string): boolean {
@@ -152,6 +170,8 @@ export class DiskTier {
 
   /** piscina's close() may reject queued tasks: our own queue is drained first. */
   async close(): Promise<void> {
+    this.closing = true;
+    await this.tokensLearned;
     await this.flush();
     await this.pool.close();
   }
