@@ -122,10 +122,10 @@ t.test('streaming: tool_use block events with input_json_delta; finalMessage equ
   const deltas = events.filter((e) => e.type === 'content_block_delta');
   t.strictSame(
     events.map((e) => e.type),
-    ['message_start', 'ping', 'content_block_start', ...deltas.map(() => 'content_block_delta'), 'content_block_stop', 'message_delta', 'message_stop'],
+    ['message_start', 'content_block_start', 'ping', ...deltas.map(() => 'content_block_delta'), 'content_block_stop', 'message_delta', 'message_stop'],
     'the real API\'s sequence for one tool_use block',
   );
-  const start = events[2] as unknown as Anthropic.RawContentBlockStartEvent;
+  const start = events[1] as unknown as Anthropic.RawContentBlockStartEvent;
   t.match(start, { index: 0, content_block: { type: 'tool_use', id: /^toolu_/, name: 'get_weather', input: {} } });
   t.strictSame((start.content_block as Anthropic.ToolUseBlock).input, {}, 'the input starts empty');
   t.ok(deltas.length > 0 && deltas.every((e) => e.index === 0 && (e.delta as { type: string }).type === 'input_json_delta'));

@@ -169,12 +169,13 @@ function streamed(deltas: string[], parsing: typeof hermes | undefined): StreamE
 /** The output cut into small deltas, as tokens arrive. */
 const pieces = (text: string): string[] => text.match(/[\s\S]{1,3}/g) ?? [];
 
-t.test('stream events: text block, then one tool_use block per call with its input as input_json_delta', async (t) => {
+t.test('stream events: text block (ping after its start, as the real API), then one tool_use block per call with its input as input_json_delta', async (t) => {
   const events = streamed(pieces(`Sure.\n${call}`), hermes);
   const textDeltas = events.filter((e) => e.type === 'content_block_delta' && e.index === 0);
   t.equal(textDeltas.map((e) => (e.delta as { text: string }).text).join(''), 'Sure.');
   t.strictSame(events.filter((e) => !textDeltas.includes(e)), [
     { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+    { type: 'ping' },
     { type: 'content_block_stop', index: 0 },
     { type: 'content_block_start', index: 1, content_block: { type: 'tool_use', id: 'toolu_x', name: 'get_weather', input: {} } },
     { type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: '{"city":"Paris"}' } },
@@ -183,6 +184,7 @@ t.test('stream events: text block, then one tool_use block per call with its inp
   ]);
   t.strictSame(streamed(pieces(`\n${call}\n`), hermes), [
     { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_x', name: 'get_weather', input: {} } },
+    { type: 'ping' },
     { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '{"city":"Paris"}' } },
     { type: 'content_block_stop', index: 0 },
     { type: 'calls', count: 1 },
@@ -193,11 +195,13 @@ t.test('stream events: text block, then one tool_use block per call with its inp
 t.test('stream events without calls: one text block, opened at once when no tools were offered', async (t) => {
   t.strictSame(streamed([], hermes), [
     { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+    { type: 'ping' },
     { type: 'content_block_stop', index: 0 },
     { type: 'calls', count: 0 },
   ], 'an empty output is still one (empty) text block, as in JSON');
   t.strictSame(streamed(['<tool', '_call>'], undefined), [
     { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+    { type: 'ping' },
     { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: '<tool' } },
     { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: '_call>' } },
     { type: 'content_block_stop', index: 0 },

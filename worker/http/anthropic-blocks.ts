@@ -49,16 +49,17 @@ export function outputBlocks(output: string, parsing: CallParsing | undefined): 
 }
 
 /**
- * The stream's content events. Without tools the text block opens at once (before `ping`, as the real
- * API does for plain text); with tools a block opens only when its first text or call is known, since
- * the output may begin with a call. A call is one `tool_use` block: start with an empty input, its
- * arguments as one `input_json_delta`, stop.
+ * The stream's content events. Without tools the text block opens at once; with tools a block opens
+ * only when its first text or call is known, since the output may begin with a call. Either way `ping`
+ * follows the first `content_block_start`, where the real API sends it. A call is one `tool_use`
+ * block: start with an empty input, its arguments as one `input_json_delta`, stop.
  */
 export class BlockStream {
   private readonly parser: ToolCallStream | undefined;
   private index = -1;
   private textOpen = false;
   private calls = 0;
+  private pinged = false;
 
   constructor(
     private readonly send: (event: StreamEvent) => void,
@@ -101,6 +102,13 @@ export class BlockStream {
     this.index++;
     this.textOpen = true;
     this.send({ type: 'content_block_start', index: this.index, content_block: { type: 'text', text: '' } });
+    this.pingOnce();
+  }
+
+  private pingOnce(): void {
+    if (this.pinged) return;
+    this.pinged = true;
+    this.send({ type: 'ping' });
   }
 
   private closeText(): void {
@@ -116,6 +124,7 @@ export class BlockStream {
     this.index++;
     const { id, name, input } = toolUseBlock(call);
     this.send({ type: 'content_block_start', index: this.index, content_block: { type: 'tool_use', id, name, input: {} } });
+    this.pingOnce();
     this.send({ type: 'content_block_delta', index: this.index, delta: { type: 'input_json_delta', partial_json: JSON.stringify(input) } });
     this.send({ type: 'content_block_stop', index: this.index });
   }

@@ -152,7 +152,6 @@ function completeAsStream(context: RequestContext, engine: ChatEngine, message: 
       sse = new SseStream(context.exchange, { headers: responseHeaders(context, started) });
       sendEvent(sse, messageStart(meta, started));
       blocks.start();
-      sendEvent(sse, { type: 'ping' });
     },
     onTokens: (tokens) => blocks.push(tokens.text),
     onDone: (done) => finishStream(sse, blocks, done),
