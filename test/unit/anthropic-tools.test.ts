@@ -154,6 +154,10 @@ t.test('JSON content: text and tool_use blocks from a recorded output', async (t
   t.strictSame(idless(outputBlocks(`${call}${call}`, { format: 'hermes', maxCalls: 1 })).length, 1, 'disable_parallel_tool_use keeps the first call');
   t.strictSame(outputBlocks('<tool_call>\n{"name": oops}\n</tool_call>', hermes), [{ type: 'text', text: '<tool_call>\n{"name": oops}\n</tool_call>' }], 'malformed syntax stays text');
   t.strictSame(outputBlocks('', hermes), [{ type: 'text', text: '' }]);
+  t.strictSame(idless(outputBlocks(`${call}\nDone.`, hermes)), [
+    { type: 'tool_use', id: 'toolu_x', name: 'get_weather', input: { city: 'Paris' } },
+    { type: 'text', text: 'Done.' },
+  ], 'text written after a call is its own block after it, in the model\'s order');
   t.strictSame(outputBlocks(call, undefined), [{ type: 'text', text: call }], 'no tools offered: nothing is parsed');
 });
 
@@ -212,7 +216,7 @@ t.test('stream events without calls: one text block, opened at once when no tool
 });
 
 t.test('a streamed output accumulates to the JSON content', async (t) => {
-  for (const output of [`Sure.\n${call}`, call, 'plain text', `${call}\n${call}`, '']) {
+  for (const output of [`Sure.\n${call}`, call, 'plain text', `${call}\n${call}`, '', `${call}\nDone.`, `A ${call} B ${call} C`]) {
     const events = streamed(pieces(output), hermes);
     const content: Record<string, unknown>[] = [];
     for (const e of events) {

@@ -1,13 +1,12 @@
 /**
  * The model's text as an Anthropic message's content blocks: text, and a `tool_use` block per call
- * the model wrote in its own syntax (worker/tools/tool-calls.ts). The JSON body and the stream share
- * the one parser state machine, so a streamed message accumulates to the non-streamed one, block for
- * block — with one exception: text the model writes after a call is its own block after the call in
- * the stream (it cannot go back into a closed block), and part of the first text block in JSON.
+ * the model wrote in its own syntax (worker/tools/tool-calls.ts). The JSON body is built by replaying
+ * the stream's events, so a streamed message accumulates to the non-streamed one block for block, in
+ * the model's order (text written after a call is its own block after the call, in both).
  */
 import { randomBytes } from 'node:crypto';
 import type { ToolFormat } from '../tools/format.js';
-import { parseToolCalls, ToolCallStream, type ParsedToolCall } from '../tools/tool-calls.js';
+import { ToolCallStream, type ParsedToolCall } from '../tools/tool-calls.js';
 
 /** How calls are read from this request's output; absent when the model was told of no tools. */
 export interface CallParsing {
@@ -37,15 +36,28 @@ function toolUseBlock(call: ParsedToolCall): ToolUseBlock {
 }
 
 /**
- * The JSON body's content. Without calls it is one text block, empty or not, as before tools existed;
- * with calls the text block is there only when the model wrote text beside them.
+ * The JSON body's content: the blocks the stream would send for this output. Without calls it is one
+ * text block, empty or not, as before tools existed; with calls a text block is there only where the
+ * model wrote text beside them.
  */
 export function outputBlocks(output: string, parsing: CallParsing | undefined): OutputBlock[] {
-  if (parsing === undefined) return [{ type: 'text', text: output }];
-  const { text, calls } = parseToolCalls(parsing.format, output);
-  const kept = calls.slice(0, parsing.maxCalls);
-  if (kept.length === 0) return [{ type: 'text', text }];
-  return [...(text === '' ? [] : [{ type: 'text' as const, text }]), ...kept.map(toolUseBlock)];
+  const blocks: OutputBlock[] = [];
+  const stream = new BlockStream((event) => collectBlock(blocks, event), parsing);
+  stream.start();
+  stream.push(output);
+  stream.finish();
+  return blocks;
+}
+
+/** Applies one stream event to the content it describes (a call's input arrives as one JSON delta). */
+function collectBlock(blocks: OutputBlock[], event: StreamEvent): void {
+  const index = event.index as number;
+  if (event.type === 'content_block_start') blocks[index] = { ...(event.content_block as OutputBlock) };
+  if (event.type !== 'content_block_delta') return;
+  const block = blocks[index]!;
+  const delta = event.delta as { type: string; text?: string; partial_json?: string };
+  if (block.type === 'text') block.text += delta.text ?? '';
+  else block.input = JSON.parse(delta.partial_json ?? '{}') as Record<string, unknown>;
 }
 
 /**
@@ -73,11 +85,23 @@ export class BlockStream {
     if (this.parser === undefined) this.openText();
   }
 
+  /**
+   * The parser is fed one character at a time: a delta that ends a call and begins the text after it
+   * would otherwise give both at once, and the text's block would come before the call's. Text is
+   * still sent as one delta per push (per token), split only around a call.
+   */
   push(delta: string): void {
     if (this.parser === undefined) return this.text(delta);
-    const { text, calls } = this.parser.push(delta);
-    this.text(text);
-    for (const call of calls) this.call(call);
+    let pending = '';
+    for (const char of delta) {
+      const { text, calls } = this.parser.push(char);
+      pending += text;
+      if (calls.length === 0) continue;
+      this.text(pending);
+      pending = '';
+      for (const call of calls) this.call(call);
+    }
+    this.text(pending);
   }
 
   /** At the end of generation: flushes withheld text, closes the last block. Returns how many calls were made. */
