@@ -21,8 +21,16 @@ class SupervisorSwaps {
 
   async ask(path: string, id: string): Promise<SwapAnswer> {
     if (!hasSupervisor()) return { accepted: false, reason: 'the supervisor is gone' };
-    const answer = new Promise<SwapAnswer>((resolve) => this.waiting.push(resolve));
-    await sendToSupervisor({ type: 'swap_model', path, id });
+    let resolve!: (answer: SwapAnswer) => void;
+    const answer = new Promise<SwapAnswer>((settle) => (resolve = settle));
+    this.waiting.push(resolve);
+    try {
+      await sendToSupervisor({ type: 'swap_model', path, id });
+    } catch (error) {
+      // Unsent, so never answered: its place in the queue would pair later answers with the wrong asks.
+      this.waiting.splice(this.waiting.indexOf(resolve), 1);
+      throw error;
+    }
     return answer;
   }
 

@@ -100,7 +100,10 @@ function engineOf(environment: LoadEnvironment, model: Model, context: Context, 
     defaultMaxTokens: 2048,
     ramBudgetBytes: options.ramBudgetBytes,
   }, post, disk);
-  engine.admin.configure(limits);
+  // Limits set at runtime carry over, the batch budget clamped to this context's: an operator's
+  // earlier PATCH must never make a valid model fail to load.
+  const carried = limits.batchTokens === undefined ? limits : { ...limits, batchTokens: Math.min(limits.batchTokens, contextInfo.nBatch) };
+  engine.admin.configure(carried);
   return engine;
 }
 
@@ -130,13 +133,14 @@ export async function loadRuntime(environment: LoadEnvironment, choice: ModelCho
     const dir = cacheDirOf(options.cacheDir, fingerprint, environment.startFingerprint);
     disk = new DiskTier(dir, fingerprint, options.kvType, !options.flashAttention, options.diskBudgetBytes);
     await disk.index();
+    // Inside the try: whatever fails, the model, context and file thread are freed before a rollback loads the old model.
+    return { model, context, disk, engine: engineOf(environment, model, context, disk), summary: summaryOf(choice, model, context) };
   } catch (error) {
     await disk?.close();
     context.dispose();
     model.dispose();
     throw error;
   }
-  return { model, context, disk, engine: engineOf(environment, model, context, disk), summary: summaryOf(choice, model, context) };
 }
 
 /**

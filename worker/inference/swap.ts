@@ -39,20 +39,40 @@ export class ModelHost {
       await retireRuntime(old);
     } catch (error) {
       // The old model is half torn down: nothing can be trusted to serve.
-      return post({ type: 'engine_dead', error: { code: ErrorCode.EngineDead, message: `unloading ${old.summary.id} for a swap failed: ${toErrorPayload(error).message}` } });
+      post({ type: 'engine_dead', error: { code: ErrorCode.EngineDead, message: `unloading ${old.summary.id} for a swap failed: ${toErrorPayload(error).message}` } });
+      return this.failHeld();
     }
     try {
       this.runtime = await loadRuntime(this.environment, { path: message.path, id: message.id });
       post({ type: 'model_swapped', requestId, model: this.runtime.summary });
     } catch (error) {
       const reason = toErrorPayload(error).message;
-      if (!(await this.rollBack(old, reason))) return;
+      if (!(await this.rollBack(old, reason))) return this.failHeld();
       const text = `Could not load ${message.path}: ${reason}. The previous model ${old.summary.id} was loaded back and serves again.`;
       post({ type: 'model_swapped', requestId, model: this.runtime.summary, error: { code: ErrorCode.ModelLoadFailed, message: text, param: 'path' } });
     }
-    const frames = this.held;
+    this.release();
+  }
+
+  /** The held frames go to the model serving now, each guarded as the port's own handler guards them. */
+  private release(): void {
+    const frames = this.held ?? [];
     this.held = undefined;
-    for (const frame of frames) this.receive(frame);
+    for (const frame of frames) {
+      try {
+        this.receive(frame);
+      } catch (error) {
+        this.environment.post({ type: 'failed', requestId: 'requestId' in frame ? frame.requestId : 'protocol', error: toErrorPayload(error) });
+      }
+    }
+  }
+
+  /** The engine is dead: nothing will serve the held frames, so each is answered now, not kept forever. */
+  private failHeld(): void {
+    const frames = this.held ?? [];
+    this.held = undefined;
+    const error = { code: ErrorCode.EngineDead, message: 'the inference engine stopped during a model swap' };
+    for (const frame of frames) if ('requestId' in frame) this.environment.post({ type: 'failed', requestId: frame.requestId, error });
   }
 
   /** Loads the old model back; false (and the engine is dead) if that fails too. */
