@@ -47,6 +47,7 @@ const cases: Case[] = [
   { name: 'body over --max-body-bytes', path: C, raw: JSON.stringify(chat({ messages: [{ role: 'user', content: 'x'.repeat(5000) }] })), status: 413, type: bad, family: 'openai' },
   { name: '2,000-deep nesting', path: C, raw: '['.repeat(2000) + ']'.repeat(2000), status: 400, type: bad, family: 'openai' },
   { name: 'a tool schema nesting past the body depth limit', path: C, body: chat({ tools: [{ type: 'function', function: { name: 'f', parameters: deepValue(200) } }] }), status: 400, type: bad, family: 'openai' },
+  { name: 'two tools of one name', path: C, body: chat({ tools: [{ type: 'function', function: { name: 'f' } }, { type: 'function', function: { name: 'f' } }] }), status: 400, type: bad, family: 'openai', param: 'tools.1.function.name' },
   { name: 'a forced call whose schema is too deep for a grammar', path: C, body: chat({ tools: [{ type: 'function', function: { name: 'f', parameters: deepSchema(40) } }], tool_choice: 'required' }), status: 400, type: bad, family: 'openai', param: 'tools' },
   { name: 'a json_schema too deep for a grammar', path: C, body: chat({ response_format: { type: 'json_schema', json_schema: { name: 'n', schema: deepSchema(40) } } }), status: 400, type: bad, family: 'openai', param: 'response_format.json_schema.schema' },
   // OpenAI chat fields

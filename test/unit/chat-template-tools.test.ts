@@ -147,3 +147,16 @@ t.test('a template that knows no tools is told of them in its system turn, calls
       '<|im_start|>user\n<tool_response>\n{"temperature": 22}\n</tool_response><|im_end|>\n<|im_start|>assistant\n',
   );
 });
+
+t.test('arguments nesting past the JSON depth limit are printed as the text they are, not parsed', async (t) => {
+  const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+  const messages: ChatMessage[] = [
+    { role: 'user', content: 'go' },
+    { role: 'assistant', content: '', toolCalls: [{ id: 'c1', name: 'get_weather', arguments: deep }] },
+    { role: 'tool', content: 'done', toolCallId: 'c1' },
+  ];
+  for (const source of [null, fixture('qwen2.5-instruct.jinja')]) {
+    const prompt = new ChatTemplate(source, { bos: '', eos: '' }).render(messages, tools);
+    t.ok(prompt.includes('[[[['), `rendered by ${source === null ? 'the fallback' : 'Qwen 2.5'} without overflowing`);
+  }
+});

@@ -3,7 +3,7 @@
 // is checked in test/model/grammar.test.ts.
 import t from 'tap';
 import { gbnfLiteral, grammarOf, jsonObjectGrammar, jsonSchemaGrammar, schemaRules, SCHEMA_LIMITS } from '../../worker/tools/json-grammar.js';
-import { nestsDeeperThan } from '../../worker/http/router.js';
+import { nestsDeeperThan } from '../../shared/json-depth.js';
 
 /** rule name → body, from a grammar's `name ::= body` lines. */
 function rulesOf(grammar: string): Map<string, string> {
@@ -149,4 +149,12 @@ t.test('body depth: brackets are counted outside strings only', async (t) => {
   t.equal(nestsDeeperThan(JSON.stringify({ a: '[[[[[[' }), 3), false, 'brackets inside a string');
   t.equal(nestsDeeperThan(JSON.stringify({ a: 'quote \\" [[[[' }), 3), false, 'an escaped quote does not end the string');
   t.equal(nestsDeeperThan('[{}, {}, {}, {}]', 2), false, 'siblings do not add up');
+});
+
+t.test('a property named like a chain rule does not replace the chain', async (t) => {
+  const rules = rulesOf(jsonSchemaGrammar({ type: 'object', properties: { a: { type: 'integer' }, b: { type: 'integer' }, 'b-kv-opt': { type: 'string' } } }));
+  const chainAfterA = [...rules.entries()].find(([, body]) => body.startsWith('( "," space root-b-kv )?'));
+  t.ok(chainAfterA, 'the optional chain after a starts with b');
+  t.equal(rules.get('root-b-kv-opt'), 'string', "the property's own value rule keeps its name");
+  t.not(chainAfterA?.[0], 'root-b-kv-opt');
 });

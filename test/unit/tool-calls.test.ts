@@ -142,6 +142,13 @@ export const recorded: Recorded[] = [
     calls: [],
   },
   {
+    name: 'llama3: a JSON answer with a name field but no arguments is text, not a call',
+    format: 'llama3',
+    output: '{"name": "Bob", "age": 3}',
+    text: '{"name": "Bob", "age": 3}',
+    calls: [],
+  },
+  {
     name: 'mistral: array of non-calls is text',
     format: 'mistral',
     output: '[{"city": "Paris"}]',
@@ -229,4 +236,16 @@ t.test('tool_choice: required allows any one tool', async (t) => {
   const grammar = toolChoiceGrammar('hermes', tools, { kind: 'required' }) ?? '';
   t.match(grammar, /^root ::= \(.*get_current_weather.*call-0-arguments.*\) \| \(.*ping.*call-1-arguments.*\)\n/);
   t.throws(() => toolChoiceGrammar('hermes', tools, { kind: 'tool', name: 'missing' }));
+});
+
+t.test('the schema limits hold for all of a request\'s tools together', async (t) => {
+  const tool = (name: string) => ({ name, parameters: { type: 'object', properties: { x: { enum: Array.from({ length: 600 }, (_, i) => `v${i}`) } }, required: ['x'] } });
+  t.doesNotThrow(() => toolChoiceGrammar('hermes', [tool('a')], { kind: 'required' }), 'one tool of 600 values');
+  let error: unknown;
+  try {
+    toolChoiceGrammar('hermes', [tool('a'), tool('b')], { kind: 'required' });
+  } catch (caught) {
+    error = caught;
+  }
+  t.match(error, { code: 'ERR_BAD_REQUEST', param: 'tools', message: /more than 1000 enum or const values/ }, 'two such tools: 1,200 values');
 });

@@ -15,6 +15,7 @@ import { Template } from '@huggingface/jinja';
 import { createHash } from 'node:crypto';
 import type { ChatMessage, ToolDefinition } from '../../shared/protocol/messages.js';
 import { BadRequestError } from '../../shared/errors.js';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../../shared/json-depth.js';
 import { detectToolFormat } from '../tools/format.js';
 
 /** Qwen 2.5's tools preamble, word for word: what Hermes-format models were trained to read. */
@@ -53,8 +54,9 @@ export interface TemplateTokens {
 /** One message as Hugging Face templates expect it. */
 type TemplateMessage = Record<string, unknown> & { role: string; content: string };
 
-/** Arguments as the object templates print with `tojson`; text that is not JSON is passed as is. */
+/** Arguments as the object templates print with `tojson`; text that is not JSON (or nests too deep to print) is passed as is. */
 function parsedArguments(text: string): unknown {
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) return text;
   try {
     return JSON.parse(text);
   } catch {

@@ -12,6 +12,7 @@ import { describeError, ErrorCode, SemanticError, toErrorPayload, type ErrorPayl
 import type { HttpExchange, ResponseHeaders } from './uws.js';
 import type { DrainMode } from '../../supervisor/ipc.js';
 import type { RouteAccess } from './access.js';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../../shared/json-depth.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -124,29 +125,6 @@ function findRoute(routes: readonly Route[], method: string, path: string): Matc
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/**
- * Deeper bodies are refused before parsing. JSON.parse takes 100,000 levels, but what handles the
- * value afterwards (msgpack on the MessagePort, Jinja's tojson, schema walks) recurses and overflowed
- * its stack: a 500. No API body needs more than a few dozen levels; a tool's JSON Schema is the deepest.
- */
-export const MAX_JSON_DEPTH = 128;
-
-/** Whether the JSON text opens more than `limit` arrays/objects at once (brackets inside strings skipped). */
-export function nestsDeeperThan(text: string, limit: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (inString) {
-      if (code === 0x5c) i++; // backslash: skip the escaped character
-      else if (code === 0x22) inString = false;
-    } else if (code === 0x22) inString = true;
-    else if (code === 0x7b || code === 0x5b) {
-      if (++depth > limit) return true;
-    } else if (code === 0x7d || code === 0x5d) depth--;
-  }
-  return false;
-}
 
 async function readJson(exchange: HttpExchange): Promise<unknown> {
   const body = await exchange.body();

@@ -81,8 +81,17 @@ export function gbnfLiteral(text: string): string {
  * the schema needs is named `<root>-...` (the shared primitives excepted), so schemas converted under
  * distinct names (after sanitising to letters, digits and dashes; never `root`) merge without clashes.
  */
-export function schemaRules(schema: JsonSchema, ruleName: string, param?: string): SchemaRules {
-  const converter = new Converter(schema, ruleNameOf(ruleName), param);
+/**
+ * What the schemas of one request have used of SCHEMA_LIMITS so far: share one across the schemas
+ * of a request's tools, so that many tools cannot each spend the whole allowance.
+ */
+export interface SchemaBudget {
+  rules: number;
+  literals: number;
+}
+
+export function schemaRules(schema: JsonSchema, ruleName: string, param?: string, budget: SchemaBudget = { rules: 0, literals: 0 }): SchemaRules {
+  const converter = new Converter(schema, ruleNameOf(ruleName), param, budget);
   const root = converter.ruleFor(schema, ruleName);
   return { root, rules: converter.allRules() };
 }
@@ -123,8 +132,9 @@ function ruleNameOf(text: string): string {
 class Converter {
   private readonly rules = new Map<string, string>();
   private depth = 0;
-  private literals = 0;
   private readonly primitivesUsed = new Set<string>();
+  /** The optional-property chain starting at a property's rule → the chain's rule name. */
+  private readonly chains = new Map<string, string>();
   /** `$ref` target → the rule name it got, so recursive schemas reference instead of expanding. */
   private readonly refRules = new Map<string, string>();
 
@@ -134,6 +144,7 @@ class Converter {
     private readonly prefix: string,
     /** The request field the schema came from, named by a limit's 400. */
     private readonly param: string | undefined,
+    private readonly budget: SchemaBudget,
   ) {}
 
   /** Defines a rule named after `name` for `schema` and returns the name it got. */
@@ -157,7 +168,7 @@ class Converter {
   }
 
   private uniqueName(base: string): string {
-    if (this.rules.size >= SCHEMA_LIMITS.rules) this.refuse(`it needs more than ${SCHEMA_LIMITS.rules} grammar rules`);
+    if (++this.budget.rules > SCHEMA_LIMITS.rules) this.refuse(`it needs more than ${SCHEMA_LIMITS.rules} grammar rules`);
     let name = Object.hasOwn(PRIMITIVES, base) ? `${base}-` : base;
     for (let n = 1; this.rules.has(name); n++) name = `${base}-${n}`;
     return name;
@@ -210,7 +221,7 @@ class Converter {
 
   /** A JSON value written exactly as JSON.stringify writes it, then optional whitespace. */
   private literalOf(value: unknown): string {
-    if (++this.literals > SCHEMA_LIMITS.literals) this.refuse(`it has more than ${SCHEMA_LIMITS.literals} enum or const values`);
+    if (++this.budget.literals > SCHEMA_LIMITS.literals) this.refuse(`it has more than ${SCHEMA_LIMITS.literals} enum or const values`);
     return `${gbnfLiteral(JSON.stringify(value) ?? 'null')} ${this.primitive('space')}`;
   }
 
@@ -292,11 +303,14 @@ class Converter {
   /** A rule for "each of `kvRules` or not, in order", shared by every choice that ends with them. */
   private optionalChain(kvRules: string[]): string {
     const [first, ...rest] = kvRules;
-    const chainName = `${first!}-opt`;
-    if (!this.rules.has(chainName)) {
-      const next = rest.length === 0 ? '' : ` ${this.optionalChain(rest)}`;
-      this.rules.set(chainName, `( "," ${this.primitive('space')} ${first!} )?${next}`);
-    }
+    const known = this.chains.get(first!);
+    if (known !== undefined) return known;
+    // A name of its own: a property literally called `<key>-kv-opt` must not stand in for the chain.
+    const chainName = this.uniqueName(`${first!}-opt`);
+    this.chains.set(first!, chainName);
+    this.rules.set(chainName, '');
+    const next = rest.length === 0 ? '' : ` ${this.optionalChain(rest)}`;
+    this.rules.set(chainName, `( "," ${this.primitive('space')} ${first!} )?${next}`);
     return chainName;
   }
 }

@@ -40,8 +40,9 @@ export function toolChoiceGrammar(format: ToolFormat, tools: readonly ToolDefini
   if (chosen.length === 0) throw new Error(`toolChoiceGrammar: no tool to call (${choice.kind === 'tool' ? choice.name : 'no tools'})`);
   const alternatives: string[] = [];
   const ruleSets: string[][] = [];
+  const budget = { rules: 0, literals: 0 }; // one allowance for all the tools' schemas together
   chosen.forEach((tool, index) => {
-    const args = schemaRules(parametersSchema(tool), `call-${index}-arguments`, 'tools');
+    const args = schemaRules(parametersSchema(tool), `call-${index}-arguments`, 'tools', budget);
     const frame = callFrame(format, tool.name);
     alternatives.push(`${gbnfLiteral(frame.before)} ${args.root} ${gbnfLiteral(frame.after)}`);
     ruleSets.push(args.rules);
