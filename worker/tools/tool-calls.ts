@@ -82,9 +82,14 @@ function argumentsText(value: unknown): string | undefined {
   return isPlainObject(args) ? JSON.stringify(args) : undefined;
 }
 
-/** `{"name": …, "arguments"|"parameters": {…}}` as a call, or undefined when it is not one. */
+/**
+ * `{"name": …, "arguments"|"parameters": {…}}` as a call, or undefined when it is not one. The
+ * arguments key is required (as llama.cpp's parsers require it): Llama 3 and Mistral calls have no
+ * marker of their own, and a JSON answer that merely has a `name` field is not a call.
+ */
 export function callFromJson(value: unknown): ParsedToolCall | undefined {
   if (!isPlainObject(value) || typeof value.name !== 'string' || value.name === '') return undefined;
+  if (!('arguments' in value) && !('parameters' in value)) return undefined;
   const args = argumentsText(value.arguments ?? value.parameters);
   return args === undefined ? undefined : { name: value.name, arguments: args };
 }
