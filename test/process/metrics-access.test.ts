@@ -33,12 +33,14 @@ t.test('public by default: scraped without a key, counting each answered request
   for (let i = 0; i < 3; i++) t.equal((await fetch(`${server.url}/v1/models`, { headers: { 'x-api-key': USER_KEY } })).status, 200);
   t.equal((await fetch(`${server.url}/v1/models`)).status, 401);
   for (const path of ['/nope/1', '/nope/2']) t.equal((await fetch(server.url + path, { headers: { 'x-api-key': USER_KEY } })).status, 404);
+  for (const method of ['BREW', 'M1']) t.equal((await fetch(`${server.url}/x`, { method, headers: { 'x-api-key': USER_KEY } })).status, 404);
   const { status, type, body } = await scrape(server);
   t.equal(status, 200);
   t.match(type, /^text\/plain; version=0\.0\.4/);
   t.equal(sample(body, 'semantic_request_total{route="/v1/models",method="GET",status="200"}'), 3);
   t.equal(sample(body, 'semantic_request_total{route="/v1/models",method="GET",status="401"}'), 1);
   t.equal(sample(body, 'semantic_request_total{route="(unrouted)",method="GET",status="404"}'), 2, 'raw paths never become labels');
+  t.equal(sample(body, 'semantic_request_total{route="(unrouted)",method="OTHER",status="404"}'), 2, 'nor made-up methods');
   t.equal(sample(body, 'semantic_request_duration_seconds_count{route="/v1/models"}'), 4);
   t.ok(sample(body, 'process_resident_memory_bytes')! > 0, 'process metrics too');
 });

@@ -3,7 +3,8 @@
  * configuration (`metricsAccess`): public by default, because Prometheus inside a cluster usually
  * scrapes without credentials, but an operator exposing the port may require an API or admin key.
  * The request metrics are counted from the router's `onResponse` hook, so every route, the probes and
- * the 404s included, is counted once, with the route's pattern as the label (bounded cardinality).
+ * the 404s included, is counted once, with the route's pattern and a known method as labels (bounded
+ * cardinality: clients choose paths and methods).
  */
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import type { AnsweredRequest, ErrorShape, Route } from './router.js';
@@ -11,6 +12,9 @@ import type { RouteAccess } from './access.js';
 
 /** The OpenTelemetry HTTP server duration advice, in seconds, from 5 ms. */
 const durationBuckets = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60, 120];
+
+/** Methods are any token a client sends: anything but the standard ones is counted as OTHER. */
+const knownMethods = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
 
 export class HttpMetrics {
   readonly registry = new Registry();
@@ -33,7 +37,8 @@ export class HttpMetrics {
   }
 
   observe(answered: AnsweredRequest): void {
-    this.requests.inc({ route: answered.route, method: answered.method, status: String(answered.status) });
+    const method = knownMethods.has(answered.method) ? answered.method : 'OTHER';
+    this.requests.inc({ route: answered.route, method, status: String(answered.status) });
     this.durations.observe({ route: answered.route }, answered.seconds);
   }
 
