@@ -128,7 +128,7 @@ export const optionSpecs = {
     'API keys clients send as `Authorization: Bearer <key>` or `x-api-key`, comma-separated; prefer the env variable or a file over the command line (argv is visible to every user). With none set (and no apiKeysFile), requests need no key.',
   ),
   apiKeysFile: textOption('A file of API keys, one per line (blank lines and lines starting with # ignored), added to apiKeys.', 4096, 'spaces allowed'),
-  adminKey: keyOption(false, 'The key of the admin routes (/admin/…); it also passes wherever an API key does. Unset: admin routes answer 403.'),
+  adminKey: keyOption(false, 'The key of the admin routes (/admin/…, /debug/engine); it also passes wherever an API key does. Unset: admin routes answer 403, except on a server with no key at all bound to loopback (local development), where every route is open.'),
   metricsAccess: enumOption(
     ['public', 'user', 'admin'],
     'public',

@@ -15,7 +15,7 @@ import { drainWorker, type DrainOptions, type DrainOutcome } from './drain.js';
 import { readyRoute, startupRoute, type ReadinessLimits } from './http/health.js';
 import { createRouter, liveRoute, type Route, type Router } from './http/router.js';
 import { createHttpServer } from './http/uws.js';
-import { AccessControl, type RouteAccess } from './http/access.js';
+import { AccessControl, isLoopbackHost, type RouteAccess } from './http/access.js';
 import { RateLimiter, type AgentGate } from './http/rate-limit.js';
 import type { AccessSettings } from '../shared/config.js';
 import { HttpMetrics } from './http/metrics.js';
@@ -86,8 +86,8 @@ function routes(engine: EngineClient, router: Pick<Router, 'draining' | 'inFligh
 }
 
 /** Keys checked on every routed request, then the key's rate; the agent's rate once a route knows the agent. */
-function accessRules(settings: AccessSettings | undefined): { guard: (headers: ReadonlyMap<string, string>, access: RouteAccess) => void; agentGate: AgentGate } {
-  const control = new AccessControl(settings?.apiKeys ?? [], settings?.adminKey);
+function accessRules(settings: AccessSettings | undefined, host: string): { guard: (headers: ReadonlyMap<string, string>, access: RouteAccess) => void; agentGate: AgentGate } {
+  const control = new AccessControl(settings?.apiKeys ?? [], settings?.adminKey, isLoopbackHost(host));
   const perKey = new RateLimiter(settings?.perKeyPerMinute ?? 0, settings?.burst ?? 1);
   const perAgent = new RateLimiter(settings?.perAgentPerMinute ?? 0, settings?.burst ?? 1);
   return {
@@ -113,7 +113,7 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   const limits = { maxQueued: options.inference.maxQueued, maxPoolPercent: options.readyMaxPoolPercent };
   // The readiness route reports the router's drain state, so the table is filled once the router exists.
   const table: Route[] = [];
-  const { guard, agentGate } = accessRules(options.access);
+  const { guard, agentGate } = accessRules(options.access, options.host);
   const metrics = new HttpMetrics();
   const router = createRouter({ routes: table, fallbackErrorShape: openAIErrorBody, logger, guard, onResponse: (answered) => metrics.observe(answered) });
   table.push(...routes(engine, router, limits, agentGate, options.forwardSwap), metrics.route(options.access?.metricsAccess ?? 'public', openAIErrorBody));

@@ -13,6 +13,7 @@ import { ExitCode } from './exit.js';
 import type { StopRequest } from './stop.js';
 import type { DrainOutcome } from '../../worker/drain.js';
 import type { SwapForwarder } from '../../worker/http/admin.js';
+import { isLoopbackHost } from '../../worker/http/access.js';
 
 /** What the supervisor's workers forward over IPC; `serve` needs none of it. */
 export interface WorkerLifecycleEvents {
@@ -57,8 +58,8 @@ export async function runWorker(options: RunWorkerOptions): Promise<number> {
   const settings = toServerSettings(config, options.modelPath);
   // startWorkerServer itself logs {"msg":"listening","port":N} once bound.
   const server = await startWorkerServer({ ...settings, readyMaxPoolPercent: config.readyMaxPoolPercent, listenWhenReady: options.listenWhenReady === true, ...(options.forwardSwap === undefined ? {} : { forwardSwap: options.forwardSwap }), logger });
-  const loopback = ['127.0.0.1', '::1', 'localhost'].includes(settings.host);
-  if (settings.access.apiKeys.length === 0 && !loopback) logger.warn({ host: settings.host }, 'no API key is set: the API routes are open to anyone who can reach this address');
+  const loopback = isLoopbackHost(settings.host);
+  if (settings.access.apiKeys.length === 0 && !loopback) logger.warn({ host: settings.host }, 'no API key is set: the API routes are open to anyone who can reach this address (the admin routes answer 403 without --admin-key)');
   if (options.listenWhenReady !== true) await events.listening?.(server.port);
 
   const outcome = await firstOf(server, stop);

@@ -2,8 +2,9 @@
  * Who may call a route: API keys (`Authorization: Bearer <key>` or `x-api-key: <key>`), a separate
  * admin key for the admin routes, and public routes (health probes) that need none. With no API key
  * configured the user routes are open, as llama-server's are without `--api-key`. The admin routes
- * need the admin key once any key is configured (closed when only API keys are set); with no key at
- * all — a local development server — every route is open.
+ * need the admin key once any key is configured (closed when only API keys are set). With no key at
+ * all they are open only on a server bound to loopback (a local development server): elsewhere a
+ * model swap would let anyone who reaches the port load any file, so they answer 403.
  *
  * Keys are compared as SHA-256 digests with a constant-time comparison, so the time a refusal takes
  * says nothing about how much of a guessed key was right. A caller is identified to the rate limiter
@@ -28,11 +29,21 @@ export function presentedKey(headers: ReadonlyMap<string, string>): string | und
   return bearer ?? headers.get('x-api-key')?.trim() ?? undefined;
 }
 
+/** Hosts only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  return ['127.0.0.1', '::1', 'localhost'].includes(host);
+}
+
 export class AccessControl {
   private readonly userKeys: Buffer[];
   private readonly adminKey: Buffer | undefined;
 
-  constructor(apiKeys: readonly string[], adminKey: string | undefined) {
+  constructor(
+    apiKeys: readonly string[],
+    adminKey: string | undefined,
+    /** With no key at all, whether the admin routes are open too (a server bound to loopback). */
+    private readonly adminOpenWithoutKeys = true,
+  ) {
     this.userKeys = apiKeys.map(digest);
     this.adminKey = adminKey === undefined ? undefined : digest(adminKey);
   }
@@ -40,7 +51,10 @@ export class AccessControl {
   /** Throws ERR_UNAUTHORIZED (no or unknown key) or ERR_FORBIDDEN (a user key on an admin route). */
   check(headers: ReadonlyMap<string, string>, access: RouteAccess): Caller {
     if (access === 'public') return { keyId: 'public', admin: false };
-    if (this.userKeys.length === 0 && this.adminKey === undefined) return { keyId: 'anonymous', admin: true };
+    if (this.userKeys.length === 0 && this.adminKey === undefined) {
+      if (access === 'admin' && !this.adminOpenWithoutKeys) throw new SemanticError(ErrorCode.Forbidden, 'The admin routes need --admin-key on a server that listens beyond loopback.');
+      return { keyId: 'anonymous', admin: true };
+    }
     const key = presentedKey(headers);
     const presented = key === undefined ? undefined : digest(key);
     const admin = presented !== undefined && this.adminKey !== undefined && timingSafeEqual(presented, this.adminKey);
