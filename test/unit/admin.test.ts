@@ -15,13 +15,13 @@ import { AgentTiers } from '../../worker/engine/kv/tiers.js';
 import { BlockPool } from '../../worker/engine/kv/block-pool.js';
 import type { Context } from '../../worker/engine/addon.js';
 import type { DiskTier } from '../../worker/persistence/disk-tier.js';
-import type { DiskEntry } from '../../worker/persistence/disk-index.js';
 import { HeldGenerations } from '../../worker/held-generations.js';
 import type { Generation, GenerationHandlers } from '../../worker/engine-client.js';
 import { checkModelFile, parseAdminBody } from '../../worker/http/admin.js';
 import { cacheDirOf } from '../../shared/model-cache-dir.js';
 import type { ErrorPayload } from '../../shared/errors.js';
 import type { GenerateMessage } from '../../shared/protocol/messages.js';
+import { FakeDisk } from '../helpers/fake-disk.js';
 
 const settings = (): EngineSettings => ({
   contextSize: 4096,
@@ -47,25 +47,6 @@ t.test('limits: applied to the settings and the queue, bounded by n_batch, uncha
   t.throws(() => applyLimits({ batchTokens: 513, maxQueued: 5 }, engine, admission), { code: 'ERR_BAD_REQUEST', param: 'batch_tokens', message: /at most 512/ });
   t.same([engine.batchTokens, engine.maxQueued], [512, 0], 'a refused change changes nothing');
 });
-
-/** A disk tier in memory: files by agent, and the writes asked for in order. */
-class FakeDisk {
-  readonly files = new Map<string, DiskEntry>();
-  readonly writes: string[] = [];
-  readonly budgetBytes = 5000;
-  has = (agentId: string): boolean => this.files.has(agentId);
-  mayHave = this.has;
-  entries = (): DiskEntry[] => [...this.files.values()];
-  settled = (): Promise<void> => Promise.resolve();
-  persist(agentId: string, held: Int32Array, state: Uint8Array): Promise<number> {
-    this.writes.push(agentId);
-    this.files.set(agentId, { agentId, bytes: state.byteLength + 100, lastUsed: 3_000, tokens: held.length });
-    return Promise.resolve(state.byteLength + 100);
-  }
-  forget(agentId: string): Promise<boolean> {
-    return Promise.resolve(this.files.delete(agentId));
-  }
-}
 
 function tiersWithAgents(): { sources: (busy: string[]) => AgentSources; tiers: AgentTiers; disk: FakeDisk; released: number[] } {
   const released: number[] = [];

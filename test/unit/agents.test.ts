@@ -7,31 +7,12 @@ import { AgentTiers } from '../../worker/engine/kv/tiers.js';
 import { BlockPool } from '../../worker/engine/kv/block-pool.js';
 import type { Context } from '../../worker/engine/addon.js';
 import type { DiskTier } from '../../worker/persistence/disk-tier.js';
-import type { DiskEntry } from '../../worker/persistence/disk-index.js';
 import { agentIdParam, evictOnlyParam, toApiAgent, toApiTotals } from '../../worker/http/agents.js';
 import type { AgentsRequestMessage } from '../../shared/protocol/messages.js';
+import { FakeDisk } from '../helpers/fake-disk.js';
 
 const noLogits = new Float32Array(0);
 const tokens = (n: number): Int32Array => Int32Array.from({ length: n }, (_, i) => i);
-
-/** A disk tier in memory: files by agent, and the writes asked for in order. */
-class FakeDisk {
-  readonly files = new Map<string, DiskEntry>();
-  readonly writes: string[] = [];
-  readonly budgetBytes = 5000;
-  has = (agentId: string): boolean => this.files.has(agentId);
-  mayHave = this.has;
-  entries = (): DiskEntry[] => [...this.files.values()];
-  settled = (): Promise<void> => Promise.resolve();
-  persist(agentId: string, held: Int32Array, state: Uint8Array): Promise<number> {
-    this.writes.push(agentId);
-    this.files.set(agentId, { agentId, bytes: state.byteLength + 100, lastUsed: 3_000, tokens: held.length });
-    return Promise.resolve(state.byteLength + 100);
-  }
-  forget(agentId: string): Promise<boolean> {
-    return Promise.resolve(this.files.delete(agentId));
-  }
-}
 
 function setup(ramBudget = 10_000): { tiers: AgentTiers; disk: FakeDisk; removed: number[]; released: number[]; sources: (busy?: string[]) => AgentSources } {
   const removed: number[] = [];
