@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ToolFormat } from '../tools/format.js';
-import { ToolCallStream, type ParsedToolCall } from '../tools/tool-calls.js';
+import { ToolCallStream, type ParsedToolCall, type ToolCallPart } from '../tools/tool-calls.js';
 
 /** How calls are read from this request's output; absent when the model was told of no tools. */
 export interface CallParsing {
@@ -85,32 +85,22 @@ export class BlockStream {
     if (this.parser === undefined) this.openText();
   }
 
-  /**
-   * The parser is fed one character at a time: a delta that ends a call and begins the text after it
-   * would otherwise give both at once, and the text's block would come before the call's. Text is
-   * still sent as one delta per push (per token), split only around a call.
-   */
   push(delta: string): void {
     if (this.parser === undefined) return this.text(delta);
-    let pending = '';
-    for (const char of delta) {
-      const { text, calls } = this.parser.push(char);
-      pending += text;
-      if (calls.length === 0) continue;
-      this.text(pending);
-      pending = '';
-      for (const call of calls) this.call(call);
+    this.emit(this.parser.pushParts(delta));
+  }
+
+  /** Text and calls in the model's order: a delta that ends a call and begins the text after it keeps that order. */
+  private emit(parts: readonly ToolCallPart[]): void {
+    for (const part of parts) {
+      if ('call' in part) this.call(part.call);
+      else this.text(part.text);
     }
-    this.text(pending);
   }
 
   /** At the end of generation: flushes withheld text, closes the last block. Returns how many calls were made. */
   finish(): number {
-    if (this.parser !== undefined) {
-      const { text, calls } = this.parser.finish();
-      this.text(text);
-      for (const call of calls) this.call(call);
-    }
+    if (this.parser !== undefined) this.emit(this.parser.finishParts());
     if (this.index < 0) this.openText();
     this.closeText();
     return this.calls;

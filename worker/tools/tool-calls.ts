@@ -30,6 +30,9 @@ export interface ToolCallDelta {
   calls: ParsedToolCall[];
 }
 
+/** Text and calls in the order the model wrote them (Anthropic blocks keep that order; OpenAI needs only the totals). */
+export type ToolCallPart = { text: string } | { call: ParsedToolCall };
+
 /** Where a call's syntax opens in text, or from where the text could still become an opening (withheld). */
 type Opening = { found: true; index: number; length: number } | { found: false; withholdFrom: number };
 
@@ -251,28 +254,38 @@ export class ToolCallStream {
   }
 
   push(delta: string): ToolCallDelta {
+    return totals(this.pushParts(delta));
+  }
+
+  finish(): ToolCallDelta {
+    return totals(this.finishParts());
+  }
+
+  /** As `push`, with text and calls in the order they were written. */
+  pushParts(delta: string): ToolCallPart[] {
     if (this.done) throw new Error('ToolCallStream: push after finish');
     this.buffer += delta;
     return this.settle(false);
   }
 
-  finish(): ToolCallDelta {
-    if (this.done) return { text: '', calls: [] };
-    const result = this.settle(true);
+  /** As `finish`, with text and calls in the order they were written. */
+  finishParts(): ToolCallPart[] {
+    if (this.done) return [];
+    const out = this.settle(true);
     this.done = true;
-    if (!this.afterCall) result.text += this.heldSpace;
+    if (!this.afterCall) addText(out, this.heldSpace);
     this.heldSpace = '';
-    return result;
+    return out;
   }
 
-  private settle(final: boolean): ToolCallDelta {
-    const out: ToolCallDelta = { text: '', calls: [] };
+  private settle(final: boolean): ToolCallPart[] {
+    const out: ToolCallPart[] = [];
     while (this.call === undefined ? this.settleText(out, final) : this.settleCall(out, final));
     return out;
   }
 
   /** Text mode: show what cannot start a call; enter a call at an opening. Returns whether to go on. */
-  private settleText(out: ToolCallDelta, final: boolean): boolean {
+  private settleText(out: ToolCallPart[], final: boolean): boolean {
     const opening = this.syntax.findOpening(this.buffer, this.atStart);
     if (!opening.found) {
       const end = final ? this.buffer.length : opening.withholdFrom;
@@ -289,7 +302,7 @@ export class ToolCallStream {
   }
 
   /** Call mode: wait for the body to complete; a malformed one goes back to being text. */
-  private settleCall(out: ToolCallDelta, final: boolean): boolean {
+  private settleCall(out: ToolCallPart[], final: boolean): boolean {
     const call = this.call as { opening: string; droppedSpace: string };
     const parsed = this.syntax.parseBody(this.buffer, final);
     if (parsed.status === 'incomplete') return false;
@@ -301,14 +314,14 @@ export class ToolCallStream {
       this.show(out, call.opening);
       return true;
     }
-    out.calls.push(...parsed.calls);
+    out.push(...parsed.calls.map((call) => ({ call })));
     this.buffer = this.buffer.slice(parsed.consumed);
     this.afterCall = true;
     return true;
   }
 
   /** Adds settled text to `out`, holding back trailing whitespace and dropping whitespace right after a call. */
-  private show(out: ToolCallDelta, segment: string): void {
+  private show(out: ToolCallPart[], segment: string): void {
     if (this.afterCall) {
       segment = segment.trimStart();
       if (segment === '') return;
@@ -317,9 +330,27 @@ export class ToolCallStream {
     const text = this.heldSpace + segment;
     const body = text.trimEnd();
     this.heldSpace = text.slice(body.length);
-    out.text += body;
+    addText(out, body);
     if (body.trim() !== '') this.atStart = false;
   }
+}
+
+/** Appends text to the last text part, or starts one (after a call, or at first). */
+function addText(out: ToolCallPart[], text: string): void {
+  if (text === '') return;
+  const last = out.at(-1);
+  if (last !== undefined && 'text' in last) last.text += text;
+  else out.push({ text });
+}
+
+/** The text and the calls of some parts, each joined in order. */
+function totals(parts: readonly ToolCallPart[]): ToolCallDelta {
+  const out: ToolCallDelta = { text: '', calls: [] };
+  for (const part of parts) {
+    if ('call' in part) out.calls.push(part.call);
+    else out.text += part.text;
+  }
+  return out;
 }
 
 /** Whole-output parse: the text outside tool-call syntax, and the calls in order. Malformed call syntax stays text. */
