@@ -22,6 +22,7 @@ import type { ModelSummary, RuntimeLimits } from '../../shared/protocol/messages
 import { openAIErrorBody } from './openai.js';
 import type { RequestContext, Route, Router } from './router.js';
 import type { ReadinessLimits } from './health.js';
+import { badRequestOf, type IssueWording } from './request-checks.js';
 
 export type AdminEngine = Pick<EngineClient, 'model' | 'swapping' | 'swapModel' | 'limits' | 'clearCaches'>;
 
@@ -51,18 +52,21 @@ const configSchema = z.strictObject({
 });
 const clearSchema = z.strictObject({ tiers: z.array(z.enum(['hot', 'ram', 'disk'])).min(1).optional() });
 
+/** The admin routes answer in the OpenAI shape; an unknown field is named as not being one. */
+const adminWording: IssueWording = {
+  unknownField: (param) => `Invalid '${param}': is not a field of this request`,
+  badField: (param, message) => `Invalid '${param}': ${message}`,
+};
+
 /** A 400 naming the field at fault: an unknown field by its name, a bad value by its path. */
 export function parseAdminBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const parsed = schema.safeParse(body);
   if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  if (issue?.code === 'unrecognized_keys') return badField(issue.keys[0] ?? '', 'is not a field of this request');
-  if (issue === undefined || issue.path.length === 0) throw new BadRequestError(`The request body must be a JSON object: ${issue?.message ?? 'invalid'}`);
-  return badField(issue.path.map(String).join('.'), issue.message);
+  throw badRequestOf(parsed.error, adminWording);
 }
 
 function badField(param: string, message: string): never {
-  throw new BadRequestError(`Invalid '${param}': ${message}`, param);
+  throw new BadRequestError(adminWording.badField(param, message), param);
 }
 
 /** The wire form of a model summary: snake_case. */

@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { BadRequestError } from '../../shared/errors.js';
-import { deepestIssue } from './request-checks.js';
+import { badRequestOf, type IssueWording } from './request-checks.js';
 import type { ChatMessage, GenerateInput, GenerateMessage, SamplingParams, ToolDefinition } from '../../shared/protocol/messages.js';
 import type { ToolFormat } from '../tools/format.js';
 import { toolChoiceGrammar, toolsForPrompt, type ToolChoice } from '../tools/tool-choice.js';
@@ -92,19 +92,11 @@ export type CountTokensRequest = z.infer<typeof countTokensRequestSchema>;
 export type ContentBlock = z.infer<typeof contentBlock>;
 export type AnthropicMessage = z.infer<typeof message>;
 
-/** The real API's wording for unknown fields is "<field>: Extra inputs are not permitted". */
-function toBadRequest(error: z.ZodError): BadRequestError {
-  const first = error.issues[0];
-  if (first === undefined) return new BadRequestError('The request body is invalid.');
-  const issue = deepestIssue(first);
-  if (issue.code === 'unrecognized_keys') {
-    const param = [...issue.path.map(String), issue.keys[0] ?? ''].join('.');
-    return new BadRequestError(`${param}: Extra inputs are not permitted`, param);
-  }
-  if (issue.path.length === 0) return new BadRequestError(`The request body must be a JSON object: ${issue.message}`);
-  const param = issue.path.map(String).join('.');
-  return new BadRequestError(`${param}: ${issue.message}`, param);
-}
+/** The real API's wording: unknown fields are "<field>: Extra inputs are not permitted". */
+const anthropicWording: IssueWording = {
+  unknownField: (param) => `${param}: Extra inputs are not permitted`,
+  badField: (param, message) => `${param}: ${message}`,
+};
 
 const supportedBlocks = new Set(['text', 'tool_use', 'tool_result']);
 
@@ -158,7 +150,7 @@ function checkTools(request: CountTokensRequest): void {
 function parse<T extends CountTokensRequest>(schema: z.ZodType<T>, body: unknown): T {
   rejectUnsupported(body);
   const parsed = schema.safeParse(body);
-  if (!parsed.success) throw toBadRequest(parsed.error);
+  if (!parsed.success) throw badRequestOf(parsed.error, anthropicWording);
   checkTools(parsed.data);
   return parsed.data;
 }

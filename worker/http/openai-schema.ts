@@ -7,8 +7,7 @@
  * `null` counts as absent for optional fields, because OpenAI's SDKs send explicit nulls.
  */
 import { z } from 'zod';
-import { BadRequestError } from '../../shared/errors.js';
-import { deepestIssue, type Issue } from './request-checks.js';
+import { badRequestOf, type IssueWording } from './request-checks.js';
 import type { ChatMessage, GenerateInput, GenerateMessage, SamplingParams } from '../../shared/protocol/messages.js';
 import type { ToolFormat } from '../tools/format.js';
 import { assistantToolCall, responseFormatField, toolChoiceField, toolsField, toolUse, type ToolUse } from './openai-tools.js';
@@ -105,26 +104,16 @@ export const defaultSampling: SamplingParams = {
   presencePenalty: 0,
 };
 
-/** OpenAI's own wording for a field it does not know. */
-function unrecognized(issue: Issue & { code: 'unrecognized_keys' }): BadRequestError {
-  const param = [...issue.path.map(String), issue.keys[0] ?? ''].join('.');
-  return new BadRequestError(`Unrecognized request argument supplied: ${param}`, param);
-}
-
-function toBadRequest(error: z.ZodError): BadRequestError {
-  const first = error.issues[0];
-  if (first === undefined) return new BadRequestError('The request body is invalid.');
-  const issue = deepestIssue(first);
-  if (issue.code === 'unrecognized_keys') return unrecognized(issue);
-  if (issue.path.length === 0) return new BadRequestError(`The request body must be a JSON object: ${issue.message}`);
-  const param = issue.path.map(String).join('.');
-  return new BadRequestError(`Invalid '${param}': ${issue.message}`, param);
-}
+/** OpenAI's own wording, for a field it does not know too. */
+const openAIWording: IssueWording = {
+  unknownField: (param) => `Unrecognized request argument supplied: ${param}`,
+  badField: (param, message) => `Invalid '${param}': ${message}`,
+};
 
 /** Throws BadRequestError naming the first offending field. */
 export function parseOpenAIBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const parsed = schema.safeParse(body);
-  if (!parsed.success) throw toBadRequest(parsed.error);
+  if (!parsed.success) throw badRequestOf(parsed.error, openAIWording);
   return parsed.data;
 }
 

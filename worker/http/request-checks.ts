@@ -3,7 +3,7 @@
  * which zod issue names the field at fault, and whether the model a request names is the one served.
  */
 import type { z } from 'zod';
-import { ErrorCode, SemanticError } from '../../shared/errors.js';
+import { BadRequestError, ErrorCode, SemanticError } from '../../shared/errors.js';
 import type { ModelSummary } from '../../shared/protocol/messages.js';
 import type { ChatEngine } from './openai.js';
 
@@ -18,6 +18,26 @@ export function deepestIssue(issue: Issue): Issue {
   const branches = issue.errors.filter((branch) => branch.length > 0 && !branch.every((i) => i.code === 'invalid_type' && i.path.length === 0));
   const inner = branches[0]?.[0];
   return inner === undefined ? issue : deepestIssue({ ...inner, path: [...issue.path, ...inner.path] });
+}
+
+/** How an API family words a bad body: an unknown field, and a field with a bad value. */
+export interface IssueWording {
+  unknownField(param: string): string;
+  badField(param: string, message: string): string;
+}
+
+/** The 400 for a body its schema refused, naming the field at fault (`param` is its dotted path). */
+export function badRequestOf(error: z.ZodError, wording: IssueWording): BadRequestError {
+  const first = error.issues[0];
+  if (first === undefined) return new BadRequestError('The request body is invalid.');
+  const issue = deepestIssue(first);
+  if (issue.code === 'unrecognized_keys') {
+    const param = [...issue.path.map(String), issue.keys[0] ?? ''].join('.');
+    return new BadRequestError(wording.unknownField(param), param);
+  }
+  if (issue.path.length === 0) return new BadRequestError(`The request body must be a JSON object: ${issue.message}`);
+  const param = issue.path.map(String).join('.');
+  return new BadRequestError(wording.badField(param, issue.message), param);
 }
 
 /** The model a request names must be the one this server runs; `describe` words the 404 the API's way. */
