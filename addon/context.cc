@@ -1,5 +1,8 @@
 #include "context.h"
 
+#include <ggml-backend.h>
+#include <ggml-cpu.h>
+
 #include <algorithm>
 #include <string>
 
@@ -47,31 +50,68 @@ llama_context_params ContextParams(Napi::Env env, const Napi::Object& options) {
   return params;
 }
 
+// The CPU backend is loaded at run time, so its threadpool functions are looked up, not linked.
+struct ThreadpoolFns {
+  decltype(ggml_threadpool_new)* make = nullptr;
+  decltype(ggml_threadpool_free)* free = nullptr;
+};
+
+ThreadpoolFns CpuThreadpoolFns() {
+  ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+  if (cpu == nullptr) return {};
+  ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(cpu);
+  ThreadpoolFns fns;
+  fns.make = reinterpret_cast<decltype(ggml_threadpool_new)*>(ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new"));
+  fns.free = reinterpret_cast<decltype(ggml_threadpool_free)*>(ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_free"));
+  return fns.make != nullptr && fns.free != nullptr ? fns : ThreadpoolFns{};
+}
+
 class CreateContextWorker : public PromiseWorker {
  public:
-  CreateContextWorker(Napi::Env env, Napi::Object model, llama_model* handle, llama_context_params params)
-      : PromiseWorker(env, "llama_init_from_model"), handle_(handle), params_(params) {
+  CreateContextWorker(Napi::Env env, Napi::Object model, llama_model* handle, llama_context_params params, int32_t poll)
+      : PromiseWorker(env, "llama_init_from_model"), handle_(handle), params_(params), poll_(poll) {
     model_ = Napi::Persistent(model);
+  }
+  ~CreateContextWorker() override {
+    if (ctx_ != nullptr) llama_free(ctx_);  // created, but the JS side never took it
+    pool_.Reset();
   }
 
  protected:
   void Run() override {
     ctx_ = llama_init_from_model(handle_, params_);
-    if (ctx_ == nullptr) Fail("ERR_CONTEXT_CREATE", "cannot create a context (out of memory, or a bad parameter mix)");
+    if (ctx_ == nullptr) return Fail("ERR_CONTEXT_CREATE", "cannot create a context (out of memory, or a bad parameter mix)");
+    if (poll_ >= 0) AttachThreadpool();
   }
   Napi::Value Result() override {
     Napi::Env env = Env();
-    Napi::Value context =
-        env.GetInstanceData<AddonData>()->context.New({model_.Value(), Napi::External<llama_context>::New(env, ctx_)});
+    Napi::Value context = env.GetInstanceData<AddonData>()->context.New(
+        {model_.Value(), Napi::External<llama_context>::New(env, ctx_), Napi::External<CpuThreadpool>::New(env, &pool_)});
     ctx_ = nullptr;
     return context;
   }
 
  private:
+  // Without a pool attached, ggml's CPU backend starts and joins its worker threads on every graph
+  // compute (every ubatch of every decode) and never polls between them; llama-server attaches one
+  // (common_threadpools::init) with the same thread count for single-token and batch graphs.
+  void AttachThreadpool() {
+    ThreadpoolFns fns = CpuThreadpoolFns();
+    if (fns.make == nullptr) return;  // no CPU backend (a GPU-only build): nothing to pool
+    ggml_threadpool_params tpp = ggml_threadpool_params_default(llama_n_threads(ctx_));
+    tpp.poll = static_cast<uint32_t>(poll_);
+    ggml_threadpool* pool = fns.make(&tpp);
+    if (pool == nullptr) return;  // llama.cpp's per-compute threads still work
+    pool_.Adopt(pool, fns.free);
+    llama_attach_threadpool(ctx_, pool, nullptr);
+  }
+
   Napi::ObjectReference model_;
   llama_model* handle_;
   llama_context_params params_;
+  int32_t poll_;
   llama_context* ctx_ = nullptr;
+  CpuThreadpool pool_;
 };
 
 }  // namespace
@@ -92,21 +132,26 @@ Napi::Function Context::Define(Napi::Env env) {
 Napi::Value Context::Create(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Model* model = Model::FromValue(env, info.Length() > 0 ? info[0] : env.Undefined());
-  llama_context_params params = ContextParams(env, OptionsArg(info, 1));
-  auto* worker = new CreateContextWorker(env, info[0].As<Napi::Object>(), model->Handle(env), params);
+  Napi::Object options = OptionsArg(info, 1);
+  llama_context_params params = ContextParams(env, options);
+  // -1: no pool (llama.cpp's per-compute threads); else ggml's polling level, 0 (sleep) to 100.
+  int32_t poll = OptionalInt(options, "threadpoolPoll", 50);
+  if (poll < -1 || poll > 100) throw Napi::RangeError::New(env, "threadpoolPoll must be -1 (no pool) or in [0, 100]");
+  auto* worker = new CreateContextWorker(env, info[0].As<Napi::Object>(), model->Handle(env), params, poll);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
 }
 
-// Only reached from CreateContextWorker: (model, External<llama_context>).
+// Only reached from CreateContextWorker: (model, External<llama_context>, External<CpuThreadpool>).
 Context::Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(info) {
-  if (info.Length() < 2 || !info[1].IsExternal()) {
+  if (info.Length() < 3 || !info[1].IsExternal() || !info[2].IsExternal()) {
     throw Napi::TypeError::New(info.Env(), "Context cannot be constructed directly: use createContext()");
   }
   model_ = Model::FromValue(info.Env(), info[0]);
   modelRef_ = Napi::Persistent(info[0].As<Napi::Object>());
   ctx_ = info[1].As<Napi::External<llama_context>>().Data();
+  pool_ = std::move(*info[2].As<Napi::External<CpuThreadpool>>().Data());
   model_->AddContext();
 }
 
@@ -116,6 +161,7 @@ void Context::Free() {
   if (ctx_ == nullptr) return;
   llama_free(ctx_);
   ctx_ = nullptr;
+  pool_.Reset();  // after the context: a compute in llama_free must not find its pool gone
   model_->RemoveContext();
 }
 
@@ -152,6 +198,7 @@ Napi::Value Context::Info(const Napi::CallbackInfo& info) {
   out.Set("nBatch", llama_n_batch(ctx_));
   out.Set("nUbatch", llama_n_ubatch(ctx_));
   out.Set("threads", llama_n_threads(ctx_));
+  out.Set("threadpool", pool_.Active());
   out.Set("stateBytes", static_cast<double>(llama_state_get_size(ctx_)));
   return out;
 }

@@ -4,9 +4,40 @@
 #include <llama.h>
 #include <napi.h>
 
+#include <utility>
+
 namespace semantic {
 
 class Model;
+
+// Owns a ggml CPU threadpool and the free function its (dynamically loaded) backend exports.
+class CpuThreadpool {
+ public:
+  CpuThreadpool() = default;
+  CpuThreadpool(const CpuThreadpool&) = delete;
+  CpuThreadpool& operator=(const CpuThreadpool&) = delete;
+  CpuThreadpool& operator=(CpuThreadpool&& other) noexcept {
+    Reset();
+    std::swap(pool_, other.pool_);
+    std::swap(free_, other.free_);
+    return *this;
+  }
+  ~CpuThreadpool() { Reset(); }
+  void Adopt(ggml_threadpool* pool, void (*free)(ggml_threadpool*)) {
+    Reset();
+    pool_ = pool;
+    free_ = free;
+  }
+  void Reset() {
+    if (pool_ != nullptr) free_(pool_);
+    pool_ = nullptr;
+  }
+  bool Active() const { return pool_ != nullptr; }
+
+ private:
+  ggml_threadpool* pool_ = nullptr;
+  void (*free_)(ggml_threadpool*) = nullptr;
+};
 
 class Context : public Napi::ObjectWrap<Context> {
  public:
@@ -42,6 +73,7 @@ class Context : public Napi::ObjectWrap<Context> {
   void Free();
 
   llama_context* ctx_ = nullptr;
+  CpuThreadpool pool_;
   Model* model_ = nullptr;
   Napi::ObjectReference modelRef_;
   bool busy_ = false;

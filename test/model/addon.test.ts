@@ -69,6 +69,17 @@ t.test('greedy decoding is deterministic', async (t) => {
   ctx.dispose();
 });
 
+t.test('the persistent CPU threadpool changes no token; threadpoolPoll -1 attaches none', async (t) => {
+  const pooled = await newContext(model);
+  const bare = await addon.createContext(model, { nCtx: 1024, nSeqMax: 4, nBatch: 256, threads: 2, threadpoolPoll: -1 });
+  t.equal(pooled.info().threadpool, true, 'attached by default');
+  t.equal(bare.info().threadpool, false, 'threadpoolPoll -1 attaches none');
+  t.same(await generate(pooled, 0, prompt, 0, 16), await generate(bare, 0, prompt, 0, 16));
+  pooled.dispose();
+  bare.dispose();
+  await t.rejects(async () => addon.createContext(model, { nCtx: 1024, threadpoolPoll: 101 }), RangeError, 'polling level outside [0, 100]');
+});
+
 t.test('state round trip: another sequence and a fresh context continue identically', async (t) => {
   const ctx = await newContext(model);
   const head = prompt.slice(0, prompt.length - 1);

@@ -76,6 +76,12 @@ export interface ContextOptions {
   threads?: number;
   /** One cell pool for all sequences (default true); false gives each sequence nCtx / nSeqMax cells. */
   kvUnified?: boolean;
+  /**
+   * A persistent ggml CPU threadpool for the context, as llama-server attaches: how long its threads
+   * busy-wait for the next graph before sleeping (ggml's polling level, 0–100; default 50, the
+   * server's). -1 attaches none, so llama.cpp starts and joins its threads on every graph compute.
+   */
+  threadpoolPoll?: number;
 }
 
 export interface ContextInfo {
@@ -85,6 +91,8 @@ export interface ContextInfo {
   nBatch: number;
   nUbatch: number;
   threads: number;
+  /** Whether a persistent CPU threadpool is attached (threadpoolPoll ≥ 0 and a CPU backend). */
+  threadpool: boolean;
   /** Bytes a full-context state export would take (KV at its configured types). */
   stateBytes: number;
 }
