@@ -15,7 +15,7 @@ import { drainWorker, type DrainOptions, type DrainOutcome } from './drain.js';
 import { readyRoute, startupRoute, type ReadinessLimits } from './http/health.js';
 import { createRouter, liveRoute, type Route, type Router } from './http/router.js';
 import { createHttpServer } from './http/uws.js';
-import { AccessControl, isLoopbackHost, type RouteAccess } from './http/access.js';
+import { AccessControl, isLoopbackHost, type Caller, type RouteAccess } from './http/access.js';
 import { RateLimiter, type AgentGate } from './http/rate-limit.js';
 import type { AccessSettings } from '../shared/config.js';
 import { HttpMetrics } from './http/metrics.js';
@@ -85,6 +85,15 @@ function routes(engine: EngineClient, router: Pick<Router, 'draining' | 'inFligh
   ];
 }
 
+/**
+ * A request's prefix-sharing scope: per key (the key's non-secret id; one scope for all when no keys
+ * are set), every agent, or none.
+ */
+function shareScopeOf(mode: AccessSettings['prefixSharing'], keyless: boolean, caller: () => Caller): string | undefined {
+  if (mode === 'off') return undefined;
+  return mode === 'all' || keyless ? '*' : caller().keyId;
+}
+
 /** Keys checked on every routed request, then the key's rate; the agent's rate once a route knows the agent. */
 function accessRules(settings: AccessSettings | undefined, host: string): { guard: (headers: ReadonlyMap<string, string>, access: RouteAccess) => void; agentGate: AgentGate } {
   const control = new AccessControl(settings?.apiKeys ?? [], settings?.adminKey, isLoopbackHost(host));
@@ -95,7 +104,10 @@ function accessRules(settings: AccessSettings | undefined, host: string): { guar
       const caller = control.check(headers, access);
       if (access !== 'public') perKey.check(caller.keyId, 'API key');
     },
-    agentGate: (agentId) => perAgent.check(agentId, 'agent'),
+    agentGate: (agentId, headers) => {
+      perAgent.check(agentId, 'agent');
+      return shareScopeOf(settings?.prefixSharing ?? 'key', (settings?.apiKeys.length ?? 0) === 0, () => control.check(headers, 'user'));
+    },
   };
 }
 

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { ErrorCode } from '../errors.js';
 
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 const requestId = z.string().min(1).max(200);
 const count = z.number().int().nonnegative();
@@ -122,6 +122,11 @@ export const generateSchema = z.object({
   maxTokens: z.number().int().positive().optional(),
   /** Generation ends before any of these strings; they are not part of the output. */
   stop: z.array(z.string().min(1)).max(16),
+  /**
+   * Whose cached prefixes this request may reuse, and who may reuse its own: requests of one scope
+   * share (an API key's id, or '*'); absent: only its own agent's cache (sharing off).
+   */
+  shareScope: z.string().min(1).max(128).optional(),
 });
 /** Idempotent: aborting an unknown or finished request does nothing. Applied between steps. */
 export const abortSchema = z.object({ type: z.literal('abort'), requestId });
@@ -216,9 +221,12 @@ const clearedCountsSchema = z.object({ hot: count, ram: count, disk: count });
 export type ClearedCounts = z.infer<typeof clearedCountsSchema>;
 /** Agents whose caches left each tier; `skipped`: agents with a request in flight, left alone. */
 export const cachesClearedSchema = z.object({ type: z.literal('caches_cleared'), requestId, cleared: clearedCountsSchema, skipped: z.array(z.string()) });
-/** Where a request's reused tokens came from; `miss` when none were reused. */
-export const cacheTierSchema = z.enum(['hot', 'ram', 'disk', 'miss']);
+/** Where a request's reused tokens came from; `shared`: another agent's cache; `miss` when none were reused. */
+export const cacheTierSchema = z.enum(['hot', 'ram', 'disk', 'shared', 'miss']);
 export type CacheTier = z.infer<typeof cacheTierSchema>;
+/** Where another agent's shared prefix lay: its cells in the context (running or idle), its RAM state or its file. */
+export const sharedFromSchema = z.enum(['active', 'hot', 'ram', 'disk']);
+export type SharedFrom = z.infer<typeof sharedFromSchema>;
 
 /** The request was admitted and its prompt tokenized; tokens follow. `cachedTokens` were reused, not computed. */
 export const startedSchema = z.object({
@@ -227,6 +235,7 @@ export const startedSchema = z.object({
   promptTokens: count,
   cachedTokens: count,
   cacheTier: cacheTierSchema,
+  sharedFrom: sharedFromSchema.optional(),
 });
 /** `text`: complete UTF-8 characters only, with a possible stop string withheld until ruled out. */
 export const tokensSchema = z.object({ type: z.literal('tokens'), requestId, text: z.string(), tokenCount: count });

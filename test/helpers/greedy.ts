@@ -26,7 +26,7 @@ export async function greedyReference(modelPath: string, input: ChatMessage[] | 
     addSpecial: true,
     parseSpecial: true,
   });
-  const context = await addon.createContext(model, { nCtx: prompt.length + count + 16, nSeqMax: 1, nBatch: 512, threads: 1 });
+  const context = await addon.createContext(model, { nCtx: prompt.length + count + 16, nSeqMax: 1, nBatch: Math.max(512, prompt.length), threads: 1 });
   const sampler = new addon.Sampler(model, { temperature: 0 });
   const logits = new Uint8Array(prompt.length);
   logits[prompt.length - 1] = 1;

@@ -17,7 +17,8 @@ const model = await loadAddon().loadModel(modelPath);
 const MAX = 10;
 
 async function serve(cacheDir: string, model = modelPath): Promise<RunningServer> {
-  const server = await startServer(['serve', '--port', '0', '--model', model, '--model-id', 'tiny', '--threads', '1', '--context-size', '2048', '--cache-dir', cacheDir]);
+  // Sharing off: these agents send the same prompt, and each must be served from its own file or miss.
+  const server = await startServer(['serve', '--port', '0', '--model', model, '--model-id', 'tiny', '--threads', '1', '--context-size', '2048', '--cache-dir', cacheDir, '--prefix-sharing', 'off']);
   t.teardown(() => server.stop());
   return server;
 }

@@ -52,6 +52,7 @@ t.test('defaults: every option has one and they pass their own checks', async (t
     kvType: 'f16',
     flashAttention: false,
     kvUnified: true,
+    prefixSharing: 'key',
     gpuLayers: 0,
     maxQueued: 64,
     maxQueuedTokens: -1,
@@ -123,6 +124,7 @@ const invalidValues: [OptionName, string, string][] = [
   ['kvType', 'q5_1', 'kvType must be one of f16, q8_0, q4_0; got "q5_1" from flag --kv-type'],
   ['flashAttention', 'maybe', 'flashAttention must be true or false; got "maybe" from flag --flash-attention'],
   ['kvUnified', 'split', 'kvUnified must be true or false; got "split" from flag --kv-unified'],
+  ['prefixSharing', 'everyone', 'prefixSharing must be one of key, all, off; got "everyone" from flag --prefix-sharing'],
   ['gpuLayers', '-2', 'gpuLayers must be an integer from -1 to 4096; got -2 from flag --gpu-layers'],
   ['maxQueued', '-1', 'maxQueued must be an integer from 0 to 100000; got -1 from flag --max-queued'],
   ['maxQueuedTokens', 'x', 'maxQueuedTokens must be -1 (auto) or an integer from 0 to 100000000; got "x" from flag --max-queued-tokens'],
@@ -216,7 +218,7 @@ t.test('server settings: inference options from the config, model id from the fi
       diskBudgetBytes: 0,
     },
     access: { apiKeys: [], adminKey: undefined,
-      metricsAccess: 'public', perKeyPerMinute: 0, perAgentPerMinute: 0, burst: 10 },
+      metricsAccess: 'public', perKeyPerMinute: 0, perAgentPerMinute: 0, burst: 10, prefixSharing: 'key' },
   });
   t.equal(toServerSettings(loadConfig({ flags: { modelId: 'agent-model' } }), '/m.gguf').inference.modelId, 'agent-model', 'modelId wins');
 });

@@ -9,8 +9,10 @@ import type { Addon, Context, Model } from './addon.js';
 import { Admission, refusalError, type Reservation } from './admission.js';
 import { AgentTurns } from './agent-turns.js';
 import { BlockPool } from './kv/block-pool.js';
-import { reusablePrefix, type HotEntry } from './kv/hot-cache.js';
+import type { HotEntry } from './kv/hot-cache.js';
 import { AgentTiers } from './kv/tiers.js';
+import { SharedPrefixes } from './kv/shared-prefix.js';
+import { cacheStart, type CacheStart } from './cache-start.js';
 import { DeferredOps } from './kv/agents.js';
 import { EngineAdmin } from './engine-admin.js';
 import type { DiskTier } from '../persistence/disk-tier.js';
@@ -20,7 +22,7 @@ import { Sequence } from './sequence.js';
 import type { EngineSettings } from './settings.js';
 import { restoreSaved } from './restore.js';
 import { drainingError, ErrorCode, SemanticError, toErrorPayload } from '../../shared/errors.js';
-import type { CacheTier, FinishReason, GenerateInput, GenerateMessage, InferenceToFront } from '../../shared/protocol/messages.js';
+import type { CacheTier, FinishReason, GenerateInput, GenerateMessage, InferenceToFront, SharedFrom } from '../../shared/protocol/messages.js';
 
 interface Prepared {
   request: GenerateMessage;
@@ -34,6 +36,7 @@ export class Engine {
   private readonly active = new Map<string, Sequence>();
   private readonly admission: Admission<Prepared>;
   private readonly tiers: AgentTiers;
+  private readonly shared: SharedPrefixes;
   private readonly turns = new AgentTurns();
   private readonly input: RequestInput;
   private readonly agentOps = new DeferredOps();
@@ -62,7 +65,9 @@ export class Engine {
     const pool = new BlockPool(settings.contextSize, settings.blockSize);
     this.admission = new Admission(settings.maxSequences, pool, settings);
     const written = (agentId: string, bytes: number): void => this.post({ type: 'persisted', agentId, bytes });
-    this.tiers = new AgentTiers(context, this.admission, settings.ramBudgetBytes, disk, written);
+    this.tiers = new AgentTiers(context, this.admission, settings.ramBudgetBytes, disk, written, settings.blockSize);
+    const runningOf = (agentId: string): Sequence | undefined => [...this.active.values()].find((s) => s.agentId === agentId);
+    this.shared = new SharedPrefixes(this.tiers, runningOf, settings.sequenceSize >= settings.contextSize);
     // Whole blocks of one sequence's cells: all the context's, or its stream's share when split.
     const capacity = Math.floor(Math.min(settings.sequenceSize, settings.contextSize) / settings.blockSize) * settings.blockSize;
     this.input = new RequestInput(addon, model, capacity, settings.defaultMaxTokens);
@@ -199,7 +204,7 @@ export class Engine {
     await this.agentOps.runAll();
     this.admitIncoming();
     await this.spillForQueue();
-    await restoreSaved(this.active.values(), { context: this.context, admission: this.admission, started: (sequence, tier) => this.postStarted(sequence, tier) });
+    await restoreSaved(this.active.values(), { context: this.context, admission: this.admission, started: (sequence, tier, from) => this.postStarted(sequence, tier, from) });
     if (this.sampleSaved()) this.reapFinished(); // one may have ended on its first token
   }
 
@@ -248,17 +253,8 @@ export class Engine {
     }
   }
 
-  /**
-   * A returning agent whose cells are still in the context keeps the longest common prefix of its
-   * cached tokens and its new prompt (reusablePrefix), and prefills only the rest. Other agents look
-   * for a saved state.
-   */
   private startPrepared(prepared: Prepared, reservation: Reservation): void {
-    const entry = prepared.hot;
-    if (entry === undefined) return this.start(prepared, reservation, 0, 'miss');
-    const kept = reusablePrefix(entry, prepared.prompt);
-    this.context.seqRemove(entry.seqId, kept.tokens, -1);
-    this.start(prepared, reservation, kept.tokens, kept.tokens > 0 ? 'hot' : 'miss', kept.logits);
+    this.start(prepared, reservation, cacheStart(this.context, this.shared, prepared, reservation.seqId));
   }
 
   private prepare(request: GenerateMessage): Prepared {
@@ -266,24 +262,28 @@ export class Engine {
     return { request, prompt, maxTokens, hot: this.tiers.hot.take(request.agentId) };
   }
 
-  private start(prepared: Prepared, reservation: Reservation, cachedTokens: number, cacheTier: CacheTier, logits?: Float32Array): void {
+  /** A miss looks for the agent's own saved state unless `restore` names one (another agent's). */
+  private start(prepared: Prepared, reservation: Reservation, found: CacheStart): void {
     const { request, prompt } = prepared;
+    const { cachedTokens, cacheTier } = found;
     const sampler = this.input.sampler(request, prompt);
     const sequence = new Sequence({ ...request, maxTokens: prepared.maxTokens }, prompt, sampler, reservation, cachedTokens);
-    sequence.savedLogits = logits;
+    sequence.savedLogits = found.logits;
     this.active.set(request.requestId, sequence);
-    const restore = cacheTier === 'miss' ? this.tiers.savedCacheOf(request.agentId) : undefined;
+    // While it runs, its prompt's cells can be shared as they are prefilled.
+    if (request.shareScope !== undefined) this.tiers.prefixes.set(request.agentId, request.shareScope, prompt);
+    const restore = found.restore ?? (cacheTier === 'miss' ? this.tiers.savedCacheOf(request.agentId) : undefined);
     if (restore !== undefined) {
       sequence.phase = 'restoring';
       sequence.restore = restore;
       return; // `started` is posted once the state is imported (restore.ts)
     }
-    this.postStarted(sequence, cacheTier);
+    this.postStarted(sequence, cacheTier, found.sharedFrom);
   }
 
-  private postStarted(sequence: Sequence, cacheTier: CacheTier): void {
+  private postStarted(sequence: Sequence, cacheTier: CacheTier, sharedFrom?: SharedFrom): void {
     const { requestId, prompt, cachedTokens } = sequence;
-    this.post({ type: 'started', requestId, promptTokens: prompt.length, cachedTokens, cacheTier });
+    this.post({ type: 'started', requestId, promptTokens: prompt.length, cachedTokens, cacheTier, ...(sharedFrom === undefined ? {} : { sharedFrom }) });
   }
 
   /** Sequences whose whole prompt was cached with the logits after it sample their first token from those (no decode); true if one ended on it. */
@@ -352,7 +352,7 @@ export class Engine {
     }
     const tokens = Int32Array.from([...sequence.prompt, ...sequence.output].slice(0, held));
     this.admission.resize(sequence.reservation, held);
-    this.tiers.park(sequence.agentId, sequence.seqId, tokens, sequence.finalLogits, performance.now());
+    this.tiers.park(sequence.agentId, sequence.seqId, tokens, sequence.finalLogits, performance.now(), sequence.request.shareScope);
     this.turns.turnEnded(sequence.agentId);
   }
 

@@ -14,26 +14,30 @@ import type { CacheTier } from '../../shared/protocol/messages.js';
 export interface RestoreDeps {
   context: Context;
   admission: Pick<Admission<unknown>, 'resize'>;
-  /** The request starts: posted once its state is imported (or found missing). */
-  started(sequence: Sequence, tier: CacheTier): void;
+  /** The request starts: posted once its state is imported (or found missing); `sharedFrom`: another agent's tier. */
+  started(sequence: Sequence, tier: CacheTier, sharedFrom?: 'ram' | 'disk'): void;
 }
 
 /** Imports saved states into the sequences started for returning agents, keeping the common prefix. */
 export async function restoreSaved(sequences: Iterable<Sequence>, deps: RestoreDeps): Promise<void> {
   for (const sequence of sequences) {
     if (sequence.phase !== 'restoring' || sequence.restore === undefined) continue;
-    const { tier, load } = sequence.restore;
+    const { tier, load, shared } = sequence.restore;
     sequence.restore = undefined;
     const reused = await importSaved(sequence, load, deps).catch(() => 0);
     if (reused === 0) deps.context.seqRemove(sequence.seqId);
     if (sequence.phase === 'restoring') sequence.phase = 'prefill';
-    deps.started(sequence, reused > 0 ? tier : 'miss');
+    if (reused === 0) deps.started(sequence, 'miss');
+    else if (shared === true) deps.started(sequence, 'shared', tier);
+    else deps.started(sequence, tier);
   }
 }
 
 /**
- * A saved state longer than the request's reservation is imported only if its blocks can grow to
- * hold it for a moment: the cells past the common prefix are dropped right after the import.
+ * A saved state longer than the request's reservation (another agent's long history, say) is cut to
+ * the common prefix before it is imported; one that cannot be cut is imported whole only if the
+ * request's blocks can grow to hold it for a moment, and the cells past the prefix are dropped right
+ * after the import.
  */
 async function importSaved(sequence: Sequence, load: () => Promise<SavedState | null>, { context, admission }: RestoreDeps): Promise<number> {
   const saved = await load();
@@ -41,7 +45,12 @@ async function importSaved(sequence: Sequence, load: () => Promise<SavedState | 
   const { tokens: reusable, logits } = reusablePrefix(saved, sequence.prompt);
   if (reusable === 0) return 0;
   const reserved = sequence.reservation.tokens;
-  if (saved.tokens.length > reserved && !admission.resize(sequence.reservation, saved.tokens.length)) return 0;
+  const tooLong = saved.tokens.length > reserved;
+  if (tooLong && (await saved.importPrefix(sequence.seqId, reusable))) {
+    sequence.reuse(reusable, logits);
+    return reusable;
+  }
+  if (tooLong && !admission.resize(sequence.reservation, saved.tokens.length)) return 0;
   try {
     await saved.importInto(sequence.seqId);
   } finally {

@@ -17,6 +17,7 @@ import type { CompletedMessage, Generation } from '../engine-client.js';
 import { chatInput, chatMessages, parseCountTokensRequest, parseMessagesRequest, promptTools, toGenerateMessage, toolUse } from './anthropic-schema.js';
 import { BlockStream, outputBlocks, type CallParsing, type OutputBlock, type StreamEvent } from './anthropic-blocks.js';
 import { cacheHeaders, type ChatEngine } from './openai.js';
+import { noAgentLimit, type AgentGate } from './rate-limit.js';
 import type { RequestContext, Route } from './router.js';
 import { SseStream } from './sse.js';
 import { servedModel } from './request-checks.js';
@@ -166,10 +167,7 @@ function completeAsStream(context: RequestContext, engine: ChatEngine, message: 
 }
 
 
-/** Called with the request's agent once it is known; throws to refuse it (e.g. the agent's rate limit). */
-export type AgentCheck = (agentId: string) => void;
-
-async function createMessage(context: RequestContext, engine: ChatEngine, checkAgent: AgentCheck): Promise<void> {
+async function createMessage(context: RequestContext, engine: ChatEngine, agentGate: AgentGate): Promise<void> {
   const request = parseMessagesRequest(await context.readJson());
   const model = servedModel(engine, request.model, notServed);
   const messages = chatMessages(request);
@@ -178,9 +176,9 @@ async function createMessage(context: RequestContext, engine: ChatEngine, checkA
     bodyField: { value: request.metadata?.user_id ?? undefined, param: 'metadata.user_id', opaque: true },
     messages,
   });
-  checkAgent(agentId);
+  const shareScope = agentGate(agentId, context.exchange.headers);
   const use = toolUse(request, model.toolFormat);
-  const message = toGenerateMessage(request, messages, context.requestId, agentId, use);
+  const message = { ...toGenerateMessage(request, messages, context.requestId, agentId, use), ...(shareScope === undefined ? {} : { shareScope }) };
   const parsing = use.promptTools.length === 0 ? undefined : { format: model.toolFormat, maxCalls: use.maxCalls };
   const meta = newMessageMeta(model.id);
   if (request.stream === true) completeAsStream(context, engine, message, meta, parsing);
@@ -194,9 +192,9 @@ async function countTokens(context: RequestContext, engine: MessagesEngine): Pro
   context.sendJson(200, { input_tokens: inputTokens }, { 'request-id': context.requestId });
 }
 
-export function anthropicRoutes(engine: MessagesEngine, checkAgent: AgentCheck = () => undefined): Route[] {
+export function anthropicRoutes(engine: MessagesEngine, agentGate: AgentGate = noAgentLimit): Route[] {
   return [
-    { method: 'POST', path: '/v1/messages', errorShape: anthropicErrorBody, handle: (context) => createMessage(context, engine, checkAgent) },
+    { method: 'POST', path: '/v1/messages', errorShape: anthropicErrorBody, handle: (context) => createMessage(context, engine, agentGate) },
     { method: 'POST', path: '/v1/messages/count_tokens', errorShape: anthropicErrorBody, handle: (context) => countTokens(context, engine) },
   ];
 }

@@ -172,6 +172,7 @@ export function cacheHeaders(started: StartedMessage): Record<string, string> {
   return {
     'X-Semantic-Cache': started.cacheTier,
     'X-Semantic-Prompt-Tokens-Computed': String(started.promptTokens - started.cachedTokens),
+    ...(started.sharedFrom === undefined ? {} : { 'X-Semantic-Shared-From': started.sharedFrom }),
   };
 }
 
@@ -265,11 +266,15 @@ export function serveOpenAI<R extends OpenAIRequest>(context: RequestContext, en
     bodyField: { value: request.user ?? undefined, param: 'user' },
     messages: endpoint.opening(request),
   });
-  agentGate(agentId);
-  const prepared = endpoint.prepare(request, context.requestId, agentId, model);
+  const shareScope = agentGate(agentId, context.exchange.headers);
+  const prepared = withShareScope(endpoint.prepare(request, context.requestId, agentId, model), shareScope);
   const meta = newCompletionMeta(model.id, Date.now(), endpoint.idPrefix);
   if (request.stream === true) completeAsStream(context, engine, prepared, meta, endpoint.format, request.stream_options?.include_usage === true);
   else completeAsJson(context, engine, prepared, meta, endpoint.format);
+}
+
+function withShareScope(prepared: PreparedRequest, shareScope: string | undefined): PreparedRequest {
+  return shareScope === undefined ? prepared : { ...prepared, message: { ...prepared.message, shareScope } };
 }
 
 /** A chat request with tools has its output read for calls in the served model's syntax. */

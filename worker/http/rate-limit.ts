@@ -10,10 +10,15 @@
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, SemanticError } from '../../shared/errors.js';
 
-/** Called with a request's agent once the route resolved it; throws ERR_RATE_LIMITED when over the agent's rate. */
-export type AgentGate = (agentId: string) => void;
+/**
+ * Called with a request's agent once the route resolved it: throws ERR_RATE_LIMITED when over the
+ * agent's rate, and returns the request's prefix-sharing scope (undefined: sharing off; see
+ * GenerateMessage.shareScope).
+ */
+export type AgentGate = (agentId: string, headers: ReadonlyMap<string, string>) => string | undefined;
 
-export const noAgentLimit: AgentGate = () => undefined;
+/** No agent limit, and every request in one sharing scope (a server without API keys). */
+export const noAgentLimit: AgentGate = () => '*';
 
 interface Bucket {
   tokens: number;

@@ -36,6 +36,11 @@ export interface CacheContents extends CacheMetadata {
    */
   logits: Float32Array;
   state: Uint8Array;
+  /**
+   * Who may reuse a prefix of this state (worker/engine/kv/prefix-index.ts): an API key's id, '*', or
+   * absent (the agent alone). Read back after a restart so that sharing keeps its scope.
+   */
+  shareScope?: string | undefined;
 }
 
 /** Thrown for any file that must not be loaded; `reason` is a bounded label for logs and metrics. */
@@ -76,6 +81,7 @@ export function encodeCacheFile(contents: CacheContents): Buffer[] {
       v_layout: vLayout(contents.vTransposed),
       token_count: String(contents.tokens.length),
       crc32: checksum([tokenBytes, logitBytes, contents.state]),
+      ...(contents.shareScope === undefined ? {} : { share_scope: contents.shareScope }),
     },
     tokens: { dtype: 'I32', shape: [contents.tokens.length], data_offsets: [0, tokenBytes.byteLength] },
     logits: { dtype: 'F32', shape: [contents.logits.length], data_offsets: [tokenBytes.byteLength, stateStart] },
@@ -136,6 +142,8 @@ export interface CacheFileLayout {
   stateOffset: number;
   stateBytes: number;
   crc32: number;
+  /** The sharing scope the file was written with (absent: shared with no other agent). */
+  shareScope?: string;
 }
 
 /**
@@ -169,6 +177,7 @@ export function checkCacheHeader(head: Buffer, fileBytes: number, expected: Cach
     stateOffset: dataStart + stateStart,
     stateBytes: end - dataStart - stateStart,
     crc32: crc,
+    ...(typeof metadata.share_scope === 'string' ? { shareScope: metadata.share_scope } : {}),
   };
 }
 

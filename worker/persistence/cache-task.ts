@@ -4,9 +4,10 @@
  * state to be checksummed and imported from a mapping of the file by the addon.
  * A file that fails a check is moved into `quarantine/` so it is never read again, and is a miss.
  */
-import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { CacheFileError, checkCacheHeader, encodeCacheFile, type CacheFileLayout, type CacheMetadata } from './cache-file.js';
+import { move } from 'piscina';
+import { CacheFileError, checkCacheHeader, decodeCacheFile, encodeCacheFile, type CacheFileLayout, type CacheMetadata } from './cache-file.js';
 
 export interface WriteTask extends CacheMetadata {
   op: 'write';
@@ -14,6 +15,7 @@ export interface WriteTask extends CacheMetadata {
   tokens: Int32Array;
   logits: Float32Array;
   state: Uint8Array;
+  shareScope?: string | undefined;
 }
 
 export interface InspectTask extends CacheMetadata {
@@ -21,9 +23,26 @@ export interface InspectTask extends CacheMetadata {
   path: string;
 }
 
-/** The token count a file's header declares: how the Agents API lists files found at startup. */
+/**
+ * The tokens a file holds and its sharing scope, read after a restart: how the Agents API lists
+ * files found at startup, and how their prefixes are found for other agents (prefix-index.ts).
+ */
 export interface HeaderTask extends CacheMetadata {
   op: 'header';
+  path: string;
+}
+
+export interface HeaderResult {
+  tokens: Int32Array;
+  shareScope: string | undefined;
+}
+
+/**
+ * The whole state of a file, checksum checked, for a caller that imports only a prefix of it
+ * (another agent's file: worker/engine/kv/state-blob.ts cuts it first). A bad file is quarantined.
+ */
+export interface ReadTask extends CacheMetadata {
+  op: 'read';
   path: string;
 }
 
@@ -73,11 +92,14 @@ async function readLayout(file: FileHandle, metadata: CacheMetadata): Promise<Ca
 }
 
 /** Null for a missing or bad file: the agent's next read (inspect) deals with it. */
-async function headerTokens(task: HeaderTask): Promise<number | null> {
+async function headerTokens(task: HeaderTask): Promise<HeaderResult | null> {
   const file = await open(task.path, 'r').catch(() => undefined);
   if (file === undefined) return null;
   try {
-    return (await readLayout(file, task)).tokensBytes / 4;
+    const layout = await readLayout(file, task);
+    const tokens = new Int32Array(layout.tokensBytes / 4);
+    await file.read(new Uint8Array(tokens.buffer), 0, layout.tokensBytes, layout.tokensOffset);
+    return { tokens, shareScope: layout.shareScope };
   } catch (error) {
     if (error instanceof CacheFileError) return null;
     throw error;
@@ -109,6 +131,18 @@ async function inspect(task: InspectTask): Promise<InspectResult> {
   }
 }
 
+/** The state, moved (not copied) to the caller; null for a missing or bad (now quarantined) file. */
+async function readState(task: ReadTask): Promise<unknown> {
+  const file = await readFile(task.path).catch(() => undefined);
+  if (file === undefined) return null;
+  try {
+    return move(decodeCacheFile(file, task).state);
+  } catch (error) {
+    await quarantineFor(error, task.path);
+    return null;
+  }
+}
+
 /** A bad file goes to quarantine/ (never read again); anything else is a real error and is thrown. */
 async function quarantineFor(error: unknown, path: string): Promise<{ quarantined: CacheFileError['reason'] }> {
   if (!(error instanceof CacheFileError)) throw error;
@@ -123,7 +157,7 @@ async function quarantine(path: string): Promise<void> {
 }
 
 /** Resolves to the bytes written, an InspectResult, a token count (or null), or nothing (quarantine). */
-export default async function run(task: WriteTask | InspectTask | HeaderTask | QuarantineTask): Promise<unknown> {
+export default async function run(task: WriteTask | InspectTask | HeaderTask | ReadTask | QuarantineTask): Promise<unknown> {
   switch (task.op) {
     case 'write':
       return write(task);
@@ -131,6 +165,8 @@ export default async function run(task: WriteTask | InspectTask | HeaderTask | Q
       return inspect(task);
     case 'header':
       return headerTokens(task);
+    case 'read':
+      return readState(task);
     case 'quarantine':
       return quarantine(task.path);
   }

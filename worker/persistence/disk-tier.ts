@@ -10,7 +10,7 @@ import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { Piscina } from 'piscina';
 import { agentIdOfFileName, cacheFileName, type CacheMetadata } from './cache-file.js';
-import type { HeaderTask, InspectResult, InspectTask, QuarantineTask, WriteTask } from './cache-task.js';
+import type { HeaderResult, HeaderTask, InspectResult, InspectTask, QuarantineTask, ReadTask, WriteTask } from './cache-task.js';
 import type { FileSpan } from '../engine/addon.js';
 import { DiskIndex, type DiskEntry } from './disk-index.js';
 
@@ -25,6 +25,8 @@ export class DiskTier {
    * time in the background, after index()): until then the Agents API lists them with tokens null.
    */
   tokensLearned: Promise<void> = Promise.resolve();
+  /** Told the tokens and sharing scope of each file found at startup, as its header is read. */
+  onLearned: (agentId: string, tokens: Int32Array, shareScope: string | undefined) => void = () => undefined;
 
   /** `budgetBytes` 0 turns the tier off: nothing is indexed, written or read. */
   constructor(
@@ -75,8 +77,10 @@ export class DiskTier {
     for (const { agentId } of unknown) {
       if (this.closing) return;
       const task: HeaderTask = { op: 'header', path: this.pathOf(agentId), ...this.metadata(agentId) };
-      const tokens = await this.serial(agentId, async () => (this.ledger.has(agentId) ? ((await this.pool.run(task)) as number | null) : null)).catch(() => null);
-      if (tokens !== null && !this.ledger.hasTokens(agentId)) this.ledger.noteTokens(agentId, tokens);
+      const found = await this.serial(agentId, async () => (this.ledger.has(agentId) ? ((await this.pool.run(task)) as HeaderResult | null) : null)).catch(() => null);
+      if (found === null || this.ledger.hasTokens(agentId)) continue;
+      this.ledger.noteTokens(agentId, found.tokens.length);
+      this.onLearned(agentId, found.tokens, found.shareScope);
     }
   }
 
@@ -98,13 +102,13 @@ export class DiskTier {
    * bytes written; 0 when the state alone exceeds the budget: it could only be kept by evicting
    * itself, and the agent's older file goes too, since the agent has moved on from the turn it holds.
    */
-  persist(agentId: string, tokens: Int32Array, state: Uint8Array, logits: Float32Array = new Float32Array(0)): Promise<number> {
+  persist(agentId: string, tokens: Int32Array, state: Uint8Array, logits: Float32Array = new Float32Array(0), shareScope?: string): Promise<number> {
     if (this.off) return Promise.resolve(0);
     if (!this.ledger.fits(tokens.byteLength + logits.byteLength + state.byteLength)) {
       this.delete([agentId]);
       return Promise.resolve(0);
     }
-    const task: WriteTask = { op: 'write', path: this.pathOf(agentId), ...this.metadata(agentId), tokens, logits, state };
+    const task: WriteTask = { op: 'write', path: this.pathOf(agentId), ...this.metadata(agentId), tokens, logits, state, shareScope };
     this.ledger.writeStarted(agentId);
     return this.serial(agentId, async () => {
       let bytes: number | undefined;
@@ -136,6 +140,21 @@ export class DiskTier {
       }
       this.ledger.remove(agentId);
       return null;
+    });
+  }
+
+  /**
+   * The agent's whole state, checksum checked (ReadTask): for importing only a prefix of another
+   * agent's file. Null: no file, or a bad one, now quarantined.
+   */
+  readState(agentId: string): Promise<Uint8Array | null> {
+    if (this.off) return Promise.resolve(null);
+    this.ledger.touch(agentId);
+    const task: ReadTask = { op: 'read', path: this.pathOf(agentId), ...this.metadata(agentId) };
+    return this.serial(agentId, async () => {
+      const state = (await this.pool.run(task)) as Uint8Array | null;
+      if (state === null) this.ledger.remove(agentId);
+      return state;
     });
   }
 

@@ -14,6 +14,8 @@ export interface HotEntry {
   logits: Float32Array;
   /** When the turn that left these cells ended, ms since the epoch (the Agents API's last_used). */
   usedAt: number;
+  /** Who may reuse a prefix of these cells (prefix-index.ts); undefined: the agent alone. */
+  scope?: string | undefined;
 }
 
 export class HotCache {
@@ -30,8 +32,8 @@ export class HotCache {
   }
 
   /** Parks an agent's cells; returns the entry, whose identity says "this very turn" (see AgentTiers). */
-  put(agentId: string, seqId: number, tokens: Int32Array, logits: Float32Array, usedAt = Date.now()): HotEntry {
-    const entry = { agentId, seqId, tokens, logits, usedAt };
+  put(agentId: string, seqId: number, tokens: Int32Array, logits: Float32Array, usedAt = Date.now(), scope?: string): HotEntry {
+    const entry = { agentId, seqId, tokens, logits, usedAt, scope };
     this.restore(entry);
     return entry;
   }

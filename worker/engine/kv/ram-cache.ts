@@ -12,6 +12,8 @@ export interface RamEntry {
   state: Uint8Array;
   /** When the agent's turn ended, ms since the epoch (not when it was spilled here). */
   usedAt: number;
+  /** Who may reuse a prefix of this state (prefix-index.ts); undefined: the agent alone. */
+  scope?: string | undefined;
 }
 
 const bytesOf = (entry: { state: Uint8Array; logits: Float32Array }): number => entry.state.byteLength + entry.logits.byteLength;
@@ -31,10 +33,10 @@ export class RamCache {
   }
 
   /** Stores (or replaces) the agent's state; evicts least recently used entries beyond the budget. */
-  put(agentId: string, tokens: Int32Array, state: Uint8Array, logits: Float32Array, usedAt = Date.now()): void {
+  put(agentId: string, tokens: Int32Array, state: Uint8Array, logits: Float32Array, usedAt = Date.now(), scope?: string): void {
     this.take(agentId);
     if (bytesOf({ state, logits }) > this.budgetBytes) return;
-    this.entries.set(agentId, { agentId, tokens, logits, state, usedAt });
+    this.entries.set(agentId, { agentId, tokens, logits, state, usedAt, scope });
     this.bytesHeld += bytesOf({ state, logits });
     while (this.bytesHeld > this.budgetBytes) this.dropLeastRecent();
   }

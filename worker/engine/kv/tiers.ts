@@ -12,7 +12,9 @@ import type { Context } from '../addon.js';
 import type { DiskTier } from '../../persistence/disk-tier.js';
 import type { BlockPool } from './block-pool.js';
 import { HotCache, type HotEntry } from './hot-cache.js';
-import { RamCache } from './ram-cache.js';
+import { RamCache, type RamEntry } from './ram-cache.js';
+import { statePrefix } from './state-blob.js';
+import { PrefixIndex } from './prefix-index.js';
 import type { CacheTierName } from '../../../shared/protocol/messages.js';
 
 /** A returning agent's saved cache: the tokens it holds, the logits after them, and how to import its state into a sequence. */
@@ -20,11 +22,17 @@ export interface SavedState {
   tokens: Int32Array;
   logits: Float32Array;
   importInto(seqId: number): Promise<void>;
+  /**
+   * Imports only the cells at positions [0, keep), cut from the state first (state-blob.ts), so no
+   * room is needed for the rest; false when the state cannot be cut here (import it whole instead).
+   */
+  importPrefix(seqId: number, keep: number): Promise<boolean>;
 }
 
-/** How to get a returning agent's saved state, and from which tier. */
+/** How to get a returning agent's saved state, and from which tier; `shared`: another agent's. */
 export interface RestoreSource {
   tier: 'ram' | 'disk';
+  shared?: boolean;
   load: () => Promise<SavedState | null>;
 }
 
@@ -45,6 +53,8 @@ export const WRITE_DELAY_MS = 250;
 export class AgentTiers {
   readonly hot = new HotCache();
   readonly ram: RamCache;
+  /** Every agent's cached tokens in any tier, for prefix sharing (shared-prefix.ts). */
+  readonly prefixes: PrefixIndex;
   /**
    * Finished turns to be written to the disk tier, by agent; the entry is the hot entry of that turn.
    * Every turn waits the same delay and is re-inserted when scheduled, so the Map's order is due order.
@@ -58,8 +68,12 @@ export class AgentTiers {
     readonly disk: DiskTier | undefined,
     /** Learns of each completed cache file write. */
     private readonly onWritten: (agentId: string, bytes: number) => void,
+    prefixBlockTokens = 16,
   ) {
     this.ram = new RamCache(ramBudgetBytes);
+    this.prefixes = new PrefixIndex(prefixBlockTokens);
+    // Files found at startup become findable as their headers are read (unless a newer turn was indexed first).
+    if (disk !== undefined) disk.onLearned = (agentId, tokens, scope) => this.prefixes.has(agentId) || this.prefixes.set(agentId, scope, tokens);
   }
 
   /** Blocks held by idle agents: what spilling could free. */
@@ -70,8 +84,9 @@ export class AgentTiers {
   }
 
   /** Parks a finished turn's cells as the agent's hot cache, and schedules its write-behind. */
-  park(agentId: string, seqId: number, tokens: Int32Array, logits: Float32Array, now: number): void {
-    const entry = this.hot.put(agentId, seqId, tokens, logits);
+  park(agentId: string, seqId: number, tokens: Int32Array, logits: Float32Array, now: number, scope?: string): void {
+    const entry = this.hot.put(agentId, seqId, tokens, logits, Date.now(), scope);
+    this.prefixes.set(agentId, scope, tokens);
     if (this.disk === undefined) return;
     this.pendingWrites.delete(agentId);
     this.pendingWrites.set(agentId, { entry, due: now + WRITE_DELAY_MS });
@@ -119,7 +134,7 @@ export class AgentTiers {
     if (state !== undefined) {
       // The disk writer takes its buffer (transferred to its thread): the RAM tier keeps a copy.
       if (unwritten) this.write(entry, toRam ? state.slice() : state);
-      if (toRam) this.ram.put(entry.agentId, entry.tokens, state, entry.logits, entry.usedAt);
+      if (toRam) this.ram.put(entry.agentId, entry.tokens, state, entry.logits, entry.usedAt, entry.scope);
     }
     this.drop(entry);
     return true;
@@ -163,6 +178,7 @@ export class AgentTiers {
       left.push('ram');
     }
     if (!keepDisk && (await this.disk?.forget(agentId)) === true) left.push('disk');
+    if (!keepDisk) this.prefixes.remove(agentId);
     await this.disk?.settled(agentId);
     return left;
   }
@@ -180,12 +196,33 @@ export class AgentTiers {
    */
   savedCacheOf(agentId: string): RestoreSource | undefined {
     const saved = this.ram.take(agentId);
-    if (saved !== undefined) {
-      const importInto = async (seqId: number): Promise<void> => void (await this.context.stateSeqSet(seqId, saved.state));
-      return { tier: 'ram', load: () => Promise.resolve({ tokens: saved.tokens, logits: saved.logits, importInto }) };
-    }
-    const disk = this.disk;
-    if (disk?.mayHave(agentId) !== true) return undefined;
+    if (saved !== undefined) return this.ramSource(saved, false);
+    return this.disk?.mayHave(agentId) === true ? this.diskSource(agentId, false) : undefined;
+  }
+
+  /**
+   * Another agent's saved state, for a prefix of it (its tier entry is left in place, and its file
+   * only read): what prefix sharing imports when that agent's cells are no longer in the context.
+   */
+  sharedSourceOf(agentId: string, tier: 'ram' | 'disk'): RestoreSource | undefined {
+    const saved = tier === 'ram' ? this.ram.peek(agentId) : undefined;
+    if (saved !== undefined) return this.ramSource(saved, true);
+    return tier === 'disk' && this.disk?.has(agentId) === true ? this.diskSource(agentId, true) : undefined;
+  }
+
+  private ramSource(saved: RamEntry, shared: boolean): RestoreSource {
+    const importInto = async (seqId: number): Promise<void> => void (await this.context.stateSeqSet(seqId, saved.state));
+    const importPrefix = async (seqId: number, keep: number): Promise<boolean> => {
+      const cut = statePrefix(saved.state, keep);
+      if (cut !== undefined) await this.context.stateSeqSet(seqId, cut);
+      return cut !== undefined;
+    };
+    return { tier: 'ram', shared, load: () => Promise.resolve({ tokens: saved.tokens, logits: saved.logits, importInto, importPrefix }) };
+  }
+
+  /** The file is imported whole from a mapping (the addon checks its checksum), or read and cut to a prefix. */
+  private diskSource(agentId: string, shared: boolean): RestoreSource {
+    const disk = this.disk as DiskTier;
     const load = async (): Promise<SavedState | null> => {
       const found = await disk.inspect(agentId);
       if (found === null) return null;
@@ -195,9 +232,15 @@ export class AgentTiers {
           throw error;
         });
       };
-      return { tokens: found.tokens, logits: found.logits, importInto };
+      const importPrefix = async (seqId: number, keep: number): Promise<boolean> => {
+        const state = await disk.readState(agentId);
+        const cut = state === null ? undefined : statePrefix(state, keep);
+        if (cut !== undefined) await this.context.stateSeqSet(seqId, cut);
+        return cut !== undefined;
+      };
+      return { tokens: found.tokens, logits: found.logits, importInto, importPrefix };
     };
-    return { tier: 'disk', load };
+    return { tier: 'disk', shared, load };
   }
 
   /** Export failed: the agent's next turn comes from another tier or is a miss, never a wrong answer. */
@@ -210,8 +253,8 @@ export class AgentTiers {
    * the previous file or none: a later miss, never a wrong answer. 0 bytes: the state alone is over
    * the disk budget and was not written.
    */
-  private write(entry: Pick<HotEntry, 'agentId' | 'tokens' | 'logits'>, state: Uint8Array): void {
-    this.disk?.persist(entry.agentId, entry.tokens, state, entry.logits).then(
+  private write(entry: Pick<HotEntry, 'agentId' | 'tokens' | 'logits' | 'scope'>, state: Uint8Array): void {
+    this.disk?.persist(entry.agentId, entry.tokens, state, entry.logits, entry.scope).then(
       (bytes) => bytes > 0 && this.onWritten(entry.agentId, bytes),
       () => undefined,
     );

@@ -1,0 +1,121 @@
+/**
+ * Prefix sharing across agents: for a request's prompt, the longest prefix some other agent of its
+ * sharing scope already has cached, and where — its cells in the context (a running request's
+ * prefilled cells or an idle agent's hot cells), its RAM state, or its cache file (also after a
+ * restart). The tiers' PrefixIndex names the candidates in time proportional to the prompt; each is
+ * then checked against its actual tokens, so only a real common prefix is ever reused.
+ *
+ * Cells in the context are shared, not copied: in a unified KV cache llama_memory_seq_cp only adds
+ * the new sequence to the cells' sequence sets. With `--kv-unified false` each sequence has its own
+ * stream and llama.cpp cannot copy part of one stream into another (it aborts), so there only saved
+ * states (RAM, disk) are shared, cut to the prefix before they are imported.
+ */
+import type { Sequence } from '../sequence.js';
+import type { SharedFrom } from '../../../shared/protocol/messages.js';
+import { commonPrefixLength, reusablePrefix } from './hot-cache.js';
+import type { AgentTiers, RestoreSource } from './tiers.js';
+
+export type SharedPrefix =
+  | { kind: 'cells'; from: 'active' | 'hot'; seqId: number; tokens: number; logits?: Float32Array | undefined }
+  | { kind: 'saved'; from: 'ram' | 'disk'; restore: RestoreSource; tokens: number };
+
+type Option = { kind: 'own'; tokens: number; rank: number } | (SharedPrefix & { rank: number });
+
+/** Faster sources win ties: shared cells cost nothing, a RAM state one import, a file a read and an import. */
+const RANK: Record<SharedFrom, number> = { active: 0, hot: 0, ram: 1, disk: 2 };
+
+export class SharedPrefixes {
+  constructor(
+    private readonly tiers: AgentTiers,
+    /** The agent's running request, if any. */
+    private readonly running: (agentId: string) => Sequence | undefined,
+    /** Whether every sequence lives in one KV stream (kvUnified), so cells can be shared. */
+    private readonly cellsShareable: boolean,
+  ) {}
+
+  /**
+   * The best prefix another agent of `scope` offers `prompt`, if it beats `atLeast` tokens (what the
+   * agent's own hot cells give). Undefined when sharing is off for the request, nothing longer is
+   * cached, or the agent's own saved state is at least as good (its usual restore path takes it).
+   */
+  best(agentId: string, scope: string | undefined, prompt: Int32Array, atLeast: number): SharedPrefix | undefined {
+    if (scope === undefined) return undefined;
+    const gone: string[] = [];
+    const holds = (id: string): boolean => this.holds(id, agentId) || (gone.push(id), false);
+    const found = this.tiers.prefixes.longest(scope, prompt, holds);
+    for (const id of gone) this.tiers.prefixes.remove(id);
+    if (found.tokens <= atLeast) return undefined;
+    let best: Option | undefined = this.ownOption(agentId, prompt);
+    for (const id of found.agents) {
+      const option = this.optionOf(id, agentId, prompt, found.tokens);
+      if (option !== undefined && (best === undefined || option.tokens > best.tokens || (option.tokens === best.tokens && option.rank < best.rank))) best = option;
+    }
+    if (best === undefined || best.kind === 'own' || best.tokens <= atLeast) return undefined;
+    if (best.kind === 'saved') return best;
+    return { kind: 'cells', from: best.from, seqId: best.seqId, tokens: best.tokens, logits: best.logits };
+  }
+
+  /** Whether the agent has a cache another request could read now (the asking agent: a saved one). */
+  private holds(id: string, asking: string): boolean {
+    const { hot, ram, disk } = this.tiers;
+    if (ram.peek(id) !== undefined || disk?.has(id) === true) return true;
+    if (id === asking) return false;
+    return this.cellsShareable && (hot.peek(id) !== undefined || this.runningCells(id) !== undefined);
+  }
+
+  private optionOf(id: string, asking: string, prompt: Int32Array, depth: number): Option | undefined {
+    const { hot, ram } = this.tiers;
+    if (id === asking) return undefined; // ownOption weighed it
+    const entry = this.cellsShareable ? hot.peek(id) : undefined;
+    if (entry !== undefined) {
+      const { tokens, logits } = reusablePrefix(entry, prompt);
+      return { kind: 'cells', from: 'hot', seqId: entry.seqId, tokens, logits, rank: RANK.hot };
+    }
+    const sequence = this.runningCells(id);
+    if (sequence !== undefined) {
+      const tokens = Math.min(runningPrefix(sequence, prompt), prompt.length - 1);
+      return { kind: 'cells', from: 'active', seqId: sequence.seqId, tokens, rank: RANK.active };
+    }
+    const saved = ram.peek(id);
+    const tier = saved !== undefined ? 'ram' : 'disk';
+    const restore = this.tiers.sharedSourceOf(id, tier);
+    if (restore === undefined) return undefined;
+    const tokens = saved !== undefined ? reusablePrefix(saved, prompt).tokens : this.indexedPrefix(id, prompt, depth);
+    return { kind: 'saved', from: tier, restore, tokens, rank: RANK[tier] };
+  }
+
+  /**
+   * The agent's own saved state, which its usual restore path takes. A file whose tokens are not
+   * indexed yet (its header is still being read after a restart) counts as the whole prompt: the
+   * agent's own history is never passed over for a guess.
+   */
+  private ownOption(agentId: string, prompt: Int32Array): Option | undefined {
+    const own = this.tiers.ram.peek(agentId);
+    if (own !== undefined) return { kind: 'own', tokens: reusablePrefix(own, prompt).tokens, rank: RANK.ram };
+    if (this.tiers.disk?.has(agentId) !== true) return undefined;
+    const indexed = this.tiers.prefixes.has(agentId);
+    const tokens = indexed ? commonPrefixLength(this.tiers.prefixes.tokensOf(agentId), prompt) : prompt.length;
+    return { kind: 'own', tokens, rank: RANK.disk };
+  }
+
+  /** What a file is expected to share with the prompt, from the tokens indexed for it (checked once it is loaded). */
+  private indexedPrefix(id: string, prompt: Int32Array, depth: number): number {
+    return Math.min(Math.max(depth, commonPrefixLength(this.tiers.prefixes.tokensOf(id), prompt)), prompt.length - 1);
+  }
+
+  /** A running request whose cells hold tokens now (not one still waiting for its own import). */
+  private runningCells(id: string): Sequence | undefined {
+    if (!this.cellsShareable) return undefined;
+    const sequence = this.running(id);
+    return sequence !== undefined && sequence.phase !== 'restoring' && sequence.phase !== 'finished' && sequence.usedCells > 0 ? sequence : undefined;
+  }
+}
+
+/** Common prefix of `prompt` and the tokens a running request's cells hold (its prompt, then its output). */
+function runningPrefix(sequence: Sequence, prompt: Int32Array): number {
+  const held = sequence.usedCells;
+  const inPrompt = commonPrefixLength(sequence.prompt.subarray(0, Math.min(held, sequence.prompt.length)), prompt);
+  if (inPrompt < sequence.prompt.length || held <= sequence.prompt.length) return inPrompt;
+  const output = sequence.output.slice(0, held - sequence.prompt.length);
+  return inPrompt + commonPrefixLength(output, prompt.subarray(inPrompt));
+}
