@@ -15,7 +15,7 @@ t.test('evicts least recently used entries beyond the budget', async (t) => {
   t.equal(cache.size, 2);
   t.equal(cache.bytes, 80);
   t.equal(cache.take('a'), undefined, 'a, the oldest, went first');
-  t.equal(cache.take('b')?.state.byteLength, 40);
+  t.equal(cache.take('b')?.own.byteLength, 40);
   t.equal(cache.bytes, 40, 'take removes the entry and its bytes');
 });
 

@@ -36,7 +36,7 @@ export function listAgents(sources: AgentSources): AgentEntry[] {
     add({ id: hot.agentId, tier: 'hot', tokens: hot.tokens.length, bytes: context.stateSeqSize(hot.seqId), lastUsed: hot.usedAt });
   }
   for (const saved of tiers.ram.values()) {
-    add({ id: saved.agentId, tier: 'ram', tokens: saved.tokens.length, bytes: saved.state.byteLength, lastUsed: saved.usedAt });
+    add({ id: saved.agentId, tier: 'ram', tokens: saved.tokens.length, bytes: saved.own.byteLength, lastUsed: saved.usedAt });
   }
   for (const file of tiers.disk?.entries() ?? []) {
     add({ id: file.agentId, tier: 'disk', tokens: file.tokens ?? null, bytes: file.bytes, lastUsed: file.lastUsed });
@@ -58,11 +58,18 @@ export function agentTotals(entries: readonly AgentEntry[], budgets: { ram: numb
   return totals;
 }
 
+/** The totals, with the RAM tier's shared prefixes counted once (each agent lists only its own cells). */
+function tierTotals(agents: AgentEntry[], tiers: AgentSources['tiers']): AgentTotals {
+  const totals = agentTotals(agents, { ram: tiers.ram.budgetBytes, disk: tiers.disk?.budgetBytes ?? 0 });
+  totals.ram.bytes += tiers.ram.sharedBytes;
+  return totals;
+}
+
 /** Runs one Agents API request; throws ERR_NOT_FOUND (no tier holds the agent) or ERR_CONFLICT (a request of it is in flight). */
 export async function runAgentsOp(request: AgentsRequestMessage, sources: AgentSources): Promise<AgentsOutcome> {
   const agents = listAgents(sources);
   if (request.op === 'list') return { kind: 'list', agents };
-  if (request.op === 'stats') return { kind: 'stats', totals: agentTotals(agents, { ram: sources.tiers.ram.budgetBytes, disk: sources.tiers.disk?.budgetBytes ?? 0 }) };
+  if (request.op === 'stats') return { kind: 'stats', totals: tierTotals(agents, sources.tiers) };
   const id = request.agentId ?? '';
   const entry = agents.find((agent) => agent.id === id);
   if (entry === undefined) throw new SemanticError(ErrorCode.NotFound, `No tier holds agent ${id}.`);

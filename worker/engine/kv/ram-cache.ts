@@ -3,42 +3,79 @@
  * holds, under a byte budget, least recently used out first (the Map's insertion order is the
  * recency order: a stored state is inserted at the end). Restoring from here is one state import
  * (a memcpy into the KV cells) instead of a prefill.
+ *
+ * A prefix that agents of one sharing scope have in common (a swarm's system prompt) is stored once:
+ * a content-addressed segment holding the prefix's cells (ram-segments.ts), referenced by each
+ * agent's entry, which keeps only its own cells past it. A segment is freed with its last reference,
+ * so evicting agents by LRU evicts a shared prefix as a unit, once nobody uses it.
  */
+import { RamSegments, type Segment } from './ram-segments.js';
 
 export interface RamEntry {
   agentId: string;
   tokens: Int32Array;
   logits: Float32Array;
-  state: Uint8Array;
+  /** The agent's own cells: all of them, or those past `prefix` (a state blob either way). */
+  own: Uint8Array;
+  /** The shared segment holding the agent's first cells, if any. */
+  prefix?: Segment | undefined;
   /** When the agent's turn ended, ms since the epoch (not when it was spilled here). */
   usedAt: number;
   /** Who may reuse a prefix of this state (prefix-index.ts); undefined: the agent alone. */
   scope?: string | undefined;
 }
 
-const bytesOf = (entry: { state: Uint8Array; logits: Float32Array }): number => entry.state.byteLength + entry.logits.byteLength;
+/** What an entry holds alone: its own cells and its logits (a segment is counted once, by the tier). */
+const ownBytes = (entry: { own: Uint8Array; logits: Float32Array }): number => entry.own.byteLength + entry.logits.byteLength;
 
 export class RamCache {
   private readonly entries = new Map<string, RamEntry>();
+  private readonly segments: RamSegments;
   private bytesHeld = 0;
 
-  constructor(readonly budgetBytes: number) {}
+  constructor(
+    readonly budgetBytes: number,
+    /** The prefix index's block size: segments end on whole blocks. */
+    blockTokens = 16,
+    /** A prefix shorter than this is not worth a segment (cutting and joining states costs more than it saves). */
+    minSharedTokens = 4 * blockTokens,
+  ) {
+    this.segments = new RamSegments(blockTokens, minSharedTokens);
+  }
 
   get size(): number {
     return this.entries.size;
   }
 
+  /** Bytes held: every entry's own cells and logits, and each shared segment once. */
   get bytes(): number {
-    return this.bytesHeld;
+    return this.bytesHeld + this.segments.bytes;
   }
 
-  /** Stores (or replaces) the agent's state; evicts least recently used entries beyond the budget. */
+  /** Bytes of the shared segments alone. */
+  get sharedBytes(): number {
+    return this.segments.bytes;
+  }
+
+  get segmentCount(): number {
+    return this.segments.count;
+  }
+
+  /**
+   * Stores (or replaces) the agent's state, on a shared segment when another entry of its scope
+   * opens with the same tokens; evicts least recently used entries beyond the budget.
+   */
   put(agentId: string, tokens: Int32Array, state: Uint8Array, logits: Float32Array, usedAt = Date.now(), scope?: string): void {
     this.take(agentId);
-    if (bytesOf({ state, logits }) > this.budgetBytes) return;
-    this.entries.set(agentId, { agentId, tokens, logits, state, usedAt, scope });
-    this.bytesHeld += bytesOf({ state, logits });
-    while (this.bytesHeld > this.budgetBytes) this.dropLeastRecent();
+    if (state.byteLength + logits.byteLength > this.budgetBytes) return;
+    const entry: RamEntry = { agentId, tokens, logits, own: state, usedAt, scope };
+    this.segments.place(entry, (id) => this.entries.get(id), (other, own) => {
+      this.bytesHeld += own.byteLength - other.own.byteLength;
+      other.own = own;
+    });
+    this.entries.set(agentId, entry);
+    this.bytesHeld += ownBytes(entry);
+    while (this.bytes > this.budgetBytes) this.dropLeastRecent();
   }
 
   peek(agentId: string): RamEntry | undefined {
@@ -54,8 +91,19 @@ export class RamCache {
     const entry = this.entries.get(agentId);
     if (entry === undefined) return undefined;
     this.entries.delete(agentId);
-    this.bytesHeld -= bytesOf(entry);
+    this.bytesHeld -= ownBytes(entry);
+    this.segments.release(entry);
     return entry;
+  }
+
+  /** The entry's whole state, its segment's cells and its own joined: what llama.cpp imports. */
+  stateOf(entry: RamEntry): Uint8Array {
+    return this.segments.whole(entry);
+  }
+
+  /** The entry's state cut to the cells at positions [0, keep); undefined when it cannot be cut here. */
+  prefixStateOf(entry: RamEntry, keep: number): Uint8Array | undefined {
+    return this.segments.prefix(entry, keep);
   }
 
   private dropLeastRecent(): void {

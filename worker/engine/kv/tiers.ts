@@ -70,7 +70,7 @@ export class AgentTiers {
     private readonly onWritten: (agentId: string, bytes: number) => void,
     prefixBlockTokens = 16,
   ) {
-    this.ram = new RamCache(ramBudgetBytes);
+    this.ram = new RamCache(ramBudgetBytes, prefixBlockTokens);
     this.prefixes = new PrefixIndex(prefixBlockTokens);
     // Files found at startup become findable as their headers are read (unless a newer turn was indexed first).
     if (disk !== undefined) disk.onLearned = (agentId, tokens, scope) => this.prefixes.has(agentId) || this.prefixes.set(agentId, scope, tokens);
@@ -174,7 +174,7 @@ export class AgentTiers {
     }
     const saved = tiers.has('ram') ? this.ram.take(agentId) : undefined;
     if (saved !== undefined) {
-      if (keepDisk && this.disk?.has(agentId) === false) this.write(saved, saved.state);
+      if (keepDisk && this.disk?.has(agentId) === false) this.write(saved, this.ram.stateOf(saved));
       left.push('ram');
     }
     if (!keepDisk && (await this.disk?.forget(agentId)) === true) left.push('disk');
@@ -211,9 +211,9 @@ export class AgentTiers {
   }
 
   private ramSource(saved: RamEntry, shared: boolean): RestoreSource {
-    const importInto = async (seqId: number): Promise<void> => void (await this.context.stateSeqSet(seqId, saved.state));
+    const importInto = async (seqId: number): Promise<void> => void (await this.context.stateSeqSet(seqId, this.ram.stateOf(saved)));
     const importPrefix = async (seqId: number, keep: number): Promise<boolean> => {
-      const cut = statePrefix(saved.state, keep);
+      const cut = this.ram.prefixStateOf(saved, keep);
       if (cut !== undefined) await this.context.stateSeqSet(seqId, cut);
       return cut !== undefined;
     };
