@@ -1,0 +1,252 @@
+/**
+ * The two servers `bench/vs-llama-server.ts` compares, behind one interface: Semantic (`semantic
+ * serve`) and llama-server, started one at a time on the same GGUF with matched settings, and the
+ * HTTP client both are driven by. Requests go through node:http rather than fetch: fetch gives up on
+ * a response whose headers take over 300 s, and a cold 15K-token prefill on 2 cores takes longer.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, openSync } from 'node:fs';
+import { Agent, request, type IncomingHttpHeaders } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, type RunningServer } from '../test/helpers/server.js';
+
+export type Kind = 'semantic' | 'llama-server';
+
+/** Settings both servers run with (4 sequences, a 16K unified context, 2 threads, no flash attention). */
+export const settings = { sequences: 4, context: 16384, threads: 2, batch: 512, ramCacheMiB: 4096 };
+
+export interface Target {
+  kind: Kind;
+  url: string;
+  /** Stops the server and starts it again: Semantic on the same cache dir, llama-server from nothing. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function semanticArgs(model: string, cacheDir: string): string[] {
+  return ['serve', '--port', '0', '--model', model, '--model-id', 'bench', '--max-sequences', String(settings.sequences),
+    '--context-size', String(settings.context), '--kv-unified', 'true', '--threads', String(settings.threads), '--flash-attention', 'false',
+    '--batch-tokens', String(settings.batch), '--ram-cache-bytes', String(settings.ramCacheMiB * 1024 * 1024), '--cache-dir', cacheDir];
+}
+
+export function llamaServerArgs(model: string, port: number): string[] {
+  return ['-m', model, '--alias', 'bench', '-np', String(settings.sequences), '-c', String(settings.context), '--kv-unified',
+    '-t', String(settings.threads), '-tb', String(settings.threads), '-fa', 'off', '-b', String(settings.batch), '-ub', String(settings.batch),
+    '--cache-ram', String(settings.ramCacheMiB), '--port', String(port), '--host', '127.0.0.1'];
+}
+
+/** Servers still running: killed if the benchmark exits early (an error, Ctrl-C), so none outlives it. */
+const children = new Set<ChildProcess>();
+const track = (child: ChildProcess): ChildProcess => {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+};
+process.once('exit', () => children.forEach((child) => child.kill('SIGKILL')));
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+
+async function semantic(model: string, cacheDir: string): Promise<RunningServer> {
+  const server = await startServer(semanticArgs(model, cacheDir));
+  track(server.child);
+  return server;
+}
+
+export async function startSemantic(model: string): Promise<Target> {
+  const cacheDir = mkdtempSync(join(tmpdir(), 'bench-vs-semantic-'));
+  let server = await semantic(model, cacheDir);
+  const target: Target = {
+    kind: 'semantic',
+    url: server.url,
+    restart: async () => {
+      await server.stop(); // drains: every agent's cache file is written before it exits
+      server = await semantic(model, cacheDir);
+      target.url = server.url;
+    },
+    stop: async () => void (await server.stop()),
+  };
+  return target;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** Starts llama-server and polls /health until the model is loaded (it answers 503 before). */
+async function spawnLlamaServer(binary: string, model: string, log: string): Promise<{ child: ChildProcess; url: string }> {
+  const port = await freePort();
+  const out = openSync(log, 'a');
+  const child = track(spawn(binary, llamaServerArgs(model, port), { stdio: ['ignore', out, out] }));
+  const url = `http://127.0.0.1:${port}`;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`llama-server exited with ${child.exitCode}; see ${log}`);
+    const ok = await get(`${url}/health`).then((status) => status === 200, () => false);
+    if (ok) return { child, url };
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+export async function startLlamaServer(binary: string, model: string): Promise<Target> {
+  const log = join(mkdtempSync(join(tmpdir(), 'bench-vs-llama-')), 'llama-server.log');
+  let running = await spawnLlamaServer(binary, model, log);
+  const target: Target = {
+    kind: 'llama-server',
+    url: running.url,
+    restart: async () => {
+      await kill(running.child);
+      running = await spawnLlamaServer(binary, model, log);
+      target.url = running.url;
+    },
+    stop: () => kill(running.child),
+  };
+  return target;
+}
+
+const agent = new Agent({ keepAlive: true });
+
+function get(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    request(url, { agent }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode ?? 0));
+    }).on('error', reject).end();
+  });
+}
+
+interface Raw { status: number; headers: IncomingHttpHeaders; body: string }
+
+/** POSTs JSON; `onData` sees the body's text as it arrives (for SSE). */
+function post(url: string, body: unknown, headers: Record<string, string>, onData?: (text: string) => void): Promise<Raw> {
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers } }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        text += chunk;
+        onData?.(chunk);
+      });
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: text }));
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+export interface Message { role: 'system' | 'user' | 'assistant'; content: string }
+
+export interface Turn {
+  ms: number;
+  /** The prompt's tokens as the server counts them (usage.prompt_tokens). */
+  promptTokens: number;
+  /** Prompt tokens actually prefilled: Semantic's X-Semantic-Prompt-Tokens-Computed, llama-server's timings.prompt_n. */
+  computed: number;
+  completionTokens: number;
+  content: string;
+  /** Semantic's X-Semantic-Cache (hot, ram, disk, miss); '-' for llama-server. */
+  tier: string;
+}
+
+interface Completion {
+  choices?: { message?: { content?: string } }[];
+  usage?: { prompt_tokens: number; completion_tokens: number };
+  timings?: { prompt_n: number };
+}
+
+/** One greedy, non-streamed chat completion; with max_tokens 1 its time is the time to first token. */
+export async function chat(target: Target, agentId: string, messages: Message[], maxTokens = 1): Promise<Turn> {
+  const start = performance.now();
+  const raw = await post(`${target.url}/v1/chat/completions`, { model: 'bench', messages, max_tokens: maxTokens, temperature: 0 }, { 'x-agent-id': agentId });
+  const ms = performance.now() - start;
+  if (raw.status !== 200) throw new Error(`${target.kind}: ${raw.status} ${raw.body.slice(0, 500)}`);
+  const json = JSON.parse(raw.body) as Completion;
+  const computedHeader = raw.headers['x-semantic-prompt-tokens-computed'];
+  return {
+    ms,
+    promptTokens: json.usage?.prompt_tokens ?? NaN,
+    computed: target.kind === 'semantic' ? Number(computedHeader) : (json.timings?.prompt_n ?? NaN),
+    completionTokens: json.usage?.completion_tokens ?? NaN,
+    content: json.choices?.[0]?.message?.content ?? '',
+    tier: String(raw.headers['x-semantic-cache'] ?? '-'),
+  };
+}
+
+/**
+ * One greedy streamed completion of `maxTokens` tokens: when its first content chunk came, when it
+ * ended (both from `origin`), and how many tokens it generated (from the usage chunk).
+ */
+export async function stream(target: Target, agentId: string, content: string, maxTokens: number, origin: number): Promise<{ first: number; end: number; tokens: number }> {
+  let first = NaN;
+  let tokens = NaN;
+  let buffer = '';
+  const onData = (text: string): void => {
+    buffer += text;
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const data = buffer.slice(0, end).replace(/^data: /, '');
+      buffer = buffer.slice(end + 2);
+      if (!data.startsWith('{')) continue;
+      const chunk = JSON.parse(data) as { choices?: { delta?: { content?: string } }[]; usage?: { completion_tokens: number } | null };
+      if (Number.isNaN(first) && (chunk.choices?.[0]?.delta?.content ?? '') !== '') first = performance.now() - origin;
+      if (chunk.usage) tokens = chunk.usage.completion_tokens;
+    }
+  };
+  const body = { model: 'bench', messages: [{ role: 'user', content }], max_tokens: maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true } };
+  const raw = await post(`${target.url}/v1/chat/completions`, body, { 'x-agent-id': agentId }, onData);
+  if (raw.status !== 200) throw new Error(`${target.kind}: ${raw.status} ${raw.body.slice(0, 500)}`);
+  return { first, end: performance.now() - origin, tokens };
+}
+
+/** Warms this client's HTTP path and the server's weights up, so the first timed request measures the server. */
+export async function warmUp(target: Target): Promise<void> {
+  for (let i = 0; i < 10; i++) await get(`${target.url}/health${target.kind === 'semantic' ? '/live' : ''}`);
+  await chat(target, 'warm-up', [{ role: 'user', content: 'Warm up.' }], 4);
+}
+
+const WORDS = ('time people year way day man thing woman life child world school state family student group country problem hand part ' +
+  'place case week company system program question work government number night point home water room mother area money story fact month ' +
+  'lot right study book eye job word business issue side kind head house service friend father power hour game line end member law car city ' +
+  'community name president team minute idea kid body information back parent face others level office door health person art war history ' +
+  'party result change morning reason research girl guy moment air teacher force education good new first last long great little own other ' +
+  'old big high different small large next early young important few public bad same able make know take see come think look want give use ' +
+  'find tell ask seem feel try leave call keep let begin show hear play run move like live believe hold bring happen write provide sit stand ' +
+  'lose pay meet include continue set learn lead understand watch follow stop create speak read allow add spend grow open walk win offer').split(' ');
+
+/** mulberry32 seeded from a string: the same words on every run and platform. */
+function random(seed: string): () => number {
+  let a = [...seed].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0, 2166136261);
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** About `tokens` tokens of English-ish sentences (common words are one token each in Qwen's vocabulary). */
+export function words(tokens: number, seed: string): string {
+  const next = random(seed);
+  const out: string[] = [];
+  let count = 0;
+  while (count < tokens) {
+    const length = 6 + Math.floor(next() * 10);
+    const sentence = Array.from({ length }, () => WORDS[Math.floor(next() * WORDS.length)] ?? 'word');
+    out.push(sentence.join(' ') + '.');
+    count += length + 1;
+  }
+  return out.join(' ');
+}

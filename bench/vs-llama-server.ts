@@ -1,0 +1,259 @@
+/**
+ * Semantic side by side with llama-server built from the same llama.cpp source, on the same GGUF
+ * (the generated Qwen2.5-0.5B-shape model, Q8_0) with matched settings: 4 sequences/slots, a 16K
+ * unified context, 2 threads, no flash attention, 512-token batches, 4 GiB of host-memory cache.
+ * The servers run one at a time, each through every workload, and each counts prompt tokens itself
+ * (usage.prompt_tokens; computed ones from X-Semantic-Prompt-Tokens-Computed or timings.prompt_n).
+ * The point is what a multi-agent server should win — returning agents, restarts, shared prefixes —
+ * without losing raw prefill or decode speed, so every row prints ours ÷ theirs next to its target.
+ * A time to first token is a request for exactly one token, timed whole (as bench/ttft-tiers.ts).
+ *
+ *   npm run bench:vs-llama-server -- [--quick] [--workloads cold,decode,hot,ram,shared,coding,restart] [--out results.json]
+ *
+ * llama-server: $SEMANTIC_LLAMA_SERVER, else built once from node-llama-cpp's bundle (bench/llama-server-build.ts).
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { parseArgs } from 'node:util';
+import { ensureModel } from '../shared/gguf/make-model.js';
+import { projectRoot } from '../shared/paths.js';
+import { ensureLlamaServer, llamaCppSource } from './llama-server-build.js';
+import {
+  chat, llamaServerArgs, semanticArgs, settings, startLlamaServer, startSemantic, stream, warmUp, words,
+  type Kind, type Message, type Target, type Turn,
+} from './vs-llama-server-targets.js';
+
+const { values } = parseArgs({
+  options: {
+    workloads: { type: 'string', default: 'cold,decode,hot,ram,shared,coding,restart' },
+    quick: { type: 'boolean', default: false },
+    out: { type: 'string' },
+    /** Run only one of them (development): its raw results, no table. */
+    servers: { type: 'string', default: 'semantic,llama-server' },
+  },
+});
+const selected = new Set((values.workloads ?? '').split(','));
+const size = values.quick
+  ? { cold: [256, 1024], decodeTokens: 32, streams: [1, 4], hot: 512, ram: 256, restart: 512, shared: [256, 1024], agents: 4, prefix: 2000, sessions: 3, turns: 3, reply: 8 }
+  : { cold: [1024, 4096], decodeTokens: 128, streams: [1, 4], hot: 2048, ram: 1024, restart: 4096, shared: [1024, 8192], agents: 4, prefix: 15000, sessions: 3, turns: 5, reply: 16 };
+
+/** What one workload measured on one server: named numbers (and a few labels, such as cache tiers). */
+type Measured = Record<string, number | string>;
+
+/** A row of the table: ours ÷ theirs against a target (`≥` where higher is better); `absolute`: the target bounds ours itself. */
+interface Row { workload: string; metric: string; ours: number; theirs: number; unit: string; target: { op: '≥' | '≤'; ratio: number; absolute?: boolean }; note: string }
+
+interface Workload { name: string; run(target: Target): Promise<Measured>; rows(ours: Measured, theirs: Measured): Row[] }
+
+const user = (content: string): Message[] => [{ role: 'user', content }];
+const medianTurn = (turns: Turn[]): Turn => [...turns].sort((a, b) => a.ms - b.ms)[Math.floor(turns.length / 2)] as Turn;
+const mean = (xs: number[]): number => xs.reduce((s, x) => s + x, 0) / xs.length;
+const num = (m: Measured, key: string): number => Number(m[key]);
+const ttftRow = (workload: string, metric: string, ours: Measured, theirs: Measured, key: string, ratio = 1, note = ''): Row =>
+  ({ workload, metric, ours: num(ours, key), theirs: num(theirs, key), unit: 'ms', target: { op: '≤', ratio }, note });
+
+const cold: Workload = {
+  name: 'cold',
+  async run(target) {
+    const out: Measured = {};
+    for (const n of size.cold) {
+      const turn = await chat(target, `cold-${n}`, user(words(n, `cold-${n}`)));
+      Object.assign(out, { [`tps${n}`]: turn.promptTokens / (turn.ms / 1000), [`ms${n}`]: turn.ms, [`tokens${n}`]: turn.promptTokens, [`computed${n}`]: turn.computed });
+    }
+    return out;
+  },
+  rows: (ours, theirs) => size.cold.map((n) => ({
+    workload: 'cold prefill', metric: `~${n}-token prompt (${num(ours, `tokens${n}`)} / ${num(theirs, `tokens${n}`)} tokens)`, ours: num(ours, `tps${n}`),
+    theirs: num(theirs, `tps${n}`), unit: 'tok/s', target: { op: '≥', ratio: 1 }, note: `computed ${num(ours, `computed${n}`)} / ${num(theirs, `computed${n}`)}`,
+  })),
+};
+
+/** N concurrent greedy streams; the rate is tokens after each stream's first over the span from the first first token to the last end. */
+async function decodeRate(target: Target, streams: number): Promise<{ rate: number; tokens: number }> {
+  const origin = performance.now();
+  const runs = await Promise.all(Array.from({ length: streams }, (_, i) =>
+    stream(target, `decode-${streams}-${i}`, `Agent ${i} of ${streams}: ${words(24, `decode-${streams}-${i}`)}`, size.decodeTokens, origin)));
+  const span = Math.max(...runs.map((r) => r.end)) - Math.min(...runs.map((r) => r.first));
+  const tokens = runs.reduce((s, r) => s + r.tokens, 0);
+  return { rate: ((tokens - streams) * 1000) / span, tokens };
+}
+
+const decode: Workload = {
+  name: 'decode',
+  async run(target) {
+    const out: Measured = {};
+    for (const n of size.streams) {
+      const { rate, tokens } = await decodeRate(target, n);
+      Object.assign(out, { [`rate${n}`]: rate, [`tokens${n}`]: tokens });
+    }
+    return out;
+  },
+  rows: (ours, theirs) => size.streams.map((n) => ({
+    workload: 'decode', metric: `${n} stream${n > 1 ? 's' : ''} × ${size.decodeTokens} tokens, aggregate`, ours: num(ours, `rate${n}`), theirs: num(theirs, `rate${n}`),
+    unit: 'tok/s', target: { op: '≥', ratio: 1 }, note: `generated ${num(ours, `tokens${n}`)} / ${num(theirs, `tokens${n}`)}`,
+  })),
+};
+
+/** The same agent's next turn: its history plus a new message. */
+const next = (history: string, k: number | string): Message[] => user(`${history} And one more question, number ${k}?`);
+const tierNote = (ours: Measured, theirs: Measured, key = ''): string =>
+  `Semantic tier ${ours[`tier${key}`]}; computed ${num(ours, `computed${key}`)} / ${num(theirs, `computed${key}`)}`;
+const turnFields = (turn: Turn, key = ''): Measured => ({ [`ms${key}`]: turn.ms, [`tier${key}`]: turn.tier, [`computed${key}`]: turn.computed });
+
+const hot: Workload = {
+  name: 'hot',
+  async run(target) {
+    const history = words(size.hot, 'hot');
+    await chat(target, 'hot', user(history));
+    const turns: Turn[] = [];
+    for (let k = 1; k <= 3; k++) turns.push(await chat(target, 'hot', next(history, k)));
+    return turnFields(medianTurn(turns));
+  },
+  rows: (ours, theirs) => [ttftRow('returning agent', `from hot, ~${size.hot}-token history + a new message (median of 3)`, ours, theirs, 'ms', 1, tierNote(ours, theirs))],
+};
+
+const ram: Workload = {
+  name: 'ram',
+  async run(target) {
+    const histories = Array.from({ length: 2 * settings.sequences }, (_, i) => words(size.ram, `ram-${i}`));
+    for (const [i, history] of histories.entries()) await chat(target, `ram-${i}`, user(history));
+    // The first three return in turn, each the least recently used: out of the slots, in host memory.
+    const turns: Turn[] = [];
+    for (let i = 0; i < 3; i++) turns.push(await chat(target, `ram-${i}`, next(histories[i] ?? '', 1)));
+    return { ...turnFields(medianTurn(turns)), tiers: turns.map((t) => t.tier).join(',') };
+  },
+  rows: (ours, theirs) => [ttftRow('returning agent', `from RAM: ${2 * settings.sequences} agents × ~${size.ram} tokens, then the first 3 return (median)`, ours, theirs, 'ms', 1,
+    `Semantic tiers ${ours.tiers}; computed ${num(ours, 'computed')} / ${num(theirs, 'computed')}`)],
+};
+
+const restart: Workload = {
+  name: 'restart',
+  async run(target) {
+    const history = words(size.restart, 'restart');
+    const first = await chat(target, 'restart', user(history));
+    await target.restart();
+    await warmUp(target);
+    return { ...turnFields(await chat(target, 'restart', next(history, 1))), coldMs: first.ms };
+  },
+  rows: (ours, theirs) => [ttftRow('returning agent', `after a restart, ~${size.restart}-token history + a new message`, ours, theirs, 'ms', 1 / 15,
+    `${(num(theirs, 'ms') / num(ours, 'ms')).toFixed(1)}× faster; ${tierNote(ours, theirs)}`)],
+};
+
+const shared: Workload = {
+  name: 'shared',
+  async run(target) {
+    const out: Measured = {};
+    for (const n of size.shared) {
+      const system = words(n, `shared-${n}`);
+      const turns: Turn[] = [];
+      for (let i = 0; i < size.agents; i++) {
+        turns.push(await chat(target, `shared-${n}-${i}`, [{ role: 'system', content: system }, ...user(words(16, `shared-${n}-user-${i}`))]));
+      }
+      const rest = turns.slice(1);
+      Object.assign(out, { [`first${n}`]: turns[0]?.ms ?? NaN, [`rest${n}`]: mean(rest.map((t) => t.ms)), [`computed${n}`]: mean(rest.map((t) => t.computed)) });
+    }
+    return out;
+  },
+  rows: (ours, theirs) => size.shared.map((n) => ttftRow('new agents, shared system prompt', `~${n}-token system prompt: mean TTFT of agents 2..${size.agents}`,
+    ours, theirs, `rest${n}`, 1, `agent 1: ${num(ours, `first${n}`).toFixed(0)} / ${num(theirs, `first${n}`).toFixed(0)} ms; computed each ${num(ours, `computed${n}`).toFixed(0)} / ${num(theirs, `computed${n}`).toFixed(0)}`)),
+};
+
+/** A coding agent's fixed prefix: instructions, then tool definitions as JSON (~half each). */
+function codingPrefix(tokens: number): string {
+  const tools = Array.from({ length: Math.round(tokens / 2 / 90) }, (_, i) => ({
+    name: `tool_${i}`, description: words(50, `tool-${i}`), parameters: { type: 'object', properties: { path: { type: 'string', description: words(8, `tool-arg-${i}`) } }, required: ['path'] },
+  }));
+  return `${words(tokens / 2, 'instructions')}\n\n# Tools\n${JSON.stringify(tools, null, 1)}`;
+}
+
+/** Tokens of a chat as the server counts them, without running it (Anthropic count_tokens: both servers have it). */
+async function countTokens(target: Target, system: string): Promise<number> {
+  const response = await fetch(`${target.url}/v1/messages/count_tokens`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'bench', system, messages: [{ role: 'user', content: 'x' }] }),
+  });
+  return ((await response.json()) as { input_tokens: number }).input_tokens;
+}
+
+const coding: Workload = {
+  name: 'coding',
+  async run(target) {
+    const prefix = codingPrefix(size.prefix);
+    const sessions = Array.from({ length: size.sessions }, (_, s): Message[] => [{ role: 'system', content: prefix }, ...user(words(30, `coding-${s}-0`))]);
+    const turns: Turn[][] = sessions.map(() => []);
+    for (let t = 0; t < size.turns; t++) {
+      for (const [s, messages] of sessions.entries()) {
+        const turn = await chat(target, `coding-${s}`, messages, size.reply);
+        turns[s]?.push(turn);
+        messages.push({ role: 'assistant', content: turn.content }, ...user(words(30, `coding-${s}-${t + 1}`)));
+      }
+    }
+    // Unique tokens across sessions: the shared prefix once, plus each session's own tail (to within the few template tokens after it).
+    const prefixTokens = await countTokens(target, prefix);
+    const last = turns.map((ts) => ts.at(-1)?.promptTokens ?? NaN);
+    const unique = prefixTokens + last.reduce((s, n) => s + n - prefixTokens, 0);
+    const computed = turns.flat().reduce((s, t) => s + t.computed, 0);
+    return { prefixTokens, unique, computed, ratio: computed / unique, ...Object.fromEntries(turns.map((ts, s) => [`first${s}`, ts[0]?.ms ?? NaN])) };
+  },
+  rows: (ours, theirs) => [
+    { workload: 'coding agents', metric: `~${size.prefix}-token prefix, ${size.sessions} sessions × ${size.turns} turns: prompt tokens computed ÷ unique`,
+      ours: num(ours, 'ratio'), theirs: num(theirs, 'ratio'), unit: '×', target: { op: '≤', ratio: 1.1, absolute: true },
+      note: `computed ${num(ours, 'computed')} / ${num(theirs, 'computed')} of unique ${num(ours, 'unique')} / ${num(theirs, 'unique')} (prefix ${num(ours, 'prefixTokens')})` },
+    ...Array.from({ length: size.sessions - 1 }, (_, i) => ttftRow('coding agents', `first TTFT of session ${i + 2}`, ours, theirs, `first${i + 1}`, 1,
+      `session 1: ${num(ours, 'first0').toFixed(0)} / ${num(theirs, 'first0').toFixed(0)} ms`)),
+  ],
+};
+
+// The restart workload restarts the server, so it runs last whatever the order asked for.
+const workloads = [cold, decode, hot, ram, shared, coding, restart].filter((w) => selected.has(w.name));
+
+async function runAll(target: Target): Promise<Record<string, Measured>> {
+  const results: Record<string, Measured> = {};
+  try {
+    await warmUp(target);
+    for (const workload of workloads) {
+      const start = performance.now();
+      results[workload.name] = await workload.run(target);
+      console.log(`${target.kind} ${workload.name}: ${((performance.now() - start) / 1000).toFixed(0)} s ${JSON.stringify(results[workload.name])}`);
+    }
+  } finally {
+    await target.stop();
+  }
+  return results;
+}
+
+const fixed = (x: number): string => (Number.isFinite(x) ? (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(Math.abs(x) >= 10 ? 1 : 2)) : String(x));
+
+function table(rows: Row[]): string[] {
+  const lines = ['| workload | measure | Semantic | llama-server | Semantic ÷ llama-server | target | met | notes |', '|---|---|---|---|---|---|---|---|'];
+  for (const row of rows) {
+    const ratio = row.ours / row.theirs;
+    const judged = row.target.absolute === true ? row.ours : ratio;
+    const met = row.target.op === '≥' ? judged >= row.target.ratio : judged <= row.target.ratio;
+    const target = `${row.target.absolute === true ? 'Semantic ' : ''}${row.target.op} ${fixed(row.target.ratio)}`;
+    lines.push(`| ${row.workload} | ${row.metric} | ${fixed(row.ours)} ${row.unit} | ${fixed(row.theirs)} ${row.unit} | ${fixed(ratio)} | ${target} | ${met ? 'yes' : '**no**'} | ${row.note} |`);
+  }
+  return lines;
+}
+
+function machine(): Record<string, string | number> {
+  const git = (...args: string[]): string => execFileSync('git', args, { cwd: projectRoot(), encoding: 'utf8' }).trim();
+  return { cpu: cpus()[0]?.model ?? '?', cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, commit: git('log', '-1', '--format=%h %s'), dirty: git('status', '--porcelain').length > 0 ? 'yes' : 'no' };
+}
+
+const servers = new Set((values.servers ?? '').split(','));
+const binary = servers.has('llama-server') ? ensureLlamaServer() : '';
+const model = await ensureModel('qwen2.5-0.5b');
+const info = { date: new Date().toISOString(), machine: machine(), llamaCpp: llamaCppSource(), llamaServer: binary, model, quick: values.quick, size,
+  semanticArgs: semanticArgs(model, '<tmp>'), llamaServerArgs: llamaServerArgs(model, 0) };
+console.log(JSON.stringify(info));
+const results: Record<Kind, Record<string, Measured>> = {
+  semantic: servers.has('semantic') ? await runAll(await startSemantic(model)) : {},
+  'llama-server': servers.has('llama-server') ? await runAll(await startLlamaServer(binary, model)) : {},
+};
+if (servers.size < 2) process.exit(0);
+const rows = workloads.flatMap((w) => w.rows(results.semantic[w.name] ?? {}, results['llama-server'][w.name] ?? {}));
+console.log(`\n${info.machine.cores} × ${info.machine.cpu}; commit ${info.machine.commit}; llama.cpp ${info.llamaCpp.tag} (${info.llamaCpp.commit.slice(0, 12)})`);
+for (const line of table(rows)) console.log(line);
+if (values.out !== undefined) writeFileSync(values.out, JSON.stringify({ ...info, results, rows }, null, 2));
