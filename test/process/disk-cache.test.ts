@@ -47,7 +47,7 @@ t.test('a returning agent is served from its file by a restarted server, output 
   const file = readFileSync(join(dir, 'agent%3Aone.safetensors'));
   const headerLength = Number(file.readBigUInt64LE(0));
   const header = JSON.parse(file.toString('utf8', 8, 8 + headerLength)) as Record<string, { dtype?: string; shape?: number[]; data_offsets?: number[] } & Record<string, string>>;
-  t.equal(header.__metadata__?.format, 'semantic-kv-cache/3', 'a standard safetensors header with our metadata');
+  t.equal(header.__metadata__?.format, 'semantic-kv-cache/4', 'a standard safetensors header with our metadata');
   t.equal(header.__metadata__?.agent_id, 'agent:one');
   t.equal(header.tokens?.dtype, 'I32');
   t.equal(header.tokens?.shape?.[0], cold.promptTokens + MAX - 1, 'prompt + every decoded token');

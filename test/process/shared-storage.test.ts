@@ -1,17 +1,18 @@
-// A shared prefix is stored once in the RAM tier: 8 agents that open with the same system prompt,
+// A shared prefix is stored once, in the RAM tier and on disk: 8 agents that open with the same system prompt,
 // spilled to RAM, hold one segment of the common prefix (whole 16-token blocks) plus each agent's own
 // cells. Byte figures are exact, from llama.cpp's state format: a state of n cells is H + n·C bytes,
 // with H and C measured here from two states the addon exports on the same model. Returning agents
-// still restore from RAM with cold-equal greedy output; deleting one keeps the others' hits, deleting
-// all frees the prefix.
+// still restore (from RAM; from disk, also after a restart) with cold-equal greedy output; deleting
+// one keeps the others' hits, deleting all frees the prefix.
 import t from 'tap';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadAddon } from '../../worker/engine/addon.js';
 import { cachedAfter, expectedReuse, greedyReference } from '../helpers/greedy.js';
 import { tinyModelPath } from '../helpers/model.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
+import { cacheFileName } from '../../worker/persistence/cache-file.js';
 import type { ChatMessage } from '../../shared/protocol/messages.js';
 
 const modelPath = await tinyModelPath();
@@ -96,4 +97,59 @@ t.test('8 agents sharing a prefix hold it once in RAM, plus their own cells', as
   // Deleting every agent frees the prefix too.
   for (const agent of [...AGENTS.slice(1), 'outsider']) t.equal((await call(server, 'DELETE', `/v1/agents/${agent}`)).status, 200, `delete ${agent}`);
   t.equal(await ramBytes(server), 0, 'nothing is left in RAM, shared prefix included');
+});
+
+/** A cache file's safetensors header: its metadata and the state tensor's size. */
+function fileHeader(path: string): { metadata: Record<string, string>; stateBytes: number } {
+  const file = readFileSync(path);
+  const header = JSON.parse(file.toString('utf8', 8, 8 + Number(file.readBigUInt64LE(0)))) as { __metadata__: Record<string, string>; state: { data_offsets: [number, number] } };
+  return { metadata: header.__metadata__, stateBytes: header.state.data_offsets[1] - header.state.data_offsets[0] };
+}
+
+t.test('on disk: one segment file holds the prefix, each agent file its own cells, also across a restart', async (t) => {
+  const cacheDir = mkdtempSync(join(tmpdir(), 'semantic-agents-'));
+  const args = ['serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '4096', '--max-sequences', '1', '--ram-cache-bytes', '0', '--cache-dir', cacheDir];
+  const first = await startServer(args);
+  for (const agent of AGENTS) await turn(first, agent, talk(agent));
+  await turn(first, 'outsider', [{ role: 'user', content: 'Something else entirely.' }]);
+  t.equal(await first.stop('SIGTERM'), 0, 'drained: every write and rewrite has landed');
+
+  const segments = readdirSync(join(cacheDir, 'segments')).filter((name) => name.endsWith('.safetensors'));
+  t.equal(segments.length, 1, 'one segment file');
+  const segmentPath = join(cacheDir, 'segments', segments[0] as string);
+  const segment = fileHeader(segmentPath);
+  t.equal(Number(segment.metadata.token_count), prefix);
+  t.equal(segment.stateBytes, header + prefix * perCell, 'the segment holds the prefix\'s cells');
+  let files = statSync(segmentPath).size;
+  for (const agent of AGENTS) {
+    const path = join(cacheDir, cacheFileName(agent));
+    const { metadata, stateBytes } = fileHeader(path);
+    t.equal(metadata.format, 'semantic-kv-cache/4');
+    t.equal(`${metadata.prefix_segment}.safetensors`, segments[0], `${agent} names the segment`);
+    t.equal(Number(metadata.prefix_tokens), prefix);
+    t.equal(stateBytes, header + (Number(metadata.token_count) - prefix) * perCell, `${agent}'s file holds only its own cells`);
+    files += statSync(path).size;
+  }
+  files += statSync(join(cacheDir, cacheFileName('outsider'))).size;
+
+  const second = await startServer(args);
+  t.teardown(() => second.stop());
+  const learned = async (): Promise<boolean> => ((await call(second, 'GET', '/v1/agents')).body as { data: { tokens: number | null }[] }).data.every((a) => a.tokens !== null);
+  for (let i = 0; i < 200 && !(await learned()); i++); // headers are read in the background after startup
+  const diskBytes = async (): Promise<number> => ((await call(second, 'GET', '/v1/agents/stats')).body as { disk: { bytes: number } }).disk.bytes;
+  t.equal(await diskBytes(), files, 'the tier counts the segment once, plus every agent file');
+
+  for (const agent of ['worker-3', 'worker-5']) {
+    const reference = cold.get(agent);
+    if (reference === undefined) throw new Error('no reference');
+    const back = await turn(second, agent, talk(agent));
+    t.equal(back.tier, 'disk', `${agent} returns from its file joined to the segment`);
+    t.equal(back.cached, expectedReuse(cachedAfter(reference), reference));
+    t.equal(back.text, reference.text, 'cold-equal output');
+    if (agent === 'worker-3') t.equal((await call(second, 'DELETE', '/v1/agents/worker-0')).status, 200, 'deleting one agent keeps the segment');
+  }
+  for (const agent of [...AGENTS.filter((a) => a !== 'worker-0'), 'outsider']) t.equal((await call(second, 'DELETE', `/v1/agents/${agent}`)).status, 200, `delete ${agent}`);
+  t.equal(await diskBytes(), 0, 'no file is counted, the segment included');
+  t.equal(await second.stop('SIGTERM'), 0);
+  t.same(readdirSync(join(cacheDir, 'segments')).filter((name) => name.endsWith('.safetensors')), [], 'the segment file is gone with its last user');
 });

@@ -24,8 +24,17 @@ t.test('round trip: same tokens, logits and state, the state a view on the file'
   t.same(Buffer.from(decoded.state), Buffer.from(contents.state));
   t.equal(decoded.state.buffer, bytes.buffer, 'the state is not copied');
   const header = JSON.parse(bytes.toString('utf8', 8, 8 + Number(bytes.readBigUInt64LE(0)))) as { __metadata__: Record<string, string> };
-  t.equal(header.__metadata__.format, 'semantic-kv-cache/3');
+  t.equal(header.__metadata__.format, 'semantic-kv-cache/4');
   t.match(header.__metadata__.crc32, /^[0-9a-f]{8}$/);
+});
+
+t.test('a file on a shared segment names it; a malformed reference makes the file corrupt', async (t) => {
+  const withPrefix = Buffer.concat(encodeCacheFile({ ...contents, prefix: { segment: 'abc123-64', tokens: 2 } }));
+  t.same(decodeCacheFile(withPrefix, meta).prefix, { segment: 'abc123-64', tokens: 2 });
+  const bad = (prefix: { segment: string; tokens: number }): string | undefined => reason(Buffer.concat(encodeCacheFile({ ...contents, prefix })));
+  t.equal(bad({ segment: '../../etc/x-1', tokens: 2 }), 'corrupt', 'a segment name that could leave the dir');
+  t.equal(bad({ segment: 'abc-64', tokens: contents.tokens.length }), 'corrupt', 'a prefix that leaves no cells of its own');
+  t.equal(bad({ segment: 'abc-64', tokens: 0 }), 'corrupt', 'an empty prefix');
 });
 
 t.test('bad files are recognised, each with its reason', async (t) => {
@@ -43,8 +52,10 @@ t.test('bad files are recognised, each with its reason', async (t) => {
   t.equal(reason(file(), { ...meta, kvType: 'q8_0' }), 'foreign', 'another KV type');
   t.equal(reason(file(), { ...meta, vTransposed: true }), 'foreign', 'another V layout (flash attention on or off)');
   t.equal(reason(file(), { ...meta, agentId: 'agent:two' }), 'foreign', 'another agent');
-  const v1 = Buffer.from(file().toString('latin1').replace('semantic-kv-cache/3', 'semantic-kv-cache/2'), 'latin1');
-  t.equal(reason(v1), 'foreign', 'an older format version');
+  const v2 = Buffer.from(file().toString('latin1').replace('semantic-kv-cache/4', 'semantic-kv-cache/2'), 'latin1');
+  t.equal(reason(v2), 'foreign', 'a format version older than 3');
+  const v3 = Buffer.from(file().toString('latin1').replace('semantic-kv-cache/4', 'semantic-kv-cache/3'), 'latin1');
+  t.equal(reason(v3), undefined, 'version 3 (no shared prefix) is still read');
   const notJson = file();
   notJson.write('{{{{', 8);
   t.equal(reason(notJson), 'corrupt', 'a header that is not JSON');

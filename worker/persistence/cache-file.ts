@@ -14,7 +14,19 @@
  */
 import { crc32 } from 'node:zlib';
 
-export const CACHE_FORMAT = 'semantic-kv-cache/3';
+export const CACHE_FORMAT = 'semantic-kv-cache/4';
+/** Version 3 files (no shared prefix) are still read as they are; they are rewritten as 4 on the agent's next turn. */
+const READABLE_FORMATS = ['semantic-kv-cache/3', CACHE_FORMAT];
+
+/**
+ * A file whose first cells are in a shared segment file (segments/<segment>.safetensors, a cache file
+ * of agent `segment:<segment>` holding the cells at positions [0, tokens)): its own state holds the
+ * cells from `tokens` on (disk-segments.ts).
+ */
+export interface SharedPrefixRef {
+  segment: string;
+  tokens: number;
+}
 
 export interface CacheMetadata {
   agentId: string;
@@ -41,6 +53,7 @@ export interface CacheContents extends CacheMetadata {
    * absent (the agent alone). Read back after a restart so that sharing keeps its scope.
    */
   shareScope?: string | undefined;
+  prefix?: SharedPrefixRef | undefined;
 }
 
 /** Thrown for any file that must not be loaded; `reason` is a bounded label for logs and metrics. */
@@ -82,6 +95,7 @@ export function encodeCacheFile(contents: CacheContents): Buffer[] {
       token_count: String(contents.tokens.length),
       crc32: checksum([tokenBytes, logitBytes, contents.state]),
       ...(contents.shareScope === undefined ? {} : { share_scope: contents.shareScope }),
+      ...(contents.prefix === undefined ? {} : { prefix_segment: contents.prefix.segment, prefix_tokens: String(contents.prefix.tokens) }),
     },
     tokens: { dtype: 'I32', shape: [contents.tokens.length], data_offsets: [0, tokenBytes.byteLength] },
     logits: { dtype: 'F32', shape: [contents.logits.length], data_offsets: [tokenBytes.byteLength, stateStart] },
@@ -120,10 +134,11 @@ function parseHeader(file: Buffer): ParsedHeader {
     throw new CacheFileError('corrupt', 'the header is not JSON');
   }
   const { __metadata__: metadata, tokens, logits, state } = header;
-  if (typeof metadata?.format === 'string' && metadata.format.startsWith('semantic-kv-cache/') && metadata.format !== CACHE_FORMAT) {
-    throw new CacheFileError('foreign', `format ${metadata.format}, this server reads ${CACHE_FORMAT}`);
+  const format = metadata?.format ?? '';
+  if (format.startsWith('semantic-kv-cache/') && !READABLE_FORMATS.includes(format)) {
+    throw new CacheFileError('foreign', `format ${format}, this server reads ${READABLE_FORMATS.join(' and ')}`);
   }
-  if (metadata?.format !== CACHE_FORMAT || tokens?.dtype !== 'I32' || logits?.dtype !== 'F32' || state?.dtype !== 'U8') {
+  if (metadata === undefined || !READABLE_FORMATS.includes(format) || tokens?.dtype !== 'I32' || logits?.dtype !== 'F32' || state?.dtype !== 'U8') {
     throw new CacheFileError('corrupt', `not a ${CACHE_FORMAT} file`);
   }
   return { metadata, tokens, logits, state, dataStart: 8 + headerLength };
@@ -144,6 +159,19 @@ export interface CacheFileLayout {
   crc32: number;
   /** The sharing scope the file was written with (absent: shared with no other agent). */
   shareScope?: string;
+  /** Where its first cells are, when its state holds only the cells after a shared prefix. */
+  prefix?: SharedPrefixRef;
+}
+
+/** A valid prefix reference, or undefined when the file has none; a malformed one makes the file corrupt. */
+function prefixRef(metadata: Record<string, string>, tokenCount: number): SharedPrefixRef | undefined {
+  const { prefix_segment: segment, prefix_tokens: tokens } = metadata;
+  if (segment === undefined && tokens === undefined) return undefined;
+  const count = Number(tokens);
+  if (typeof segment !== 'string' || !/^[0-9a-f]{1,64}-[0-9]{1,9}$/.test(segment) || !Number.isInteger(count) || count <= 0 || count >= tokenCount) {
+    throw new CacheFileError('corrupt', 'a bad shared-prefix reference');
+  }
+  return { segment, tokens: count };
 }
 
 /**
@@ -166,6 +194,7 @@ export function checkCacheHeader(head: Buffer, fileBytes: number, expected: Cach
     throw new CacheFileError('corrupt', 'the data section does not match the header');
   }
   if (Number(metadata.token_count) * 4 !== tokensBytes) throw new CacheFileError('corrupt', 'the token count does not match');
+  const prefix = prefixRef(metadata, tokensBytes / 4);
   return {
     fileBytes,
     dataOffset: dataStart,
@@ -178,6 +207,7 @@ export function checkCacheHeader(head: Buffer, fileBytes: number, expected: Cach
     stateBytes: end - dataStart - stateStart,
     crc32: crc,
     ...(typeof metadata.share_scope === 'string' ? { shareScope: metadata.share_scope } : {}),
+    ...(prefix === undefined ? {} : { prefix }),
   };
 }
 
@@ -197,6 +227,8 @@ export function decodeCacheFile(file: Buffer, expected: CacheMetadata): CacheCon
     tokens: new Int32Array(aligned(layout.tokensOffset, layout.tokensBytes)),
     logits: new Float32Array(aligned(layout.logitsOffset, layout.logitsBytes)),
     state: file.subarray(layout.stateOffset, layout.stateOffset + layout.stateBytes),
+    shareScope: layout.shareScope,
+    prefix: layout.prefix,
   };
 }
 

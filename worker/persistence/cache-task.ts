@@ -4,10 +4,11 @@
  * state to be checksummed and imported from a mapping of the file by the addon.
  * A file that fails a check is moved into `quarantine/` so it is never read again, and is a miss.
  */
-import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { move } from 'piscina';
-import { CacheFileError, checkCacheHeader, decodeCacheFile, encodeCacheFile, type CacheFileLayout, type CacheMetadata } from './cache-file.js';
+import { CacheFileError, checkCacheHeader, decodeCacheFile, encodeCacheFile, type CacheContents, type CacheFileLayout, type CacheMetadata, type SharedPrefixRef } from './cache-file.js';
+import { ensureSegment, joinWithSegment, splitState, writeAtomically, type SegmentTarget } from './segment-files.js';
 
 export interface WriteTask extends CacheMetadata {
   op: 'write';
@@ -16,6 +17,27 @@ export interface WriteTask extends CacheMetadata {
   logits: Float32Array;
   state: Uint8Array;
   shareScope?: string | undefined;
+  /** Put the first cells in this segment (written from this state if its file is missing). */
+  segment?: SegmentTarget | undefined;
+}
+
+/** What a write or rewrite left: the file's bytes, and the segment its first cells are in, if any. */
+export interface WriteResult {
+  bytes: number;
+  segment?: { name: string; bytes: number };
+}
+
+/**
+ * Moves an older file's first cells onto a segment made for another agent's write: the file is read
+ * (checksum checked) and rewritten with its own cells only. Null: the file is gone, bad (quarantined),
+ * already on a segment, or holds other tokens by now.
+ */
+export interface RebaseTask extends CacheMetadata {
+  op: 'rebase';
+  path: string;
+  segment: SegmentTarget;
+  /** The segment's tokens: the file must still open with them. */
+  expected: Int32Array;
 }
 
 export interface InspectTask extends CacheMetadata {
@@ -30,11 +52,14 @@ export interface InspectTask extends CacheMetadata {
 export interface HeaderTask extends CacheMetadata {
   op: 'header';
   path: string;
+  segmentsDir: string;
 }
 
 export interface HeaderResult {
   tokens: Int32Array;
   shareScope: string | undefined;
+  /** The segment holding its first cells, and that file's size (0: missing). */
+  segment?: { name: string; bytes: number };
 }
 
 /**
@@ -44,6 +69,7 @@ export interface HeaderResult {
 export interface ReadTask extends CacheMetadata {
   op: 'read';
   path: string;
+  segmentsDir: string;
 }
 
 export interface QuarantineTask {
@@ -59,24 +85,35 @@ export type InspectResult = { tokens: Int32Array; logits: Float32Array; layout: 
 /** A safetensors header is a few hundred bytes here; a length beyond this is a corrupt file, not a read. */
 const MAX_HEADER_BYTES = 1 << 20;
 
-async function write(task: WriteTask): Promise<number> {
-  const temp = `${task.path}.${process.pid}.${Date.now()}.tmp`;
-  const file = await open(temp, 'w');
+async function write(task: WriteTask): Promise<WriteResult> {
+  const { segment, ...rest } = task;
+  return writeContents(task.path, { ...rest, prefix: undefined }, segment);
+}
+
+/** Writes the contents, on the segment when its state can be cut there (else whole). */
+async function writeContents(path: string, contents: CacheContents, segment: SegmentTarget | undefined): Promise<WriteResult> {
+  const split = segment === undefined ? undefined : splitState(contents.state, segment.tokens);
+  if (segment === undefined || split === undefined) return { bytes: await writeAtomically(path, encodeCacheFile(contents)) };
+  const segmentBytes = await ensureSegment(segment, split.head, contents.tokens, contents);
+  const prefix: SharedPrefixRef = { segment: segment.segment, tokens: segment.tokens };
+  const bytes = await writeAtomically(path, encodeCacheFile({ ...contents, state: split.tail, prefix }));
+  return { bytes, segment: { name: segment.segment, bytes: segmentBytes } };
+}
+
+async function rebase(task: RebaseTask): Promise<WriteResult | null> {
+  const file = await readFile(task.path).catch(() => undefined);
+  if (file === undefined) return null;
+  let contents: CacheContents;
   try {
-    let bytes = 0;
-    for (const part of encodeCacheFile(task)) {
-      await file.write(part);
-      bytes += part.length;
-    }
-    await file.sync();
-    await file.close();
-    await rename(temp, task.path);
-    return bytes;
+    contents = decodeCacheFile(file, task);
   } catch (error) {
-    await file.close().catch(() => undefined);
-    await rm(temp, { force: true });
-    throw error;
+    await quarantineFor(error, task.path);
+    return null;
   }
+  const opensAlike = task.expected.every((token, i) => token === contents.tokens[i]) && contents.tokens.length > task.expected.length;
+  if (contents.prefix !== undefined || !opensAlike) return null;
+  const result = await writeContents(task.path, { ...contents, state: Uint8Array.from(contents.state) }, task.segment);
+  return result.segment === undefined ? null : result;
 }
 
 /** The checked header's layout; throws CacheFileError for a file that is not ours or not whole. */
@@ -99,7 +136,9 @@ async function headerTokens(task: HeaderTask): Promise<HeaderResult | null> {
     const layout = await readLayout(file, task);
     const tokens = new Int32Array(layout.tokensBytes / 4);
     await file.read(new Uint8Array(tokens.buffer), 0, layout.tokensBytes, layout.tokensOffset);
-    return { tokens, shareScope: layout.shareScope };
+    if (layout.prefix === undefined) return { tokens, shareScope: layout.shareScope };
+    const segment = await stat(join(task.segmentsDir, `${layout.prefix.segment}.safetensors`)).catch(() => undefined);
+    return { tokens, shareScope: layout.shareScope, segment: { name: layout.prefix.segment, bytes: segment?.size ?? 0 } };
   } catch (error) {
     if (error instanceof CacheFileError) return null;
     throw error;
@@ -136,7 +175,9 @@ async function readState(task: ReadTask): Promise<unknown> {
   const file = await readFile(task.path).catch(() => undefined);
   if (file === undefined) return null;
   try {
-    return move(decodeCacheFile(file, task).state);
+    const contents = decodeCacheFile(file, task);
+    if (contents.prefix === undefined) return move(contents.state);
+    return move(await joinWithSegment(contents, join(task.segmentsDir, `${contents.prefix.segment}.safetensors`), task));
   } catch (error) {
     await quarantineFor(error, task.path);
     return null;
@@ -156,11 +197,13 @@ async function quarantine(path: string): Promise<void> {
   await rename(path, join(folder, `${basename(path)}.${Date.now()}`)).catch(() => undefined);
 }
 
-/** Resolves to the bytes written, an InspectResult, a token count (or null), or nothing (quarantine). */
-export default async function run(task: WriteTask | InspectTask | HeaderTask | ReadTask | QuarantineTask): Promise<unknown> {
+/** Resolves to a WriteResult (or null for a rebase not done), an InspectResult, a HeaderResult or a state (or null), or nothing (quarantine). */
+export default async function run(task: WriteTask | RebaseTask | InspectTask | HeaderTask | ReadTask | QuarantineTask): Promise<unknown> {
   switch (task.op) {
     case 'write':
       return write(task);
+    case 'rebase':
+      return rebase(task);
     case 'inspect':
       return inspect(task);
     case 'header':

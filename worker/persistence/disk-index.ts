@@ -23,10 +23,14 @@ export class DiskIndex {
   /** Writes started and not yet settled, per agent: such an agent counts as present and is never evicted. */
   private readonly writing = new Map<string, number>();
   private bytesHeld = 0;
+  /** Told of every agent whose file leaves the index (deleted, evicted, found bad). */
+  onRemoved: (agentId: string) => void = () => undefined;
 
   constructor(
     readonly budgetBytes: number,
     private readonly now: () => number = Date.now,
+    /** Bytes held outside the agents' files (shared-prefix segments), counted against the budget too. */
+    private readonly outsideBytes: () => number = () => 0,
   ) {}
 
   get size(): number {
@@ -93,6 +97,15 @@ export class DiskIndex {
     return this.evictBeyondBudget(agentId);
   }
 
+  /** The agent's file was rewritten smaller (its prefix moved to a segment); its use and tokens are kept. */
+  resize(agentId: string, bytes: number): string[] {
+    const entry = this.held.get(agentId);
+    if (entry === undefined) return [];
+    this.bytesHeld += bytes - entry.bytes;
+    entry.bytes = bytes;
+    return this.evictBeyondBudget(agentId);
+  }
+
   /** A file another process sharing the dir wrote (another worker of the supervisor): counted here from now on. */
   adopt(agentId: string, bytes: number): string[] {
     this.set(agentId, bytes, this.now());
@@ -100,14 +113,19 @@ export class DiskIndex {
   }
 
   remove(agentId: string): void {
+    if (this.unset(agentId)) this.onRemoved(agentId);
+  }
+
+  private unset(agentId: string): boolean {
     const entry = this.held.get(agentId);
-    if (entry === undefined) return;
+    if (entry === undefined) return false;
     this.held.delete(agentId);
     this.bytesHeld -= entry.bytes;
+    return true;
   }
 
   private set(agentId: string, bytes: number, lastUsed: number, tokens?: number): void {
-    this.remove(agentId);
+    this.unset(agentId);
     this.held.set(agentId, tokens === undefined ? { agentId, bytes, lastUsed } : { agentId, bytes, lastUsed, tokens });
     this.bytesHeld += bytes;
   }
@@ -115,7 +133,7 @@ export class DiskIndex {
   private evictBeyondBudget(keep?: string): string[] {
     const evicted: string[] = [];
     for (const { agentId } of this.held.values()) {
-      if (this.bytesHeld <= this.budgetBytes) break;
+      if (this.bytesHeld + this.outsideBytes() <= this.budgetBytes) break;
       if (agentId === keep || this.writing.has(agentId)) continue;
       this.remove(agentId);
       evicted.push(agentId);

@@ -10,12 +10,16 @@ import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { Piscina } from 'piscina';
 import { agentIdOfFileName, cacheFileName, type CacheMetadata } from './cache-file.js';
-import type { HeaderResult, HeaderTask, InspectResult, InspectTask, QuarantineTask, ReadTask, WriteTask } from './cache-task.js';
+import type { HeaderResult, HeaderTask, InspectResult, InspectTask, QuarantineTask, ReadTask, RebaseTask, WriteResult, WriteTask } from './cache-task.js';
 import type { FileSpan } from '../engine/addon.js';
 import { DiskIndex, type DiskEntry } from './disk-index.js';
+import { DiskSegments, type DiskSegment } from './disk-segments.js';
 
 export class DiskTier {
   private readonly ledger: DiskIndex;
+  /** Shared prefixes stored once, in segments/ (disk-segments.ts). */
+  private readonly segments: DiskSegments;
+  private readonly startedAt = Date.now();
   private readonly pool = new Piscina({ filename: new URL('./cache-task.js', import.meta.url).href, maxThreads: 1, idleTimeout: 60_000 });
   /** Each agent's last pending file operation: the next one starts after it settles. */
   private readonly tails = new Map<string, Promise<unknown>>();
@@ -35,12 +39,21 @@ export class DiskTier {
     private readonly kvType: string,
     private readonly vTransposed: boolean,
     budgetBytes: number,
+    prefixBlockTokens = 16,
   ) {
-    this.ledger = new DiskIndex(budgetBytes);
+    this.segments = new DiskSegments(prefixBlockTokens, 4 * prefixBlockTokens, (name) => this.deleteSegment(name));
+    this.ledger = new DiskIndex(budgetBytes, Date.now, () => this.segments.bytes);
+    this.ledger.onRemoved = (agentId) => this.segments.fileGone(agentId);
   }
 
+  /** Bytes of the agents' files and of the shared segments. */
   get bytes(): number {
-    return this.ledger.bytes;
+    return this.ledger.bytes + this.segments.bytes;
+  }
+
+  /** Bytes of the shared-prefix segments alone (each agent's entry counts only its own file). */
+  get sharedBytes(): number {
+    return this.segments.bytes;
   }
 
   get size(): number {
@@ -76,11 +89,23 @@ export class DiskTier {
     const unknown = this.ledger.entries().filter((entry) => entry.tokens === undefined).reverse();
     for (const { agentId } of unknown) {
       if (this.closing) return;
-      const task: HeaderTask = { op: 'header', path: this.pathOf(agentId), ...this.metadata(agentId) };
+      const task: HeaderTask = { op: 'header', path: this.pathOf(agentId), segmentsDir: this.segmentsDir, ...this.metadata(agentId) };
       const found = await this.serial(agentId, async () => (this.ledger.has(agentId) ? ((await this.pool.run(task)) as HeaderResult | null) : null)).catch(() => null);
       if (found === null || this.ledger.hasTokens(agentId)) continue;
       this.ledger.noteTokens(agentId, found.tokens.length);
+      this.segments.fileWritten(agentId, found.shareScope, found.tokens, found.segment);
       this.onLearned(agentId, found.tokens, found.shareScope);
+    }
+    if (!this.closing) await this.deleteOrphanSegments();
+  }
+
+  /** Segment files no agent file uses (their last user went while the server was down); not one written since startup. */
+  private async deleteOrphanSegments(): Promise<void> {
+    const names = await readdir(this.segmentsDir).catch(() => [] as string[]);
+    for (const file of names.filter((n) => n.endsWith('.safetensors'))) {
+      const name = file.slice(0, -'.safetensors'.length);
+      const stats = await stat(resolve(this.segmentsDir, file)).catch(() => undefined);
+      if (stats !== undefined && stats.mtimeMs < this.startedAt && this.segments.isOrphan(name)) this.deleteSegment(name);
     }
   }
 
@@ -108,17 +133,53 @@ export class DiskTier {
       this.delete([agentId]);
       return Promise.resolve(0);
     }
-    const task: WriteTask = { op: 'write', path: this.pathOf(agentId), ...this.metadata(agentId), tokens, logits, state, shareScope };
+    const plan = this.segments.plan(agentId, shareScope, tokens);
+    const segment = plan === undefined ? undefined : this.segmentTarget(plan.segment);
+    const task: WriteTask = { op: 'write', path: this.pathOf(agentId), ...this.metadata(agentId), tokens, logits, state, shareScope, segment };
     this.ledger.writeStarted(agentId);
-    return this.serial(agentId, async () => {
-      let bytes: number | undefined;
+    const written = this.serial(agentId, async () => {
+      let result: WriteResult | undefined;
       try {
-        bytes = (await this.pool.run(task, { transferList: [state.buffer as ArrayBuffer] })) as number;
-        return bytes;
+        result = (await this.pool.run(task, { transferList: [state.buffer as ArrayBuffer] })) as WriteResult;
+        this.segments.fileWritten(agentId, shareScope, tokens, result.segment);
+        return result.bytes;
       } finally {
-        this.delete(this.ledger.writeEnded(agentId, bytes, tokens.length));
+        if (plan !== undefined) this.segments.settled(plan.segment);
+        this.delete(this.ledger.writeEnded(agentId, result?.bytes, tokens.length));
       }
     });
+    if (plan?.partner !== undefined) this.rebase(plan.partner, plan.segment);
+    return written;
+  }
+
+  /** Rewrites an older file of the same prefix onto a new segment, keeping only its own cells. */
+  private rebase(agentId: string, segment: DiskSegment): void {
+    const task: RebaseTask = { op: 'rebase', path: this.pathOf(agentId), ...this.metadata(agentId), segment: this.segmentTarget(segment), expected: segment.tokens };
+    this.ledger.writeStarted(agentId);
+    void this.serial(agentId, async () => {
+      let result: WriteResult | null = null;
+      try {
+        result = (await this.pool.run(task)) as WriteResult | null;
+        if (result !== null && this.ledger.has(agentId)) this.segments.fileWritten(agentId, segment.scope, segment.tokens, result.segment);
+      } finally {
+        this.segments.settled(segment);
+        this.ledger.writeEnded(agentId, undefined);
+        if (result !== null) this.delete(this.ledger.resize(agentId, result.bytes));
+      }
+    }).catch(() => undefined);
+  }
+
+  private segmentTarget(segment: DiskSegment): { segment: string; tokens: number; path: string } {
+    return { segment: segment.name, tokens: segment.tokens.length, path: resolve(this.segmentsDir, `${segment.name}.safetensors`) };
+  }
+
+  private get segmentsDir(): string {
+    return resolve(this.dir, 'segments');
+  }
+
+  /** A segment no file uses any more: its file goes, after the writes asked for before (one queue for all segments). */
+  private deleteSegment(name: string): void {
+    void this.serial('.segments', () => rm(resolve(this.segmentsDir, `${name}.safetensors`), { force: true }).catch(() => undefined));
   }
 
   /**
@@ -126,7 +187,7 @@ export class DiskTier {
    * addon verifies as it imports from a mapping of the file (no copy into memory). Null: no file, or a
    * bad one, now quarantined.
    */
-  inspect(agentId: string): Promise<{ tokens: Int32Array; logits: Float32Array; file: FileSpan } | null> {
+  inspect(agentId: string): Promise<{ tokens: Int32Array; logits: Float32Array; file: FileSpan; onSegment: boolean } | null> {
     if (this.off) return Promise.resolve(null);
     this.ledger.touch(agentId);
     const path = this.pathOf(agentId);
@@ -136,7 +197,7 @@ export class DiskTier {
       if ('tokens' in result) {
         if (!this.ledger.has(agentId)) this.delete(this.ledger.adopt(agentId, result.layout.fileBytes));
         this.ledger.noteTokens(agentId, result.tokens.length);
-        return { tokens: result.tokens, logits: result.logits, file: { path, ...result.layout } };
+        return { tokens: result.tokens, logits: result.logits, file: { path, ...result.layout }, onSegment: result.layout.prefix !== undefined };
       }
       this.ledger.remove(agentId);
       return null;
@@ -150,7 +211,7 @@ export class DiskTier {
   readState(agentId: string): Promise<Uint8Array | null> {
     if (this.off) return Promise.resolve(null);
     this.ledger.touch(agentId);
-    const task: ReadTask = { op: 'read', path: this.pathOf(agentId), ...this.metadata(agentId) };
+    const task: ReadTask = { op: 'read', path: this.pathOf(agentId), segmentsDir: this.segmentsDir, ...this.metadata(agentId) };
     return this.serial(agentId, async () => {
       const state = (await this.pool.run(task)) as Uint8Array | null;
       if (state === null) this.ledger.remove(agentId);

@@ -58,10 +58,11 @@ export function agentTotals(entries: readonly AgentEntry[], budgets: { ram: numb
   return totals;
 }
 
-/** The totals, with the RAM tier's shared prefixes counted once (each agent lists only its own cells). */
+/** The totals, with the RAM and disk tiers' shared prefixes counted once (each agent lists only its own cells). */
 function tierTotals(agents: AgentEntry[], tiers: AgentSources['tiers']): AgentTotals {
   const totals = agentTotals(agents, { ram: tiers.ram.budgetBytes, disk: tiers.disk?.budgetBytes ?? 0 });
   totals.ram.bytes += tiers.ram.sharedBytes;
+  totals.disk.bytes += tiers.disk?.sharedBytes ?? 0;
   return totals;
 }
 

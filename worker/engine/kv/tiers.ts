@@ -220,13 +220,21 @@ export class AgentTiers {
     return { tier: 'ram', shared, load: () => Promise.resolve({ tokens: saved.tokens, logits: saved.logits, importInto, importPrefix }) };
   }
 
-  /** The file is imported whole from a mapping (the addon checks its checksum), or read and cut to a prefix. */
+  /**
+   * The file is imported whole from a mapping (the addon checks its checksum), or read and cut to a
+   * prefix. A file on a shared segment holds only its own cells: it is read joined to the segment's.
+   */
   private diskSource(agentId: string, shared: boolean): RestoreSource {
     const disk = this.disk as DiskTier;
     const load = async (): Promise<SavedState | null> => {
       const found = await disk.inspect(agentId);
       if (found === null) return null;
       const importInto = async (seqId: number): Promise<void> => {
+        if (found.onSegment) {
+          const state = await disk.readState(agentId);
+          if (state === null) throw new Error(`the cache file of ${agentId} could not be read with its shared prefix`);
+          return void (await this.context.stateSeqSet(seqId, state));
+        }
         await this.context.stateSeqSetFile(seqId, found.file).catch(async (error: unknown) => {
           if (String((error as { code?: unknown }).code).startsWith('ERR_CACHE_FILE')) await disk.quarantine(agentId);
           throw error;
