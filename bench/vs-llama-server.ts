@@ -176,10 +176,23 @@ async function countTokens(target: Target, system: string): Promise<number> {
   return ((await response.json()) as { input_tokens: number }).input_tokens;
 }
 
+/** A coding prefix of about `tokens` tokens as the server counts them (JSON tool lists take more tokens per word than prose). */
+async function calibratedPrefix(target: Target, tokens: number): Promise<string> {
+  let asked = tokens;
+  let prefix = codingPrefix(asked);
+  for (let i = 0; i < 3; i++) {
+    const counted = await countTokens(target, prefix);
+    if (Math.abs(counted - tokens) <= tokens * 0.02) break;
+    asked = Math.round((asked * tokens) / counted);
+    prefix = codingPrefix(asked);
+  }
+  return prefix;
+}
+
 const coding: Workload = {
   name: 'coding',
   async run(target) {
-    const prefix = codingPrefix(size.prefix);
+    const prefix = await calibratedPrefix(target, size.prefix);
     const sessions = Array.from({ length: size.sessions }, (_, s): Message[] => [{ role: 'system', content: prefix }, ...user(words(30, `coding-${s}-0`))]);
     const turns: Turn[][] = sessions.map(() => []);
     for (let t = 0; t < size.turns; t++) {
