@@ -31,8 +31,13 @@ export function semanticArgs(model: string, cacheDir: string): string[] {
     '--batch-tokens', String(settings.batch), '--ram-cache-bytes', String(settings.ramCacheMiB * 1024 * 1024), '--cache-dir', cacheDir];
 }
 
+/**
+ * llama-server's HTTP threads default to the core count (2 here), and each keeps a kept-alive
+ * connection for up to its read timeout: this client's idle pooled sockets then hold every thread
+ * and the server stops answering (seen in the decode workload). 16 threads serve it as any pool would.
+ */
 export function llamaServerArgs(model: string, port: number): string[] {
-  return ['-m', model, '--alias', 'bench', '-np', String(settings.sequences), '-c', String(settings.context), '--kv-unified',
+  return ['--threads-http', '16', '-m', model, '--alias', 'bench', '-np', String(settings.sequences), '-c', String(settings.context), '--kv-unified',
     '-t', String(settings.threads), '-tb', String(settings.threads), '-fa', 'off', '-b', String(settings.batch), '-ub', String(settings.batch),
     '--cache-ram', String(settings.ramCacheMiB), '--port', String(port), '--host', '127.0.0.1'];
 }
