@@ -100,7 +100,12 @@ async function spawnLlamaServer(binary: string, model: string, log: string): Pro
 function kill(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
-    child.once('exit', () => resolve());
+    // llama-server can hang on exit while clients hold connections: SIGKILL after 10 s.
+    const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => {
+      clearTimeout(force);
+      resolve();
+    });
     child.kill('SIGTERM');
   });
 }
@@ -138,7 +143,9 @@ interface Raw { status: number; headers: IncomingHttpHeaders; body: string }
 function post(url: string, body: unknown, headers: Record<string, string>, onData?: (text: string) => void): Promise<Raw> {
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers } }, (response) => {
+    // A stream gets its own connection: llama-server closes the socket after an SSE response, and a
+    // pooled socket reused after that close fails with ECONNRESET ("socket hang up").
+    const req = request(url, { method: 'POST', agent: onData === undefined ? agent : false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers } }, (response) => {
       let text = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => {

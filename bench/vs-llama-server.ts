@@ -230,6 +230,9 @@ async function runAll(target: Target): Promise<Record<string, Measured>> {
       results[workload.name] = await workload.run(target);
       console.log(`${target.kind} ${workload.name}: ${((performance.now() - start) / 1000).toFixed(0)} s ${JSON.stringify(results[workload.name])}`);
     }
+  } catch (error) {
+    console.error(`${target.kind}: a workload failed:`, error); // before stopping the server, which may take a while
+    throw error;
   } finally {
     await target.stop();
   }
