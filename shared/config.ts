@@ -98,9 +98,7 @@ export const optionSpecs = {
     true,
     'One KV cell pool shared by all sequences, so one agent may use most of the context. false splits it into maxSequences equal streams: each request is capped at contextSize / maxSequences tokens, but attention spans only its own stream, which is about twice as fast with 32 sequences decoding (docs/benchmarks.md).',
   ),
-  prefixSharing: enumOption(
-    ['key', 'all', 'off'],
-    'key',
+  prefixSharing: enumOption(['key', 'all', 'off'], 'key',
     "Who reuses whose cached prompt prefixes: key = agents of the same API key (all agents when no keys are set), all = every agent, off = each agent only its own. Identical tokens give identical KV, but a hit's speed tells that someone sent the prefix, so sharing stays within a key by default.",
   ),
   gpuLayers: integerOption(0, -1, 4096, 'Model layers offloaded to a GPU backend when one is installed; 0 = CPU only, -1 = all.'),

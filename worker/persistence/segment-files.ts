@@ -6,7 +6,7 @@
  */
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { buildState, cellsInRange, parseState, StateBlobError } from '../engine/kv/state-blob.js';
+import { joinStates, parseState, StateBlobError, stateCells } from '../engine/kv/state-blob.js';
 import { CacheFileError, decodeCacheFile, encodeCacheFile, type CacheContents, type CacheMetadata, type SharedPrefixRef } from './cache-file.js';
 
 /** Where a write's or rewrite's first cells go. */
@@ -39,16 +39,11 @@ export async function writeAtomically(path: string, parts: Buffer[]): Promise<nu
 
 /** The state's cells before and from `at`, or undefined when it cannot be cut here (it is written whole). */
 export function splitState(state: Uint8Array, at: number): { head: Uint8Array; tail: Uint8Array } | undefined {
-  try {
-    const parsed = parseState(state);
-    const head = cellsInRange(parsed, 0, at);
-    const tail = cellsInRange(parsed, at, Infinity);
-    if (head.length !== at || tail.length === 0) return undefined;
-    return { head: buildState([{ state: parsed, cells: head }]), tail: buildState([{ state: parsed, cells: tail }]) };
-  } catch (error) {
-    if (error instanceof StateBlobError) return undefined;
-    throw error;
-  }
+  const head = stateCells(state, 0, at);
+  const tail = stateCells(state, at, Infinity);
+  // A state missing some of the prefix's cells cannot stand for the segment.
+  if (head === undefined || tail === undefined || parseState(head).positions.length !== at) return undefined;
+  return { head, tail };
 }
 
 /**
@@ -74,9 +69,7 @@ export async function joinWithSegment(own: CacheContents, segmentPath: string, m
   const same = segment.tokens.length === ref.tokens && segment.tokens.every((token, i) => token === own.tokens[i]);
   if (!same) throw new CacheFileError('corrupt', `its shared prefix ${ref.segment} holds other tokens`);
   try {
-    const head = parseState(segment.state);
-    const tail = parseState(own.state);
-    return buildState([{ state: head, cells: cellsInRange(head, 0, Infinity) }, { state: tail, cells: cellsInRange(tail, 0, Infinity) }]);
+    return joinStates(segment.state, own.state);
   } catch (error) {
     if (error instanceof StateBlobError) throw new CacheFileError('corrupt', `cannot join its shared prefix: ${error.message}`);
     throw error;

@@ -14,7 +14,7 @@
 import { commonPrefixLength } from './hot-cache.js';
 import { PrefixIndex } from './prefix-index.js';
 import type { RamEntry } from './ram-cache.js';
-import { buildState, cellsInRange, parseState, StateBlobError, statePrefix } from './state-blob.js';
+import { joinStates, StateBlobError, stateCells, statePrefix } from './state-blob.js';
 
 export interface Segment {
   key: number;
@@ -55,7 +55,7 @@ export class RamSegments {
     if (scope === undefined) return false;
     const chain = this.loose.chain(scope, tokens);
     const segment = this.existing(scope, tokens, chain) ?? this.fromPartner(entry, scope, chain, entryOf, rebase);
-    const own = segment === undefined ? undefined : suffixState(entry.own, segment.tokens.length);
+    const own = segment === undefined ? undefined : stateCells(entry.own, segment.tokens.length, Infinity);
     if (segment === undefined || own === undefined) {
       this.loose.set(entry.agentId, scope, tokens);
       return false;
@@ -78,13 +78,7 @@ export class RamSegments {
   }
 
   whole(entry: RamEntry): Uint8Array {
-    if (entry.prefix === undefined) return entry.own;
-    const prefix = parseState(entry.prefix.state);
-    const own = parseState(entry.own);
-    return buildState([
-      { state: prefix, cells: cellsInRange(prefix, 0, Infinity) },
-      { state: own, cells: cellsInRange(own, 0, Infinity) },
-    ]);
+    return entry.prefix === undefined ? entry.own : joinStates(entry.prefix.state, entry.own);
   }
 
   prefix(entry: RamEntry, keep: number): Uint8Array | undefined {
@@ -123,7 +117,7 @@ export class RamSegments {
     }
     if (best === undefined) return undefined;
     const cut = statePrefix(best.other.own, best.length);
-    const otherOwn = suffixState(best.other.own, best.length);
+    const otherOwn = stateCells(best.other.own, best.length, Infinity);
     if (cut === undefined || otherOwn === undefined) return undefined;
     const segment: Segment = { key: chain[best.length / this.blockTokens - 1] as number, scope, tokens: entry.tokens.slice(0, best.length), state: cut, refs: 0 };
     this.byKey.set(segment.key, [...(this.byKey.get(segment.key) ?? []), segment]);
@@ -138,17 +132,5 @@ export class RamSegments {
   private attach(entry: RamEntry, segment: Segment): void {
     entry.prefix = segment;
     segment.refs++;
-  }
-}
-
-/** The state's cells at positions from `from` on, or undefined when there are none or it cannot be read here. */
-function suffixState(state: Uint8Array, from: number): Uint8Array | undefined {
-  try {
-    const parsed = parseState(state);
-    const cells = cellsInRange(parsed, from, Infinity);
-    return cells.length === 0 ? undefined : buildState([{ state: parsed, cells }]);
-  } catch (error) {
-    if (error instanceof StateBlobError) return undefined;
-    throw error;
   }
 }

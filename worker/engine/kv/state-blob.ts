@@ -196,13 +196,25 @@ function copyCells(out: Uint8Array, at: number, state: ParsedState, layout: Sect
   return at;
 }
 
-/** The state cut to its cells at positions [0, keep), or undefined when the blob cannot be read here. */
-export function statePrefix(bytes: Uint8Array, keep: number): Uint8Array | undefined {
+/** The state cut to its cells at positions [from, to); undefined when it has none there or cannot be read here. */
+export function stateCells(bytes: Uint8Array, from: number, to: number): Uint8Array | undefined {
   try {
     const state = parseState(bytes);
-    return buildState([{ state, cells: cellsInRange(state, 0, keep) }]);
+    const cells = cellsInRange(state, from, to);
+    return cells.length === 0 ? undefined : buildState([{ state, cells }]);
   } catch (error) {
     if (error instanceof StateBlobError) return undefined;
     throw error;
   }
+}
+
+/** The state cut to its cells at positions [0, keep), or undefined when the blob cannot be read here. */
+export function statePrefix(bytes: Uint8Array, keep: number): Uint8Array | undefined {
+  return stateCells(bytes, 0, keep);
+}
+
+/** One state holding every cell of `first`, then every cell of `second` (a shared prefix and an agent's own); throws StateBlobError. */
+export function joinStates(first: Uint8Array, second: Uint8Array): Uint8Array {
+  const [a, b] = [parseState(first), parseState(second)];
+  return buildState([{ state: a, cells: cellsInRange(a, 0, Infinity) }, { state: b, cells: cellsInRange(b, 0, Infinity) }]);
 }
