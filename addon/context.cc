@@ -119,7 +119,7 @@ class CreateContextWorker : public PromiseWorker {
 Napi::Function Context::Define(Napi::Env env) {
   return DefineClass(
       env, "Context",
-      {InstanceMethod<&Context::Info>("info"), InstanceMethod<&Context::Decode>("decode"),
+      {InstanceMethod<&Context::Info>("info"), InstanceMethod<&Context::TimingsOf>("timings"), InstanceMethod<&Context::Decode>("decode"),
        InstanceMethod<&Context::StateSeqGet>("stateSeqGet"), InstanceMethod<&Context::StateSeqSet>("stateSeqSet"),
        InstanceMethod<&Context::StateSeqSetFile>("stateSeqSetFile"),
        InstanceMethod<&Context::StateSeqSize>("stateSeqSize"), InstanceMethod<&Context::LogitsAt>("logitsAt"),
@@ -200,6 +200,19 @@ Napi::Value Context::Info(const Napi::CallbackInfo& info) {
   out.Set("threads", llama_n_threads(ctx_));
   out.Set("threadpool", pool_.Active());
   out.Set("stateBytes", static_cast<double>(llama_state_get_size(ctx_)));
+  return out;
+}
+
+// Milliseconds (and counts) as doubles: exact well past any uptime.
+Napi::Value Context::TimingsOf(const Napi::CallbackInfo& info) {
+  Napi::Object out = Napi::Object::New(info.Env());
+  auto ms = [](const std::atomic<uint64_t>& ns) { return static_cast<double>(ns.load()) / 1e6; };
+  out.Set("decodes", static_cast<double>(timings_.decodes.load()));
+  out.Set("tokens", static_cast<double>(timings_.tokens.load()));
+  out.Set("queuedMs", ms(timings_.queuedNs));
+  out.Set("decodeMs", ms(timings_.decodeNs));
+  out.Set("sampleMs", ms(timings_.sampleNs));
+  out.Set("settleMs", ms(timings_.settleNs));
   return out;
 }
 

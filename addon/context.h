@@ -4,6 +4,8 @@
 #include <llama.h>
 #include <napi.h>
 
+#include <atomic>
+#include <cstdint>
 #include <utility>
 
 namespace semantic {
@@ -39,6 +41,14 @@ class CpuThreadpool {
   void (*free_)(ggml_threadpool*) = nullptr;
 };
 
+// Where a decode's time went, summed since the context was created. Written by the decode's worker
+// thread, read by timings() at any time (atomics: a read may land mid-decode). `queued` is the wait for
+// a libuv thread, `settle` the wait from the end of the work to its completion on the JS thread:
+// the two hops an async call adds around llama_decode.
+struct DecodeTimings {
+  std::atomic<uint64_t> decodes{0}, tokens{0}, queuedNs{0}, decodeNs{0}, sampleNs{0}, settleNs{0};
+};
+
 class Context : public Napi::ObjectWrap<Context> {
  public:
   static Napi::Function Define(Napi::Env env);
@@ -52,9 +62,11 @@ class Context : public Napi::ObjectWrap<Context> {
   void Claim(Napi::Env env);
   void Release() { busy_ = false; }
   void CheckSeq(Napi::Env env, int32_t seq) const;
+  DecodeTimings& Timings() { return timings_; }
 
  private:
   Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value TimingsOf(const Napi::CallbackInfo& info);
   Napi::Value Decode(const Napi::CallbackInfo& info);
   Napi::Value StateSeqGet(const Napi::CallbackInfo& info);
   Napi::Value StateSeqSet(const Napi::CallbackInfo& info);
@@ -77,6 +89,7 @@ class Context : public Napi::ObjectWrap<Context> {
   Model* model_ = nullptr;
   Napi::ObjectReference modelRef_;
   bool busy_ = false;
+  DecodeTimings timings_;
 };
 
 }  // namespace semantic

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>  // Node's own zlib, whose symbols the node binary exports to addons
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,10 @@ struct SampleRequest {
   Sampler* sampler;
   Napi::ObjectReference ref;
 };
+
+uint64_t NowNs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
 
 const char* DecodeErrorCode(int32_t rc) {
   switch (rc) {
@@ -108,6 +113,7 @@ class Decode : public ContextWorker {
 
  protected:
   void Run() override {
+    const uint64_t started = NowNs();
     llama_batch batch = llama_batch_init(static_cast<int32_t>(tokens_.size()), 0, 1);
     batch.n_tokens = static_cast<int32_t>(tokens_.size());
     for (size_t i = 0; i < tokens_.size(); i++) {
@@ -120,10 +126,18 @@ class Decode : public ContextWorker {
     int32_t rc = llama_decode(Ctx(), batch);
     llama_batch_free(batch);
     if (rc != 0) return Fail(DecodeErrorCode(rc), "returned " + std::to_string(rc));
+    const uint64_t decoded = NowNs();
     sampled_.reserve(samples_.size());
     for (SampleRequest& s : samples_) {
       sampled_.push_back(s.sampler->Sample(Ctx(), s.index));
     }
+    ended_ = NowNs();
+    DecodeTimings& t = context_->Timings();
+    t.decodes++;
+    t.tokens += tokens_.size();
+    t.queuedNs += started - queued_;
+    t.decodeNs += decoded - started;
+    t.sampleNs += ended_ - decoded;
   }
   Napi::Value Result() override {
     Napi::Int32Array out = Napi::Int32Array::New(Env(), sampled_.size());
@@ -131,6 +145,7 @@ class Decode : public ContextWorker {
     return out;
   }
   void Settle() override {
+    if (ended_ != 0) context_->Timings().settleNs += NowNs() - ended_;
     if (lent_) {
       for (SampleRequest& s : samples_) s.sampler->Return();
     }
@@ -145,6 +160,8 @@ class Decode : public ContextWorker {
   std::vector<SampleRequest> samples_;
   std::vector<llama_token> sampled_;
   bool lent_ = false;
+  const uint64_t queued_ = NowNs();
+  uint64_t ended_ = 0;
 };
 
 class StateGet : public ContextWorker {

@@ -197,12 +197,12 @@ export async function chat(target: Target, agentId: string, messages: Message[],
   };
 }
 
-/**
- * One greedy streamed completion of `maxTokens` tokens: when its first content chunk came, when it
- * ended (both from `origin`), and how many tokens it generated (from the usage chunk).
- */
-export async function stream(target: Target, agentId: string, content: string, maxTokens: number, origin: number): Promise<{ first: number; end: number; tokens: number }> {
-  let first = NaN;
+/** What one stream saw: its first content chunk, its end, the times of all its content chunks (all from `origin`), and its tokens (usage). */
+export interface Streamed { first: number; end: number; chunks: number[]; tokens: number }
+
+/** One greedy streamed completion of `maxTokens` tokens, timed chunk by chunk. */
+export async function stream(target: Target, agentId: string, content: string, maxTokens: number, origin: number): Promise<Streamed> {
+  const chunks: number[] = [];
   let tokens = NaN;
   let buffer = '';
   const onData = (text: string): void => {
@@ -213,14 +213,14 @@ export async function stream(target: Target, agentId: string, content: string, m
       buffer = buffer.slice(end + 2);
       if (!data.startsWith('{')) continue;
       const chunk = JSON.parse(data) as { choices?: { delta?: { content?: string } }[]; usage?: { completion_tokens: number } | null };
-      if (Number.isNaN(first) && (chunk.choices?.[0]?.delta?.content ?? '') !== '') first = performance.now() - origin;
+      if ((chunk.choices?.[0]?.delta?.content ?? '') !== '') chunks.push(performance.now() - origin);
       if (chunk.usage) tokens = chunk.usage.completion_tokens;
     }
   };
   const body = { model: 'bench', messages: [{ role: 'user', content }], max_tokens: maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true } };
   const raw = await post(`${target.url}/v1/chat/completions`, body, { 'x-agent-id': agentId }, onData);
   if (raw.status !== 200) throw new Error(`${target.kind}: ${raw.status} ${raw.body.slice(0, 500)}`);
-  return { first, end: performance.now() - origin, tokens };
+  return { first: chunks[0] ?? NaN, end: performance.now() - origin, chunks, tokens };
 }
 
 /** Warms this client's HTTP path and the server's weights up, so the first timed request measures the server. */

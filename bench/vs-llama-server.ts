@@ -8,7 +8,12 @@
  * without losing raw prefill or decode speed, so every row prints ours ÷ theirs next to its target.
  * A time to first token is a request for exactly one token, timed whole (as bench/ttft-tiers.ts).
  *
- *   npm run bench:vs-llama-server -- [--quick] [--workloads cold,decode,hot,ram,shared,coding,restart] [--out results.json]
+ *   npm run bench:vs-llama-server -- [--quick] [--rounds N] [--workloads cold,decode,hot,ram,shared,coding,restart] [--out results.json]
+ *
+ * This machine's speed drifts by ±25% within minutes (other tenants), so one pass per server can
+ * show a gap that is only the drift. `--rounds N` runs N rounds, each starting both servers afresh,
+ * in alternating order (ABBA…), and the table shows each server's median over the rounds, with the
+ * spread of the per-round ratios in the notes.
  *
  * llama-server: $SEMANTIC_LLAMA_SERVER, else built once from node-llama-cpp's bundle (bench/llama-server-build.ts).
  */
@@ -28,6 +33,7 @@ const { values } = parseArgs({
   options: {
     workloads: { type: 'string', default: 'cold,decode,hot,ram,shared,coding,restart' },
     quick: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '1' },
     out: { type: 'string' },
     /** Run only one of them (development): its raw results, no table. */
     servers: { type: 'string', default: 'semantic,llama-server' },
@@ -69,14 +75,22 @@ const cold: Workload = {
   })),
 };
 
-/** N concurrent greedy streams; the rate is tokens after each stream's first over the span from the first first token to the last end. */
+/**
+ * N concurrent greedy streams, measured in steady state: the tokens all streams received while every
+ * one of them was decoding (from the last stream's first token to the first stream's end), over that
+ * window. Streams that arrive together may start a step apart (a server admits what has arrived when
+ * a step begins), and the prompt of a later one is then prefilled while the first decodes: that is
+ * prefill, measured by the cold and TTFT rows, not decode. A chunk is weighted by its stream's tokens
+ * per chunk, in case a server joins tokens into one chunk.
+ */
 async function decodeRate(target: Target, streams: number): Promise<{ rate: number; tokens: number }> {
   const origin = performance.now();
   const runs = await Promise.all(Array.from({ length: streams }, (_, i) =>
     stream(target, `decode-${streams}-${i}`, `Agent ${i} of ${streams}: ${words(24, `decode-${streams}-${i}`)}`, size.decodeTokens, origin)));
-  const span = Math.max(...runs.map((r) => r.end)) - Math.min(...runs.map((r) => r.first));
-  const tokens = runs.reduce((s, r) => s + r.tokens, 0);
-  return { rate: ((tokens - streams) * 1000) / span, tokens };
+  const from = Math.max(...runs.map((r) => r.first));
+  const to = Math.min(...runs.map((r) => r.chunks.at(-1) ?? NaN));
+  const inWindow = runs.reduce((sum, r) => sum + (r.chunks.filter((t) => t > from && t <= to).length * r.tokens) / r.chunks.length, 0);
+  return { rate: (inWindow * 1000) / (to - from), tokens: runs.reduce((s, r) => s + r.tokens, 0) };
 }
 
 const decode: Workload = {
@@ -264,12 +278,43 @@ const model = await ensureModel('qwen2.5-0.5b');
 const info = { date: new Date().toISOString(), machine: machine(), llamaCpp: llamaCppSource(), llamaServer: binary, model, quick: values.quick, size,
   semanticArgs: semanticArgs(model, '<tmp>'), llamaServerArgs: llamaServerArgs(model, 0) };
 console.log(JSON.stringify(info));
-const results: Record<Kind, Record<string, Measured>> = {
-  semantic: servers.has('semantic') ? await runAll(await startSemantic(model)) : {},
-  'llama-server': servers.has('llama-server') ? await runAll(await startLlamaServer(binary, model)) : {},
-};
+type Results = Record<Kind, Record<string, Measured>>;
+const rounds: Results[] = [];
+for (let round = 0; round < Number(values.rounds); round++) {
+  const order: Kind[] = round % 2 === 0 ? ['semantic', 'llama-server'] : ['llama-server', 'semantic'];
+  const results: Results = { semantic: {}, 'llama-server': {} };
+  for (const kind of order.filter((k) => servers.has(k))) {
+    results[kind] = await runAll(kind === 'semantic' ? await startSemantic(model) : await startLlamaServer(binary, model));
+  }
+  rounds.push(results);
+}
 if (servers.size < 2) process.exit(0);
-const rows = workloads.flatMap((w) => w.rows(results.semantic[w.name] ?? {}, results['llama-server'][w.name] ?? {}));
-console.log(`\n${info.machine.cores} × ${info.machine.cpu}; commit ${info.machine.commit}; llama.cpp ${info.llamaCpp.tag} (${info.llamaCpp.commit.slice(0, 12)})`);
+
+const median = (xs: number[]): number => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
+};
+/** Each number the median of its rounds; a label (a cache tier) the last round's. */
+function medianOf(measured: Measured[]): Measured {
+  const out: Measured = {};
+  for (const key of Object.keys(measured[0] ?? {})) {
+    const values = measured.map((m) => m[key]);
+    out[key] = values.every((v) => typeof v === 'number') ? median(values as number[]) : (values.at(-1) ?? '');
+  }
+  return out;
+}
+const rowsOf = (results: Results): Row[] => workloads.flatMap((w) => w.rows(results.semantic[w.name] ?? {}, results['llama-server'][w.name] ?? {}));
+const medians: Results = { semantic: {}, 'llama-server': {} };
+for (const kind of ['semantic', 'llama-server'] as const) {
+  for (const w of workloads) medians[kind][w.name] = medianOf(rounds.map((r) => r[kind][w.name] ?? {}));
+}
+const perRound = rounds.map(rowsOf);
+const rows = rowsOf(medians).map((row, i) => {
+  if (rounds.length < 2) return row;
+  const ratios = perRound.map((r) => (r[i]?.ours ?? NaN) / (r[i]?.theirs ?? NaN));
+  return { ...row, note: `${row.note}; rounds ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}` };
+});
+console.log(`\n${info.machine.cores} × ${info.machine.cpu}; commit ${info.machine.commit}; llama.cpp ${info.llamaCpp.tag} (${info.llamaCpp.commit.slice(0, 12)}); ${rounds.length} round(s), medians`);
 for (const line of table(rows)) console.log(line);
-if (values.out !== undefined) writeFileSync(values.out, JSON.stringify({ ...info, results, rows }, null, 2));
+if (values.out !== undefined) writeFileSync(values.out, JSON.stringify({ ...info, rounds, medians, rows }, null, 2));

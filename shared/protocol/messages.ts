@@ -84,6 +84,21 @@ export type Usage = z.infer<typeof usageSchema>;
 const finishReasonSchema = z.enum(['stop', 'length', 'abort']);
 export type FinishReason = z.infer<typeof finishReasonSchema>;
 
+const ms = z.number().nonnegative();
+/**
+ * Where the step loop's time went since start, in milliseconds: the boundary's bookkeeping (admission,
+ * spills, restores, write-behind), waiting for each step's decode call, and taking its tokens; and,
+ * inside the decode call (the addon's timings), waiting for a thread, llama_decode, sampling, and the
+ * completion's trip back to the inference thread.
+ */
+const stepTimingsSchema = z.object({
+  boundaryMs: ms,
+  decodeCallMs: ms,
+  acceptMs: ms,
+  native: z.object({ decodes: count, tokens: count, queuedMs: ms, decodeMs: ms, sampleMs: ms, settleMs: ms }),
+});
+export type StepTimings = z.infer<typeof stepTimingsSchema>;
+
 const engineStatsSchema = z.object({
   activeSequences: count,
   /** Sequences holding an idle agent's cache (hot tier), reclaimable. */
@@ -107,6 +122,7 @@ const engineStatsSchema = z.object({
   sampledTokens: count,
   /** Steps whose one decode call carried tokens of more than one sequence. */
   multiSequenceSteps: count,
+  timings: stepTimingsSchema,
 });
 export type EngineStats = z.infer<typeof engineStatsSchema>;
 

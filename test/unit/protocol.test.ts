@@ -38,7 +38,7 @@ const inference: InferenceToFront[] = [
   {
     type: 'stats',
     requestId: 's1',
-    stats: { activeSequences: 1, idleSequences: 2, freeSequences: 5, queuedRequests: 0, usedCells: 20, totalCells: 4096, blockSize: 16, usedBlocks: 3, idleBlocks: 1, totalBlocks: 256, ramAgents: 1, ramBytes: 4096, steps: 3, sampledTokens: 40, multiSequenceSteps: 1 },
+    stats: { activeSequences: 1, idleSequences: 2, freeSequences: 5, queuedRequests: 0, usedCells: 20, totalCells: 4096, blockSize: 16, usedBlocks: 3, idleBlocks: 1, totalBlocks: 256, ramAgents: 1, ramBytes: 4096, steps: 3, sampledTokens: 40, multiSequenceSteps: 1, timings: { boundaryMs: 1.5, decodeCallMs: 30, acceptMs: 0.5, native: { decodes: 3, tokens: 40, queuedMs: 0.1, decodeMs: 28, sampleMs: 1, settleMs: 0.2 } } },
   },
   { type: 'token_count', requestId: '#count-1', inputTokens: 9 },
   { type: 'agents_result', requestId: '#agents-1', outcome: { kind: 'list', agents: [{ id: 'a', tier: 'hot', tokens: 30, bytes: 4096, lastUsed: 1_700_000_000_000 }, { id: 'b', tier: 'disk', tokens: null, bytes: 900, lastUsed: 1 }] } },

@@ -97,6 +97,20 @@ export interface ContextInfo {
   stateBytes: number;
 }
 
+/**
+ * Where decode calls' time went since the context was created: waiting for a libuv thread
+ * (`queuedMs`), in llama_decode, in sampling, and from the work's end to its completion on the JS
+ * thread (`settleMs`). `tokens`: batch tokens decoded.
+ */
+export interface DecodeTimings {
+  decodes: number;
+  tokens: number;
+  queuedMs: number;
+  decodeMs: number;
+  sampleMs: number;
+  settleMs: number;
+}
+
 /** Where in a cache file the state lies, and what its header promised (see worker/persistence/cache-file.ts). */
 export interface FileSpan {
   path: string;
@@ -126,6 +140,8 @@ export interface SampleRequest {
 
 export interface Context {
   info(): ContextInfo;
+  /** Readable at any time, also while a decode is in flight. */
+  timings(): DecodeTimings;
   /** One llama_decode over the batch, then each sample request; resolves to the sampled tokens in order. */
   decode(batch: Batch, samples?: SampleRequest[]): Promise<Int32Array>;
   /** Export one sequence's state (token positions + KV) into a transferable buffer. */

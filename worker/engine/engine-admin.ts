@@ -11,7 +11,7 @@ import { clearIdleCaches, runAgentsOp, type AgentSources, type DeferredOps } fro
 import type { AgentTiers } from './kv/tiers.js';
 import type { EngineSettings } from './settings.js';
 import { BadRequestError } from '../../shared/errors.js';
-import type { AgentsOutcome, AgentsRequestMessage, CacheTierName, ClearedCounts, EngineStats, RuntimeLimits } from '../../shared/protocol/messages.js';
+import type { AgentsOutcome, AgentsRequestMessage, CacheTierName, ClearedCounts, EngineStats, RuntimeLimits, StepTimings } from '../../shared/protocol/messages.js';
 
 export interface LimitsUpdate {
   batchTokens?: number | undefined;
@@ -53,6 +53,7 @@ export interface EngineParts {
   /** Operations run at the next step boundary, the only time the context may be touched. */
   agentOps: DeferredOps;
   counts: Pick<EngineStats, 'steps' | 'sampledTokens' | 'multiSequenceSteps'>;
+  stepTimes: Omit<StepTimings, 'native'>;
   /** Starts the step loop if it is not running (a deferred operation waits for a boundary). */
   kick(): void;
 }
@@ -79,6 +80,7 @@ export class EngineAdmin {
       ramAgents: tiers.ram.size,
       ramBytes: tiers.ram.bytes,
       ...this.parts.counts,
+      timings: { ...this.parts.stepTimes, native: this.parts.context.timings() },
     };
   }
 

@@ -53,6 +53,8 @@ export class Engine {
   private idleWaiters: (() => void)[] = [];
   /** Decode steps, tokens they sampled, and steps that carried more than one sequence (EngineStats). */
   private readonly counts = { steps: 0, sampledTokens: 0, multiSequenceSteps: 0 };
+  /** The step loop's own time (EngineStats.timings; the addon adds what happens inside a decode call). */
+  private readonly stepTimes = { boundaryMs: 0, decodeCallMs: 0, acceptMs: 0 };
 
   constructor(
     addon: Addon,
@@ -71,8 +73,8 @@ export class Engine {
     // Whole blocks of one sequence's cells: all the context's, or its stream's share when split.
     const capacity = Math.floor(Math.min(settings.sequenceSize, settings.contextSize) / settings.blockSize) * settings.blockSize;
     this.input = new RequestInput(addon, model, capacity, settings.defaultMaxTokens);
-    const { active, admission, tiers, turns, agentOps, counts } = this;
-    this.admin = new EngineAdmin({ settings, context, active, admission, tiers, turns, agentOps, counts, kick: () => this.kick() });
+    const { active, admission, tiers, turns, agentOps, counts, stepTimes } = this;
+    this.admin = new EngineAdmin({ settings, context, active, admission, tiers, turns, agentOps, counts, stepTimes, kick: () => this.kick() });
   }
 
   submit(request: GenerateMessage): void {
@@ -175,8 +177,11 @@ export class Engine {
 
   /** One step: the boundary's bookkeeping, then one batched decode, then the sequences' new tokens. False: nothing to decode. */
   private async step(): Promise<boolean> {
+    const started = performance.now();
     await this.boundary();
     const plan = planStep([...this.active.values()], this.settings.batchTokens);
+    const planned = performance.now();
+    this.stepTimes.boundaryMs += planned - started;
     if (plan === null) return false;
     const samples = plan.samples.map((s) => ({ index: s.index, sampler: s.sequence.sampler }));
     let sampled: Int32Array;
@@ -185,7 +190,10 @@ export class Engine {
     } catch (error) {
       this.onDecodeError(error, plan);
       return true;
+    } finally {
+      this.stepTimes.decodeCallMs += performance.now() - planned;
     }
+    const decoded = performance.now();
     this.counts.steps++;
     if (plan.sequenceCount > 1) this.counts.multiSequenceSteps++;
     this.counts.sampledTokens += plan.samples.length;
@@ -195,6 +203,7 @@ export class Engine {
       if (sequence.phase === 'finished') sequence.finalLogits = this.context.logitsAt(index);
     });
     this.reapFinished();
+    this.stepTimes.acceptMs += performance.now() - decoded;
     return true;
   }
 
