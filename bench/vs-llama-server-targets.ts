@@ -14,8 +14,11 @@ import { startServer, type RunningServer } from '../test/helpers/server.js';
 
 export type Kind = 'semantic' | 'llama-server';
 
-/** Settings both servers run with (4 sequences, a 16K unified context, 2 threads, no flash attention). */
-export const settings = { sequences: 4, context: 16384, threads: 2, batch: 512, ramCacheMiB: 4096 };
+/**
+ * Settings both servers run with (4 sequences, a 16K unified context, 2 threads, no flash attention
+ * unless the bench's `--flash-attention` turns it on for both).
+ */
+export const settings = { sequences: 4, context: 16384, threads: 2, batch: 512, ramCacheMiB: 4096, flashAttention: false };
 
 export interface Target {
   kind: Kind;
@@ -27,7 +30,7 @@ export interface Target {
 
 export function semanticArgs(model: string, cacheDir: string): string[] {
   return ['serve', '--port', '0', '--model', model, '--model-id', 'bench', '--max-sequences', String(settings.sequences),
-    '--context-size', String(settings.context), '--kv-unified', 'true', '--threads', String(settings.threads), '--flash-attention', 'false',
+    '--context-size', String(settings.context), '--kv-unified', 'true', '--threads', String(settings.threads), '--flash-attention', String(settings.flashAttention),
     '--batch-tokens', String(settings.batch), '--ram-cache-bytes', String(settings.ramCacheMiB * 1024 * 1024), '--cache-dir', cacheDir];
 }
 
@@ -38,7 +41,7 @@ export function semanticArgs(model: string, cacheDir: string): string[] {
  */
 export function llamaServerArgs(model: string, port: number): string[] {
   return ['--threads-http', '16', '-m', model, '--alias', 'bench', '-np', String(settings.sequences), '-c', String(settings.context), '--kv-unified',
-    '-t', String(settings.threads), '-tb', String(settings.threads), '-fa', 'off', '-b', String(settings.batch), '-ub', String(settings.batch),
+    '-t', String(settings.threads), '-tb', String(settings.threads), '-fa', settings.flashAttention ? 'on' : 'off', '-b', String(settings.batch), '-ub', String(settings.batch),
     '--cache-ram', String(settings.ramCacheMiB), '--port', String(port), '--host', '127.0.0.1'];
 }
 

@@ -8,7 +8,7 @@
  * without losing raw prefill or decode speed, so every row prints ours ÷ theirs next to its target.
  * A time to first token is a request for exactly one token, timed whole (as bench/ttft-tiers.ts).
  *
- *   npm run bench:vs-llama-server -- [--quick] [--rounds N] [--workloads cold,decode,hot,ram,shared,coding,restart] [--out results.json]
+ *   npm run bench:vs-llama-server -- [--quick] [--rounds N] [--flash-attention] [--workloads cold,decode,hot,ram,shared,coding,restart] [--out results.json]
  *
  * This machine's speed drifts by ±25% within minutes (other tenants), so one pass per server can
  * show a gap that is only the drift. `--rounds N` runs N rounds, each starting both servers afresh,
@@ -34,11 +34,14 @@ const { values } = parseArgs({
     workloads: { type: 'string', default: 'cold,decode,hot,ram,shared,coding,restart' },
     quick: { type: 'boolean', default: false },
     rounds: { type: 'string', default: '1' },
+    /** Flash attention on for both servers (llama-server's default, `-fa auto`, turns it on for the CPU). */
+    'flash-attention': { type: 'boolean', default: false },
     out: { type: 'string' },
     /** Run only one of them (development): its raw results, no table. */
     servers: { type: 'string', default: 'semantic,llama-server' },
   },
 });
+settings.flashAttention = values['flash-attention'] ?? false;
 const selected = new Set((values.workloads ?? '').split(','));
 const size = values.quick
   ? { cold: [256, 1024], decodeTokens: 32, streams: [1, 4], hot: 512, ram: 256, restart: 512, shared: [256, 1024], agents: 4, prefix: 2000, sessions: 3, turns: 3, reply: 8 }

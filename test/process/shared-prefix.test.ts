@@ -19,6 +19,7 @@ const SYSTEM = Array.from({ length: 40 }, (_, i) => `Rule ${i}: answer the swarm
 const talk = (question: string): ChatMessage[] => [{ role: 'system', content: SYSTEM }, { role: 'user', content: question }];
 const forA = talk('Summarise the plan for the first worker.');
 const forB = talk('Which files does the second worker need?');
+const forC = talk('Name the tests the third worker runs.');
 
 async function serve(extra: string[], cacheDir = mkdtempSync(join(tmpdir(), 'semantic-agents-'))): Promise<RunningServer> {
   const server = await startServer(['serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '4096', '--cache-dir', cacheDir, ...extra]);
@@ -54,6 +55,7 @@ async function turn(server: RunningServer, agent: string, messages: ChatMessage[
 const coldA = await greedyReference(modelPath, forA, MAX);
 const coldB = await greedyReference(modelPath, forB, MAX);
 const shared = expectedReuse(cachedAfter(coldA), coldB);
+const coldC = await greedyReference(modelPath, forC, MAX);
 
 /** B after A: the common prefix came from A's cache in `from`, the rest was computed, the output is the cold one. */
 function expectShared(t: Test, b: Turn, from: string, cold: GreedyReference = coldB): void {
@@ -77,6 +79,26 @@ t.test('A hot: B shares A\'s cells in the context', async (t) => {
   // A's own next turn still reuses its own cache, untouched by B's.
   const again = await turn(server, 'a', forA);
   t.equal(again.tier, 'hot');
+  t.equal(again.text, coldA.text);
+});
+
+t.test('a context too small for the prefix twice: B and C join A\'s cells, nothing is spilled', async (t) => {
+  // The pool counts shared cells once: unshared, B would need A spilled to RAM first.
+  const cells = 1024;
+  const need = (prompt: number): number => Math.ceil((prompt + MAX) / 16);
+  t.ok(need(coldA.promptTokens) + need(coldB.promptTokens) > cells / 16, 'A and B do not fit side by side unshared');
+  const server = await serve(['--max-sequences', '4', '--context-size', String(cells)]);
+  t.equal((await turn(server, 'a', forA)).text, coldA.text);
+  expectShared(t, await turn(server, 'b', forB), 'hot');
+  const c = await turn(server, 'c', forC);
+  const sharedC = Math.max(expectedReuse(cachedAfter(coldA), coldC), expectedReuse(cachedAfter(coldB), coldC));
+  t.same([c.tier, c.from, c.cached, c.computed], ['shared', 'hot', sharedC, coldC.promptTokens - sharedC], 'C joins the hot cells too');
+  t.equal(c.text, coldC.text);
+  const engine = (await (await fetch(`${server.url}/debug/engine`)).json()) as { ramAgents: number; idleSequences: number };
+  t.equal(engine.ramAgents, 0, 'no agent was spilled to RAM');
+  t.equal(engine.idleSequences, 3, 'A, B and C are all hot');
+  const again = await turn(server, 'a', forA);
+  t.equal(again.tier, 'hot', 'A returns to its own cells');
   t.equal(again.text, coldA.text);
 });
 

@@ -76,3 +76,26 @@ t.test('the queue is bounded by tokens too, and its limits change at run time', 
   admission.setLimits(limits(10, 1000));
   t.equal(admission.tryAdmit('d', 60, 0), 'queued');
 });
+
+t.test('a request that joins another sequence\'s cells starts with free blocks for the rest only', async (t) => {
+  const admission = new Admission<string>(3, new BlockPool(160, 16), limits()); // 10 blocks
+  t.same(admission.tryAdmit('prefix owner', 96, 0), { seqId: 0, tokens: 96 }, '6 blocks');
+  t.equal(admission.tryAdmit('unshared', 100, 0), 'no-room', '7 blocks do not fit in 4');
+  t.same(admission.tryAdmit('sharer', 100, 0, undefined, { seqId: 0, blocks: 5 }), { seqId: 1, tokens: 100, sharedWith: 0 }, '5 shared + 2 fresh');
+  t.same(admission.pool.blocksOf(1), [0, 1, 2, 3, 4, 6, 7]);
+  t.equal(admission.pool.freeBlocks, 2);
+  t.equal(admission.tryAdmit('too big', 140, 0, undefined, { seqId: 0, blocks: 5 }), 'no-room', '5 shared + 4 fresh do not fit in 2, nor does it unshared');
+  admission.releaseSequence(0);
+  t.equal(admission.pool.freeBlocks, 3, 'the owner ends: only its own block comes back, the sharer keeps the rest');
+  admission.releaseSequence(1);
+  t.equal(admission.pool.freeBlocks, 10);
+});
+
+t.test('a shared start does not take blocks promised to the queue', async (t) => {
+  const admission = new Admission<string>(4, new BlockPool(160, 16), limits());
+  admission.tryAdmit('owner', 96, 0); // 6 blocks, 4 free
+  t.equal(admission.tryAdmit('waiting', 80, 6), 'queued', '5 blocks: waits for a spill');
+  t.equal(admission.tryAdmit('sharer', 100, 10, undefined, { seqId: 0, blocks: 5 }), 'queued', 'behind the queue it is sized in full (7 blocks) and waits too');
+  t.same(admission.headShortfall(), { sequence: false, blocks: 1 }, 'the head still lacks one block');
+  t.equal(admission.queued, 2);
+});

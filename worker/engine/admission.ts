@@ -14,6 +14,14 @@ export interface Reservation {
   seqId: number;
   /** Tokens the sequence's blocks are sized for. */
   tokens: number;
+  /** Set when the first blocks are another sequence's (the request joins its cells): that sequence. */
+  sharedWith?: number;
+}
+
+/** Another sequence whose first `blocks` blocks of cells a request will join instead of filling its own. */
+export interface BlockShare {
+  seqId: number;
+  blocks: number;
 }
 
 export interface QueueLimits {
@@ -70,12 +78,18 @@ export class Admission<T> {
 
   /**
    * Starts the request now, queues it, or refuses it. `spillableBlocks` are the blocks idle agents
-   * hold, which the engine frees (spilling them to RAM or disk) for queued requests.
+   * hold, which the engine frees (spilling them to RAM or disk) for queued requests. With `share`,
+   * a request that can start now holds the shared blocks and needs free ones only for the rest; one
+   * that must wait is sized in full (by the time it starts, the cells it would join may be gone).
    */
-  tryAdmit(item: T, tokens: number, spillableBlocks: number, seqId?: number): AdmitResult {
+  tryAdmit(item: T, tokens: number, spillableBlocks: number, seqId?: number, share?: BlockShare): AdmitResult {
     const need = this.blocksNeeded({ item, tokens, seqId });
     const promised = this.queuedBlocks();
     const ownSequence = seqId !== undefined;
+    if (share !== undefined && (ownSequence || this.waiting.length === 0)) {
+      const reservation = this.reserveShared(tokens, seqId, share, promised);
+      if (reservation !== null) return reservation;
+    }
     if ((ownSequence || this.waiting.length === 0) && need <= this.pool.freeBlocks - promised) {
       const reservation = this.reserve(tokens, seqId);
       if (reservation !== null) return reservation;
@@ -143,6 +157,17 @@ export class Admission<T> {
   /** Blocks promised to queued requests: a newcomer may not take them. */
   private queuedBlocks(): number {
     return this.waiting.reduce((sum, w) => sum + this.blocksNeeded(w), 0);
+  }
+
+  /** Promised blocks stay out of reach: only what is free beyond them (and the sequence's own blocks) may be used. */
+  private reserveShared(tokens: number, heldSeqId: number | undefined, share: BlockShare, promised: number): Reservation | null {
+    const seqId = heldSeqId ?? this.freeSeqIds[0];
+    if (seqId === undefined) return null;
+    const fresh = this.pool.blocksFor(tokens) - share.blocks;
+    if (fresh > this.pool.freeBlocks - promised + this.pool.ownBlocks(seqId)) return null;
+    if (this.pool.reserveShared(seqId, tokens, share.seqId, share.blocks) === null) return null;
+    if (heldSeqId === undefined) this.freeSeqIds.shift();
+    return { seqId, tokens, sharedWith: share.seqId };
   }
 
   private reserve(tokens: number, heldSeqId: number | undefined): Reservation | null {

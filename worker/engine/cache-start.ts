@@ -21,17 +21,37 @@ export interface CacheStart {
   sharedFrom?: SharedFrom;
 }
 
-export function cacheStart(
-  context: Pick<Context, 'seqRemove' | 'seqCopy'>,
+/** What a starting request will reuse: another agent's prefix, its own hot cells (kept: a prefix of them), or nothing. */
+export type StartPlan =
+  | { kind: 'shared'; shared: SharedPrefix }
+  | { kind: 'own'; hot: HotEntry; kept: { tokens: number; logits?: Float32Array | undefined } }
+  | { kind: 'miss' };
+
+/** Chooses, touching nothing: the engine sizes the request's blocks by it before its cells are set up. */
+export function planStart(
   shared: SharedPrefixes,
   prepared: { request: Pick<GenerateMessage, 'agentId' | 'shareScope'>; prompt: Int32Array; hot: HotEntry | undefined },
-  seqId: number,
-): CacheStart {
+): StartPlan {
   const { request, prompt, hot } = prepared;
   const kept = hot === undefined ? undefined : reusablePrefix(hot, prompt);
   const other = shared.best(request.agentId, request.shareScope, prompt, kept?.tokens ?? 0);
-  if (other !== undefined) return startShared(context, other, seqId);
-  if (hot === undefined || kept === undefined) return { cachedTokens: 0, cacheTier: 'miss' };
+  if (other !== undefined) return { kind: 'shared', shared: other };
+  if (hot === undefined || kept === undefined) return { kind: 'miss' };
+  return { kind: 'own', hot, kept };
+}
+
+/** The sequence whose cells a plan joins and how many whole blocks of them: the request holds those blocks instead of its own. */
+export function sharedBlocksOf(plan: StartPlan, blockSize: number): { seqId: number; blocks: number } | undefined {
+  if (plan.kind !== 'shared' || plan.shared.kind !== 'cells') return undefined;
+  const blocks = Math.floor(plan.shared.tokens / blockSize);
+  return blocks > 0 ? { seqId: plan.shared.seqId, blocks } : undefined;
+}
+
+/** Sets the request's sequence `seqId` up as the plan says. */
+export function applyStart(context: Pick<Context, 'seqRemove' | 'seqCopy'>, plan: StartPlan, seqId: number): CacheStart {
+  if (plan.kind === 'shared') return startShared(context, plan.shared, seqId);
+  if (plan.kind === 'miss') return { cachedTokens: 0, cacheTier: 'miss' };
+  const { hot, kept } = plan;
   context.seqRemove(hot.seqId, kept.tokens, -1);
   return { cachedTokens: kept.tokens, cacheTier: kept.tokens > 0 ? 'hot' : 'miss', logits: kept.logits };
 }

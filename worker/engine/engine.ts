@@ -12,7 +12,7 @@ import { BlockPool } from './kv/block-pool.js';
 import type { HotEntry } from './kv/hot-cache.js';
 import { AgentTiers } from './kv/tiers.js';
 import { SharedPrefixes } from './kv/shared-prefix.js';
-import { cacheStart, type CacheStart } from './cache-start.js';
+import { applyStart, planStart, sharedBlocksOf, type CacheStart, type StartPlan } from './cache-start.js';
 import { DeferredOps } from './kv/agents.js';
 import { EngineAdmin } from './engine-admin.js';
 import type { DiskTier } from '../persistence/disk-tier.js';
@@ -30,6 +30,8 @@ interface Prepared {
   maxTokens: number;
   /** The agent's hot cache, pinned (not spillable) while the request waits. */
   hot: HotEntry | undefined;
+  /** What admission sized the request's blocks by; a request that waited plans again when it starts. */
+  plan?: StartPlan;
 }
 
 export class Engine {
@@ -40,8 +42,7 @@ export class Engine {
   private readonly turns = new AgentTurns();
   private readonly input: RequestInput;
   private readonly agentOps = new DeferredOps();
-  /** Stats, the Agents API, runtime limits and cache clears (engine-admin.ts). */
-  readonly admin: EngineAdmin;
+  readonly admin: EngineAdmin; // stats, the Agents API, runtime limits and cache clears
   private looping = false;
   /** Wakes the idle loop when the next write-behind is due. */
   private writeTimer: NodeJS.Timeout | undefined;
@@ -49,8 +50,7 @@ export class Engine {
   /** Set by drain(): resolves with what the drain did. */
   private drained: Promise<{ persisted: number; cut: number }> | undefined;
   private cutCount = 0;
-  /** Resolved when no sequence is active (a drain waits for this). */
-  private idleWaiters: (() => void)[] = [];
+  private idleWaiters: (() => void)[] = []; // resolved when no sequence is active (a drain waits)
   /** Decode steps, tokens they sampled, and steps that carried more than one sequence (EngineStats). */
   private readonly counts = { steps: 0, sampledTokens: 0, multiSequenceSteps: 0 };
   /** The step loop's own time (EngineStats.timings; the addon adds what happens inside a decode call). */
@@ -231,7 +231,8 @@ export class Engine {
       return this.turns.turnEnded(request.agentId);
     }
     const tokens = prepared.prompt.length + prepared.maxTokens;
-    const admitted = this.admission.tryAdmit(prepared, tokens, this.tiers.spillableBlocks, prepared.hot?.seqId);
+    const share = sharedBlocksOf((prepared.plan = planStart(this.shared, prepared)), this.settings.blockSize);
+    const admitted = this.admission.tryAdmit(prepared, tokens, this.tiers.spillableBlocks, prepared.hot?.seqId, share);
     if (admitted === 'no-room' || admitted === 'queue-full') return this.refuse(prepared, admitted);
     if (admitted !== 'queued') this.startPrepared(prepared, admitted);
   }
@@ -262,8 +263,10 @@ export class Engine {
     }
   }
 
+  /** A reservation that holds shared blocks must join exactly the cells it was sized by; any other plans with what the context holds now. */
   private startPrepared(prepared: Prepared, reservation: Reservation): void {
-    this.start(prepared, reservation, cacheStart(this.context, this.shared, prepared, reservation.seqId));
+    const plan = reservation.sharedWith !== undefined && prepared.plan !== undefined ? prepared.plan : planStart(this.shared, prepared);
+    this.start(prepared, reservation, applyStart(this.context, plan, reservation.seqId));
   }
 
   private prepare(request: GenerateMessage): Prepared {

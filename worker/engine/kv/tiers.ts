@@ -78,9 +78,7 @@ export class AgentTiers {
 
   /** Blocks held by idle agents: what spilling could free. */
   get spillableBlocks(): number {
-    let blocks = 0;
-    for (const entry of this.hot.entries()) blocks += this.sequences.pool.blocksOf(entry.seqId).length;
-    return blocks;
+    return this.sequences.pool.freedBy([...this.hot.entries()].map((entry) => entry.seqId));
   }
 
   /** Parks a finished turn's cells as the agent's hot cache, and schedules its write-behind. */
