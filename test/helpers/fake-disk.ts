@@ -14,6 +14,14 @@ export class FakeDisk {
     this.files.set(agentId, { agentId, bytes: state.byteLength + 100, lastUsed: 3_000, tokens: held.length });
     return Promise.resolve(state.byteLength + 100);
   }
+  /** No segments here: every planned write holds its whole state. */
+  planWrite(agentId: string, tokens: Int32Array): { agentId: string; tokens: Int32Array; ownFrom: number } {
+    return { agentId, tokens, ownFrom: 0 };
+  }
+  writePlanned(planned: { agentId: string; tokens: Int32Array }, state: Uint8Array): Promise<number> {
+    return this.persist(planned.agentId, planned.tokens, state);
+  }
+  cancel(): void {}
   forget(agentId: string): Promise<boolean> {
     return Promise.resolve(this.files.delete(agentId));
   }

@@ -4,14 +4,14 @@
 // with H and C measured here from two states the addon exports on the same model. Returning agents
 // still restore (from RAM; from disk, also after a restart) with cold-equal greedy output; deleting
 // one keeps the others' hits, deleting all frees the prefix.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadAddon } from '../../worker/engine/addon.js';
 import { cachedAfter, expectedReuse, greedyReference } from '../helpers/greedy.js';
 import { tinyModelPath } from '../helpers/model.js';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { persisted, startServer, type RunningServer } from '../helpers/server.js';
 import { cacheFileName } from '../../worker/persistence/cache-file.js';
 import type { ChatMessage } from '../../shared/protocol/messages.js';
 
@@ -106,11 +106,23 @@ function fileHeader(path: string): { metadata: Record<string, string>; stateByte
   return { metadata: header.__metadata__, stateBytes: header.state.data_offsets[1] - header.state.data_offsets[0] };
 }
 
-t.test('on disk: one segment file holds the prefix, each agent file its own cells, also across a restart', async (t) => {
+/**
+ * One sequence: each agent is spilled (and written whole, then cut) when the next arrives. Sixteen:
+ * all stay hot and each turn is written behind, and once the segment file exists an agent exports
+ * only its cells past it (through the scratch sequence); the files must be the same either way.
+ */
+for (const [sequences, how] of [[1, 'spilled'], [16, 'written behind while hot']] as const) {
+  t.test(`on disk (${how}): one segment file holds the prefix, each agent file its own cells, also across a restart`, (t) => onDisk(t, sequences));
+}
+
+async function onDisk(t: Test, sequences: number): Promise<void> {
   const cacheDir = mkdtempSync(join(tmpdir(), 'semantic-agents-'));
-  const args = ['serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '4096', '--max-sequences', '1', '--ram-cache-bytes', '0', '--cache-dir', cacheDir];
+  const args = ['serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '4096', '--max-sequences', String(sequences), '--ram-cache-bytes', '0', '--cache-dir', cacheDir];
   const first = await startServer(args);
-  for (const agent of AGENTS) await turn(first, agent, talk(agent));
+  for (const agent of AGENTS) {
+    await turn(first, agent, talk(agent));
+    if (sequences > 1) await persisted(first, agent); // its write-behind, not a spill, wrote it
+  }
   await turn(first, 'outsider', [{ role: 'user', content: 'Something else entirely.' }]);
   t.equal(await first.stop('SIGTERM'), 0, 'drained: every write and rewrite has landed');
 
@@ -152,4 +164,4 @@ t.test('on disk: one segment file holds the prefix, each agent file its own cell
   t.equal(await diskBytes(), 0, 'no file is counted, the segment included');
   t.equal(await second.stop('SIGTERM'), 0);
   t.same(readdirSync(join(cacheDir, 'segments')).filter((name) => name.endsWith('.safetensors')), [], 'the segment file is gone with its last user');
-});
+}

@@ -18,4 +18,6 @@ export interface EngineSettings {
   defaultMaxTokens: number;
   /** Bytes of exported KV state the RAM tier may hold. */
   ramBudgetBytes: number;
+  /** A sequence id beyond maxSequences that no request uses, for exporting part of an agent's cells; none with split streams. */
+  scratchSeq?: number | undefined;
 }

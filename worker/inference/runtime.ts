@@ -20,6 +20,15 @@ import { cacheDirOf } from '../../shared/model-cache-dir.js';
  */
 const KV_BLOCK_SIZE = 16;
 
+/**
+ * In a unified KV cache one sequence id beyond the requests' serves as scratch: an agent's cells past
+ * a shared prefix are copied there to be exported alone (kv/tiers.ts). Split streams get none (an
+ * extra id would be an extra stream), nor does a context already at llama.cpp's 256 sequences.
+ */
+function scratchSequence(options: InferenceOptions): number | undefined {
+  return options.kvUnified && options.maxSequences < 256 ? options.maxSequences : undefined;
+}
+
 export interface Runtime {
   model: Model;
   context: Context;
@@ -58,7 +67,7 @@ async function openContext(addon: Addon, model: Model, options: InferenceOptions
   const nCtx = options.contextSize === AUTO ? autoContextSize(info.contextLength, kvBytesPerToken(info, options.kvType), usableMemoryBytes()) : options.contextSize;
   return addon.createContext(model, {
     nCtx,
-    nSeqMax: options.maxSequences,
+    nSeqMax: options.maxSequences + (scratchSequence(options) === undefined ? 0 : 1),
     nBatch: options.batchTokens,
     typeK: options.kvType,
     typeV: options.kvType,
@@ -99,6 +108,7 @@ function engineOf(environment: LoadEnvironment, model: Model, context: Context, 
     maxQueuedTokens: options.maxQueuedTokens === AUTO ? 4 * contextInfo.nCtx : options.maxQueuedTokens,
     defaultMaxTokens: 2048,
     ramBudgetBytes: options.ramBudgetBytes,
+    scratchSeq: scratchSequence(options),
   }, post, disk);
   // Limits set at runtime carry over, the batch budget clamped to this context's: an operator's
   // earlier PATCH must never make a valid model fail to load.
@@ -107,7 +117,7 @@ function engineOf(environment: LoadEnvironment, model: Model, context: Context, 
   return engine;
 }
 
-function summaryOf(choice: ModelChoice, model: Model, context: Context): ModelSummary {
+function summaryOf(choice: ModelChoice, model: Model, context: Context, options: InferenceOptions): ModelSummary {
   const info = model.info();
   const contextInfo = context.info();
   return {
@@ -117,7 +127,7 @@ function summaryOf(choice: ModelChoice, model: Model, context: Context): ModelSu
     contextLength: info.contextLength,
     vocabSize: info.vocabSize,
     engineContext: contextInfo.nCtx,
-    maxSequences: contextInfo.nSeqMax,
+    maxSequences: options.maxSequences,
     toolFormat: detectToolFormat(info.chatTemplate),
   };
 }
@@ -134,7 +144,7 @@ export async function loadRuntime(environment: LoadEnvironment, choice: ModelCho
     disk = new DiskTier(dir, fingerprint, options.kvType, !options.flashAttention, options.diskBudgetBytes);
     await disk.index();
     // Inside the try: whatever fails, the model, context and file thread are freed before a rollback loads the old model.
-    return { model, context, disk, engine: engineOf(environment, model, context, disk), summary: summaryOf(choice, model, context) };
+    return { model, context, disk, engine: engineOf(environment, model, context, disk), summary: summaryOf(choice, model, context, options) };
   } catch (error) {
     await disk?.close();
     context.dispose();

@@ -8,7 +8,7 @@ import { mkdir, open, readFile, rename, stat, type FileHandle } from 'node:fs/pr
 import { basename, join } from 'node:path';
 import { move } from 'piscina';
 import { CacheFileError, checkCacheHeader, decodeCacheFile, encodeCacheFile, type CacheContents, type CacheFileLayout, type CacheMetadata, type SharedPrefixRef } from './cache-file.js';
-import { ensureSegment, joinWithSegment, splitState, writeAtomically, type SegmentTarget } from './segment-files.js';
+import { ensureSegment, joinWithSegment, splitState, startsAt, writeAtomically, type SegmentTarget } from './segment-files.js';
 
 export interface WriteTask extends CacheMetadata {
   op: 'write';
@@ -19,6 +19,8 @@ export interface WriteTask extends CacheMetadata {
   shareScope?: string | undefined;
   /** Put the first cells in this segment (written from this state if its file is missing). */
   segment?: SegmentTarget | undefined;
+  /** The state holds only the cells past the segment, whose file must exist (the inference thread exported no more). */
+  ownCellsOnly?: boolean | undefined;
 }
 
 /** What a write or rewrite left: the file's bytes, and the segment its first cells are in, if any. */
@@ -86,8 +88,22 @@ export type InspectResult = { tokens: Int32Array; logits: Float32Array; layout: 
 const MAX_HEADER_BYTES = 1 << 20;
 
 async function write(task: WriteTask): Promise<WriteResult> {
-  const { segment, ...rest } = task;
+  const { segment, ownCellsOnly, ...rest } = task;
+  if (ownCellsOnly === true && segment !== undefined) return writeOwnCells(task.path, { ...rest, prefix: undefined }, segment);
   return writeContents(task.path, { ...rest, prefix: undefined }, segment);
+}
+
+/**
+ * A state of the agent's own cells onto a segment file that exists: it must start right where the
+ * segment ends. Anything else throws, and the agent's previous file (or none) stays: a later miss.
+ */
+async function writeOwnCells(path: string, contents: CacheContents, segment: SegmentTarget): Promise<WriteResult> {
+  const existing = await stat(segment.path).catch(() => undefined);
+  if (existing?.isFile() !== true || existing.size === 0) throw new Error(`segment ${segment.segment} is missing`);
+  if (!startsAt(contents.state, segment.tokens)) throw new Error(`the state does not start where segment ${segment.segment} ends`);
+  const prefix: SharedPrefixRef = { segment: segment.segment, tokens: segment.tokens };
+  const bytes = await writeAtomically(path, encodeCacheFile({ ...contents, prefix }));
+  return { bytes, segment: { name: segment.segment, bytes: existing.size } };
 }
 
 /** Writes the contents, on the segment when its state can be cut there (else whole). */

@@ -13,7 +13,17 @@ import { agentIdOfFileName, cacheFileName, type CacheMetadata } from './cache-fi
 import type { HeaderResult, HeaderTask, InspectResult, InspectTask, QuarantineTask, ReadTask, RebaseTask, WriteResult, WriteTask } from './cache-task.js';
 import type { FileSpan } from '../engine/addon.js';
 import { DiskIndex, type DiskEntry } from './disk-index.js';
-import { DiskSegments, type DiskSegment } from './disk-segments.js';
+import { DiskSegments, type DiskSegment, type SegmentPlan } from './disk-segments.js';
+
+/** A write planned before its state is exported (DiskTier.planWrite). */
+export interface PlannedWrite {
+  agentId: string;
+  tokens: Int32Array;
+  shareScope: string | undefined;
+  plan: SegmentPlan | undefined;
+  /** Cells before this position are in the plan's segment file already (0: the state must hold them all). */
+  ownFrom: number;
+}
 
 export class DiskTier {
   private readonly ledger: DiskIndex;
@@ -128,14 +138,40 @@ export class DiskTier {
    * itself, and the agent's older file goes too, since the agent has moved on from the turn it holds.
    */
   persist(agentId: string, tokens: Int32Array, state: Uint8Array, logits: Float32Array = new Float32Array(0), shareScope?: string): Promise<number> {
-    if (this.off) return Promise.resolve(0);
+    const planned = this.planWrite(agentId, tokens, shareScope);
+    return planned === undefined ? Promise.resolve(0) : this.writePlanned(planned, state, logits, false);
+  }
+
+  /**
+   * Plans a write before its state is exported: where its first cells go, and from which position
+   * on the state needs to hold cells at all (`ownFrom` > 0: they sit in a segment file already
+   * written, which the plan keeps from being deleted until the write settles). Undefined: no tier.
+   * Every plan ends in writePlanned or cancel.
+   */
+  planWrite(agentId: string, tokens: Int32Array, shareScope?: string): PlannedWrite | undefined {
+    if (this.off) return undefined;
+    const plan = this.segments.plan(agentId, shareScope, tokens);
+    const ownFrom = plan !== undefined && plan.partner === undefined && plan.segment.bytes > 0 ? plan.segment.tokens.length : 0;
+    return { agentId, tokens, shareScope, plan, ownFrom };
+  }
+
+  /** A plan whose state could not be exported: nothing is written. */
+  cancel(planned: PlannedWrite): void {
+    if (planned.plan === undefined) return;
+    this.segments.settled(planned.plan.segment);
+    if (planned.plan.partner !== undefined) this.segments.settled(planned.plan.segment);
+  }
+
+  /** `ownCellsOnly`: the state holds only the cells from `planned.ownFrom` on (the rest are in the segment). */
+  writePlanned(planned: PlannedWrite, state: Uint8Array, logits: Float32Array, ownCellsOnly: boolean): Promise<number> {
+    const { agentId, tokens, shareScope, plan } = planned;
     if (!this.ledger.fits(tokens.byteLength + logits.byteLength + state.byteLength)) {
+      this.cancel(planned);
       this.delete([agentId]);
       return Promise.resolve(0);
     }
-    const plan = this.segments.plan(agentId, shareScope, tokens);
     const segment = plan === undefined ? undefined : this.segmentTarget(plan.segment);
-    const task: WriteTask = { op: 'write', path: this.pathOf(agentId), ...this.metadata(agentId), tokens, logits, state, shareScope, segment };
+    const task: WriteTask = { op: 'write', path: this.pathOf(agentId), ...this.metadata(agentId), tokens, logits, state, shareScope, segment, ownCellsOnly };
     this.ledger.writeStarted(agentId);
     const written = this.serial(agentId, async () => {
       let result: WriteResult | undefined;

@@ -46,6 +46,17 @@ export function splitState(state: Uint8Array, at: number): { head: Uint8Array; t
   return { head, tail };
 }
 
+/** Whether a state's cells are exactly the positions from `at` on (what follows a segment of `at` tokens). */
+export function startsAt(state: Uint8Array, at: number): boolean {
+  try {
+    const { positions } = parseState(state);
+    return positions.length > 0 && positions.every((p) => p >= at) && positions.includes(at);
+  } catch (error) {
+    if (error instanceof StateBlobError) return false;
+    throw error;
+  }
+}
+
 /**
  * The segment's file, written from `head` unless it is already there (another agent's write made
  * it; the same tokens give the same cells). Resolves to its size.

@@ -69,6 +69,8 @@ export class AgentTiers {
     /** Learns of each completed cache file write. */
     private readonly onWritten: (agentId: string, bytes: number) => void,
     prefixBlockTokens = 16,
+    /** A sequence id no request uses (unified KV only): where part of an agent's cells is exported from. */
+    private readonly scratchSeq?: number,
   ) {
     this.ram = new RamCache(ramBudgetBytes, prefixBlockTokens);
     this.prefixes = new PrefixIndex(prefixBlockTokens);
@@ -102,10 +104,7 @@ export class AgentTiers {
       if (due > now) break; // the rest are due later still
       this.pendingWrites.delete(agentId);
       if (this.hot.peek(agentId) !== entry) continue; // back (its next turn writes) or spilled (the spill wrote)
-      const state = await this.exportState(entry);
-      if (state === undefined) continue;
-      this.write(entry, state);
-      written++;
+      if (await this.writeBehind(entry)) written++;
     }
     return written;
   }
@@ -250,6 +249,38 @@ export class AgentTiers {
   }
 
   /** Export failed: the agent's next turn comes from another tier or is a miss, never a wrong answer. */
+  /**
+   * Exports a finished turn and writes it. When its first cells already sit in a segment file, only
+   * the cells past it are exported (copied into the scratch sequence, exported from there): a coding
+   * agent's turn on a 15K-token shared prefix exports its own few hundred cells, not 184 MB.
+   */
+  private async writeBehind(entry: HotEntry): Promise<boolean> {
+    const disk = this.disk;
+    const planned = disk?.planWrite(entry.agentId, entry.tokens, entry.scope);
+    if (disk === undefined || planned === undefined) return false;
+    const ownCellsOnly = planned.ownFrom > 0 && this.scratchSeq !== undefined;
+    const state = await (ownCellsOnly ? this.exportFrom(entry, planned.ownFrom) : this.exportState(entry));
+    if (state === undefined) {
+      disk.cancel(planned);
+      return false;
+    }
+    disk.writePlanned(planned, state, entry.logits, ownCellsOnly).then((bytes) => bytes > 0 && this.onWritten(entry.agentId, bytes), () => undefined);
+    return true;
+  }
+
+  /** The agent's cells from position `from` on, as a state of their own (llama.cpp exports whole sequences only). */
+  private async exportFrom(entry: HotEntry, from: number): Promise<Uint8Array | undefined> {
+    const scratch = this.scratchSeq as number;
+    this.context.seqCopy(entry.seqId, scratch, from, -1);
+    try {
+      return await this.context.stateSeqGet(scratch);
+    } catch {
+      return undefined;
+    } finally {
+      this.context.seqRemove(scratch);
+    }
+  }
+
   private async exportState(entry: HotEntry): Promise<Uint8Array | undefined> {
     return this.context.stateSeqGet(entry.seqId).catch(() => undefined);
   }
