@@ -30,8 +30,6 @@ interface Prepared {
   maxTokens: number;
   /** The agent's hot cache, pinned (not spillable) while the request waits. */
   hot: HotEntry | undefined;
-  /** What admission sized the request's blocks by; a request that waited plans again when it starts. */
-  plan?: StartPlan;
 }
 
 export class Engine {
@@ -231,10 +229,10 @@ export class Engine {
       return this.turns.turnEnded(request.agentId);
     }
     const tokens = prepared.prompt.length + prepared.maxTokens;
-    const share = sharedBlocksOf((prepared.plan = planStart(this.shared, prepared)), this.settings.blockSize);
-    const admitted = this.admission.tryAdmit(prepared, tokens, this.tiers.spillableBlocks, prepared.hot?.seqId, share);
+    const plan = planStart(this.shared, prepared);
+    const admitted = this.admission.tryAdmit(prepared, tokens, this.tiers.spillableBlocks, prepared.hot?.seqId, sharedBlocksOf(plan, this.settings.blockSize));
     if (admitted === 'no-room' || admitted === 'queue-full') return this.refuse(prepared, admitted);
-    if (admitted !== 'queued') this.startPrepared(prepared, admitted);
+    if (admitted !== 'queued') this.startPrepared(prepared, admitted, plan);
   }
 
   /** 429 at once: the request cannot fit even after spilling every idle agent, or the queue is full. */
@@ -263,9 +261,8 @@ export class Engine {
     }
   }
 
-  /** A reservation that holds shared blocks must join exactly the cells it was sized by; any other plans with what the context holds now. */
-  private startPrepared(prepared: Prepared, reservation: Reservation): void {
-    const plan = reservation.sharedWith !== undefined && prepared.plan !== undefined ? prepared.plan : planStart(this.shared, prepared);
+  /** Admitted at once: as admission planned (shared blocks must join exactly those cells). After a wait: planned anew. */
+  private startPrepared(prepared: Prepared, reservation: Reservation, plan: StartPlan = planStart(this.shared, prepared)): void {
     this.start(prepared, reservation, applyStart(this.context, plan, reservation.seqId));
   }
 

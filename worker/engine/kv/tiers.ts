@@ -248,7 +248,6 @@ export class AgentTiers {
     return { tier: 'disk', shared, load };
   }
 
-  /** Export failed: the agent's next turn comes from another tier or is a miss, never a wrong answer. */
   /**
    * Exports a finished turn and writes it. When its first cells already sit in a segment file, only
    * the cells past it are exported (copied into the scratch sequence, exported from there): a coding
@@ -264,7 +263,7 @@ export class AgentTiers {
       disk.cancel(planned);
       return false;
     }
-    disk.writePlanned(planned, state, entry.logits, ownCellsOnly).then((bytes) => bytes > 0 && this.onWritten(entry.agentId, bytes), () => undefined);
+    this.reportWrite(entry.agentId, disk.writePlanned(planned, state, entry.logits, ownCellsOnly));
     return true;
   }
 
@@ -281,6 +280,7 @@ export class AgentTiers {
     }
   }
 
+  /** Export failed: the agent's next turn comes from another tier or is a miss, never a wrong answer. */
   private async exportState(entry: HotEntry): Promise<Uint8Array | undefined> {
     return this.context.stateSeqGet(entry.seqId).catch(() => undefined);
   }
@@ -291,9 +291,10 @@ export class AgentTiers {
    * the disk budget and was not written.
    */
   private write(entry: Pick<HotEntry, 'agentId' | 'tokens' | 'logits' | 'scope'>, state: Uint8Array): void {
-    this.disk?.persist(entry.agentId, entry.tokens, state, entry.logits, entry.scope).then(
-      (bytes) => bytes > 0 && this.onWritten(entry.agentId, bytes),
-      () => undefined,
-    );
+    if (this.disk !== undefined) this.reportWrite(entry.agentId, this.disk.persist(entry.agentId, entry.tokens, state, entry.logits, entry.scope));
+  }
+
+  private reportWrite(agentId: string, written: Promise<number>): void {
+    written.then((bytes) => bytes > 0 && this.onWritten(agentId, bytes), () => undefined);
   }
 }
