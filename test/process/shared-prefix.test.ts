@@ -137,7 +137,8 @@ t.test('per-key scope: key 2 never reuses key 1\'s prefix; the same key does', a
   t.equal(other.tier, 'miss');
   t.equal(other.computed, coldB.promptTokens, 'key 2 computed its whole prompt');
   t.equal(other.text, coldB.text);
-  expectShared(t, await turn(server, 'c', forB, 'key-one-0001'), 'hot');
+  // Key 2's request started while A was idle, so A's own cells left the context (--idle-agents auto).
+  expectShared(t, await turn(server, 'c', forB, 'key-one-0001'), 'ram');
 });
 
 t.test('sharing off: nobody reuses another agent\'s prefix, own caches still work', async (t) => {
@@ -147,5 +148,12 @@ t.test('sharing off: nobody reuses another agent\'s prefix, own caches still wor
   t.equal(b.tier, 'miss');
   t.equal(b.computed, coldB.promptTokens);
   t.equal(b.text, coldB.text);
+  t.equal((await turn(server, 'a', forA)).tier, 'ram', "A's cells left the context when B started; its own cache still serves it");
+});
+
+t.test('--idle-agents keep: an idle agent stays hot while another agent runs', async (t) => {
+  const server = await serve(['--max-sequences', '4', '--prefix-sharing', 'off', '--idle-agents', 'keep']);
+  await turn(server, 'a', forA);
+  t.equal((await turn(server, 'b', forB)).tier, 'miss');
   t.equal((await turn(server, 'a', forA)).tier, 'hot');
 });

@@ -42,6 +42,7 @@ export class Engine {
   private readonly agentOps = new DeferredOps();
   readonly admin: EngineAdmin; // stats, the Agents API, runtime limits and cache clears
   private looping = false;
+  private startedAny = false; // a request started at this boundary: idle agents may leave the context
   /** Wakes the idle loop when the next write-behind is due. */
   private writeTimer: NodeJS.Timeout | undefined;
   private dead = false;
@@ -82,7 +83,7 @@ export class Engine {
     this.kick();
   }
 
-  /** Idempotent. A running sequence is freed at the next step boundary. */
+  /** Idempotent; a running sequence is freed at the next step boundary. */
   abort(requestId: string): void {
     if (this.turns.remove(requestId)) return this.postDone(requestId, 'abort', 0, 0, 0);
     const queued = this.admission.removeQueued((p) => p.request.requestId === requestId);
@@ -99,10 +100,8 @@ export class Engine {
     this.kick();
   }
 
-  /**
-   * Stops admitting, answers every waiting request ERR_DRAINING, lets the running ones finish, then
-   * writes every idle agent's unwritten turn to its cache file and waits for the writes. Idempotent.
-   */
+  /** Stops admitting (waiting requests get ERR_DRAINING), lets running ones finish, then writes every
+   *  idle agent's unwritten turn to its cache file and waits for the writes. Idempotent. */
   drain(): Promise<{ persisted: number; cut: number }> {
     this.drained ??= this.runDrain();
     return this.drained;
@@ -139,11 +138,8 @@ export class Engine {
     return this.input.prompt(input).length;
   }
 
-  /**
-   * Before a model swap unloads the model: every request already submitted runs to its end (none is
-   * refused: the front holds new ones meanwhile), then the engine stops for good and every idle
-   * agent's unwritten turn is written to its file. Resolves with the turns written.
-   */
+  /** Before a model swap unloads the model: every request already submitted runs to its end (the front
+   *  holds new ones), then the engine stops for good and writes every idle agent's unwritten turn. */
   async retire(): Promise<number> {
     this.kick();
     if (this.looping) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
@@ -211,6 +207,8 @@ export class Engine {
     await this.agentOps.runAll();
     this.admitIncoming();
     await this.spillForQueue();
+    if (this.startedAny && this.settings.spillIdleOnStart === true) await this.tiers.spillIdleOwners();
+    this.startedAny = false;
     await restoreSaved(this.active.values(), { context: this.context, admission: this.admission, started: (sequence, tier, from) => this.postStarted(sequence, tier, from) });
     if (this.sampleSaved()) this.reapFinished(); // one may have ended on its first token
   }
@@ -263,6 +261,7 @@ export class Engine {
 
   /** Admitted at once: as admission planned (shared blocks must join exactly those cells). After a wait: planned anew. */
   private startPrepared(prepared: Prepared, reservation: Reservation, plan: StartPlan = planStart(this.shared, prepared)): void {
+    this.startedAny = true;
     this.start(prepared, reservation, applyStart(this.context, plan, reservation.seqId));
   }
 

@@ -18,6 +18,11 @@ export interface EngineSettings {
   defaultMaxTokens: number;
   /** Bytes of exported KV state the RAM tier may hold. */
   ramBudgetBytes: number;
+  /**
+   * Whether idle agents whose cells are mostly their own leave the context for the RAM tier (or the
+   * disk) when another request starts, rather than widening every step's attention (tiers.ts).
+   */
+  spillIdleOnStart?: boolean | undefined;
   /** A sequence id beyond maxSequences that no request uses, for exporting part of an agent's cells; none with split streams. */
   scratchSeq?: number | undefined;
 }

@@ -18,6 +18,8 @@ export interface InferenceOptions {
   flashAttention: boolean;
   /** One cell pool for all sequences, or one stream of contextSize / maxSequences cells each. */
   kvUnified: boolean;
+  /** Where idle agents' cells wait when another agent's request starts (shared/config.ts idleAgents). */
+  idleAgents: 'auto' | 'spill' | 'keep';
   gpuLayers: number;
   /** Bytes of idle agents' exported KV state kept in host memory (the RAM tier). */
   ramBudgetBytes: number;

@@ -20,6 +20,12 @@ import { cacheDirOf } from '../../shared/model-cache-dir.js';
  */
 const KV_BLOCK_SIZE = 16;
 
+/** auto: spill unless flash attention is on (its kernel skips masked cells), and only where a tier can take them. */
+function spillsIdle(options: InferenceOptions): boolean {
+  const somewhere = options.ramBudgetBytes > 0 || options.diskBudgetBytes > 0;
+  return somewhere && (options.idleAgents === 'spill' || (options.idleAgents === 'auto' && !options.flashAttention));
+}
+
 /**
  * In a unified KV cache one sequence id beyond the requests' serves as scratch: an agent's cells past
  * a shared prefix are copied there to be exported alone (kv/tiers.ts). Split streams get none (an
@@ -109,6 +115,7 @@ function engineOf(environment: LoadEnvironment, model: Model, context: Context, 
     defaultMaxTokens: 2048,
     ramBudgetBytes: options.ramBudgetBytes,
     scratchSeq: scratchSequence(options),
+    spillIdleOnStart: spillsIdle(options),
   }, post, disk);
   // Limits set at runtime carry over, the batch budget clamped to this context's: an operator's
   // earlier PATCH must never make a valid model fail to load.

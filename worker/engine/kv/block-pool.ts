@@ -73,6 +73,13 @@ export class BlockPool {
     return freed;
   }
 
+  /** Every block that some sequence other than `seqIds` holds. */
+  blocksOutside(seqIds: ReadonlySet<number>): Set<number> {
+    const held = new Set<number>();
+    for (const [seqId, table] of this.tables) if (!seqIds.has(seqId)) for (const block of table) held.add(block);
+    return held;
+  }
+
   /** Blocks the sequence must gain to hold `tokens` (negative: blocks it would give back). */
   growthFor(seqId: number, tokens: number): number {
     return this.blocksFor(tokens) - this.blocksOf(seqId).length;

@@ -2,8 +2,9 @@
  * Where an idle agent's cache lives, fastest first: hot (its cells still in the context, holding a
  * sequence), RAM (its exported state in host memory), disk (its safetensors file, written behind
  * every completed turn), or nowhere (a miss). Idle agents are spilled down the tiers, least recently
- * used first, when waiting requests need their sequences or blocks; a returning agent is promoted
- * back by a state import (RAM, disk) or simply keeps its cells (hot).
+ * used first, when waiting requests need their sequences or blocks, and (spillIdleOwners) when
+ * another request starts; a returning agent is promoted back by a state import (RAM, disk) or simply
+ * keeps its cells (hot).
  *
  * Why not keep every idle agent hot: attention in a llama.cpp step spans the occupied cells, so idle
  * agents parked in KV slow every active one; a RAM restore is a memcpy and costs milliseconds.
@@ -49,6 +50,12 @@ export interface SequenceReleaser {
  * skipped and its next turn, a superset, is written instead. A spill exports at once.
  */
 export const WRITE_DELAY_MS = 250;
+
+/**
+ * Own cells below which an idle agent stays in the context when another request starts: llama.cpp
+ * pads the span of cells attention covers to 256 without flash attention, so fewer rarely narrow it.
+ */
+export const SPILL_MIN_OWN_CELLS = 256;
 
 export class AgentTiers {
   readonly hot = new HotCache();
@@ -124,6 +131,36 @@ export class AgentTiers {
   async spillLeastRecent(): Promise<boolean> {
     const entry = this.hot.takeLeastRecent();
     if (entry === undefined) return false;
+    await this.spill(entry);
+    return true;
+  }
+
+  /**
+   * Another agent's request started: idle agents leave the context (spilled) when most of their
+   * cells serve no running request and together they hold at least `minOwnCells` such cells. Without
+   * flash attention each step's attention spans every occupied cell, so idle cells slow all the work
+   * that follows (a 256-token prefill by a third with 1,300 idle cells beside it), while an export
+   * costs about one step. An agent whose prefix a running request joined stays: dropping it would
+   * free only its few own cells. Returns how many were spilled.
+   */
+  async spillIdleOwners(minOwnCells = SPILL_MIN_OWN_CELLS): Promise<number> {
+    const { pool } = this.sequences;
+    const idle = [...this.hot.entries()];
+    const running = pool.blocksOutside(new Set(idle.map((entry) => entry.seqId)));
+    const owners = idle.filter((entry) => {
+      const blocks = pool.blocksOf(entry.seqId);
+      return 2 * blocks.filter((block) => !running.has(block)).length >= blocks.length;
+    });
+    if (pool.freedBy(owners.map((entry) => entry.seqId)) * pool.blockSize < minOwnCells) return 0;
+    for (const entry of owners) {
+      this.hot.take(entry.agentId);
+      await this.spill(entry);
+    }
+    return owners.length;
+  }
+
+  /** The entry (already taken from the hot tier) goes to RAM when the tier is on, and to disk if its turn was not written yet. */
+  private async spill(entry: HotEntry): Promise<void> {
     const unwritten = this.pendingWrites.get(entry.agentId)?.entry === entry;
     this.pendingWrites.delete(entry.agentId);
     const toRam = this.ram.budgetBytes > 0;
@@ -134,7 +171,6 @@ export class AgentTiers {
       if (toRam) this.ram.put(entry.agentId, entry.tokens, state, entry.logits, entry.usedAt, entry.scope);
     }
     this.drop(entry);
-    return true;
   }
 
   /**

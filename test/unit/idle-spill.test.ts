@@ -1,0 +1,68 @@
+// When another agent's request starts, idle agents whose cells are mostly their own leave the context
+// (tiers.spillIdleOwners): exact agents, sequences and RAM entries, with a real block pool and a fake
+// context (its exports are sized by sequence id, as in agents.test.ts).
+import t from 'tap';
+import { AgentTiers, SPILL_MIN_OWN_CELLS } from '../../worker/engine/kv/tiers.js';
+import { BlockPool } from '../../worker/engine/kv/block-pool.js';
+import type { Context } from '../../worker/engine/addon.js';
+
+const noLogits = new Float32Array(0);
+const tokens = (n: number, from = 0): Int32Array => Int32Array.from({ length: n }, (_, i) => from + i);
+
+function setup(): { tiers: AgentTiers; pool: BlockPool; removed: number[]; released: number[] } {
+  const removed: number[] = [];
+  const released: number[] = [];
+  const context = {
+    seqRemove: (seq: number) => (removed.push(seq), true),
+    stateSeqGet: (seq: number) => Promise.resolve(new Uint8Array(10 * (seq + 1))),
+  } as unknown as Context;
+  const pool = new BlockPool(2048, 16);
+  const releaseSequence = (seq: number): void => {
+    pool.free(seq);
+    released.push(seq);
+  };
+  const tiers = new AgentTiers(context, { pool, releaseSequence }, 1_000_000, undefined, () => undefined);
+  return { tiers, pool, removed, released };
+}
+
+t.test('idle agents that mostly hold cells of their own are spilled; one whose prefix a running request joined stays', async (t) => {
+  const { tiers, pool, removed, released } = setup();
+  pool.resize(0, 320); // agent a: 20 blocks of its own
+  tiers.park('a', 0, tokens(320), noLogits, 0);
+  pool.resize(1, 64); // agent b: 4 blocks of its own
+  tiers.park('b', 1, tokens(64, 1000), noLogits, 0);
+  pool.resize(3, 300); // agent c: 19 blocks, 18 of them joined by the running request on sequence 2
+  tiers.park('c', 3, tokens(300, 5000), noLogits, 0);
+  pool.reserveShared(2, 320, 3, 18);
+  t.equal(SPILL_MIN_OWN_CELLS, 256);
+  t.equal(await tiers.spillIdleOwners(), 2, 'a and b leave');
+  t.same([...tiers.hot.entries()].map((e) => e.agentId), ['c'], 'c keeps its cells in the context');
+  t.same(removed, [0, 1], "a's and b's cells are removed from the context");
+  t.same(released, [0, 1]);
+  t.same([tiers.ram.peek('a')?.own.byteLength, tiers.ram.peek('b')?.own.byteLength], [10, 20], 'their exported states are in the RAM tier');
+  t.equal(pool.usedBlocks, 21, "c's 19 blocks and the running request's 2 fresh ones stay used");
+});
+
+t.test('idle cells below the threshold stay: removing them would not narrow attention', async (t) => {
+  const { tiers, pool, removed } = setup();
+  pool.resize(0, 128);
+  tiers.park('a', 0, tokens(128), noLogits, 0);
+  pool.resize(1, 112);
+  tiers.park('b', 1, tokens(112, 1000), noLogits, 0);
+  t.equal(await tiers.spillIdleOwners(), 0, '240 idle cells in all: nobody leaves');
+  t.equal(tiers.hot.size, 2);
+  t.same(removed, []);
+  t.equal(await tiers.spillIdleOwners(240), 2, 'with a threshold of 240 both leave');
+  t.equal(tiers.ram.size, 2);
+});
+
+t.test('agents sharing a prefix among themselves, none of them running, leave together', async (t) => {
+  const { tiers, pool } = setup();
+  pool.resize(0, 272); // a 256-token prefix + 16 own
+  tiers.park('a', 0, tokens(272), noLogits, 0);
+  pool.reserveShared(1, 272, 0, 16);
+  tiers.park('b', 1, tokens(272), noLogits, 0);
+  t.equal(await tiers.spillIdleOwners(), 2, 'no running request holds their prefix, so it would only widen attention');
+  t.equal(pool.usedBlocks, 0, 'every block is free again');
+  t.equal(tiers.ram.size, 2);
+});
