@@ -99,3 +99,17 @@ t.test('a shared start does not take blocks promised to the queue', async (t) =>
   t.same(admission.headShortfall(), { sequence: false, blocks: 1 }, 'the head still lacks one block');
   t.equal(admission.queued, 2);
 });
+
+t.test('a request sized in full that joins another sequence\'s cells when it starts holds those blocks instead', async (t) => {
+  const admission = new Admission<string>(2, new BlockPool(160, 16), limits()); // 10 blocks
+  admission.tryAdmit('a', 64, 0); // sequence 0: blocks 0-3
+  const b = admission.tryAdmit('b', 80, 0);
+  if (typeof b === 'string') return t.fail(`b was not admitted: ${b}`);
+  t.same(admission.pool.blocksOf(1), [4, 5, 6, 7, 8], 'sized in full, as a queued request is');
+  admission.joinShared(b, { seqId: 0, blocks: 4 });
+  t.same(admission.pool.blocksOf(1), [0, 1, 2, 3, 9], "a's 4 blocks and one fresh block for the rest");
+  t.equal(admission.pool.usedBlocks, 5, 'the shared blocks count once; the 5 fresh ones it held are free again');
+  t.equal(b.sharedWith, 0);
+  admission.joinShared(b, { seqId: 0, blocks: 2 });
+  t.same(admission.pool.blocksOf(1), [0, 1, 2, 3, 9], 'joining again changes nothing');
+});

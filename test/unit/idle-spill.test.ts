@@ -1,10 +1,13 @@
 // When another agent's request starts, idle agents whose cells are mostly their own leave the context
 // (tiers.spillIdleOwners): exact agents, sequences and RAM entries, with a real block pool and a fake
-// context (its exports are sized by sequence id, as in agents.test.ts).
+// context (its exports are sized by sequence id, as in agents.test.ts). And write-behind waits for a
+// quiet engine, within a bound.
 import t from 'tap';
-import { AgentTiers, SPILL_MIN_OWN_CELLS } from '../../worker/engine/kv/tiers.js';
+import { AgentTiers, SPILL_MIN_OWN_CELLS, WRITE_BUSY_LIMIT_MS, WRITE_DELAY_MS } from '../../worker/engine/kv/tiers.js';
 import { BlockPool } from '../../worker/engine/kv/block-pool.js';
 import type { Context } from '../../worker/engine/addon.js';
+import type { DiskTier } from '../../worker/persistence/disk-tier.js';
+import { FakeDisk } from '../helpers/fake-disk.js';
 
 const noLogits = new Float32Array(0);
 const tokens = (n: number, from = 0): Int32Array => Int32Array.from({ length: n }, (_, i) => from + i);
@@ -65,4 +68,21 @@ t.test('agents sharing a prefix among themselves, none of them running, leave to
   t.equal(await tiers.spillIdleOwners(), 2, 'no running request holds their prefix, so it would only widen attention');
   t.equal(pool.usedBlocks, 0, 'every block is free again');
   t.equal(tiers.ram.size, 2);
+});
+
+t.test('write-behind waits for a quiet engine, but no longer than WRITE_BUSY_LIMIT_MS past its due time', async (t) => {
+  const context = { seqRemove: () => true, stateSeqGet: () => Promise.resolve(new Uint8Array(10)) } as unknown as Context;
+  const pool = new BlockPool(2048, 16);
+  const disk = new FakeDisk();
+  const tiers = new AgentTiers(context, { pool, releaseSequence: () => undefined }, 0, disk as unknown as DiskTier, () => undefined);
+  tiers.park('a', 0, tokens(20), noLogits, 0);
+  t.equal(tiers.nextWriteDue, WRITE_DELAY_MS, 'an engine never busy writes at the due time');
+  tiers.markBusy(100);
+  t.equal(tiers.nextWriteDue, 100 + WRITE_DELAY_MS, 'busy at 100 ms: quiet from 350 ms');
+  t.equal(await tiers.writeDue(300), 0, 'not at 300 ms');
+  t.same(disk.writes, []);
+  tiers.markBusy(10_000);
+  t.equal(tiers.nextWriteDue, WRITE_DELAY_MS + WRITE_BUSY_LIMIT_MS, 'never quiet: written at the limit');
+  t.equal(await tiers.writeDue(WRITE_DELAY_MS + WRITE_BUSY_LIMIT_MS), 1);
+  t.same(disk.writes, ['a']);
 });

@@ -124,6 +124,15 @@ export class Admission<T> {
     return started;
   }
 
+  /**
+   * A queued request, sized in full, started by joining `share`'s cells after all: it holds those
+   * blocks instead, and gives back the fresh ones they replace (it never needs more).
+   */
+  joinShared(reservation: Reservation, share: BlockShare): void {
+    if (reservation.sharedWith !== undefined) return;
+    if (this.pool.reserveShared(reservation.seqId, reservation.tokens, share.seqId, share.blocks) !== null) reservation.sharedWith = share.seqId;
+  }
+
   /** Resizes a held sequence's blocks (a finished turn shrunk to the cells it keeps); false if there is no room to grow. */
   resize(reservation: Reservation, tokens: number): boolean {
     if (this.pool.resize(reservation.seqId, tokens) === null) return false;

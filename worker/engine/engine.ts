@@ -17,7 +17,7 @@ import { DeferredOps } from './kv/agents.js';
 import { EngineAdmin } from './engine-admin.js';
 import type { DiskTier } from '../persistence/disk-tier.js';
 import { RequestInput } from './request-input.js';
-import { planStep, type StepPlan } from './scheduler.js';
+import { countStep, planStep, type StepPlan } from './scheduler.js';
 import { Sequence } from './sequence.js';
 import type { EngineSettings } from './settings.js';
 import { restoreSaved } from './restore.js';
@@ -188,9 +188,8 @@ export class Engine {
       this.stepTimes.decodeCallMs += performance.now() - planned;
     }
     const decoded = performance.now();
-    this.counts.steps++;
-    if (plan.sequenceCount > 1) this.counts.multiSequenceSteps++;
-    this.counts.sampledTokens += plan.samples.length;
+    this.tiers.markBusy(decoded);
+    countStep(this.counts, plan);
     for (const { sequence, tokens } of plan.prefill) sequence.prefilled += tokens;
     plan.samples.forEach(({ sequence, index }, i) => {
       this.acceptToken(sequence, sampled[i] ?? -1);
@@ -202,6 +201,7 @@ export class Engine {
   }
 
   private async boundary(): Promise<void> {
+    if (this.admission.queued > 0 || this.turns.hasIncoming) this.tiers.markBusy(performance.now());
     this.reapFinished();
     await this.tiers.writeDue(performance.now());
     await this.agentOps.runAll();
@@ -262,6 +262,8 @@ export class Engine {
   /** Admitted at once: as admission planned (shared blocks must join exactly those cells). After a wait: planned anew. */
   private startPrepared(prepared: Prepared, reservation: Reservation, plan: StartPlan = planStart(this.shared, prepared)): void {
     this.startedAny = true;
+    const share = sharedBlocksOf(plan, this.settings.blockSize);
+    if (share !== undefined) this.admission.joinShared(reservation, share);
     this.start(prepared, reservation, applyStart(this.context, plan, reservation.seqId));
   }
 

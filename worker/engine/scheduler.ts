@@ -67,3 +67,10 @@ export function planStep<S extends SchedulableSequence>(sequences: readonly S[],
     sequenceCount: new Set(seqIds).size,
   };
 }
+
+/** Adds a decoded step to the engine's counts (EngineStats: steps, sampled tokens, steps of several sequences). */
+export function countStep(counts: { steps: number; sampledTokens: number; multiSequenceSteps: number }, plan: StepPlan<SchedulableSequence>): void {
+  counts.steps++;
+  counts.sampledTokens += plan.samples.length;
+  if (plan.sequenceCount > 1) counts.multiSequenceSteps++;
+}

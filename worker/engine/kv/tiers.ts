@@ -52,6 +52,14 @@ export interface SequenceReleaser {
 export const WRITE_DELAY_MS = 250;
 
 /**
+ * A due write also waits until the engine has been quiet (no request running or waiting) for
+ * WRITE_DELAY_MS, so that it never holds the context while a request waits for its first token;
+ * under unbroken load it goes this long after its due time anyway, which bounds what a crash (not
+ * a drain, which writes everything) can lose. Turns superseded meanwhile are never exported.
+ */
+export const WRITE_BUSY_LIMIT_MS = 5000;
+
+/**
  * Own cells below which an idle agent stays in the context when another request starts: llama.cpp
  * pads the span of cells attention covers to 256 without flash attention, so fewer rarely narrow it.
  */
@@ -67,6 +75,7 @@ export class AgentTiers {
    * Every turn waits the same delay and is re-inserted when scheduled, so the Map's order is due order.
    */
   private readonly pendingWrites = new Map<string, { entry: HotEntry; due: number }>();
+  private busyAt = -Infinity;
 
   constructor(
     private readonly context: Context,
@@ -99,16 +108,26 @@ export class AgentTiers {
     this.pendingWrites.set(agentId, { entry, due: now + WRITE_DELAY_MS });
   }
 
-  /** When the next scheduled write is due (undefined: none). Read at every step: O(1). */
+  /** The engine had a request running or waiting at `now`: write-behind waits for a quiet moment (WRITE_BUSY_LIMIT_MS). */
+  markBusy(now: number): void {
+    this.busyAt = now;
+  }
+
+  /** When the next scheduled write may go (undefined: none). Read at every step: O(1). */
   get nextWriteDue(): number | undefined {
-    return this.pendingWrites.values().next().value?.due;
+    const due = this.pendingWrites.values().next().value?.due;
+    return due === undefined ? undefined : this.writableAt(due);
+  }
+
+  private writableAt(due: number): number {
+    return Math.max(due, Math.min(this.busyAt + WRITE_DELAY_MS, due + WRITE_BUSY_LIMIT_MS));
   }
 
   /** Exports every due turn whose agent is still idle with that turn's cells, and writes it behind; returns how many. */
   async writeDue(now: number): Promise<number> {
     let written = 0;
     for (const [agentId, { entry, due }] of [...this.pendingWrites]) {
-      if (due > now) break; // the rest are due later still
+      if (this.writableAt(due) > now) break; // the rest are due later still
       this.pendingWrites.delete(agentId);
       if (this.hot.peek(agentId) !== entry) continue; // back (its next turn writes) or spilled (the spill wrote)
       if (await this.writeBehind(entry)) written++;
