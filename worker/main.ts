@@ -17,7 +17,7 @@ import { createRouter, liveRoute, type Route, type Router } from './http/router.
 import { createHttpServer } from './http/uws.js';
 import { AccessControl, isLoopbackHost, type Caller, type RouteAccess } from './http/access.js';
 import { RateLimiter, type AgentGate } from './http/rate-limit.js';
-import type { AccessSettings } from '../shared/config.js';
+import type { AccessSettings } from '../shared/server-settings.js';
 import { HttpMetrics } from './http/metrics.js';
 import type { InferenceOptions } from './inference/options.js';
 

@@ -7,7 +7,8 @@
 import type { Logger } from 'pino';
 import { toErrorPayload, type ErrorPayload } from '../errors.js';
 import type { ModelSummary } from '../protocol/messages.js';
-import { toServerSettings, type Config } from '../config.js';
+import type { Config } from '../config.js';
+import { toServerSettings } from '../server-settings.js';
 import { startWorkerServer, type WorkerServer } from '../../worker/main.js';
 import { ExitCode } from './exit.js';
 import type { StopRequest } from './stop.js';

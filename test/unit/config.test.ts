@@ -15,9 +15,9 @@ import {
   loadConfig,
   optionNames,
   optionSpecs,
-  toServerSettings,
   type OptionName,
 } from '../../shared/config.js';
+import { toServerSettings } from '../../shared/server-settings.js';
 
 function writeConfigFile(t: Test, contents: unknown): string {
   const dir = t.testdir();
