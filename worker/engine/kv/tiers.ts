@@ -163,6 +163,7 @@ export class AgentTiers {
    * free only its few own cells. Returns how many were spilled.
    */
   async spillIdleOwners(minOwnCells = SPILL_MIN_OWN_CELLS): Promise<number> {
+    if (this.hot.size === 0) return 0;
     const { pool } = this.sequences;
     const idle = [...this.hot.entries()];
     const running = pool.blocksOutside(new Set(idle.map((entry) => entry.seqId)));
