@@ -1,7 +1,8 @@
 // When another agent's request starts, idle agents whose cells are mostly their own leave the context
 // (tiers.spillIdleOwners): exact agents, sequences and RAM entries, with a real block pool and a fake
 // context (its exports are sized by sequence id, as in agents.test.ts). And write-behind waits for a
-// quiet engine, within a bound.
+// quiet engine, within a bound; a turn spilled to RAM before its write is written from RAM, when due
+// or when the RAM budget pushes it out.
 import t from 'tap';
 import { AgentTiers, SPILL_MIN_OWN_CELLS, WRITE_BUSY_LIMIT_MS, WRITE_DELAY_MS } from '../../worker/engine/kv/tiers.js';
 import { BlockPool } from '../../worker/engine/kv/block-pool.js';
@@ -85,4 +86,60 @@ t.test('write-behind waits for a quiet engine, but no longer than WRITE_BUSY_LIM
   t.equal(tiers.nextWriteDue, WRITE_DELAY_MS + WRITE_BUSY_LIMIT_MS, 'never quiet: written at the limit');
   t.equal(await tiers.writeDue(WRITE_DELAY_MS + WRITE_BUSY_LIMIT_MS), 1);
   t.same(disk.writes, ['a']);
+});
+
+/** Tiers with RAM of `ramBytes` and a fake disk; a sequence's export is 100 bytes, filled with its id. */
+function withDisk(ramBytes: number): { tiers: AgentTiers; disk: FakeDisk; sizes: number[]; park: (agentId: string, seq: number) => void } {
+  const sizes: number[] = [];
+  const context = { seqRemove: () => true, stateSeqGet: (seq: number) => Promise.resolve(new Uint8Array(100).fill(seq)) } as unknown as Context;
+  const pool = new BlockPool(2048, 16);
+  const disk = new FakeDisk();
+  const persist = disk.persist.bind(disk);
+  disk.persist = (agentId, held, state) => (sizes.push(state.byteLength), persist(agentId, held, state));
+  const tiers = new AgentTiers(context, { pool, releaseSequence: (seq) => pool.free(seq) }, ramBytes, disk as unknown as DiskTier, () => undefined);
+  /** An idle agent with 20 cells of its own on sequence `seq`, its turn ended at 0 ms. */
+  const park = (agentId: string, seq: number): void => {
+    pool.resize(seq, 20);
+    tiers.park(agentId, seq, tokens(20, 100 * seq), noLogits, 0);
+  };
+  return { tiers, disk, sizes, park };
+}
+
+t.test('a spill to RAM leaves the turn\'s write pending, written from RAM when due; RAM keeps its copy', async (t) => {
+  const { tiers, disk, sizes, park } = withDisk(1000);
+  park('a', 0);
+  t.equal(await tiers.spillIdleOwners(1), 1);
+  t.same(disk.writes, [], 'the spill itself writes nothing');
+  t.equal(tiers.nextWriteDue, WRITE_DELAY_MS, 'the write keeps its due time');
+  t.equal(await tiers.writeDue(WRITE_DELAY_MS), 1);
+  t.same(disk.writes, ['a']);
+  t.same(sizes, [100], 'the whole state was written');
+  t.equal(tiers.ram.peek('a')?.own.byteLength, 100, "the RAM tier's state is intact (the writer got a copy)");
+  t.equal(tiers.nextWriteDue, undefined, 'nothing left to write');
+});
+
+t.test('a RAM entry pushed out by the budget before its write is due is written at once; one that came back is not', async (t) => {
+  const { tiers, disk, park } = withDisk(250);
+  park('a', 0);
+  park('b', 1);
+  t.equal(await tiers.spillIdleOwners(1), 2, 'a and b are in RAM: 200 of 250 bytes');
+  t.same(disk.writes, []);
+  park('c', 2);
+  t.ok(tiers.ram.take('b'), 'b returns (its next turn will write)');
+  await tiers.spillIdleOwners(1);
+  park('d', 3);
+  await tiers.spillIdleOwners(1);
+  t.same(disk.writes, ['a'], 'd pushed a out of RAM: a was written then, b never');
+  t.equal(await tiers.writeDue(Infinity), 2, 'a drain writes the rest from RAM');
+  t.same(disk.writes, ['a', 'c', 'd']);
+});
+
+t.test('evicting an agent whose turn waits in RAM writes that turn first', async (t) => {
+  const { tiers, disk, park } = withDisk(1000);
+  disk.files.set('a', { agentId: 'a', bytes: 50, lastUsed: 1, tokens: 5 }); // an older turn's file
+  park('a', 0);
+  await tiers.spillIdleOwners(1);
+  t.same(await tiers.evict('a'), ['ram']);
+  t.same(disk.writes, ['a'], 'the file had an older turn: the RAM one is written before it leaves');
+  t.equal(await tiers.writeDue(Infinity), 0, 'and no longer pending');
 });

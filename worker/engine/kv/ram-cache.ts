@@ -39,6 +39,8 @@ export class RamCache {
     blockTokens = 16,
     /** A prefix shorter than this is not worth a segment (cutting and joining states costs more than it saves). */
     minSharedTokens = 4 * blockTokens,
+    /** Learns of each entry the budget pushes out, before it goes (`state` joins its cells on demand). */
+    private readonly onEvict: (entry: RamEntry, state: () => Uint8Array) => void = () => undefined,
   ) {
     this.segments = new RamSegments(blockTokens, minSharedTokens);
   }
@@ -63,11 +65,12 @@ export class RamCache {
 
   /**
    * Stores (or replaces) the agent's state, on a shared segment when another entry of its scope
-   * opens with the same tokens; evicts least recently used entries beyond the budget.
+   * opens with the same tokens; evicts least recently used entries beyond the budget. Returns the
+   * entry, or undefined when the state alone exceeds the budget (nothing is stored).
    */
-  put(agentId: string, tokens: Int32Array, state: Uint8Array, logits: Float32Array, usedAt = Date.now(), scope?: string): void {
+  put(agentId: string, tokens: Int32Array, state: Uint8Array, logits: Float32Array, usedAt = Date.now(), scope?: string): RamEntry | undefined {
     this.take(agentId);
-    if (state.byteLength + logits.byteLength > this.budgetBytes) return;
+    if (state.byteLength + logits.byteLength > this.budgetBytes) return undefined;
     const entry: RamEntry = { agentId, tokens, logits, own: state, usedAt, scope };
     this.segments.place(entry, (id) => this.entries.get(id), (other, own) => {
       this.bytesHeld += own.byteLength - other.own.byteLength;
@@ -76,6 +79,7 @@ export class RamCache {
     this.entries.set(agentId, entry);
     this.bytesHeld += ownBytes(entry);
     while (this.bytes > this.budgetBytes) this.dropLeastRecent();
+    return this.entries.get(agentId);
   }
 
   peek(agentId: string): RamEntry | undefined {
@@ -107,7 +111,9 @@ export class RamCache {
   }
 
   private dropLeastRecent(): void {
-    const oldest = this.entries.keys().next().value;
-    if (oldest !== undefined) this.take(oldest);
+    const oldest = this.entries.values().next().value;
+    if (oldest === undefined) return;
+    this.onEvict(oldest, () => this.stateOf(oldest));
+    this.take(oldest.agentId);
   }
 }

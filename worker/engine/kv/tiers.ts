@@ -37,6 +37,12 @@ export interface RestoreSource {
   load: () => Promise<SavedState | null>;
 }
 
+/**
+ * A finished turn not yet in its cache file, with the entry that holds its state: the hot entry it was
+ * parked as, or the RAM entry it was spilled to (the write stays behind, off the request that spilled it).
+ */
+type PendingWrite = { due: number } & ({ tier: 'hot'; entry: HotEntry } | { tier: 'ram'; entry: RamEntry });
+
 /** The part of admission the tiers need: freeing a spilled agent's sequence and blocks. */
 export interface SequenceReleaser {
   readonly pool: BlockPool;
@@ -47,7 +53,9 @@ export interface SequenceReleaser {
  * How long a finished turn waits, idle, before its state is exported for the disk tier. An export
  * holds the context (tens of ms for a few thousand tokens), so an agent that comes straight back —
  * a tool call's round trip — would wait for it; if it comes back within the delay its export is
- * skipped and its next turn, a superset, is written instead. A spill exports at once.
+ * skipped and its next turn, a superset, is written instead. A spill to the RAM tier keeps the write
+ * pending, written from RAM when due (or when the RAM budget pushes the entry out); a spill with the RAM
+ * tier off writes at once.
  */
 export const WRITE_DELAY_MS = 250;
 
@@ -71,10 +79,10 @@ export class AgentTiers {
   /** Every agent's cached tokens in any tier, for prefix sharing (shared-prefix.ts). */
   readonly prefixes: PrefixIndex;
   /**
-   * Finished turns to be written to the disk tier, by agent; the entry is the hot entry of that turn.
-   * Every turn waits the same delay and is re-inserted when scheduled, so the Map's order is due order.
+   * Finished turns to be written to the disk tier, by agent. Every turn waits the same delay and is
+   * re-inserted when scheduled (a spill to RAM replaces the value in place), so the Map's order is due order.
    */
-  private readonly pendingWrites = new Map<string, { entry: HotEntry; due: number }>();
+  private readonly pendingWrites = new Map<string, PendingWrite>();
   private busyAt = -Infinity;
 
   constructor(
@@ -88,7 +96,7 @@ export class AgentTiers {
     /** A sequence id no request uses (unified KV only): where part of an agent's cells is exported from. */
     private readonly scratchSeq?: number,
   ) {
-    this.ram = new RamCache(ramBudgetBytes, prefixBlockTokens);
+    this.ram = new RamCache(ramBudgetBytes, prefixBlockTokens, undefined, (entry, state) => this.writeEvicted(entry, state));
     this.prefixes = new PrefixIndex(prefixBlockTokens);
     // Files found at startup become findable as their headers are read (unless a newer turn was indexed first).
     if (disk !== undefined) disk.onLearned = (agentId, tokens, scope) => this.prefixes.has(agentId) || this.prefixes.set(agentId, scope, tokens);
@@ -105,7 +113,7 @@ export class AgentTiers {
     this.prefixes.set(agentId, scope, tokens);
     if (this.disk === undefined) return;
     this.pendingWrites.delete(agentId);
-    this.pendingWrites.set(agentId, { entry, due: now + WRITE_DELAY_MS });
+    this.pendingWrites.set(agentId, { tier: 'hot', entry, due: now + WRITE_DELAY_MS });
   }
 
   /** The engine had a request running or waiting at `now`: write-behind waits for a quiet moment (WRITE_BUSY_LIMIT_MS). */
@@ -126,13 +134,24 @@ export class AgentTiers {
   /** Exports every due turn whose agent is still idle with that turn's cells, and writes it behind; returns how many. */
   async writeDue(now: number): Promise<number> {
     let written = 0;
-    for (const [agentId, { entry, due }] of [...this.pendingWrites]) {
-      if (this.writableAt(due) > now) break; // the rest are due later still
+    for (const [agentId, pending] of [...this.pendingWrites]) {
+      if (this.writableAt(pending.due) > now) break; // the rest are due later still
       this.pendingWrites.delete(agentId);
-      if (this.hot.peek(agentId) !== entry) continue; // back (its next turn writes) or spilled (the spill wrote)
-      if (await this.writeBehind(entry)) written++;
+      if (pending.tier === 'ram') {
+        if (this.ram.peek(agentId) !== pending.entry) continue; // back: its next turn writes
+        const state = this.ram.stateOf(pending.entry);
+        this.write(pending.entry, state === pending.entry.own ? state.slice() : state); // the writer takes its buffer
+        written++;
+      } else if (this.hot.peek(agentId) === pending.entry && (await this.writeBehind(pending.entry))) written++;
     }
     return written;
+  }
+
+  /** The RAM budget pushed out an entry whose turn is not on disk yet: it is written now. */
+  private writeEvicted(entry: RamEntry, state: () => Uint8Array): void {
+    if (this.pendingWrites.get(entry.agentId)?.entry !== entry) return;
+    this.pendingWrites.delete(entry.agentId);
+    this.write(entry, state().slice());
   }
 
   /** A drain: every idle agent's unwritten turn is written now, and every write is waited for. */
@@ -179,16 +198,20 @@ export class AgentTiers {
     return owners.length;
   }
 
-  /** The entry (already taken from the hot tier) goes to RAM when the tier is on, and to disk if its turn was not written yet. */
+  /**
+   * The entry (already taken from the hot tier) goes to RAM when the tier is on; a turn not written
+   * yet stays pending there, or goes to disk at once when RAM did not keep it.
+   */
   private async spill(entry: HotEntry): Promise<void> {
-    const unwritten = this.pendingWrites.get(entry.agentId)?.entry === entry;
-    this.pendingWrites.delete(entry.agentId);
+    const pending = this.pendingWrites.get(entry.agentId);
+    const unwritten = pending?.entry === entry;
     const toRam = this.ram.budgetBytes > 0;
     const state = toRam || unwritten ? await this.exportState(entry) : undefined;
-    if (state !== undefined) {
-      // The disk writer takes its buffer (transferred to its thread): the RAM tier keeps a copy.
-      if (unwritten) this.write(entry, toRam ? state.slice() : state);
-      if (toRam) this.ram.put(entry.agentId, entry.tokens, state, entry.logits, entry.usedAt, entry.scope);
+    const kept = state !== undefined && toRam ? this.ram.put(entry.agentId, entry.tokens, state, entry.logits, entry.usedAt, entry.scope) : undefined;
+    if (unwritten && kept !== undefined) this.pendingWrites.set(entry.agentId, { tier: 'ram', entry: kept, due: pending.due });
+    else if (unwritten) {
+      this.pendingWrites.delete(entry.agentId);
+      if (state !== undefined) this.write(entry, state); // RAM did not keep it: the writer may take its buffer
     }
     this.drop(entry);
   }
@@ -227,7 +250,9 @@ export class AgentTiers {
     }
     const saved = tiers.has('ram') ? this.ram.take(agentId) : undefined;
     if (saved !== undefined) {
-      if (keepDisk && this.disk?.has(agentId) === false) this.write(saved, this.ram.stateOf(saved));
+      const unwritten = this.pendingWrites.get(agentId)?.entry === saved;
+      if (unwritten) this.pendingWrites.delete(agentId);
+      if (keepDisk && (unwritten || this.disk?.has(agentId) === false)) this.write(saved, this.ram.stateOf(saved));
       left.push('ram');
     }
     if (!keepDisk && (await this.disk?.forget(agentId)) === true) left.push('disk');
