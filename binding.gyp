@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "semantic_llama",
-      "sources": ["addon/addon.cc", "addon/model.cc", "addon/context.cc", "addon/sampler.cc", "addon/workers.cc"],
+      "sources": ["addon/addon.cc", "addon/model.cc", "addon/fragment-tokenizer.cc", "addon/context.cc", "addon/sampler.cc", "addon/workers.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "<@(llama_include_dirs)"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],

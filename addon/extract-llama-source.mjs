@@ -16,7 +16,8 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
 const outDir = join(root, 'deps', 'llama.cpp');
-const wanted = ['include', 'ggml/include', 'models/ggml-vocab-qwen2.gguf', 'models/ggml-vocab-llama-bpe.gguf', 'LICENSE'];
+const wanted = ['include', 'ggml/include', 'models/ggml-vocab-qwen2.gguf', 'models/ggml-vocab-llama-bpe.gguf', 'models/ggml-vocab-llama-spm.gguf',
+  'models/ggml-vocab-phi-3.gguf', 'LICENSE'];
 
 /** Preference order: an explicit override, then GPU packages a user chose to install, then CPU. */
 const libraryPackages = ['linux-x64-cuda', 'linux-x64-vulkan', 'mac-arm64-metal', 'linux-arm64', 'mac-x64', 'linux-x64'];
@@ -37,7 +38,9 @@ function readJson(file) {
 function extractSource(nlcDir) {
   const info = readJson(join(nlcDir, 'llama', 'llama.cpp.info.json'));
   const stamp = join(outDir, '.release');
-  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === info.tag) return info.tag;
+  // The stamp names the files too, so a checkout that wants more files extracts again.
+  const stampText = [info.tag, ...wanted].join('\n');
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === stampText) return info.tag;
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
   const bare = mkdtempSync(join(tmpdir(), 'semantic-llama-'));
@@ -48,7 +51,7 @@ function extractSource(nlcDir) {
   } finally {
     rmSync(bare, { recursive: true, force: true });
   }
-  writeFileSync(stamp, info.tag);
+  writeFileSync(stamp, stampText);
   return info.tag;
 }
 

@@ -1,5 +1,7 @@
 #include "model.h"
 
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -10,13 +12,14 @@ namespace {
 
 class LoadModelWorker : public PromiseWorker {
  public:
-  LoadModelWorker(Napi::Env env, std::string path, int32_t gpuLayers)
-      : PromiseWorker(env, "llama_model_load_from_file"), path_(std::move(path)), gpuLayers_(gpuLayers) {}
+  LoadModelWorker(Napi::Env env, std::string path, int32_t gpuLayers, bool vocabOnly)
+      : PromiseWorker(env, "llama_model_load_from_file"), path_(std::move(path)), gpuLayers_(gpuLayers), vocabOnly_(vocabOnly) {}
 
  protected:
   void Run() override {
     llama_model_params params = llama_model_default_params();
     params.n_gpu_layers = gpuLayers_;
+    params.vocab_only = vocabOnly_;
     model_ = llama_model_load_from_file(path_.c_str(), params);
     if (model_ == nullptr) Fail("ERR_MODEL_LOAD", "cannot load model from " + path_);
   }
@@ -30,6 +33,7 @@ class LoadModelWorker : public PromiseWorker {
  private:
   std::string path_;
   int32_t gpuLayers_;
+  bool vocabOnly_;
   llama_model* model_ = nullptr;
 };
 
@@ -58,7 +62,8 @@ Napi::Value Model::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "loadModel: path must be a string");
   Napi::Object options = OptionsArg(info, 1);
-  auto* worker = new LoadModelWorker(env, info[0].As<Napi::String>().Utf8Value(), OptionalInt(options, "gpuLayers", 0));
+  auto* worker = new LoadModelWorker(env, info[0].As<Napi::String>().Utf8Value(), OptionalInt(options, "gpuLayers", 0),
+                                     OptionalBool(options, "vocabOnly", false));
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
@@ -99,8 +104,10 @@ Napi::Value Model::Info(const Napi::CallbackInfo& info) {
   out.Set("vocabSize", llama_vocab_n_tokens(vocab_));
   out.Set("embeddingLength", llama_model_n_embd(model));
   out.Set("layerCount", llama_model_n_layer(model));
-  out.Set("headCount", llama_model_n_head(model));
-  out.Set("headCountKv", llama_model_n_head_kv(model));
+  // A vocab-only model has no layers, and llama.cpp aborts when asked for the heads of layer 0.
+  bool layers = llama_model_n_layer(model) > 0;
+  out.Set("headCount", layers ? llama_model_n_head(model) : 0);
+  out.Set("headCountKv", layers ? llama_model_n_head_kv(model) : 0);
   out.Set("sizeBytes", static_cast<double>(llama_model_size(model)));
   out.Set("parameterCount", static_cast<double>(llama_model_n_params(model)));
   out.Set("bos", llama_vocab_bos(vocab_));
@@ -128,6 +135,22 @@ Napi::Value Model::Tokenize(const Napi::CallbackInfo& info) {
   Napi::Object options = OptionsArg(info, 1);
   bool addSpecial = OptionalBool(options, "addSpecial", false);
   bool parseSpecial = OptionalBool(options, "parseSpecial", false);
+  std::vector<llama_token> tokens;
+  if (parseSpecial && OptionalBool(options, "cache", true) && Fragments().Supported()) {
+    try {
+      tokens = Fragments().Tokenize(text, addSpecial);
+    } catch (const std::length_error& error) {
+      ThrowCoded(env, "ERR_TOKENIZE", error.what());
+    }
+  } else {
+    tokens = TokenizeUncached(env, text, addSpecial, parseSpecial);
+  }
+  Napi::Int32Array out = Napi::Int32Array::New(env, tokens.size());
+  std::copy(tokens.begin(), tokens.end(), out.Data());
+  return out;
+}
+
+std::vector<llama_token> Model::TokenizeUncached(Napi::Env env, const std::string& text, bool addSpecial, bool parseSpecial) const {
   std::vector<llama_token> tokens(text.size() + 8);
   int32_t n = llama_tokenize(vocab_, text.data(), text.size(), tokens.data(), tokens.size(), addSpecial, parseSpecial);
   if (n < 0) {
@@ -135,9 +158,14 @@ Napi::Value Model::Tokenize(const Napi::CallbackInfo& info) {
     tokens.resize(-n);
     n = llama_tokenize(vocab_, text.data(), text.size(), tokens.data(), tokens.size(), addSpecial, parseSpecial);
   }
-  Napi::Int32Array out = Napi::Int32Array::New(env, n);
-  std::copy(tokens.begin(), tokens.begin() + n, out.Data());
-  return out;
+  tokens.resize(n);
+  return tokens;
+}
+
+// Built on first use: it scans the whole vocabulary once for its special tokens.
+FragmentTokenizer& Model::Fragments() {
+  if (!fragments_) fragments_ = std::make_unique<FragmentTokenizer>(vocab_);
+  return *fragments_;
 }
 
 Napi::Value Model::Detokenize(const Napi::CallbackInfo& info) {

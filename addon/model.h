@@ -3,6 +3,12 @@
 #include <llama.h>
 #include <napi.h>
 
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fragment-tokenizer.h"
+
 namespace semantic {
 
 class Model : public Napi::ObjectWrap<Model> {
@@ -28,10 +34,13 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
   llama_token TokenArg(const Napi::CallbackInfo& info, size_t index) const;
+  std::vector<llama_token> TokenizeUncached(Napi::Env env, const std::string& text, bool addSpecial, bool parseSpecial) const;
+  FragmentTokenizer& Fragments();
 
   llama_model* model_ = nullptr;
   const llama_vocab* vocab_ = nullptr;
   int contexts_ = 0;
+  std::unique_ptr<FragmentTokenizer> fragments_;
 };
 
 }  // namespace semantic

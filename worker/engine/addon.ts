@@ -17,6 +17,8 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'none';
 export interface ModelLoadOptions {
   /** Layers to offload to a GPU backend; 0 = CPU only, -1 = all. */
   gpuLayers?: number;
+  /** Load only the vocabulary (llama.cpp's vocab-only GGUFs): tokenizer calls work, contexts do not. */
+  vocabOnly?: boolean;
 }
 
 export interface ModelInfo {
@@ -46,6 +48,11 @@ export interface TokenizeOptions {
   addSpecial?: boolean;
   /** Turn special-token text (e.g. `<|im_start|>`) into the special token instead of plain text. */
   parseSpecial?: boolean;
+  /**
+   * With parseSpecial, reuse the tokens of text between special tokens seen before (default true):
+   * the same tokens as llama_tokenize, without re-tokenizing a conversation's earlier messages.
+   */
+  cache?: boolean;
 }
 
 export interface Model {
