@@ -11,6 +11,7 @@
 import { parseArgs } from 'node:util';
 import { loadAddon, type Context, type ContextOptions, type Sampler } from '../worker/engine/addon.js';
 import { ensureModel, type ModelShape } from '../shared/gguf/make-model.js';
+import { median } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -114,7 +115,6 @@ const results: Figures[][] = variants.map(() => []);
 for (let rep = 0; rep < Number(values.reps); rep++) {
   for (const [i, context] of contexts.entries()) (results[i] as Figures[]).push(await once(context));
 }
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 console.log(`prompt ${promptTokens} tokens, ${steps} decode steps, ${streams} streams, ${resident} idle cells resident, ${values.reps} reps (median; each rep runs every variant in turn)`);
 for (const [i, options] of variants.entries()) {
   const r = results[i] as Figures[];

@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { ensureModel } from '../shared/gguf/make-model.js';
 import { projectRoot } from '../shared/paths.js';
 import { ensureLlamaServer, llamaCppSource } from './llama-server-build.js';
+import { median } from './stats.js';
 import {
   chat, llamaServerArgs, semanticArgs, settings, startLlamaServer, startSemantic, stream, warmUp, words,
   type Kind, type Message, type Target, type Turn,
@@ -300,11 +301,6 @@ for (let round = 0; round < Number(values.rounds); round++) {
 }
 if (servers.size < 2) process.exit(0);
 
-const median = (xs: number[]): number => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
-};
 /** Each number the median of its rounds; a label (a cache tier) the last round's. */
 function medianOf(measured: Measured[]): Measured {
   const out: Measured = {};
