@@ -7,8 +7,9 @@
  * LLAMA_BUILD_SERVER; the prebuilt web UI is off (it would be fetched at build time).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { projectRoot, userCacheDir } from '../shared/paths.js';
 
 const bundle = (): string => join(projectRoot(), 'node_modules', 'node-llama-cpp', 'llama', 'gitRelease.bundle');
@@ -45,4 +46,44 @@ export function ensureLlamaServer(log: (line: string) => void = console.log): st
   run('cmake', ['-S', join(dir, 'src'), '-B', join(dir, 'build'), ...cmakeFlags]);
   run('cmake', ['--build', join(dir, 'build'), '-j', '2', '--target', 'llama-server']);
   return binary;
+}
+
+/** The folder of libllama/libggml the addon loads: `$SEMANTIC_LLAMA_LIB_DIR`, else what the install step linked. */
+export function addonLibraryDir(): string {
+  const override = process.env.SEMANTIC_LLAMA_LIB_DIR;
+  if (override !== undefined && override !== '') return override;
+  const gypi = JSON.parse(readFileSync(join(projectRoot(), 'deps', 'llama-libs.gypi'), 'utf8')) as { variables: { llama_lib_dir: string } };
+  return gypi.variables.llama_lib_dir;
+}
+
+/**
+ * llama-server's own build is native (`-march=native`, OpenMP) while the addon links
+ * node-llama-cpp's portable prebuilt libraries, and on this machine that difference alone is worth
+ * 10–30 % of prefill. To compare the servers and not the builds, this stages llama-server on the
+ * addon's libraries: a copy of the binary and its server-only libraries (libllama-server-impl,
+ * libllama-common, libmtmd: not part of the prebuilt set) beside links to every library of `libDir`,
+ * with the sonames the binary asks for (libllama.so.0 → libllama.v0.5.0.so, …). ggml loads its CPU
+ * variants from the executable's folder, so the prebuilt one chosen for this CPU is the one that runs.
+ * Same source commit, so the same ABI. Spawn the result with LD_LIBRARY_PATH set to its folder: the
+ * binary's RUNPATH names its build folder, and LD_LIBRARY_PATH is searched first.
+ */
+export function stageOnLibraries(binary: string, libDir: string): string {
+  const from = dirname(binary);
+  if (realpathSync(from) === realpathSync(libDir)) return binary;
+  const dir = join(llamaServerDir(), `on-${createHash('sha256').update(realpathSync(libDir)).digest('hex').slice(0, 12)}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  for (const name of ['llama-server', 'libllama-server-impl.so', 'libllama-common.so.0', 'libmtmd.so.0']) {
+    if (existsSync(join(from, name))) copyFileSync(realpathSync(join(from, name)), join(dir, name));
+  }
+  chmodSync(join(dir, 'llama-server'), 0o755);
+  const libraries = readdirSync(libDir).filter((name) => /\.so(\.\d+)*$/.test(name));
+  for (const name of libraries) if (!existsSync(join(dir, name))) symlinkSync(join(libDir, name), join(dir, name));
+  const sonames: Record<string, RegExp> = { 'libllama.so.0': /^libllama(\.v[\d.]+)?\.so$/, 'libggml.so.0': /^libggml(\.v[\d.]+)?\.so$/, 'libggml-base.so.0': /^libggml-base(\.v[\d.]+)?\.so$/ };
+  for (const [soname, pattern] of Object.entries(sonames)) {
+    const target = libraries.find((name) => pattern.test(name));
+    if (target === undefined) throw new Error(`${libDir} has no library for ${soname}`);
+    if (!existsSync(join(dir, soname))) symlinkSync(join(libDir, target), join(dir, soname));
+  }
+  return join(dir, 'llama-server');
 }

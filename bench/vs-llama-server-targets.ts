@@ -9,7 +9,7 @@ import { mkdtempSync, openSync } from 'node:fs';
 import { Agent, request, type IncomingHttpHeaders } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { startServer, type RunningServer } from '../test/helpers/server.js';
 
 export type Kind = 'semantic' | 'llama-server';
@@ -90,7 +90,7 @@ function freePort(): Promise<number> {
 async function spawnLlamaServer(binary: string, model: string, log: string): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort();
   const out = openSync(log, 'a');
-  const child = track(spawn(binary, llamaServerArgs(model, port), { stdio: ['ignore', out, out] }));
+  const child = track(spawn(binary, llamaServerArgs(model, port), { stdio: ['ignore', out, out], env: { ...process.env, LD_LIBRARY_PATH: dirname(binary) } }));
   const url = `http://127.0.0.1:${port}`;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`llama-server exited with ${child.exitCode}; see ${log}`);

@@ -8,7 +8,7 @@
  * without losing raw prefill or decode speed, so every row prints ours ÷ theirs next to its target.
  * A time to first token is a request for exactly one token, timed whole (as bench/ttft-tiers.ts).
  *
- *   npm run bench:vs-llama-server -- [--quick] [--rounds N] [--flash-attention] [--workloads cold,decode,hot,ram,shared,coding,restart] [--out results.json]
+ *   npm run bench:vs-llama-server -- [--quick] [--rounds N] [--flash-attention] [--llama-libs addon|own] [--workloads cold,decode,hot,ram,shared,coding,restart] [--out results.json]
  *
  * This machine's speed drifts by ±25% within minutes (other tenants), so one pass per server can
  * show a gap that is only the drift. `--rounds N` runs N rounds, each starting both servers afresh,
@@ -16,6 +16,8 @@
  * spread of the per-round ratios in the notes.
  *
  * llama-server: $SEMANTIC_LLAMA_SERVER, else built once from node-llama-cpp's bundle (bench/llama-server-build.ts).
+ * By default it runs on the libllama/libggml the addon links (`--llama-libs addon`), so the two
+ * servers share one library and the rows compare the servers; `--llama-libs own` keeps its native build.
  */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -23,7 +25,7 @@ import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ensureModel } from '../shared/gguf/make-model.js';
 import { projectRoot } from '../shared/paths.js';
-import { ensureLlamaServer, llamaCppSource } from './llama-server-build.js';
+import { addonLibraryDir, ensureLlamaServer, llamaCppSource, stageOnLibraries } from './llama-server-build.js';
 import { median } from './stats.js';
 import {
   chat, llamaServerArgs, semanticArgs, settings, startLlamaServer, startSemantic, stream, warmUp, words,
@@ -40,6 +42,8 @@ const { values } = parseArgs({
     out: { type: 'string' },
     /** Run only one of them (development): its raw results, no table. */
     servers: { type: 'string', default: 'semantic,llama-server' },
+    /** `addon`: llama-server runs on the libllama/libggml the addon links (the same library); `own`: on its native build. */
+    'llama-libs': { type: 'string', default: 'addon' },
   },
 });
 settings.flashAttention = values['flash-attention'] ?? false;
@@ -284,9 +288,11 @@ function machine(): Record<string, string | number> {
 }
 
 const servers = new Set((values.servers ?? '').split(','));
-const binary = servers.has('llama-server') ? ensureLlamaServer() : '';
+const libraries = values['llama-libs'] === 'own' ? 'own' : addonLibraryDir();
+const built = servers.has('llama-server') ? ensureLlamaServer() : '';
+const binary = built !== '' && libraries !== 'own' ? stageOnLibraries(built, libraries) : built;
 const model = await ensureModel('qwen2.5-0.5b');
-const info = { date: new Date().toISOString(), machine: machine(), llamaCpp: llamaCppSource(), llamaServer: binary, model, quick: values.quick, size,
+const info = { date: new Date().toISOString(), machine: machine(), llamaCpp: llamaCppSource(), llamaServer: binary, llamaLibraries: libraries, model, quick: values.quick, size,
   semanticArgs: semanticArgs(model, '<tmp>'), llamaServerArgs: llamaServerArgs(model, 0) };
 console.log(JSON.stringify(info));
 type Results = Record<Kind, Record<string, Measured>>;
