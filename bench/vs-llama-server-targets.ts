@@ -132,12 +132,25 @@ export async function startLlamaServer(binary: string, model: string): Promise<T
 const agent = new Agent({ keepAlive: true });
 
 function get(url: string): Promise<number> {
+  return getText(url).then((raw) => raw.status);
+}
+
+function getText(url: string): Promise<Raw> {
   return new Promise((resolve, reject) => {
     request(url, { agent }, (response) => {
-      response.resume();
-      response.on('end', () => resolve(response.statusCode ?? 0));
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: text }));
     }).on('error', reject).end();
   });
+}
+
+/** Semantic's time inside llama_decode so far (the addon's own count, /debug/engine), in ms. */
+async function semanticDecodeMs(target: Target): Promise<number> {
+  const raw = await getText(`${target.url}/debug/engine`);
+  const stats = JSON.parse(raw.body) as { timings?: { native?: { decodeMs?: number } } };
+  return stats.timings?.native?.decodeMs ?? NaN;
 }
 
 interface Raw { status: number; headers: IncomingHttpHeaders; body: string }
@@ -171,6 +184,8 @@ export interface Turn {
   /** Prompt tokens actually prefilled: Semantic's X-Semantic-Prompt-Tokens-Computed, llama-server's timings.prompt_n. */
   computed: number;
   completionTokens: number;
+  /** Time inside llama_decode for this request: Semantic's /debug/engine decodeMs before and after it, llama-server's timings (prompt + predicted). */
+  engineMs: number;
   content: string;
   /** Semantic's X-Semantic-Cache (hot, ram, disk, miss); '-' for llama-server. */
   tier: string;
@@ -179,11 +194,12 @@ export interface Turn {
 interface Completion {
   choices?: { message?: { content?: string } }[];
   usage?: { prompt_tokens: number; completion_tokens: number };
-  timings?: { prompt_n: number };
+  timings?: { prompt_n: number; prompt_ms?: number; predicted_ms?: number };
 }
 
 /** One greedy, non-streamed chat completion; with max_tokens 1 its time is the time to first token. */
 export async function chat(target: Target, agentId: string, messages: Message[], maxTokens = 1): Promise<Turn> {
+  const decodedBefore = target.kind === 'semantic' ? await semanticDecodeMs(target) : 0;
   const start = performance.now();
   const raw = await post(`${target.url}/v1/chat/completions`, { model: 'bench', messages, max_tokens: maxTokens, temperature: 0 }, { 'x-agent-id': agentId });
   const ms = performance.now() - start;
@@ -195,6 +211,7 @@ export async function chat(target: Target, agentId: string, messages: Message[],
     promptTokens: json.usage?.prompt_tokens ?? NaN,
     computed: target.kind === 'semantic' ? Number(computedHeader) : (json.timings?.prompt_n ?? NaN),
     completionTokens: json.usage?.completion_tokens ?? NaN,
+    engineMs: target.kind === 'semantic' ? (await semanticDecodeMs(target)) - decodedBefore : (json.timings?.prompt_ms ?? NaN) + (json.timings?.predicted_ms ?? NaN),
     content: json.choices?.[0]?.message?.content ?? '',
     tier: String(raw.headers['x-semantic-cache'] ?? '-'),
   };
