@@ -129,8 +129,8 @@ const decode: Workload = {
 /** The same agent's next turn: its history plus a new message. */
 const next = (history: string, k: number | string): Message[] => user(`${history} And one more question, number ${k}?`);
 const tierNote = (ours: Measured, theirs: Measured, key = ''): string =>
-  `Semantic tier ${ours[`tier${key}`]}; computed ${num(ours, `computed${key}`)} / ${num(theirs, `computed${key}`)}`;
-const turnFields = (turn: Turn, key = ''): Measured => ({ [`ms${key}`]: turn.ms, [`tier${key}`]: turn.tier, [`computed${key}`]: turn.computed });
+  `Semantic tier ${ours[`tier${key}`]}; computed ${num(ours, `computed${key}`)} / ${num(theirs, `computed${key}`)}, ${engine(ours, theirs, `engine${key}`)}`;
+const turnFields = (turn: Turn, key = ''): Measured => ({ [`ms${key}`]: turn.ms, [`tier${key}`]: turn.tier, [`computed${key}`]: turn.computed, [`engine${key}`]: turn.engineMs });
 
 const hot: Workload = {
   name: 'hot',
@@ -155,7 +155,7 @@ const ram: Workload = {
     return { ...turnFields(medianTurn(turns)), tiers: turns.map((t) => t.tier).join(',') };
   },
   rows: (ours, theirs) => [ttftRow('returning agent', `from RAM: ${2 * settings.sequences} agents × ~${size.ram} tokens, then the first ${size.returns} return (median)`, ours, theirs, 'ms', 1,
-    `Semantic tiers ${ours.tiers}; computed ${num(ours, 'computed')} / ${num(theirs, 'computed')}`)],
+    `Semantic tiers ${ours.tiers}; computed ${num(ours, 'computed')} / ${num(theirs, 'computed')}, ${engine(ours, theirs, 'engine')}`)],
 };
 
 const restart: Workload = {
@@ -182,12 +182,14 @@ const shared: Workload = {
         turns.push(await chat(target, `shared-${n}-${i}`, [{ role: 'system', content: system }, ...user(words(16, `shared-${n}-user-${i}`))]));
       }
       const rest = turns.slice(1);
-      Object.assign(out, { [`first${n}`]: turns[0]?.ms ?? NaN, [`rest${n}`]: mean(rest.map((t) => t.ms)), [`computed${n}`]: mean(rest.map((t) => t.computed)) });
+      Object.assign(out, {
+        [`first${n}`]: turns[0]?.ms ?? NaN, [`rest${n}`]: mean(rest.map((t) => t.ms)), [`computed${n}`]: mean(rest.map((t) => t.computed)), [`engine${n}`]: mean(rest.map((t) => t.engineMs)),
+      });
     }
     return out;
   },
   rows: (ours, theirs) => size.shared.map((n) => ttftRow('new agents, shared system prompt', `~${n}-token system prompt: mean TTFT of agents 2..${size.agents}`,
-    ours, theirs, `rest${n}`, 1, `agent 1: ${num(ours, `first${n}`).toFixed(0)} / ${num(theirs, `first${n}`).toFixed(0)} ms; computed each ${num(ours, `computed${n}`).toFixed(0)} / ${num(theirs, `computed${n}`).toFixed(0)}`)),
+    ours, theirs, `rest${n}`, 1, `agent 1: ${num(ours, `first${n}`).toFixed(0)} / ${num(theirs, `first${n}`).toFixed(0)} ms; computed each ${num(ours, `computed${n}`).toFixed(0)} / ${num(theirs, `computed${n}`).toFixed(0)}, ${engine(ours, theirs, `engine${n}`)}`)),
 };
 
 /** A coding agent's fixed prefix: instructions, then tool definitions as JSON (~half each). */
