@@ -18,8 +18,12 @@ export class FakeDisk {
   planWrite(agentId: string, tokens: Int32Array): { agentId: string; tokens: Int32Array; ownFrom: number } {
     return { agentId, tokens, ownFrom: 0 };
   }
-  writePlanned(planned: { agentId: string; tokens: Int32Array }, state: Uint8Array): Promise<number> {
-    return this.persist(planned.agentId, planned.tokens, state);
+  /** The pieces the tiers exported, for each planned write, in order. */
+  readonly pieces: number[][] = [];
+  writePlanned(planned: { agentId: string; tokens: Int32Array }, state: Uint8Array | readonly Uint8Array[]): Promise<number> {
+    const pieces = state instanceof Uint8Array ? [state] : [...state];
+    this.pieces.push(pieces.map((piece) => piece.byteLength));
+    return this.persist(planned.agentId, planned.tokens, new Uint8Array(pieces.reduce((n, piece) => n + piece.byteLength, 0)));
   }
   cancel(): void {}
   forget(agentId: string): Promise<boolean> {

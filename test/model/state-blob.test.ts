@@ -3,7 +3,8 @@
 // another's suffix, imports into any sequence and continues exactly as the original cells do.
 import t, { type Test } from 'tap';
 import { loadAddon, type Context } from '../../worker/engine/addon.js';
-import { buildState, cellsInRange, parseState, statePrefix } from '../../worker/engine/kv/state-blob.js';
+import { buildState, cellsInRange, joinStates, parseState, statePrefix } from '../../worker/engine/kv/state-blob.js';
+import { PieceExport } from '../../worker/engine/kv/write-behind.js';
 import { tinyModelPath } from '../helpers/model.js';
 
 const addon = loadAddon();
@@ -98,6 +99,27 @@ t.test('one state built from a prefix of one and the suffix of another imports a
   ctx.seqRemove(3, last, -1);
   const expected = Float32Array.from(await logitsAfter(ctx, 0, last));
   compareLogits(t, Float32Array.from(await logitsAfter(ctx, 3, last)), expected, false);
+  ctx.dispose();
+});
+
+t.test('a state exported in pieces through a scratch sequence and joined is the whole export, byte for byte', async (t) => {
+  const ctx = await newContext();
+  await prefill(ctx, 0);
+  const whole = await ctx.stateSeqGet(0);
+  const scratch = 3;
+  const pieces = new PieceExport(ctx, scratch, 0, 0, tokens.length);
+  let exports = 0;
+  while (!pieces.done) {
+    t.ok(await pieces.advance(7), 'a piece of at most 7 cells');
+    exports++;
+    t.equal(ctx.seqPosMax(scratch), -1, 'the scratch sequence is empty again after each piece');
+  }
+  t.equal(exports, Math.ceil(tokens.length / 7));
+  t.same(pieces.states.map((piece) => parseState(piece).positions.length), Array.from({ length: exports }, (_, i) => Math.min(7, tokens.length - 7 * i)));
+  const joined = joinStates(...pieces.states);
+  t.equal(joined.byteLength, whole.byteLength);
+  t.ok(Buffer.from(joined).equals(Buffer.from(whole)), 'the same bytes as llama.cpp exports for the sequence');
+  t.equal(ctx.seqPosMax(0), tokens.length - 1, "the agent's own cells are untouched");
   ctx.dispose();
 });
 

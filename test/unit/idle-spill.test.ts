@@ -4,7 +4,8 @@
 // quiet engine, within a bound; a turn spilled to RAM before its write is written from RAM, when due
 // or when the RAM budget pushes it out.
 import t from 'tap';
-import { AgentTiers, SPILL_MIN_OWN_CELLS, WRITE_BUSY_LIMIT_MS, WRITE_DELAY_MS } from '../../worker/engine/kv/tiers.js';
+import { AgentTiers, SPILL_MIN_OWN_CELLS } from '../../worker/engine/kv/tiers.js';
+import { EXPORT_PIECE_CELLS, WRITE_BUSY_LIMIT_MS, WRITE_DELAY_MS } from '../../worker/engine/kv/write-behind.js';
 import { BlockPool } from '../../worker/engine/kv/block-pool.js';
 import type { Context } from '../../worker/engine/addon.js';
 import type { DiskTier } from '../../worker/persistence/disk-tier.js';
@@ -142,4 +143,63 @@ t.test('evicting an agent whose turn waits in RAM writes that turn first', async
   t.same(await tiers.evict('a'), ['ram']);
   t.same(disk.writes, ['a'], 'the file had an older turn: the RAM one is written before it leaves');
   t.equal(await tiers.writeDue(Infinity), 0, 'and no longer pending');
+});
+
+/** Tiers with a scratch sequence (unified KV): exports go through it, each piece sized by the positions copied there. */
+function withScratch(): { tiers: AgentTiers; disk: FakeDisk; copies: [number, number][]; cancelled: () => number } {
+  const copies: [number, number][] = [];
+  let last: [number, number] = [0, 0];
+  const context = {
+    seqRemove: () => true,
+    seqCopy: (_src: number, _dst: number, p0: number, p1: number) => (last = [p0, p1 === -1 ? 2500 : p1]),
+    stateSeqGet: () => (copies.push(last), Promise.resolve(new Uint8Array(last[1] - last[0]))),
+  } as unknown as Context;
+  const pool = new BlockPool(4096, 16);
+  const disk = new FakeDisk();
+  let cancels = 0;
+  disk.cancel = () => void cancels++;
+  const tiers = new AgentTiers(context, { pool, releaseSequence: () => undefined }, 0, disk as unknown as DiskTier, () => undefined, 16, 7);
+  return { tiers, disk, copies, cancelled: () => cancels };
+}
+
+t.test('a write that falls due while requests run is exported one bounded piece a boundary, then written whole', async (t) => {
+  const { tiers, disk, copies } = withScratch();
+  tiers.park('a', 0, tokens(2500), noLogits, 0);
+  const due = WRITE_DELAY_MS + WRITE_BUSY_LIMIT_MS;
+  tiers.markBusy(due); // requests ran until now: the write goes at its limit, in pieces
+  t.equal(EXPORT_PIECE_CELLS, 1024);
+  t.equal(await tiers.writeDue(due), 0, 'first boundary: one piece, nothing written yet');
+  t.same(copies, [[0, 1024]]);
+  t.equal(tiers.nextWriteDue, due, 'the rest is still due');
+  t.equal(await tiers.writeDue(due + 30), 0);
+  t.equal(await tiers.writeDue(due + 60), 1, 'third boundary: the last piece, and the write');
+  t.same(copies, [[0, 1024], [1024, 2048], [2048, 2500]]);
+  t.same(disk.pieces, [[1024, 1024, 452]], 'the writer gets the pieces in position order');
+  t.same(disk.writes, ['a']);
+  t.equal(tiers.nextWriteDue, undefined);
+});
+
+t.test('a quiet engine exports a due write in one piece', async (t) => {
+  const { tiers, disk, copies } = withScratch();
+  tiers.park('a', 0, tokens(2500), noLogits, 0);
+  t.equal(await tiers.writeDue(WRITE_DELAY_MS), 1);
+  t.same(copies, [[0, 2500]]);
+  t.same(disk.pieces, [[2500]]);
+});
+
+t.test('an agent that comes back during a piecewise export is not written, and the plan is given back', async (t) => {
+  const { tiers, disk, copies, cancelled } = withScratch();
+  tiers.park('a', 0, tokens(2500), noLogits, 0);
+  const due = WRITE_DELAY_MS + WRITE_BUSY_LIMIT_MS;
+  tiers.markBusy(due);
+  t.equal(await tiers.writeDue(due), 0);
+  t.ok(tiers.hot.take('a'), 'a returns');
+  t.equal(await tiers.writeDue(due + 30), 0);
+  t.same(copies, [[0, 1024]], 'no more pieces');
+  t.same(disk.writes, []);
+  t.equal(cancelled(), 1, 'the planned write was cancelled');
+  t.equal(tiers.nextWriteDue, undefined);
+  tiers.park('a', 0, tokens(2500, 1), noLogits, due + 100);
+  t.equal(await tiers.writeDue(Infinity), 1, 'its next turn is written (a drain: in one piece)');
+  t.same(disk.pieces, [[2500]]);
 });

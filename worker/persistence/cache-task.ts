@@ -8,6 +8,7 @@ import { mkdir, open, readFile, rename, stat, type FileHandle } from 'node:fs/pr
 import { basename, join } from 'node:path';
 import { move } from 'piscina';
 import { CacheFileError, checkCacheHeader, decodeCacheFile, encodeCacheFile, type CacheContents, type CacheFileLayout, type CacheMetadata, type SharedPrefixRef } from './cache-file.js';
+import { joinStates } from '../engine/kv/state-blob.js';
 import { ensureSegment, joinWithSegment, splitState, startsAt, writeAtomically, type SegmentTarget } from './segment-files.js';
 
 export interface WriteTask extends CacheMetadata {
@@ -15,7 +16,8 @@ export interface WriteTask extends CacheMetadata {
   path: string;
   tokens: Int32Array;
   logits: Float32Array;
-  state: Uint8Array;
+  /** The state in pieces, in position order (exported a bounded number of cells at a time): joined here, off the inference thread. */
+  state: Uint8Array[];
   shareScope?: string | undefined;
   /** Put the first cells in this segment (written from this state if its file is missing). */
   segment?: SegmentTarget | undefined;
@@ -88,9 +90,10 @@ export type InspectResult = { tokens: Int32Array; logits: Float32Array; layout: 
 const MAX_HEADER_BYTES = 1 << 20;
 
 async function write(task: WriteTask): Promise<WriteResult> {
-  const { segment, ownCellsOnly, ...rest } = task;
-  if (ownCellsOnly === true && segment !== undefined) return writeOwnCells(task.path, { ...rest, prefix: undefined }, segment);
-  return writeContents(task.path, { ...rest, prefix: undefined }, segment);
+  const { segment, ownCellsOnly, state: pieces, ...rest } = task;
+  const state = pieces.length === 1 ? (pieces[0] as Uint8Array) : joinStates(...pieces);
+  if (ownCellsOnly === true && segment !== undefined) return writeOwnCells(task.path, { ...rest, state, prefix: undefined }, segment);
+  return writeContents(task.path, { ...rest, state, prefix: undefined }, segment);
 }
 
 /**

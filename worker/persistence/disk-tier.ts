@@ -162,21 +162,25 @@ export class DiskTier {
     if (planned.plan.partner !== undefined) this.segments.settled(planned.plan.segment);
   }
 
-  /** `ownCellsOnly`: the state holds only the cells from `planned.ownFrom` on (the rest are in the segment). */
-  writePlanned(planned: PlannedWrite, state: Uint8Array, logits: Float32Array, ownCellsOnly: boolean): Promise<number> {
+  /**
+   * `state`: one state, or the pieces of one in position order (joined by the writer thread).
+   * `ownCellsOnly`: the state holds only the cells from `planned.ownFrom` on (the rest are in the segment).
+   */
+  writePlanned(planned: PlannedWrite, state: Uint8Array | readonly Uint8Array[], logits: Float32Array, ownCellsOnly: boolean): Promise<number> {
     const { agentId, tokens, shareScope, plan } = planned;
-    if (!this.ledger.fits(tokens.byteLength + logits.byteLength + state.byteLength)) {
+    const pieces = state instanceof Uint8Array ? [state] : [...state];
+    if (!this.ledger.fits(tokens.byteLength + logits.byteLength + pieces.reduce((n, piece) => n + piece.byteLength, 0))) {
       this.cancel(planned);
       this.delete([agentId]);
       return Promise.resolve(0);
     }
     const segment = plan === undefined ? undefined : this.segmentTarget(plan.segment);
-    const task: WriteTask = { op: 'write', path: this.pathOf(agentId), ...this.metadata(agentId), tokens, logits, state, shareScope, segment, ownCellsOnly };
+    const task: WriteTask = { op: 'write', path: this.pathOf(agentId), ...this.metadata(agentId), tokens, logits, state: pieces, shareScope, segment, ownCellsOnly };
     this.ledger.writeStarted(agentId);
     const written = this.serial(agentId, async () => {
       let result: WriteResult | undefined;
       try {
-        result = (await this.pool.run(task, { transferList: [state.buffer as ArrayBuffer] })) as WriteResult;
+        result = (await this.pool.run(task, { transferList: pieces.map((piece) => piece.buffer as ArrayBuffer) })) as WriteResult;
         this.segments.fileWritten(agentId, shareScope, tokens, result.segment);
         return result.bytes;
       } finally {

@@ -213,8 +213,10 @@ export function statePrefix(bytes: Uint8Array, keep: number): Uint8Array | undef
   return stateCells(bytes, 0, keep);
 }
 
-/** One state holding every cell of `first`, then every cell of `second` (a shared prefix and an agent's own); throws StateBlobError. */
-export function joinStates(first: Uint8Array, second: Uint8Array): Uint8Array {
-  const [a, b] = [parseState(first), parseState(second)];
-  return buildState([{ state: a, cells: cellsInRange(a, 0, Infinity) }, { state: b, cells: cellsInRange(b, 0, Infinity) }]);
+/**
+ * One state holding every cell of each state in turn (a shared prefix and an agent's own, or the
+ * pieces of one export); throws StateBlobError.
+ */
+export function joinStates(...states: Uint8Array[]): Uint8Array {
+  return buildState(states.map(parseState).map((state) => ({ state, cells: cellsInRange(state, 0, Infinity) })));
 }

@@ -15,6 +15,7 @@ import type { BlockPool } from './block-pool.js';
 import { HotCache, type HotEntry } from './hot-cache.js';
 import { RamCache, type RamEntry } from './ram-cache.js';
 import { statePrefix } from './state-blob.js';
+import { EXPORT_PIECE_CELLS, PieceExport, WRITE_BUSY_LIMIT_MS, WRITE_DELAY_MS, type PendingWrite } from './write-behind.js';
 import { PrefixIndex } from './prefix-index.js';
 import type { CacheTierName } from '../../../shared/protocol/messages.js';
 
@@ -37,35 +38,11 @@ export interface RestoreSource {
   load: () => Promise<SavedState | null>;
 }
 
-/**
- * A finished turn not yet in its cache file, with the entry that holds its state: the hot entry it was
- * parked as, or the RAM entry it was spilled to (the write stays behind, off the request that spilled it).
- */
-type PendingWrite = { due: number } & ({ tier: 'hot'; entry: HotEntry } | { tier: 'ram'; entry: RamEntry });
-
 /** The part of admission the tiers need: freeing a spilled agent's sequence and blocks. */
 export interface SequenceReleaser {
   readonly pool: BlockPool;
   releaseSequence(seqId: number): void;
 }
-
-/**
- * How long a finished turn waits, idle, before its state is exported for the disk tier. An export
- * holds the context (tens of ms for a few thousand tokens), so an agent that comes straight back —
- * a tool call's round trip — would wait for it; if it comes back within the delay its export is
- * skipped and its next turn, a superset, is written instead. A spill to the RAM tier keeps the write
- * pending, written from RAM when due (or when the RAM budget pushes the entry out); a spill with the RAM
- * tier off writes at once.
- */
-export const WRITE_DELAY_MS = 250;
-
-/**
- * A due write also waits until the engine has been quiet (no request running or waiting) for
- * WRITE_DELAY_MS, so that it never holds the context while a request waits for its first token;
- * under unbroken load it goes this long after its due time anyway, which bounds what a crash (not
- * a drain, which writes everything) can lose. Turns superseded meanwhile are never exported.
- */
-export const WRITE_BUSY_LIMIT_MS = 5000;
 
 /**
  * Own cells below which an idle agent stays in the context when another request starts: llama.cpp
@@ -112,7 +89,7 @@ export class AgentTiers {
     const entry = this.hot.put(agentId, seqId, tokens, logits, Date.now(), scope);
     this.prefixes.set(agentId, scope, tokens);
     if (this.disk === undefined) return;
-    this.pendingWrites.delete(agentId);
+    this.dropPending(agentId);
     this.pendingWrites.set(agentId, { tier: 'hot', entry, due: now + WRITE_DELAY_MS });
   }
 
@@ -131,20 +108,41 @@ export class AgentTiers {
     return Math.max(due, Math.min(this.busyAt + WRITE_DELAY_MS, due + WRITE_BUSY_LIMIT_MS));
   }
 
-  /** Exports every due turn whose agent is still idle with that turn's cells, and writes it behind; returns how many. */
+  /**
+   * Exports every due turn whose agent is still idle with that turn's cells, and writes it behind;
+   * returns how many were written. While the engine is busy (a write past WRITE_BUSY_LIMIT_MS) one
+   * call exports at most EXPORT_PIECE_CELLS cells; the rest of the export goes on at the next boundary.
+   */
   async writeDue(now: number): Promise<number> {
+    const cellBudget = now - this.busyAt < WRITE_DELAY_MS ? EXPORT_PIECE_CELLS : Infinity;
     let written = 0;
     for (const [agentId, pending] of [...this.pendingWrites]) {
       if (this.writableAt(pending.due) > now) break; // the rest are due later still
-      this.pendingWrites.delete(agentId);
       if (pending.tier === 'ram') {
+        this.pendingWrites.delete(agentId);
         if (this.ram.peek(agentId) !== pending.entry) continue; // back: its next turn writes
         const state = this.ram.stateOf(pending.entry);
         this.write(pending.entry, state === pending.entry.own ? state.slice() : state); // the writer takes its buffer
         written++;
-      } else if (this.hot.peek(agentId) === pending.entry && (await this.writeBehind(pending.entry))) written++;
+        continue;
+      }
+      if (this.hot.peek(agentId) !== pending.entry) {
+        this.dropPending(agentId); // back, or spilled: its next turn or its RAM entry writes
+        continue;
+      }
+      const outcome = await this.writeBehind(pending, cellBudget);
+      if (outcome !== 'later') this.pendingWrites.delete(agentId);
+      if (outcome === 'written') written++;
+      if (Number.isFinite(cellBudget)) return written; // one piece a boundary while busy
     }
     return written;
+  }
+
+  /** A pending write leaves the queue; a hot export under way gives its plan back. */
+  private dropPending(agentId: string): void {
+    const pending = this.pendingWrites.get(agentId);
+    this.pendingWrites.delete(agentId);
+    if (pending?.tier === 'hot' && pending.export !== undefined) this.disk?.cancel(pending.export.planned);
   }
 
   /** The RAM budget pushed out an entry whose turn is not on disk yet: it is written now. */
@@ -208,9 +206,9 @@ export class AgentTiers {
     const toRam = this.ram.budgetBytes > 0;
     const state = toRam || unwritten ? await this.exportState(entry) : undefined;
     const kept = state !== undefined && toRam ? this.ram.put(entry.agentId, entry.tokens, state, entry.logits, entry.usedAt, entry.scope) : undefined;
+    if (unwritten) this.dropPending(entry.agentId);
     if (unwritten && kept !== undefined) this.pendingWrites.set(entry.agentId, { tier: 'ram', entry: kept, due: pending.due });
     else if (unwritten) {
-      this.pendingWrites.delete(entry.agentId);
       if (state !== undefined) this.write(entry, state); // RAM did not keep it: the writer may take its buffer
     }
     this.drop(entry);
@@ -244,7 +242,7 @@ export class AgentTiers {
       const unwritten = keepDisk && this.pendingWrites.get(agentId)?.entry === hot;
       const state = unwritten ? await this.exportState(hot) : undefined;
       if (state !== undefined) this.write(hot, state);
-      this.pendingWrites.delete(agentId);
+      this.dropPending(agentId);
       this.drop(hot);
       left.push('hot');
     }
@@ -330,35 +328,30 @@ export class AgentTiers {
   }
 
   /**
-   * Exports a finished turn and writes it. When its first cells already sit in a segment file, only
-   * the cells past it are exported (copied into the scratch sequence, exported from there): a coding
-   * agent's turn on a 15K-token shared prefix exports its own few hundred cells, not 184 MB.
+   * Exports a finished turn, within `cellBudget` cells, and writes it once whole. When its first
+   * cells already sit in a segment file, only the cells past it are exported: a coding agent's turn
+   * on a 15K-token shared prefix exports its own few hundred cells, not 184 MB. With a scratch
+   * sequence (unified KV) the cells go in pieces (write-behind.ts); without, in one export.
    */
-  private async writeBehind(entry: HotEntry): Promise<boolean> {
-    const disk = this.disk;
-    const planned = disk?.planWrite(entry.agentId, entry.tokens, entry.scope);
-    if (disk === undefined || planned === undefined) return false;
-    const ownCellsOnly = planned.ownFrom > 0 && this.scratchSeq !== undefined;
-    const state = await (ownCellsOnly ? this.exportFrom(entry, planned.ownFrom) : this.exportState(entry));
+  private async writeBehind(pending: PendingWrite & { tier: 'hot' }, cellBudget: number): Promise<'written' | 'later' | 'failed'> {
+    const { disk, scratchSeq } = this;
+    const { entry } = pending;
+    if (pending.export === undefined) {
+      const planned = disk?.planWrite(entry.agentId, entry.tokens, entry.scope);
+      if (planned === undefined) return 'failed';
+      const from = scratchSeq !== undefined ? planned.ownFrom : 0;
+      const pieces = scratchSeq === undefined ? undefined : new PieceExport(this.context, scratchSeq, entry.seqId, from, entry.tokens.length);
+      pending.export = { planned, pieces };
+    }
+    const { planned, pieces } = pending.export;
+    const state = pieces === undefined ? await this.exportState(entry) : (await pieces.advance(cellBudget)) ? pieces.states : undefined;
     if (state === undefined) {
-      disk.cancel(planned);
-      return false;
+      this.dropPending(entry.agentId);
+      return 'failed';
     }
-    this.reportWrite(entry.agentId, disk.writePlanned(planned, state, entry.logits, ownCellsOnly));
-    return true;
-  }
-
-  /** The agent's cells from position `from` on, as a state of their own (llama.cpp exports whole sequences only). */
-  private async exportFrom(entry: HotEntry, from: number): Promise<Uint8Array | undefined> {
-    const scratch = this.scratchSeq as number;
-    this.context.seqCopy(entry.seqId, scratch, from, -1);
-    try {
-      return await this.context.stateSeqGet(scratch);
-    } catch {
-      return undefined;
-    } finally {
-      this.context.seqRemove(scratch);
-    }
+    if (pieces !== undefined && !pieces.done) return 'later';
+    this.reportWrite(entry.agentId, (disk as DiskTier).writePlanned(planned, state, entry.logits, planned.ownFrom > 0 && pieces !== undefined));
+    return 'written';
   }
 
   /** Export failed: the agent's next turn comes from another tier or is a miss, never a wrong answer. */
