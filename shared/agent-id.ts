@@ -3,7 +3,8 @@
  * body `user` (OpenAI) or `metadata.user_id` (Anthropic), else a hash of the conversation's opening
  * (every message up to and including the first user message), so stateless clients that resend
  * their history still come back to their cache. The id also names the agent's cache file, so it is
- * validated here, on the front, before anything else sees it.
+ * validated here, on the front, before anything else sees it. Only a named agent's requests keep
+ * their arrival order: a derived one's are independent requests that happen to open alike.
  */
 import { createHash } from 'node:crypto';
 import { BadRequestError } from './errors.js';
@@ -42,14 +43,23 @@ export function conversationAgentId(messages: AgentIdSources['messages']): strin
 }
 
 export function resolveAgentId(sources: AgentIdSources): string {
+  return resolveAgent(sources).agentId;
+}
+
+/**
+ * The agent, and whether its id was derived from the conversation (`derived`): no client named it,
+ * so its requests are independent of each other and need not run in arrival order (agent-turns.ts).
+ */
+export function resolveAgent(sources: AgentIdSources): { agentId: string; derived: boolean } {
+  const named = (agentId: string): { agentId: string; derived: boolean } => ({ agentId, derived: false });
   const agentHeader = sources.headers.get('x-agent-id');
-  if (agentHeader !== undefined) return checkAgentId(agentHeader, 'X-Agent-ID');
+  if (agentHeader !== undefined) return named(checkAgentId(agentHeader, 'X-Agent-ID'));
   const sessionHeader = sources.headers.get('x-session-id');
-  if (sessionHeader !== undefined) return checkAgentId(sessionHeader, 'X-Session-ID');
+  if (sessionHeader !== undefined) return named(checkAgentId(sessionHeader, 'X-Session-ID'));
   const field = sources.bodyField;
   if (field?.value !== undefined) {
-    if (field.opaque === true && !validAgentId.test(field.value)) return 'user-' + createHash('sha256').update(field.value).digest('hex').slice(0, 16);
-    return checkAgentId(field.value, field.param);
+    if (field.opaque === true && !validAgentId.test(field.value)) return named('user-' + createHash('sha256').update(field.value).digest('hex').slice(0, 16));
+    return named(checkAgentId(field.value, field.param));
   }
-  return conversationAgentId(sources.messages);
+  return { agentId: conversationAgentId(sources.messages), derived: true };
 }

@@ -143,6 +143,11 @@ export const generateSchema = z.object({
    * share (an API key's id, or '*'); absent: only its own agent's cache (sharing off).
    */
   shareScope: z.string().min(1).max(128).optional(),
+  /**
+   * No client named the agent: its id was derived from the conversation's opening. Such requests
+   * are independent, so one that finds its agent busy runs at once, beside it, instead of in order.
+   */
+  agentIdDerived: z.boolean().optional(),
 });
 /** Idempotent: aborting an unknown or finished request does nothing. Applied between steps. */
 export const abortSchema = z.object({ type: z.literal('abort'), requestId });

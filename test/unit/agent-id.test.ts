@@ -1,6 +1,6 @@
 // Agent ids: precedence of the sources, validation naming the header or field, derived ids.
 import t from 'tap';
-import { conversationAgentId, resolveAgentId } from '../../shared/agent-id.js';
+import { conversationAgentId, resolveAgent, resolveAgentId } from '../../shared/agent-id.js';
 
 const messages = [
   { role: 'system', content: 'You are terse.' },
@@ -16,6 +16,17 @@ t.test('first found wins: X-Agent-ID, X-Session-ID, body field, derived', async 
   t.equal(resolveAgentId({ headers: headers([['x-session-id', 's1']]), bodyField: user, messages }), 's1');
   t.equal(resolveAgentId({ headers: headers([]), bodyField: user, messages }), 'body-user');
   t.equal(resolveAgentId({ headers: headers([]), bodyField: { value: undefined, param: 'user' }, messages }), conversationAgentId(messages));
+});
+
+t.test('only an id no client gave is derived: its requests need not keep their order', async (t) => {
+  const none = { value: undefined, param: 'user' };
+  t.same(resolveAgent({ headers: headers([]), bodyField: none, messages }), { agentId: conversationAgentId(messages), derived: true });
+  t.same(resolveAgent({ headers: headers([['x-agent-id', 'a1']]), bodyField: none, messages }), { agentId: 'a1', derived: false });
+  t.same(resolveAgent({ headers: headers([['x-session-id', 's1']]), bodyField: none, messages }), { agentId: 's1', derived: false });
+  t.same(resolveAgent({ headers: headers([]), bodyField: { value: 'u1', param: 'user' }, messages }), { agentId: 'u1', derived: false });
+  const opaque = resolveAgent({ headers: headers([]), bodyField: { value: 'user id with spaces', param: 'metadata.user_id', opaque: true }, messages });
+  t.equal(opaque.derived, false, 'a hashed metadata.user_id still names the agent');
+  t.match(opaque.agentId, /^user-[0-9a-f]{16}$/);
 });
 
 t.test('the derived id depends on the opening only, so a longer history keeps it', async (t) => {

@@ -2,8 +2,22 @@
  * One agent's requests run in arrival order, one at a time: a request whose agent already has one
  * admitted or queued waits here until that turn ends, so its next turn sees the cache the previous
  * one left. Requests of different agents never wait for each other here.
+ *
+ * Only where a client named the agent. A request whose agent id was derived from its conversation's
+ * opening (no id given: a stateless client) is independent of the others that open alike; when its
+ * agent is busy it starts at once as a fork, under an id of its own that no client can send, and
+ * reuses the busy agent's cells through prefix sharing. A fork's cache is not kept: the agent's own
+ * turns keep the conversation's.
  */
 import type { GenerateMessage } from '../../shared/protocol/messages.js';
+
+/** Ids a client can send never hold '#' (shared/agent-id.ts), so a fork's id is never an agent's. */
+const FORK_MARK = '#';
+
+/** Whether the id is a fork's: a request that ran beside its busy agent, whose cache is not kept. */
+export function isFork(agentId: string): boolean {
+  return agentId.includes(FORK_MARK);
+}
 
 export class AgentTurns {
   /** Submitted, not yet looked at: admitted between steps, when the context may be touched. */
@@ -24,7 +38,9 @@ export class AgentTurns {
     const startable: GenerateMessage[] = [];
     for (const request of this.incoming.splice(0)) {
       const waiting = this.busy.get(request.agentId);
-      if (waiting !== undefined) {
+      if (waiting !== undefined && request.agentIdDerived === true) {
+        startable.push({ ...request, agentId: `${request.agentId}${FORK_MARK}${request.requestId}` });
+      } else if (waiting !== undefined) {
         waiting.push(request);
       } else {
         this.busy.set(request.agentId, []);

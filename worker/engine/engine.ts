@@ -7,7 +7,7 @@
  */
 import type { Addon, Context, Model } from './addon.js';
 import { Admission, refusalError, type Reservation } from './admission.js';
-import { AgentTurns } from './agent-turns.js';
+import { AgentTurns, isFork } from './agent-turns.js';
 import { BlockPool } from './kv/block-pool.js';
 import type { HotEntry } from './kv/hot-cache.js';
 import { AgentTiers } from './kv/tiers.js';
@@ -281,7 +281,7 @@ export class Engine {
     sequence.savedLogits = found.logits;
     this.active.set(request.requestId, sequence);
     // While it runs, its prompt's cells can be shared as they are prefilled.
-    if (request.shareScope !== undefined) this.tiers.prefixes.set(request.agentId, request.shareScope, prompt);
+    if (request.shareScope !== undefined && !isFork(request.agentId)) this.tiers.prefixes.set(request.agentId, request.shareScope, prompt);
     const restore = found.restore ?? (cacheTier === 'miss' ? this.tiers.savedCacheOf(request.agentId) : undefined);
     if (restore !== undefined) {
       sequence.phase = 'restoring';
@@ -336,7 +336,7 @@ export class Engine {
   /** Ends finished (and aborted) requests: posts their results, parks their agents' caches. */
   private reapFinished(): void {
     for (const sequence of [...this.active.values()]) {
-      if (sequence.phase === 'finished') this.release(sequence, true);
+      if (sequence.phase === 'finished') this.release(sequence, true, !isFork(sequence.agentId));
     }
   }
 

@@ -12,11 +12,11 @@
 import { randomBytes } from 'node:crypto';
 import { describeError, SemanticError, type ErrorPayload } from '../../shared/errors.js';
 import type { GenerateInput, GenerateMessage, StartedMessage, Usage } from '../../shared/protocol/messages.js';
-import { resolveAgentId } from '../../shared/agent-id.js';
+import { resolveAgent } from '../../shared/agent-id.js';
 import type { CompletedMessage, Generation } from '../engine-client.js';
 import { chatInput, chatMessages, parseCountTokensRequest, parseMessagesRequest, promptTools, toGenerateMessage, toolUse } from './anthropic-schema.js';
 import { BlockStream, outputBlocks, type CallParsing, type OutputBlock, type StreamEvent } from './anthropic-blocks.js';
-import { cacheHeaders, type ChatEngine } from './openai.js';
+import { agentTerms, cacheHeaders, type ChatEngine } from './openai.js';
 import { noAgentLimit, type AgentGate } from './rate-limit.js';
 import type { RequestContext, Route } from './router.js';
 import { SseStream } from './sse.js';
@@ -171,14 +171,14 @@ async function createMessage(context: RequestContext, engine: ChatEngine, agentG
   const request = parseMessagesRequest(await context.readJson());
   const model = servedModel(engine, request.model, notServed);
   const messages = chatMessages(request);
-  const agentId = resolveAgentId({
+  const { agentId, derived } = resolveAgent({
     headers: context.exchange.headers,
     bodyField: { value: request.metadata?.user_id ?? undefined, param: 'metadata.user_id', opaque: true },
     messages,
   });
   const shareScope = agentGate(agentId, context.exchange.headers);
   const use = toolUse(request, model.toolFormat);
-  const message = { ...toGenerateMessage(request, messages, context.requestId, agentId, use), ...(shareScope === undefined ? {} : { shareScope }) };
+  const message = agentTerms(toGenerateMessage(request, messages, context.requestId, agentId, use), shareScope, derived);
   const parsing = use.promptTools.length === 0 ? undefined : { format: model.toolFormat, maxCalls: use.maxCalls };
   const meta = newMessageMeta(model.id);
   if (request.stream === true) completeAsStream(context, engine, message, meta, parsing);
