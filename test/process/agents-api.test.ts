@@ -93,6 +93,8 @@ t.test('one sequence: the older agent spills to RAM; list, inspect, stats, 404, 
   t.equal(stats.status, 200);
   t.match(stats.body, { ...sums(agents), budgets: { ram_bytes: 64 * 1024 * 1024 } });
   t.equal((stats.body as Totals).hot.agents, 1);
+  const engine = (await (await fetch(`${server.url}/debug/engine`)).json()) as { ramBytes: number };
+  t.equal((stats.body as Totals).ram.bytes, engine.ramBytes, 'the Agents API and /debug/engine count the same RAM bytes (logits rows included)');
 });
 
 t.test('no RAM tier: evict_only keeps the file and the next turn comes from disk; delete removes it', async (t) => {

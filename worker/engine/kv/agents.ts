@@ -36,7 +36,7 @@ export function listAgents(sources: AgentSources): AgentEntry[] {
     add({ id: hot.agentId, tier: 'hot', tokens: hot.tokens.length, bytes: context.stateSeqSize(hot.seqId), lastUsed: hot.usedAt });
   }
   for (const saved of tiers.ram.values()) {
-    add({ id: saved.agentId, tier: 'ram', tokens: saved.tokens.length, bytes: saved.own.byteLength, lastUsed: saved.usedAt });
+    add({ id: saved.agentId, tier: 'ram', tokens: saved.tokens.length, bytes: saved.own.byteLength + saved.logits.byteLength, lastUsed: saved.usedAt });
   }
   for (const file of tiers.disk?.entries() ?? []) {
     add({ id: file.agentId, tier: 'disk', tokens: file.tokens ?? null, bytes: file.bytes, lastUsed: file.lastUsed });
