@@ -21,10 +21,11 @@ const AGENTS = Array.from({ length: 8 }, (_, i) => `worker-${i}`);
 const SYSTEM = Array.from({ length: 40 }, (_, i) => `Rule ${i}: answer the swarm's task ${i % 7} briefly.`).join(' ');
 const talk = (agent: string): ChatMessage[] => [{ role: 'system', content: SYSTEM }, { role: 'user', content: `I am ${agent}; which task is mine?` }];
 
-/** H and C of the state format: bytes of a one-sequence state = H + cells · C. */
-async function stateFormat(): Promise<{ header: number; perCell: number }> {
+/** H and C of the state format: bytes of a one-sequence state = H + cells · C; and the bytes of one logits row. */
+async function stateFormat(): Promise<{ header: number; perCell: number; logitsRow: number }> {
   const addon = loadAddon();
   const model = await addon.loadModel(modelPath);
+  const logitsRow = model.info().vocabSize * Float32Array.BYTES_PER_ELEMENT;
   const ctx = await addon.createContext(model, { nCtx: 256, nSeqMax: 1, threads: 1 });
   const sizeAfter = async (n: number): Promise<number> => {
     ctx.seqRemove(0);
@@ -35,7 +36,7 @@ async function stateFormat(): Promise<{ header: number; perCell: number }> {
   ctx.dispose();
   model.dispose();
   const perCell = (five - two) / 3;
-  return { header: two - 2 * perCell, perCell };
+  return { header: two - 2 * perCell, perCell, logitsRow };
 }
 
 interface Listed { id: string; tier: string; tokens: number; bytes: number }
@@ -59,7 +60,7 @@ async function turn(server: RunningServer, agent: string, messages: ChatMessage[
 const ramBytes = async (server: RunningServer): Promise<number> => ((await call(server, 'GET', '/v1/agents/stats')).body as { ram: { bytes: number } }).ram.bytes;
 const inRam = async (server: RunningServer): Promise<Listed[]> => ((await call(server, 'GET', '/v1/agents')).body as { data: Listed[] }).data.filter((a) => a.tier === 'ram');
 
-const { header, perCell } = await stateFormat();
+const { header, perCell, logitsRow } = await stateFormat();
 const cold = new Map(await Promise.all(AGENTS.map(async (a) => [a, await greedyReference(modelPath, talk(a), MAX)] as const)));
 const first = cold.get('worker-0');
 const second = cold.get('worker-1');
@@ -77,11 +78,14 @@ t.test('8 agents sharing a prefix hold it once in RAM, plus their own cells', as
   const listed = await inRam(server);
   t.same(listed.map((a) => a.id).sort(), [...AGENTS].sort(), 'all 8 workers are in RAM');
   t.ok(prefix > 300, `a ${prefix}-token prefix is shared`);
-  for (const agent of listed) t.equal(agent.bytes, header + (agent.tokens - prefix) * perCell, `${agent.id} holds only its own ${agent.tokens - prefix} cells`);
+  for (const agent of listed) {
+    t.equal(agent.bytes, header + (agent.tokens - prefix) * perCell + logitsRow, `${agent.id} holds only its own ${agent.tokens - prefix} cells, and its logits row`);
+  }
   const stored = header + prefix * perCell + listed.reduce((sum, a) => sum + a.bytes, 0);
-  t.equal(await ramBytes(server), stored, 'the tier holds one prefix plus 8 suffixes');
-  const unshared = listed.reduce((sum, a) => sum + header + a.tokens * perCell, 0);
-  t.ok(stored * 3 < unshared, `${stored} bytes instead of ${unshared}`);
+  t.equal(await ramBytes(server), stored, 'the tier holds one prefix plus 8 suffixes (and their logits rows)');
+  const storedCells = stored - listed.length * logitsRow;
+  const unsharedCells = listed.reduce((sum, a) => sum + header + a.tokens * perCell, 0);
+  t.ok(storedCells * 3 < unsharedCells, `KV state: ${storedCells} bytes instead of ${unsharedCells}`);
 
   // Deleting one agent keeps the prefix for the others: worker-3 returns from RAM, cold-equal.
   const gone = listed.find((a) => a.id === 'worker-0') as Listed;
