@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { BadRequestError } from './errors.js';
+import type { GenerateMessage } from './protocol/messages.js';
 
 const validAgentId = /^[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,127}$/;
 
@@ -62,4 +63,9 @@ export function resolveAgent(sources: AgentIdSources): { agentId: string; derive
     return named(checkAgentId(field.value, field.param));
   }
   return { agentId: conversationAgentId(sources.messages), derived: true };
+}
+
+/** The generation with whom it shares prefixes (absent: nobody) and whether its agent id was derived. */
+export function agentTerms<M extends GenerateMessage>(message: M, shareScope: string | undefined, derived: boolean): M {
+  return { ...message, ...(shareScope === undefined ? {} : { shareScope }), ...(derived ? { agentIdDerived: true } : {}) };
 }

@@ -12,11 +12,11 @@
 import { randomBytes } from 'node:crypto';
 import { describeError, SemanticError, type ErrorPayload } from '../../shared/errors.js';
 import type { GenerateInput, GenerateMessage, StartedMessage, Usage } from '../../shared/protocol/messages.js';
-import { resolveAgent } from '../../shared/agent-id.js';
+import { agentTerms, resolveAgent } from '../../shared/agent-id.js';
 import type { CompletedMessage, Generation } from '../engine-client.js';
 import { chatInput, chatMessages, parseCountTokensRequest, parseMessagesRequest, promptTools, toGenerateMessage, toolUse } from './anthropic-schema.js';
 import { BlockStream, outputBlocks, type CallParsing, type OutputBlock, type StreamEvent } from './anthropic-blocks.js';
-import { agentTerms, cacheHeaders, type ChatEngine } from './openai.js';
+import { cacheHeaders, type ChatEngine } from './openai.js';
 import { noAgentLimit, type AgentGate } from './rate-limit.js';
 import type { RequestContext, Route } from './router.js';
 import { SseStream } from './sse.js';

@@ -15,7 +15,7 @@ import type { CompletedMessage, Generation, GenerationHandlers } from '../engine
 import { chatMessages, parseChatCompletionRequest, toChatGeneration, type ChatCompletionRequest } from './openai-schema.js';
 import { toOpenAIToolCall, type OpenAIToolCall } from './openai-tools.js';
 import { ToolCallStream, type ParsedToolCall } from '../tools/tool-calls.js';
-import { resolveAgent } from '../../shared/agent-id.js';
+import { agentTerms, resolveAgent } from '../../shared/agent-id.js';
 import type { StartedMessage } from '../../shared/protocol/messages.js';
 import type { RequestContext, Route } from './router.js';
 import { SseStream } from './sse.js';
@@ -267,20 +267,13 @@ export function serveOpenAI<R extends OpenAIRequest>(context: RequestContext, en
     messages: endpoint.opening(request),
   });
   const shareScope = agentGate(agentId, context.exchange.headers);
-  const prepared = withAgentTerms(endpoint.prepare(request, context.requestId, agentId, model), shareScope, derived);
+  const prepared = endpoint.prepare(request, context.requestId, agentId, model);
+  prepared.message = agentTerms(prepared.message, shareScope, derived);
   const meta = newCompletionMeta(model.id, Date.now(), endpoint.idPrefix);
   if (request.stream === true) completeAsStream(context, engine, prepared, meta, endpoint.format, request.stream_options?.include_usage === true);
   else completeAsJson(context, engine, prepared, meta, endpoint.format);
 }
 
-function withAgentTerms(prepared: PreparedRequest, shareScope: string | undefined, derived: boolean): PreparedRequest {
-  return { ...prepared, message: agentTerms(prepared.message, shareScope, derived) };
-}
-
-/** The generation with whom it shares prefixes (absent: nobody) and whether its agent id was derived. */
-export function agentTerms<M extends GenerateMessage>(message: M, shareScope: string | undefined, derived: boolean): M {
-  return { ...message, ...(shareScope === undefined ? {} : { shareScope }), ...(derived ? { agentIdDerived: true } : {}) };
-}
 
 /** A chat request with tools has its output read for calls in the served model's syntax. */
 function prepareChat(request: ChatCompletionRequest, requestId: string, agentId: string, model: ModelSummary): PreparedRequest {

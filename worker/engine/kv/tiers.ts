@@ -339,8 +339,7 @@ export class AgentTiers {
     if (pending.export === undefined) {
       const planned = disk?.planWrite(entry.agentId, entry.tokens, entry.scope);
       if (planned === undefined) return 'failed';
-      const from = scratchSeq !== undefined ? planned.ownFrom : 0;
-      const pieces = scratchSeq === undefined ? undefined : new PieceExport(this.context, scratchSeq, entry.seqId, from, entry.tokens.length);
+      const pieces = scratchSeq === undefined ? undefined : new PieceExport(this.context, scratchSeq, entry.seqId, planned.ownFrom, entry.tokens.length);
       pending.export = { planned, pieces };
     }
     const { planned, pieces } = pending.export;

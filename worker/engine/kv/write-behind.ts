@@ -1,11 +1,11 @@
 /**
  * Write-behind's schedule and its exports. A finished turn's state is exported for the disk tier a
- * bounded number of cells at a time while requests run. An export
- * holds the context, and llama.cpp exports whole sequences only, in time proportional to their cells
- * (a 15K-token coding agent: about half a second without flash attention, whose V cache is written
- * transposed in many small copies). Write-behind that falls due while requests run would stall them
- * all for that long at one step boundary; exported piece by piece through the scratch sequence, each
- * boundary pays for one piece instead. The pieces are joined by the writer thread, off this one.
+ * bounded number of cells at a time while requests run. An export holds the context, and llama.cpp
+ * exports whole sequences only, in time proportional to their cells (a 15K-token coding agent: about
+ * half a second without flash attention, whose V cache is written transposed in many small copies).
+ * Write-behind that falls due while requests run would stall them all for that long at one step
+ * boundary; exported piece by piece through the scratch sequence, each boundary pays for one piece
+ * instead. The pieces are joined by the writer thread, off this one.
  */
 import type { Context } from '../addon.js';
 import type { PlannedWrite } from '../../persistence/disk-tier.js';
