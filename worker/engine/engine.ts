@@ -293,6 +293,7 @@ export class Engine {
 
   private postStarted(sequence: Sequence, cacheTier: CacheTier, sharedFrom?: SharedFrom): void {
     const { requestId, prompt, cachedTokens } = sequence;
+    sequence.cacheTier = cacheTier;
     this.post({ type: 'started', requestId, promptTokens: prompt.length, cachedTokens, cacheTier, ...(sharedFrom === undefined ? {} : { sharedFrom }) });
   }
 
@@ -351,8 +352,7 @@ export class Engine {
     if (notify && sequence.cut) {
       this.fail(sequence.requestId, drainingError('the server drain deadline passed before this request finished'));
     } else if (notify) {
-      const { promptTokens, completionTokens } = { promptTokens: sequence.prompt.length, completionTokens: sequence.generated };
-      this.postDone(sequence.requestId, sequence.finishReason ?? 'stop', promptTokens, completionTokens, sequence.cachedTokens, sequence.text.matchedStop);
+      this.postDone(sequence.requestId, sequence.finishReason ?? 'stop', sequence.prompt.length, sequence.generated, sequence.cachedTokens, sequence.text.matchedStop);
     }
     const held = keepCache ? this.context.seqPosMax(sequence.seqId) + 1 : 0;
     if (held <= 0) {
@@ -362,7 +362,7 @@ export class Engine {
     }
     const tokens = Int32Array.from([...sequence.prompt, ...sequence.output].slice(0, held));
     this.admission.resize(sequence.reservation, held);
-    this.tiers.park(sequence.agentId, sequence.seqId, tokens, sequence.finalLogits, performance.now(), sequence.request.shareScope);
+    this.tiers.park(sequence.agentId, sequence.seqId, tokens, sequence.finalLogits, performance.now(), sequence.request.shareScope, sequence.worthWriting(held));
     this.turns.turnEnded(sequence.agentId);
   }
 

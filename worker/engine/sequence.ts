@@ -5,9 +5,10 @@
  */
 import type { Sampler } from './addon.js';
 import type { Reservation } from './admission.js';
-import type { FinishReason, GenerateMessage } from '../../shared/protocol/messages.js';
+import type { CacheTier, FinishReason, GenerateMessage } from '../../shared/protocol/messages.js';
 import { TextStream } from './text-stream.js';
 import type { RestoreSource } from './kv/tiers.js';
+import { worthWriting } from './kv/write-behind.js';
 
 /** `restoring`: waiting for its agent's saved state to be imported before its first prefill. */
 export type SequencePhase = 'restoring' | 'prefill' | 'generate' | 'finished';
@@ -35,6 +36,8 @@ export class Sequence {
   finalLogits: Float32Array = new Float32Array(0);
   /** Where the agent's saved state comes from (the RAM or disk tier), imported before its first prefill. */
   restore: RestoreSource | undefined;
+  /** Where its cached prefix came from, once started: its agent's own cache (hot, RAM, disk) says the conversation came back. */
+  cacheTier: CacheTier = 'miss';
   readonly text: TextStream;
 
   constructor(
@@ -69,6 +72,12 @@ export class Sequence {
     this.reused = tokens;
     this.prefilled = tokens;
     this.savedLogits = logits;
+  }
+
+  /** Whether the turn, `held` tokens long, is worth a cache file (write-behind.ts worthWriting). */
+  worthWriting(held: number): boolean {
+    const returned = this.cacheTier !== 'miss' && this.cacheTier !== 'shared';
+    return worthWriting({ derived: this.request.agentIdDerived === true, returned, tokens: held });
   }
 
   get agentId(): string {

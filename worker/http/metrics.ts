@@ -6,9 +6,10 @@
  * the 404s included, is counted once, with the route's pattern and a known method as labels (bounded
  * cardinality: clients choose paths and methods).
  */
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AnsweredRequest, ErrorShape, Route } from './router.js';
 import type { RouteAccess } from './access.js';
+import type { EngineStats } from '../../shared/protocol/messages.js';
 
 /** The OpenTelemetry HTTP server duration advice, in seconds, from 5 ms. */
 const durationBuckets = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60, 120];
@@ -32,8 +33,24 @@ export class HttpMetrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  /**
+   * The engine's memory, read from the inference thread when scraped: the very counts `/debug/engine`
+   * and `/v1/agents/stats` report (the RAM tier: every entry's cells and logits row, each shared
+   * segment once), so the three never disagree.
+   */
+  constructor(engineStats?: () => Promise<Pick<EngineStats, 'ramBytes'>>) {
     collectDefaultMetrics({ register: this.registry });
+    if (engineStats === undefined) return;
+    new Gauge({
+      name: 'semantic_memory_used_bytes',
+      help: 'Memory held by kind: ram_tier is the idle agents\' states (and logits rows) in the RAM tier.',
+      labelNames: ['kind'] as const,
+      registers: [this.registry],
+      async collect() {
+        const stats = await engineStats().catch(() => undefined); // a stopped or swapping engine: the last value stays
+        if (stats !== undefined) this.set({ kind: 'ram_tier' }, stats.ramBytes);
+      },
+    });
   }
 
   observe(answered: AnsweredRequest): void {

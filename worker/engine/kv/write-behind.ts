@@ -31,6 +31,39 @@ export const WRITE_DELAY_MS = 250;
 export const WRITE_BUSY_LIMIT_MS = 5000;
 
 /**
+ * Tokens from which a one-shot turn is written to the disk tier though its conversation never came
+ * back. A one-shot turn: its agent id was derived from the conversation's opening (no id sent) and
+ * it started without its own cache, so nothing says anyone will send that conversation again. A
+ * stateless client's flood is mostly such turns: writing each one cost a file per request, and the
+ * LRU disk budget then evicted the named agents' files, which do come back, to hold them. A short
+ * one-shot is cheap to prefill again; a long one (a document pasted in) is worth the file.
+ */
+export const ONE_SHOT_WRITE_TOKENS = 1024;
+
+/**
+ * Whether a finished turn goes to the disk tier: every named agent's turn does (agents' memory
+ * survives restarts); a derived agent's once its conversation came back (the turn started from its
+ * own cache) or once it holds ONE_SHOT_WRITE_TOKENS tokens. The hot and RAM tiers keep every turn
+ * either way: they are bounded by their own budgets and give a returning conversation its prefix.
+ */
+export function worthWriting(turn: { derived: boolean; returned: boolean; tokens: number }): boolean {
+  return !turn.derived || turn.returned || turn.tokens >= ONE_SHOT_WRITE_TOKENS;
+}
+
+/**
+ * The logits row stored beside a state in RAM or on disk, or an empty one. The row (vocabulary × 4
+ * bytes: 600 KB for Qwen2.5's 151,936 tokens) lets the very same prompt again sample its first token
+ * without a decode. It is kept only when it is no bigger than the state it rides with: for a short
+ * conversation it would be most of the bytes held (50× a 20-token state), while losing it costs
+ * one token's decode when the exact prompt returns (the last prompt token is computed again).
+ */
+export function keptLogits(logits: Float32Array, stateBytes: number): Float32Array {
+  return logits.byteLength <= stateBytes ? logits : EMPTY_LOGITS;
+}
+
+const EMPTY_LOGITS = new Float32Array(0);
+
+/**
  * A finished turn not yet in its cache file, with the entry that holds its state: the hot entry it was
  * parked as (with its export, once started), or the RAM entry it was spilled to (the
  * write stays behind, off the request that spilled it).
