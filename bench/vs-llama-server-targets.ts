@@ -18,7 +18,7 @@ export type Kind = 'semantic' | 'llama-server';
  * Settings both servers run with (4 sequences, a 16K unified context, 2 threads, no flash attention
  * unless the bench's `--flash-attention` turns it on for both).
  */
-export const settings = { sequences: 4, context: 16384, threads: 2, batch: 512, ramCacheMiB: 4096, flashAttention: false };
+export const settings = { sequences: 4, context: 16384, threads: 2, batch: 512, ramCacheMiB: 4096, flashAttention: false, httpThreads: 16 };
 
 export interface Target {
   kind: Kind;
@@ -40,7 +40,7 @@ export function semanticArgs(model: string, cacheDir: string): string[] {
  * and the server stops answering (seen in the decode workload). 16 threads serve it as any pool would.
  */
 export function llamaServerArgs(model: string, port: number): string[] {
-  return ['--threads-http', '16', '-m', model, '--alias', 'bench', '-np', String(settings.sequences), '-c', String(settings.context), '--kv-unified',
+  return ['--threads-http', String(settings.httpThreads), '-m', model, '--alias', 'bench', '-np', String(settings.sequences), '-c', String(settings.context), '--kv-unified',
     '-t', String(settings.threads), '-tb', String(settings.threads), '-fa', settings.flashAttention ? 'on' : 'off', '-b', String(settings.batch), '-ub', String(settings.batch),
     '--cache-ram', String(settings.ramCacheMiB), '--port', String(port), '--host', '127.0.0.1'];
 }

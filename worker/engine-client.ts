@@ -27,6 +27,7 @@ import type {
 } from '../shared/protocol/messages.js';
 import type { InferenceOptions } from './inference/options.js';
 import { HeldGenerations } from './held-generations.js';
+import { QueueFullLatch } from './queue-full.js';
 
 /** A request's end as a client sees it: aborts are never reported as a finish reason. */
 export type CompletedMessage = DoneMessage & { finishReason: 'stop' | 'length' };
@@ -90,6 +91,8 @@ export class EngineClient {
   private readonly pending = new Map<string, Pending>();
   /** Questions (stats, token counts, Agents API, admin) waiting for their one reply. */
   private readonly pendingReplies = new Map<string, Waiter<Reply>>();
+  /** Refuses at the front while the engine's queue is known to be full (queue-full.ts). */
+  private readonly queueFull = new QueueFullLatch();
   private currentState: EngineState = 'starting';
   private summary: ModelSummary | undefined;
   private deathReason: ErrorPayload | undefined;
@@ -141,7 +144,7 @@ export class EngineClient {
   }
 
   generate(message: GenerateMessage, handlers: GenerationHandlers): Generation {
-    const refusal = this.unavailable();
+    const refusal = this.unavailable() ?? this.queueFull.refusal;
     if (refusal !== undefined) {
       // Asynchronous like every other outcome, so callers have one code path.
       queueMicrotask(() => handlers.onFailed(refusal));
@@ -186,6 +189,7 @@ export class EngineClient {
   async limits(update: Omit<ConfigureMessage, 'type' | 'requestId'> = {}): Promise<RuntimeLimits> {
     const limits = await this.ask({ type: 'configure', ...update }, (reply) => (reply.type === 'limits' ? reply.limits : undefined));
     this.maxQueued = limits.maxQueued;
+    this.queueFull.open();
     return limits;
   }
 
@@ -334,6 +338,7 @@ export class EngineClient {
     }
     const last = message.type === 'done' || message.type === 'failed';
     if (last) this.pending.delete(message.requestId);
+    if (message.type === 'done' || message.type === 'failed') this.queueFull.ended(message);
     if (entry.aborted) return;
     this.deliver(entry.handlers, message);
   }

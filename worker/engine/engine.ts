@@ -67,8 +67,7 @@ export class Engine {
     this.admission = new Admission(settings.maxSequences, pool, settings);
     const written = (agentId: string, bytes: number): void => this.post({ type: 'persisted', agentId, bytes });
     this.tiers = new AgentTiers(context, this.admission, settings.ramBudgetBytes, disk, written, settings.blockSize, settings.scratchSeq);
-    const runningOf = (agentId: string): Sequence | undefined => [...this.active.values()].find((s) => s.agentId === agentId);
-    this.shared = new SharedPrefixes(this.tiers, runningOf, settings.sequenceSize >= settings.contextSize);
+    this.shared = new SharedPrefixes(this.tiers, this.active, settings.sequenceSize >= settings.contextSize);
     // Whole blocks of one sequence's cells: all the context's, or its stream's share when split.
     const capacity = Math.floor(Math.min(settings.sequenceSize, settings.contextSize) / settings.blockSize) * settings.blockSize;
     this.input = new RequestInput(addon, model, capacity, settings.defaultMaxTokens);

@@ -106,3 +106,9 @@ export class Sequence {
     return this.phase === 'prefill' ? this.prefilled : this.prompt.length + Math.max(0, this.generated - 1);
   }
 }
+
+/** The agent's sequence among those running, if any (no array built: prefix sharing asks per candidate). */
+export function runningSequenceOf(active: Iterable<Sequence>, agentId: string): Sequence | undefined {
+  for (const sequence of active) if (sequence.agentId === agentId) return sequence;
+  return undefined;
+}

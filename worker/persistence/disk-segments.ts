@@ -10,7 +10,7 @@
  * the headers read at startup; a segment no known file uses is deleted.
  */
 import { commonPrefixLength } from '../engine/kv/hot-cache.js';
-import { PrefixIndex } from '../engine/kv/prefix-index.js';
+import { PARTNER_CANDIDATES, PrefixIndex } from '../engine/kv/prefix-index.js';
 
 export interface DiskSegment {
   name: string;
@@ -130,7 +130,7 @@ export class DiskSegments {
   }
 
   private partnerFor(agentId: string, scope: string, tokens: Int32Array): { agentId: string; length: number } | undefined {
-    const found = this.loose.longest(scope, tokens, (id) => id !== agentId);
+    const found = this.loose.longest(scope, tokens, (id) => id !== agentId, PARTNER_CANDIDATES);
     let best: { agentId: string; length: number } | undefined;
     for (const id of found.tokens >= this.minShared ? found.agents : []) {
       const theirs = this.loose.tokensOf(id);

@@ -93,9 +93,10 @@ export class PrefixIndex {
   /**
    * The agents holding the deepest whole-block prefix of `tokens` in `scope`, and that depth in
    * tokens; `usable` filters candidates (one with nothing to offer now), the walk goes no deeper
-   * than the usable ones reach.
+   * than the usable ones reach. `agents` lists at most `limit` usable holders (a chat template's
+   * opening block can have thousands: one per stateless conversation); `holders` is all of them.
    */
-  longest(scope: string, tokens: ArrayLike<number>, usable: (agentId: string) => boolean = () => true): { tokens: number; agents: string[] } {
+  longest(scope: string, tokens: ArrayLike<number>, usable: (agentId: string) => boolean = () => true, limit = Infinity): LongestPrefix {
     let deepest: { tokens: number; holders: Set<string> } | undefined;
     let previous = scopeSeed(scope);
     for (let end = this.blockTokens; end <= tokens.length; end += this.blockTokens) {
@@ -104,8 +105,23 @@ export class PrefixIndex {
       if (holders === undefined || !someOf(holders, usable)) break;
       deepest = { tokens: end, holders };
     }
-    return deepest === undefined ? { tokens: 0, agents: [] } : { tokens: deepest.tokens, agents: [...deepest.holders].filter(usable) };
+    if (deepest === undefined) return { tokens: 0, agents: [], holders: new Set() };
+    const agents: string[] = [];
+    for (const agentId of deepest.holders) if (agents.length < limit && usable(agentId)) agents.push(agentId);
+    return { tokens: deepest.tokens, agents, holders: deepest.holders };
   }
+}
+
+/**
+ * Partners a new segment weighs (ram-segments.ts, disk-segments.ts): all hold the deepest common
+ * block and differ by less than a block past it, so a few suffice, and thousands may hold it.
+ */
+export const PARTNER_CANDIDATES = 8;
+
+export interface LongestPrefix {
+  tokens: number;
+  agents: string[];
+  holders: ReadonlySet<string>;
 }
 
 function someOf(agents: Set<string>, usable: (agentId: string) => boolean): boolean {

@@ -12,7 +12,7 @@
  * shares less than a segment holds makes its own, shorter one with an entry that has none.
  */
 import { commonPrefixLength } from './hot-cache.js';
-import { PrefixIndex } from './prefix-index.js';
+import { PARTNER_CANDIDATES, PrefixIndex } from './prefix-index.js';
 import type { RamEntry } from './ram-cache.js';
 import { joinStates, StateBlobError, stateCells, statePrefix } from './state-blob.js';
 
@@ -105,7 +105,7 @@ export class RamSegments {
 
   /** A new segment from the longest whole-block prefix the entry shares with a loose entry of its scope. */
   private fromPartner(entry: RamEntry, scope: string, chain: number[], entryOf: (agentId: string) => RamEntry | undefined, rebase: (other: RamEntry, own: Uint8Array) => void): Segment | undefined {
-    const found = this.loose.longest(scope, entry.tokens, (id) => id !== entry.agentId);
+    const found = this.loose.longest(scope, entry.tokens, (id) => id !== entry.agentId, PARTNER_CANDIDATES);
     if (found.tokens < this.minShared) return undefined;
     let best: { other: RamEntry; length: number } | undefined;
     for (const id of found.agents) {

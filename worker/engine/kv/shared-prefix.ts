@@ -10,7 +10,7 @@
  * stream and llama.cpp cannot copy part of one stream into another (it aborts), so there only saved
  * states (RAM, disk) are shared, cut to the prefix before they are imported.
  */
-import type { Sequence } from '../sequence.js';
+import { runningSequenceOf, type Sequence } from '../sequence.js';
 import type { SharedFrom } from '../../../shared/protocol/messages.js';
 import { commonPrefixLength, reusablePrefix } from './hot-cache.js';
 import type { AgentTiers, RestoreSource } from './tiers.js';
@@ -19,7 +19,20 @@ export type SharedPrefix =
   | { kind: 'cells'; from: 'active' | 'hot'; seqId: number; tokens: number; logits?: Float32Array | undefined }
   | { kind: 'saved'; from: 'ram' | 'disk'; restore: RestoreSource; tokens: number };
 
-type Option = { kind: 'own'; tokens: number; rank: number } | (SharedPrefix & { rank: number });
+/** A candidate weighed: a saved one names its agent, and its restore is built only if it wins. */
+type Option =
+  | { kind: 'own'; tokens: number; rank: number }
+  | (Extract<SharedPrefix, { kind: 'cells' }> & { rank: number })
+  | { kind: 'saved'; from: 'ram' | 'disk'; agentId: string; tokens: number; rank: number };
+
+/**
+ * Candidates taken from the index per request. Every one holds the index's deepest common block, and
+ * they differ by less than one block past it, so weighing a few loses at most a few tokens; a
+ * stateless flood leaves thousands of one-shot agents in RAM that all share the chat template's
+ * opening block, and weighing each cost more than the request. Agents with cells in the context are
+ * weighed besides (no more of them than sequences): sharing their cells costs no import.
+ */
+const INDEXED_CANDIDATES = 8;
 
 /** Faster sources win ties: shared cells cost nothing, a RAM state one import, a file a read and an import. */
 const RANK: Record<SharedFrom, number> = { active: 0, hot: 0, ram: 1, disk: 2 };
@@ -27,8 +40,8 @@ const RANK: Record<SharedFrom, number> = { active: 0, hot: 0, ram: 1, disk: 2 };
 export class SharedPrefixes {
   constructor(
     private readonly tiers: AgentTiers,
-    /** The agent's running request, if any. */
-    private readonly running: (agentId: string) => Sequence | undefined,
+    /** Running requests, by request id. */
+    private readonly active: ReadonlyMap<string, Sequence>,
     /** Whether every sequence lives in one KV stream (kvUnified), so cells can be shared. */
     private readonly cellsShareable: boolean,
   ) {}
@@ -42,17 +55,20 @@ export class SharedPrefixes {
     if (scope === undefined) return undefined;
     const gone: string[] = [];
     const holds = (id: string): boolean => this.holds(id, agentId) || (gone.push(id), false);
-    const found = this.tiers.prefixes.longest(scope, prompt, holds);
+    const found = this.tiers.prefixes.longest(scope, prompt, holds, INDEXED_CANDIDATES);
     for (const id of gone) this.tiers.prefixes.remove(id);
     if (found.tokens <= atLeast) return undefined;
+    const candidates = new Set(found.agents);
+    for (const id of this.inContext()) if (found.holders.has(id) && holds(id)) candidates.add(id);
     let best: Option | undefined = this.ownOption(agentId, prompt);
-    for (const id of found.agents) {
+    for (const id of candidates) {
       const option = this.optionOf(id, agentId, prompt, found.tokens);
       if (option !== undefined && (best === undefined || option.tokens > best.tokens || (option.tokens === best.tokens && option.rank < best.rank))) best = option;
     }
     if (best === undefined || best.kind === 'own' || best.tokens <= atLeast) return undefined;
-    if (best.kind === 'saved') return best;
-    return { kind: 'cells', from: best.from, seqId: best.seqId, tokens: best.tokens, logits: best.logits };
+    if (best.kind === 'cells') return { kind: 'cells', from: best.from, seqId: best.seqId, tokens: best.tokens, logits: best.logits };
+    const restore = this.tiers.sharedSourceOf(best.agentId, best.from);
+    return restore === undefined ? undefined : { kind: 'saved', from: best.from, restore, tokens: best.tokens };
   }
 
   /** Whether the agent has a cache another request could read now (the asking agent: a saved one). */
@@ -61,6 +77,13 @@ export class SharedPrefixes {
     if (ram.peek(id) !== undefined || disk?.has(id) === true) return true;
     if (id === asking) return false;
     return this.cellsShareable && (hot.peek(id) !== undefined || this.runningCells(id) !== undefined);
+  }
+
+  /** Agents whose cells are in the context: idle (hot) or with a request running. */
+  private *inContext(): Iterable<string> {
+    if (!this.cellsShareable) return;
+    for (const entry of this.tiers.hot.entries()) yield entry.agentId;
+    for (const sequence of this.active.values()) yield sequence.agentId;
   }
 
   private optionOf(id: string, asking: string, prompt: Int32Array, depth: number): Option | undefined {
@@ -77,11 +100,9 @@ export class SharedPrefixes {
       return { kind: 'cells', from: 'active', seqId: sequence.seqId, tokens, rank: RANK.active };
     }
     const saved = ram.peek(id);
-    const tier = saved !== undefined ? 'ram' : 'disk';
-    const restore = this.tiers.sharedSourceOf(id, tier);
-    if (restore === undefined) return undefined;
-    const tokens = saved !== undefined ? reusablePrefix(saved, prompt).tokens : this.indexedPrefix(id, prompt, depth);
-    return { kind: 'saved', from: tier, restore, tokens, rank: RANK[tier] };
+    if (saved !== undefined) return { kind: 'saved', from: 'ram', agentId: id, tokens: reusablePrefix(saved, prompt).tokens, rank: RANK.ram };
+    if (this.tiers.disk?.has(id) !== true) return undefined;
+    return { kind: 'saved', from: 'disk', agentId: id, tokens: this.indexedPrefix(id, prompt, depth), rank: RANK.disk };
   }
 
   /**
@@ -106,7 +127,7 @@ export class SharedPrefixes {
   /** A running request whose cells hold tokens now (not one still waiting for its own import). */
   private runningCells(id: string): Sequence | undefined {
     if (!this.cellsShareable) return undefined;
-    const sequence = this.running(id);
+    const sequence = runningSequenceOf(this.active.values(), id);
     return sequence !== undefined && sequence.phase !== 'restoring' && sequence.phase !== 'finished' && sequence.usedCells > 0 ? sequence : undefined;
   }
 }

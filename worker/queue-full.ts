@@ -1,0 +1,30 @@
+/**
+ * The front answers a full engine's 429 itself. Once the engine refuses a request because its queue
+ * is full, every request after it would be refused too until one in flight ends: each of those
+ * would still be parsed, posted across the MessagePort, rendered and tokenized by the inference
+ * thread only to be refused there. Under a flood of clients that retry at once (load generators,
+ * naive scripts) that churn took a core from the decode loop: 128 such clients on 16 sequences got
+ * 7,500 refusals in 10 s and half of llama-server's completed requests. The latch refuses at the
+ * front, with the engine's own error, until the engine's next answer that ends a request.
+ */
+import { ErrorCode, type ErrorPayload } from '../shared/errors.js';
+import type { InferenceToFront } from '../shared/protocol/messages.js';
+
+export class QueueFullLatch {
+  private latched: ErrorPayload | undefined;
+
+  /** The engine's refusal to repeat, while it is known to be full. */
+  get refusal(): ErrorPayload | undefined {
+    return this.latched;
+  }
+
+  /** A request's last message: a queue-full refusal latches; any other end (room freed) opens it. */
+  ended(message: Extract<InferenceToFront, { type: 'done' | 'failed' }>): void {
+    this.latched = message.type === 'failed' && message.error.code === ErrorCode.QueueFull ? message.error : undefined;
+  }
+
+  /** The limits changed (a bigger queue, say): the engine decides again. */
+  open(): void {
+    this.latched = undefined;
+  }
+}
