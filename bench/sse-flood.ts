@@ -12,6 +12,7 @@
  *   npm run bench:sse -- [--clients 256] [--sequences 64] [--max-tokens 16] [--seconds 10] [--servers semantic,llama-server]
  */
 import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import { ensureModel } from '../shared/gguf/make-model.js';
 import { readSseData } from '../test/helpers/sse.js';
 import { addonLibraryDir, ensureLlamaServer, stageOnLibraries } from './llama-server-build.js';
@@ -67,15 +68,31 @@ async function client(url: string, id: number, until: number, out: { first: numb
   }
 }
 
-async function probe(url: string, until: number): Promise<number[]> {
-  const times: number[] = [];
-  while (performance.now() < until) {
-    const started = performance.now();
-    await fetch(url).then((response) => response.arrayBuffer(), () => undefined);
-    times.push(performance.now() - started);
-    await sleep(10);
-  }
-  return times.sort((a, b) => a - b);
+/**
+ * The prober runs on a thread of its own: on the clients' event loop, parsing 256 streams, its
+ * timings would include this process's own delays rather than the server's.
+ */
+const prober = `
+  const { parentPort, workerData: { url, ms } } = require('node:worker_threads');
+  (async () => {
+    const times = [];
+    const until = performance.now() + ms;
+    while (performance.now() < until) {
+      const started = performance.now();
+      await fetch(url).then((response) => response.arrayBuffer(), () => undefined);
+      times.push(performance.now() - started);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    parentPort.postMessage(times);
+  })();
+`;
+
+function probe(url: string, until: number): Promise<number[]> {
+  const worker = new Worker(prober, { eval: true, workerData: { url, ms: until - performance.now() } });
+  return new Promise<number[]>((resolve, reject) => {
+    worker.once('message', (times: number[]) => resolve(times.sort((a, b) => a - b)));
+    worker.once('error', reject);
+  }).finally(() => void worker.terminate());
 }
 
 async function measure(target: Target): Promise<Measured> {

@@ -18,7 +18,7 @@ export type Kind = 'semantic' | 'llama-server';
  * Settings both servers run with (4 sequences, a 16K unified context, 2 threads, no flash attention
  * unless the bench's `--flash-attention` turns it on for both).
  */
-export const settings = { sequences: 4, context: 16384, threads: 2, batch: 512, ramCacheMiB: 4096, flashAttention: false, httpThreads: 16 };
+export const settings = { sequences: 4, context: 16384, threads: 2, batch: 512, ramCacheMiB: 4096, flashAttention: false, httpThreads: 16, maxQueued: 64 };
 
 export interface Target {
   kind: Kind;
@@ -31,7 +31,7 @@ export interface Target {
 export function semanticArgs(model: string, cacheDir: string): string[] {
   return ['serve', '--port', '0', '--model', model, '--model-id', 'bench', '--max-sequences', String(settings.sequences),
     '--context-size', String(settings.context), '--kv-unified', 'true', '--threads', String(settings.threads), '--flash-attention', String(settings.flashAttention),
-    '--batch-tokens', String(settings.batch), '--ram-cache-bytes', String(settings.ramCacheMiB * 1024 * 1024), '--cache-dir', cacheDir];
+    '--batch-tokens', String(settings.batch), '--ram-cache-bytes', String(settings.ramCacheMiB * 1024 * 1024), '--max-queued', String(settings.maxQueued), '--cache-dir', cacheDir];
 }
 
 /**

@@ -338,7 +338,7 @@ export class EngineClient {
     }
     const last = message.type === 'done' || message.type === 'failed';
     if (last) this.pending.delete(message.requestId);
-    if (message.type === 'done' || message.type === 'failed') this.queueFull.ended(message);
+    if (message.type === 'done' || message.type === 'failed') this.queueFull.ended(message, this.pending.size);
     if (entry.aborted) return;
     this.deliver(entry.handlers, message);
   }

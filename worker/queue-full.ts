@@ -18,9 +18,13 @@ export class QueueFullLatch {
     return this.latched;
   }
 
-  /** A request's last message: a queue-full refusal latches; any other end (room freed) opens it. */
-  ended(message: Extract<InferenceToFront, { type: 'done' | 'failed' }>): void {
-    this.latched = message.type === 'failed' && message.error.code === ErrorCode.QueueFull ? message.error : undefined;
+  /**
+   * A request's last message, with how many other requests are still in flight: a queue-full refusal
+   * latches while some are (one of them ending is what frees room); any other end opens it.
+   */
+  ended(message: Extract<InferenceToFront, { type: 'done' | 'failed' }>, othersInFlight: number): void {
+    const full = message.type === 'failed' && message.error.code === ErrorCode.QueueFull && othersInFlight > 0;
+    this.latched = full ? message.error : undefined;
   }
 
   /** The limits changed (a bigger queue, say): the engine decides again. */

@@ -53,8 +53,10 @@ t.test('a returning agent is served from its file by a restarted server, output 
   t.equal(header.tokens?.shape?.[0], cold.promptTokens + MAX - 1, 'prompt + every decoded token');
   const [logitsStart, logitsEnd] = header.logits?.data_offsets ?? [];
   t.equal(header.logits?.dtype, 'F32');
-  t.equal(header.logits?.shape?.[0], model.info().vocabSize, 'the logits after the last token: one per vocabulary token');
-  t.equal((logitsEnd ?? 0) - (logitsStart ?? 0), 4 * model.info().vocabSize);
+  // A row of logits (one per vocabulary token) is bigger than this short state, so none is stored (write-behind.ts keptLogits).
+  t.ok(header.state?.data_offsets !== undefined && header.state.data_offsets[1]! - header.state.data_offsets[0]! < 4 * model.info().vocabSize, 'the state is smaller than a logits row');
+  t.equal(header.logits?.shape?.[0], 0, 'so the logits tensor is empty');
+  t.equal((logitsEnd ?? 0) - (logitsStart ?? 0), 0);
   t.equal(file.length, 8 + headerLength + (header.state?.data_offsets?.[1] ?? 0), 'data offsets cover the file exactly');
 
   const second = await serve(dir);

@@ -1,6 +1,7 @@
 // A request whose whole prompt an agent's cache already holds (a retry, a repeated request) is
 // answered with no decode before its first token: every tier keeps the logits that followed the
-// cached tokens. From each tier — hot, RAM, disk, disk after a restart — the repeat computes 0 prompt
+// cached tokens, for a cache whose state is at least as big as that row (this prompt is some 2,900
+// tokens; a short one's row is dropped in RAM and on disk, test/process/memory-accounting.test.ts). From each tier — hot, RAM, disk, disk after a restart — the repeat computes 0 prompt
 // tokens, reports them all cached, and its greedy output equals a cold run's token for token.
 import t, { type Test } from 'tap';
 import { mkdtempSync } from 'node:fs';
@@ -13,12 +14,13 @@ import type { ChatMessage } from '../../shared/protocol/messages.js';
 
 const modelPath = await tinyModelPath();
 const MAX = 12;
-const question: ChatMessage[] = [{ role: 'user', content: 'Name three rivers in Europe.' }];
+const filler = Array.from({ length: 1000 }, (_, i) => `w${i % 97}`).join(' ');
+const question: ChatMessage[] = [{ role: 'user', content: `Name three rivers in Europe. ${filler}` }];
 const other: ChatMessage[] = [{ role: 'user', content: 'Something else entirely.' }];
 
 async function serve(cacheDir: string, ramBytes: string): Promise<RunningServer> {
   const server = await startServer([
-    'serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '1024',
+    'serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '4096',
     '--max-sequences', '1', '--cache-dir', cacheDir, '--ram-cache-bytes', ramBytes,
     '--prefix-sharing', 'off', // each agent asks the same question; this is about its own cache
   ]);
