@@ -33,7 +33,10 @@ const { values } = parseArgs({
   },
 });
 const list = (value: string | undefined): string[] => (value ?? '').split(',').filter((x) => x !== '');
-Object.assign(settings, { sequences: 16, context: 16384, threads: 2, maxQueued: Number(values['max-queued']) });
+// llama-server serves a connection per HTTP thread: with fewer threads than clients the surplus waits
+// unseen by autocannon's latencies (a request is timed once it is written), so it gets one per client.
+const mostClients = Math.max(...list(values.clients).map(Number));
+Object.assign(settings, { sequences: 16, context: 16384, threads: 2, maxQueued: Number(values['max-queued']), httpThreads: mostClients + 16 });
 
 interface Load { prompts: string; clients: number; maxTokens: number }
 interface Measured { rps: number; p50: number; p99: number; ok: number; refused: number; failed: number }
