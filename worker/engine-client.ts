@@ -336,9 +336,10 @@ export class EngineClient {
       this.log.warn({ requestId: message.requestId, type: message.type }, 'message for no pending request');
       return;
     }
-    const last = message.type === 'done' || message.type === 'failed';
-    if (last) this.pending.delete(message.requestId);
-    if (message.type === 'done' || message.type === 'failed') this.queueFull.ended(message, this.pending.size);
+    if (message.type === 'done' || message.type === 'failed') {
+      this.pending.delete(message.requestId);
+      this.queueFull.ended(message, this.pending.size);
+    }
     if (entry.aborted) return;
     this.deliver(entry.handlers, message);
   }

@@ -53,7 +53,7 @@ t.test('a returning agent is served from its file by a restarted server, output 
   t.equal(header.tokens?.shape?.[0], cold.promptTokens + MAX - 1, 'prompt + every decoded token');
   const [logitsStart, logitsEnd] = header.logits?.data_offsets ?? [];
   t.equal(header.logits?.dtype, 'F32');
-  // A row of logits (one per vocabulary token) is bigger than this short state, so none is stored (write-behind.ts keptLogits).
+  // A row of logits (one per vocabulary token) is bigger than this short state, so none is stored (hot-cache.ts keptLogits).
   t.ok(header.state?.data_offsets !== undefined && header.state.data_offsets[1]! - header.state.data_offsets[0]! < 4 * model.info().vocabSize, 'the state is smaller than a logits row');
   t.equal(header.logits?.shape?.[0], 0, 'so the logits tensor is empty');
   t.equal((logitsEnd ?? 0) - (logitsStart ?? 0), 0);

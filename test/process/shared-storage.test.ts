@@ -78,7 +78,7 @@ t.test('8 agents sharing a prefix hold it once in RAM, plus their own cells', as
   const listed = await inRam(server);
   t.same(listed.map((a) => a.id).sort(), [...AGENTS].sort(), 'all 8 workers are in RAM');
   t.ok(prefix > 300, `a ${prefix}-token prefix is shared`);
-  // A worker's whole state (header + its cells) is smaller than a logits row, so no row is kept (write-behind.ts keptLogits).
+  // A worker's whole state (header + its cells) is smaller than a logits row, so no row is kept (hot-cache.ts keptLogits).
   for (const agent of listed) {
     t.ok(header + agent.tokens * perCell < logitsRow, `${agent.id}: a ${agent.tokens}-cell state is smaller than a logits row`);
     t.equal(agent.bytes, header + (agent.tokens - prefix) * perCell, `${agent.id} holds only its own ${agent.tokens - prefix} cells, and no logits row`);

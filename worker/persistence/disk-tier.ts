@@ -12,6 +12,7 @@ import { Piscina } from 'piscina';
 import { agentIdOfFileName, cacheFileName, type CacheMetadata } from './cache-file.js';
 import type { HeaderResult, HeaderTask, InspectResult, InspectTask, QuarantineTask, ReadTask, RebaseTask, WriteResult, WriteTask } from './cache-task.js';
 import type { FileSpan } from '../engine/addon.js';
+import { keptLogits } from '../engine/kv/hot-cache.js';
 import { DiskIndex, type DiskEntry } from './disk-index.js';
 import { DiskSegments, type DiskSegment, type SegmentPlan } from './disk-segments.js';
 
@@ -166,10 +167,12 @@ export class DiskTier {
    * `state`: one state, or the pieces of one in position order (joined by the writer thread).
    * `ownCellsOnly`: the state holds only the cells from `planned.ownFrom` on (the rest are in the segment).
    */
-  writePlanned(planned: PlannedWrite, state: Uint8Array | readonly Uint8Array[], logits: Float32Array, ownCellsOnly: boolean): Promise<number> {
+  writePlanned(planned: PlannedWrite, state: Uint8Array | readonly Uint8Array[], allLogits: Float32Array, ownCellsOnly: boolean): Promise<number> {
     const { agentId, tokens, shareScope, plan } = planned;
     const pieces = state instanceof Uint8Array ? [state] : [...state];
-    if (!this.ledger.fits(tokens.byteLength + logits.byteLength + pieces.reduce((n, piece) => n + piece.byteLength, 0))) {
+    const stateBytes = pieces.reduce((n, piece) => n + piece.byteLength, 0);
+    const logits = keptLogits(allLogits, stateBytes);
+    if (!this.ledger.fits(tokens.byteLength + logits.byteLength + stateBytes)) {
       this.cancel(planned);
       this.delete([agentId]);
       return Promise.resolve(0);

@@ -68,6 +68,20 @@ export class HotCache {
 }
 
 /**
+ * The logits row the RAM and disk tiers store beside a state, or an empty one (reusablePrefix then
+ * computes the last prompt token again). The row (vocabulary × 4
+ * bytes: 600 KB for Qwen2.5's 151,936 tokens) lets the very same prompt again sample its first token
+ * without a decode. It is kept only when it is no bigger than the state it rides with: for a short
+ * conversation it would be most of the bytes held (50× a 20-token state), while losing it costs
+ * one token's decode when the exact prompt returns (the last prompt token is computed again).
+ */
+export function keptLogits(logits: Float32Array, stateBytes: number): Float32Array {
+  return logits.byteLength <= stateBytes ? logits : EMPTY_LOGITS;
+}
+
+const EMPTY_LOGITS = new Float32Array(0);
+
+/**
  * How much of an agent's cached turn a new prompt reuses: the common prefix, but not the prompt's last
  * token, whose logits give the first new token — unless the cache holds exactly the prompt and the
  * logits that followed it (a retried or repeated request), which are then sampled without a decode.

@@ -9,6 +9,7 @@
  * agent's entry, which keeps only its own cells past it. A segment is freed with its last reference,
  * so evicting agents by LRU evicts a shared prefix as a unit, once nobody uses it.
  */
+import { keptLogits } from './hot-cache.js';
 import { RamSegments, type Segment } from './ram-segments.js';
 
 export interface RamEntry {
@@ -66,10 +67,12 @@ export class RamCache {
   /**
    * Stores (or replaces) the agent's state, on a shared segment when another entry of its scope
    * opens with the same tokens; evicts least recently used entries beyond the budget. Returns the
-   * entry, or undefined when the state alone exceeds the budget (nothing is stored).
+   * entry, or undefined when the state alone exceeds the budget (nothing is stored). The logits row
+   * is kept only when no bigger than the state (keptLogits).
    */
-  put(agentId: string, tokens: Int32Array, state: Uint8Array, logits: Float32Array, usedAt = Date.now(), scope?: string): RamEntry | undefined {
+  put(agentId: string, tokens: Int32Array, state: Uint8Array, allLogits: Float32Array, usedAt = Date.now(), scope?: string): RamEntry | undefined {
     this.take(agentId);
+    const logits = keptLogits(allLogits, state.byteLength);
     if (state.byteLength + logits.byteLength > this.budgetBytes) return undefined;
     const entry: RamEntry = { agentId, tokens, logits, own: state, usedAt, scope };
     this.segments.place(entry, (id) => this.entries.get(id), (other, own) => {

@@ -15,7 +15,7 @@ import type { BlockPool } from './block-pool.js';
 import { HotCache, type HotEntry } from './hot-cache.js';
 import { RamCache, type RamEntry } from './ram-cache.js';
 import { statePrefix } from './state-blob.js';
-import { EXPORT_PIECE_CELLS, keptLogits, PieceExport, WRITE_BUSY_LIMIT_MS, WRITE_DELAY_MS, type PendingWrite } from './write-behind.js';
+import { EXPORT_PIECE_CELLS, PieceExport, WRITE_BUSY_LIMIT_MS, WRITE_DELAY_MS, type PendingWrite } from './write-behind.js';
 import { PrefixIndex } from './prefix-index.js';
 import type { CacheTierName } from '../../../shared/protocol/messages.js';
 
@@ -205,8 +205,7 @@ export class AgentTiers {
     const unwritten = pending?.entry === entry;
     const toRam = this.ram.budgetBytes > 0;
     const state = toRam || unwritten ? await this.exportState(entry) : undefined;
-    const logits = state === undefined ? entry.logits : keptLogits(entry.logits, state.byteLength);
-    const kept = state !== undefined && toRam ? this.ram.put(entry.agentId, entry.tokens, state, logits, entry.usedAt, entry.scope) : undefined;
+    const kept = state !== undefined && toRam ? this.ram.put(entry.agentId, entry.tokens, state, entry.logits, entry.usedAt, entry.scope) : undefined;
     if (unwritten) this.dropPending(entry.agentId);
     if (unwritten && kept !== undefined) this.pendingWrites.set(entry.agentId, { tier: 'ram', entry: kept, due: pending.due });
     else if (unwritten) {
@@ -350,8 +349,7 @@ export class AgentTiers {
       return 'failed';
     }
     if (pieces !== undefined && !pieces.done) return 'later';
-    const stateBytes = (state instanceof Uint8Array ? [state] : state).reduce((sum, piece) => sum + piece.byteLength, 0);
-    this.reportWrite(entry.agentId, (disk as DiskTier).writePlanned(planned, state, keptLogits(entry.logits, stateBytes), planned.ownFrom > 0 && pieces !== undefined));
+    this.reportWrite(entry.agentId, (disk as DiskTier).writePlanned(planned, state, entry.logits, planned.ownFrom > 0 && pieces !== undefined));
     return 'written';
   }
 
@@ -366,7 +364,7 @@ export class AgentTiers {
    * the disk budget and was not written.
    */
   private write(entry: Pick<HotEntry, 'agentId' | 'tokens' | 'logits' | 'scope'>, state: Uint8Array): void {
-    if (this.disk !== undefined) this.reportWrite(entry.agentId, this.disk.persist(entry.agentId, entry.tokens, state, keptLogits(entry.logits, state.byteLength), entry.scope));
+    if (this.disk !== undefined) this.reportWrite(entry.agentId, this.disk.persist(entry.agentId, entry.tokens, state, entry.logits, entry.scope));
   }
 
   private reportWrite(agentId: string, written: Promise<number>): void {

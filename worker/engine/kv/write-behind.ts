@@ -51,19 +51,6 @@ export function worthWriting(turn: { derived: boolean; returned: boolean; tokens
 }
 
 /**
- * The logits row stored beside a state in RAM or on disk, or an empty one. The row (vocabulary × 4
- * bytes: 600 KB for Qwen2.5's 151,936 tokens) lets the very same prompt again sample its first token
- * without a decode. It is kept only when it is no bigger than the state it rides with: for a short
- * conversation it would be most of the bytes held (50× a 20-token state), while losing it costs
- * one token's decode when the exact prompt returns (the last prompt token is computed again).
- */
-export function keptLogits(logits: Float32Array, stateBytes: number): Float32Array {
-  return logits.byteLength <= stateBytes ? logits : EMPTY_LOGITS;
-}
-
-const EMPTY_LOGITS = new Float32Array(0);
-
-/**
  * A finished turn not yet in its cache file, with the entry that holds its state: the hot entry it was
  * parked as (with its export, once started), or the RAM entry it was spilled to (the
  * write stays behind, off the request that spilled it).
