@@ -5,7 +5,10 @@
  * thread only to be refused there. Under a flood of clients that retry at once (load generators,
  * naive scripts) that churn took a core from the decode loop: 128 such clients on 16 sequences got
  * 7,500 refusals in 10 s and half of llama-server's completed requests. The latch refuses at the
- * front, with the engine's own error, until the engine's next answer that ends a request.
+ * front, with the engine's own error, until the engine's next answer that ends a request. A
+ * refusal for `--max-queued-tokens` latches too, so a smaller request that would have fit the
+ * queue's tokens is refused until then as well: at most one request's time, answered with
+ * Retry-After like the rest.
  */
 import { ErrorCode, type ErrorPayload } from '../shared/errors.js';
 import type { InferenceToFront } from '../shared/protocol/messages.js';

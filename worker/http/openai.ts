@@ -274,7 +274,6 @@ export function serveOpenAI<R extends OpenAIRequest>(context: RequestContext, en
   else completeAsJson(context, engine, prepared, meta, endpoint.format);
 }
 
-
 /** A chat request with tools has its output read for calls in the served model's syntax. */
 function prepareChat(request: ChatCompletionRequest, requestId: string, agentId: string, model: ModelSummary): PreparedRequest {
   const { message, tools } = toChatGeneration(request, requestId, agentId, model.toolFormat);
