@@ -19,8 +19,7 @@
 import autocannon from 'autocannon';
 import { parseArgs } from 'node:util';
 import { ensureModel } from '../shared/gguf/make-model.js';
-import { addonLibraryDir, ensureLlamaServer, stageOnLibraries } from './llama-server-build.js';
-import { settings, startLlamaServer, startSemantic, type Kind, type Target } from './vs-llama-server-targets.js';
+import { settings, startTarget, type Kind, type Target } from './vs-llama-server-targets.js';
 
 const { values } = parseArgs({
   options: {
@@ -92,7 +91,7 @@ const servers = list(values.servers) as Kind[];
 const model = await ensureModel('tiny');
 const results: Partial<Record<Kind, Measured[]>> = {};
 for (const kind of servers) {
-  const target = kind === 'semantic' ? await startSemantic(model) : await startLlamaServer(stageOnLibraries(ensureLlamaServer(), addonLibraryDir()), model);
+  const target = await startTarget(kind, model);
   results[kind] = await runAll(target);
 }
 

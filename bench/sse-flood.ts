@@ -15,8 +15,7 @@ import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { ensureModel } from '../shared/gguf/make-model.js';
 import { readSseData } from '../test/helpers/sse.js';
-import { addonLibraryDir, ensureLlamaServer, stageOnLibraries } from './llama-server-build.js';
-import { settings, startLlamaServer, startSemantic, type Kind, type Target } from './vs-llama-server-targets.js';
+import { settings, startTarget, type Kind, type Target } from './vs-llama-server-targets.js';
 
 const { values } = parseArgs({
   options: {
@@ -110,7 +109,7 @@ async function measure(target: Target): Promise<Measured> {
 const model = await ensureModel('tiny');
 const results: Partial<Record<Kind, Measured>> = {};
 for (const kind of (values.servers ?? '').split(',') as Kind[]) {
-  const target = kind === 'semantic' ? await startSemantic(model) : await startLlamaServer(stageOnLibraries(ensureLlamaServer(), addonLibraryDir()), model);
+  const target = await startTarget(kind, model);
   try {
     results[kind] = await measure(target);
   } finally {

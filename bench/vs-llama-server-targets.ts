@@ -11,6 +11,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startServer, type RunningServer } from '../test/helpers/server.js';
+import { addonLibraryDir, ensureLlamaServer, stageOnLibraries } from './llama-server-build.js';
 
 export type Kind = 'semantic' | 'llama-server';
 
@@ -111,6 +112,11 @@ function kill(child: ChildProcess): Promise<void> {
     });
     child.kill('SIGTERM');
   });
+}
+
+/** Either server on the model, llama-server built (once) and staged on the addon's libraries. */
+export function startTarget(kind: Kind, model: string): Promise<Target> {
+  return kind === 'semantic' ? startSemantic(model) : startLlamaServer(stageOnLibraries(ensureLlamaServer(), addonLibraryDir()), model);
 }
 
 export async function startLlamaServer(binary: string, model: string): Promise<Target> {
