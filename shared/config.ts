@@ -152,7 +152,9 @@ export const optionSpecs = {
     100,
     "KV pool utilisation (percent of blocks reserved by running and queued requests; idle agents' blocks are reclaimable and not counted) above which /health/ready answers 503.",
   ),
-  maxBodyBytes: integerOption(4 * MiB, 1024, 256 * MiB, 'Request bodies over this size are answered 413 (uWS itself sets no limit).'),
+  maxBodyBytes: integerOption(4 * MiB, 1024, 256 * MiB, 'Request bodies over this size are answered 413 (the rest of the body is read and dropped for up to 2 s first, so the client reads the answer instead of a reset).'),
+  headersTimeout: integerOption(10, 1, 3600, 'Seconds a client has to send a request\'s headers (a connection that sends nothing counts too); past it: 408 and the connection closes.'),
+  requestTimeout: integerOption(60, 1, 3600, 'Seconds a client has to send a whole request, body included (e.g. a body shorter than its Content-Length); past it: 408 and the connection closes. Never limits a response. At least headers-timeout.'),
   logLevel: enumOption(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info', 'Lowest level of log lines written.'),
   workers: { ...integerOption(2, 1, 64, 'Worker processes `semantic supervise` runs on the shared port; each loads its own model copy.'), superviseOnly: true },
 } as const;

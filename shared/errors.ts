@@ -26,6 +26,10 @@ export const ErrorCode = {
   Forbidden: 'ERR_FORBIDDEN',
   RateLimited: 'ERR_RATE_LIMITED',
   ModelLoadFailed: 'ERR_MODEL_LOAD_FAILED',
+  MalformedHttp: 'ERR_MALFORMED_HTTP',
+  RequestTimeout: 'ERR_REQUEST_TIMEOUT',
+  HeadersTooLarge: 'ERR_HEADERS_TOO_LARGE',
+  UnsupportedMediaType: 'ERR_UNSUPPORTED_MEDIA_TYPE',
   Internal: 'ERR_INTERNAL',
 } as const;
 
@@ -123,6 +127,10 @@ const table: Record<ErrorCode, ErrorDescription> = {
   // The server is fine (the old model serves again): the file given was the problem, like a 400 the
   // front could not see before trying. 422, not 400: the request was well-formed.
   ERR_MODEL_LOAD_FAILED: { status: 422, openaiType: 'invalid_request_error', anthropicType: 'invalid_request_error', metricLabel: 'model_load_failed' },
+  ERR_MALFORMED_HTTP: { status: 400, openaiType: 'invalid_request_error', anthropicType: 'invalid_request_error', metricLabel: 'malformed_http' },
+  ERR_REQUEST_TIMEOUT: { status: 408, openaiType: 'invalid_request_error', anthropicType: 'invalid_request_error', metricLabel: 'request_timeout' },
+  ERR_HEADERS_TOO_LARGE: { status: 431, openaiType: 'invalid_request_error', anthropicType: 'invalid_request_error', metricLabel: 'headers_too_large' },
+  ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, openaiType: 'invalid_request_error', anthropicType: 'invalid_request_error', metricLabel: 'unsupported_media_type' },
   ERR_INTERNAL: { status: 500, openaiType: 'server_error', anthropicType: 'api_error', metricLabel: 'internal' },
 };
 

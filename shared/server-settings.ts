@@ -24,6 +24,9 @@ export interface ServerSettings {
   host: string;
   port: number;
   maxBodyBytes: number;
+  /** Client-side time limits on receiving a request, in ms (http-server.ts). */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
   inference: InferenceOptions;
   access: AccessSettings;
 }
@@ -75,6 +78,8 @@ export function toServerSettings(config: Config, modelPath: string): ServerSetti
     host: config.host,
     port: config.port,
     maxBodyBytes: config.maxBodyBytes,
+    headersTimeoutMs: config.headersTimeout * 1000,
+    requestTimeoutMs: Math.max(config.requestTimeout, config.headersTimeout) * 1000,
     inference: {
       modelPath,
       modelId: config.modelId ?? defaultModelId(modelPath),

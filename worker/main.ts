@@ -14,7 +14,7 @@ import { adminRoutes, type SwapForwarder } from './http/admin.js';
 import { drainWorker, type DrainOptions, type DrainOutcome } from './drain.js';
 import { readyRoute, startupRoute, type ReadinessLimits } from './http/health.js';
 import { createRouter, liveRoute, type Route, type Router } from './http/router.js';
-import { createHttpServer } from './http/uws.js';
+import { createHttpServer } from './http/http-server.js';
 import { AccessControl, isLoopbackHost, type Caller, type RouteAccess } from './http/access.js';
 import { RateLimiter, type AgentGate } from './http/rate-limit.js';
 import type { AccessSettings } from '../shared/server-settings.js';
@@ -27,6 +27,9 @@ export interface WorkerServerOptions {
   port: number;
   /** Request bodies over this size get 413. */
   maxBodyBytes: number;
+  /** How long a client may take to send headers and a whole request (defaults: http-server.ts). */
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
   /** Above these, /health/ready says busy. */
   readyMaxPoolPercent: number;
   /** API keys and rate limits; absent: every route open, no limits (tests of other parts). */
@@ -120,7 +123,10 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   });
   const http = createHttpServer({
     maxBodyBytes: options.maxBodyBytes,
+    ...(options.headersTimeoutMs === undefined ? {} : { headersTimeoutMs: options.headersTimeoutMs }),
+    ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     onInternalError: (error) => logger.error({ err: error }, 'uncaught error in an HTTP callback (a bug)'),
+    protocolErrorBody: (error) => JSON.stringify(openAIErrorBody(error)),
   });
   const limits = { maxQueued: options.inference.maxQueued, maxPoolPercent: options.readyMaxPoolPercent };
   // The readiness route reports the router's drain state, so the table is filled once the router exists.
@@ -129,7 +135,7 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   const metrics = new HttpMetrics(() => engine.stats());
   const router = createRouter({ routes: table, fallbackErrorShape: openAIErrorBody, logger, guard, onResponse: (answered) => metrics.observe(answered) });
   table.push(...routes(engine, router, limits, agentGate, options.forwardSwap), metrics.route(options.access?.metricsAccess ?? 'public', openAIErrorBody));
-  http.route('/*', router.handle);
+  http.handle(router.handle);
   let port = options.port;
   let bound = false;
   const listen = async (): Promise<number> => {

@@ -1,4 +1,4 @@
-// The real HTTP front (uWS on loopback, an ephemeral port) in front of the fake inference thread:
+// The real HTTP front (node:http on loopback, an ephemeral port) in front of the fake inference thread:
 // routing errors in the OpenAI shape, request ids, body limits, JSON and streamed completions, and an
 // engine abort the moment a streaming client disconnects. Waits are on events (responses, log
 // lines), never on sleeps.
@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { SemanticError } from '../../shared/errors.js';
 import { openAIErrorBody } from '../../worker/http/openai.js';
 import { createRouter, type Route } from '../../worker/http/router.js';
-import { createHttpServer } from '../../worker/http/uws.js';
+import { createHttpServer } from '../../worker/http/http-server.js';
 import type { InferenceOptions } from '../../worker/inference/options.js';
 import { startWorkerServer, type WorkerServer } from '../../worker/main.js';
 
@@ -95,7 +95,8 @@ t.test('unknown paths are 404 and wrong methods 405, in the OpenAI error shape',
 });
 
 t.test('bodies over the limit are 413, whether declared or streamed', async (t) => {
-  const declared = await fetch(chatUrl(url), { method: 'POST', body: 'x'.repeat(2000) });
+  const json = { 'content-type': 'application/json' };
+  const declared = await fetch(chatUrl(url), { method: 'POST', headers: json, body: 'x'.repeat(2000) });
   t.equal(declared.status, 413);
   t.match(await declared.json(), { error: { code: 'ERR_BODY_TOO_LARGE', type: 'invalid_request_error' } });
   const chunks = [new Uint8Array(800), new Uint8Array(800)];
@@ -106,10 +107,22 @@ t.test('bodies over the limit are 413, whether declared or streamed', async (t) 
       else controller.enqueue(next);
     },
   });
-  const streamed = await fetch(chatUrl(url), { method: 'POST', body: stream, duplex: 'half' } as RequestInit);
+  const streamed = await fetch(chatUrl(url), { method: 'POST', headers: json, body: stream, duplex: 'half' } as RequestInit);
   t.equal(streamed.status, 413);
   t.match(await streamed.json(), { error: { code: 'ERR_BODY_TOO_LARGE' } });
   t.equal((await fetch(`${url}/health/live`)).status, 200, 'the server goes on');
+});
+
+t.test('a body that does not say it is JSON is 415, whatever it holds', async (t) => {
+  const body = JSON.stringify(chatBody('echo:hi'));
+  for (const type of [undefined, 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/jsonx']) {
+    const res = await fetch(chatUrl(url), { method: 'POST', body, headers: type === undefined ? {} : { 'content-type': type } });
+    t.equal(res.status, 415, String(type));
+    t.match(await res.json(), { error: { code: 'ERR_UNSUPPORTED_MEDIA_TYPE', type: 'invalid_request_error', message: /Content-Type: application\/json/ } }, String(type));
+  }
+  for (const type of ['application/json', 'Application/JSON; charset=utf-8', 'application/vnd.api+json']) {
+    t.equal((await fetch(chatUrl(url), { method: 'POST', body, headers: { 'content-type': type } })).status, 200, type);
+  }
 });
 
 t.test('malformed bodies are 400 ERR_INVALID_JSON', async (t) => {
@@ -245,8 +258,8 @@ t.test('whatever a handler throws becomes a logged 500 in the route shape, never
     { method: 'GET', path: '/busy', errorShape: openAIErrorBody, handle: () => { throw new SemanticError('ERR_QUEUE_FULL', 'busy', { retryAfter: 2.5 }); } },
     { method: 'GET', path: '/agents/:id', errorShape: openAIErrorBody, handle: (c) => c.sendJson(200, c.params) },
   ];
-  const http = createHttpServer({ maxBodyBytes: 64, onInternalError: (error) => logger.error({ err: error }, 'uncaught') });
-  http.route('/*', createRouter({ routes, fallbackErrorShape: openAIErrorBody, logger }).handle);
+  const http = createHttpServer({ maxBodyBytes: 64, onInternalError: (error) => logger.error({ err: error }, 'uncaught'), protocolErrorBody: (error) => JSON.stringify(openAIErrorBody(error)) });
+  http.handle(createRouter({ routes, fallbackErrorShape: openAIErrorBody, logger }).handle);
   const port = await http.listen('127.0.0.1', 0);
   t.teardown(() => http.close());
   const base = `http://127.0.0.1:${port}`;

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { describeError, ErrorCode, SemanticError, toErrorPayload, type ErrorPayload } from '../../shared/errors.js';
-import type { HttpExchange, ResponseHeaders } from './uws.js';
+import type { HttpExchange, ResponseHeaders } from './http-exchange.js';
 import type { DrainMode } from '../../supervisor/ipc.js';
 import type { RouteAccess } from './access.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../../shared/json-depth.js';
@@ -27,7 +27,7 @@ export interface RequestContext {
   readonly log: Logger;
   /** `:name` segments of the route's path. */
   readonly params: Readonly<Record<string, string>>;
-  /** The body as JSON: ERR_BODY_TOO_LARGE, ERR_INVALID_JSON (also for invalid UTF-8), ERR_ABORTED. */
+  /** The body as JSON: ERR_UNSUPPORTED_MEDIA_TYPE, ERR_BODY_TOO_LARGE, ERR_INVALID_JSON (also for invalid UTF-8), ERR_ABORTED. */
   readJson(): Promise<unknown>;
   sendJson(status: number, body: unknown, headers?: ResponseHeaders): void;
   /** Answers in the route's error shape with the status from `describeError`; logs ERR_INTERNAL. */
@@ -126,7 +126,22 @@ function findRoute(routes: readonly Route[], method: string, path: string): Matc
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 
+/** `application/json`, or a `+json` type, with any parameters (`; charset=utf-8`). */
+const jsonMediaType = /^application\/([a-z0-9.+-]*\+)?json\s*(;|$)/i;
+
+/**
+ * A body must say it is JSON. Besides telling a wrong client what to send, this stops a web page from
+ * posting to a server on loopback: a JSON content type needs a CORS preflight, forms and text do not.
+ */
+function requireJsonContentType(exchange: HttpExchange): void {
+  const type = exchange.headers.get('content-type');
+  if (type !== undefined && jsonMediaType.test(type)) return;
+  const sent = type === undefined ? 'no Content-Type' : `Content-Type: ${type.slice(0, 100)}`;
+  throw new SemanticError(ErrorCode.UnsupportedMediaType, `The request body must be JSON with Content-Type: application/json; the request has ${sent}.`);
+}
+
 async function readJson(exchange: HttpExchange): Promise<unknown> {
+  requireJsonContentType(exchange);
   const body = await exchange.body();
   let text: string;
   try {

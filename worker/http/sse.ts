@@ -4,7 +4,7 @@
  * further behind than the bound is disconnected (which aborts its generation) rather than letting the
  * queue grow without limit.
  */
-import type { HttpExchange, ResponseHeaders } from './uws.js';
+import type { HttpExchange, ResponseHeaders } from './http-exchange.js';
 
 export const sseHeaders: ResponseHeaders = {
   'Content-Type': 'text/event-stream',
