@@ -8,6 +8,7 @@
  * exits, so the supervisor never has to guess why it went away.
  */
 import type { ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { z } from 'zod';
 import { ErrorCode } from '../shared/errors.js';
 
@@ -27,15 +28,15 @@ const errorPayloadSchema = z.object({
 const port = z.number().int().min(1).max(65535);
 
 const workerMessageSchema = z.discriminatedUnion('type', [
-  /** Up, its IPC listener attached; it binds the port once its model is ready (then `listening`, `ready`). */
+  /** Up, its IPC listener attached; once its model is ready it says `listening`, then `ready`. */
   z.object({ type: z.literal('starting') }),
-  /** Bound to its port; with `--port 0` the first worker's port becomes everyone's. */
+  /** Ready to serve connections on the supervisor's port (the supervisor's listener hands them over). */
   z.object({ type: z.literal('listening'), port }),
   /** Model loaded and warmed up: the worker serves requests now. */
   z.object({ type: z.literal('ready'), port, model: z.string() }),
   /** The engine cannot serve; the worker exits right after sending this. */
   z.object({ type: z.literal('engine_dead'), error: errorPayloadSchema }),
-  /** Drain began: the worker no longer accepts connections (its readiness probe says 503). */
+  /** Drain began: the worker gets no new connections (its readiness probe says 503). */
   z.object({ type: z.literal('draining') }),
   /**
    * Drain over: the worker exits right after sending this, with `code` (0, or ExitCode.DrainCut when
@@ -61,6 +62,8 @@ export type DrainMode = (typeof drainModes)[number];
 const supervisorMessageSchema = z.discriminatedUnion('type', [
   /** Drain (docs/operations.md) and exit. */
   z.object({ type: z.literal('drain'), mode: z.enum(drainModes) }),
+  /** A client connection the supervisor accepted, sent along as the message's handle: serve it. */
+  z.object({ type: z.literal('connection') }),
   /** Whether a `swap_model` was accepted (a rolling restart onto the model has begun), or why not. */
   z.object({ type: z.literal('swap_answer'), accepted: z.boolean(), reason: z.string().optional() }),
 ]);
@@ -97,6 +100,18 @@ export function sendToWorker(worker: ChildProcess, message: SupervisorMessage): 
   return true;
 }
 
+/**
+ * Supervisor side: hands a client connection to the worker (Node passes the socket's descriptor and
+ * closes the supervisor's copy). False when the worker's channel is closed.
+ */
+export function sendConnectionToWorker(worker: ChildProcess, socket: Socket): boolean {
+  if (!worker.connected) return false;
+  const message: SupervisorMessage = { type: 'connection' };
+  // send's false only says the channel's backlog is long: the socket is still queued and goes out.
+  worker.send(message, socket, { keepOpen: false }, (error) => error && socket.destroy());
+  return true;
+}
+
 /** Worker side: is this process a forked worker with a channel to its supervisor? */
 export function hasSupervisor(): boolean {
   return typeof process.send === 'function' && process.connected;
@@ -114,7 +129,9 @@ export function sendToSupervisor(message: WorkerMessage): Promise<void> {
 }
 
 export interface SupervisorChannelHandlers {
-  onMessage(message: SupervisorMessage): void;
+  onMessage(message: Exclude<SupervisorMessage, { type: 'connection' }>): void;
+  /** A client connection to serve. */
+  onConnection(socket: Socket): void;
   onInvalid(reason: string): void;
   /** The channel closed: the supervisor died (or closed it on purpose). */
   onDisconnect(): void;
@@ -122,10 +139,12 @@ export interface SupervisorChannelHandlers {
 
 /** Worker side: listens on the channel for the rest of the process's life. */
 export function listenToSupervisor(handlers: SupervisorChannelHandlers): void {
-  process.on('message', (raw: unknown) => {
+  process.on('message', (raw: unknown, handle: unknown) => {
     const message = parseSupervisorMessage(raw);
     if (isInvalid(message)) handlers.onInvalid(message.invalid);
-    else handlers.onMessage(message);
+    else if (message.type !== 'connection') handlers.onMessage(message);
+    else if (handle !== undefined && handle !== null) handlers.onConnection(handle as Socket);
+    else handlers.onInvalid('a connection message without its socket');
   });
   process.once('disconnect', () => handlers.onDisconnect());
 }

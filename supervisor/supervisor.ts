@@ -1,15 +1,10 @@
 /**
  * `semantic supervise`: N worker processes on one port. Each worker is the same CLI forked with the
- * hidden `worker` command; the kernel spreads new connections over them (uWebSockets.js listens with
- * SO_REUSEPORT on Linux). The supervisor holds no sockets and loads no model: it starts workers, reads
- * their IPC reports, restarts the ones that exit unexpectedly (restart-policy.ts), replaces them one by
- * one on SIGHUP and drains them all on SIGTERM/SIGINT.
- *
- * `port: 0` is resolved here, to a port the OS reports free, before any worker is forked: uSockets
- * sets SO_REUSEPORT only on a listener bound to a non-zero port (measured: a worker bound to port 0
- * gets a port nobody else can join), and every worker must bind the same port anyway.
+ * hidden `worker` command. The supervisor holds the one listening socket and hands each connection to
+ * a ready worker in turn (dispatcher.ts); it loads no model. It starts workers, reads their IPC
+ * reports, restarts the ones that exit unexpectedly (restart-policy.ts), replaces them one by one on
+ * SIGHUP and drains them all on SIGTERM/SIGINT.
  */
-import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { mkdir } from 'node:fs/promises';
@@ -19,7 +14,7 @@ import { cacheDirOf } from '../shared/model-cache-dir.js';
 import { modelFingerprint } from '../worker/persistence/disk-tier.js';
 import { ExitCode } from '../shared/cli/exit.js';
 import { decideRestart, defaultRestartPolicy, type RestartPolicy, type SlotExit } from './restart-policy.js';
-import { warnIfQueuedConnectionsMayReset } from './tcp-migrate.js';
+import { ConnectionDispatcher } from './dispatcher.js';
 import { WorkerProcess, type WorkerExitStatus } from './worker-process.js';
 
 export interface SupervisorOptions {
@@ -57,6 +52,7 @@ export class Supervisor {
   private readonly live = new Set<WorkerProcess>();
   private readonly log: Logger;
   private readonly policy: RestartPolicy;
+  private readonly dispatcher: ConnectionDispatcher;
   private port: number;
   private stopping = false;
   private forced = false;
@@ -75,12 +71,14 @@ export class Supervisor {
     this.port = options.workerConfig.port;
     this.slots = Array.from({ length: options.workers }, (_, index) => ({ index, worker: undefined, exits: [], restartTimer: undefined }));
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
+    this.dispatcher = new ConnectionDispatcher(() => [...this.live], this.log);
   }
 
   /** Resolves once every worker is forked (not ready: the "all workers ready" line says that). */
   async start(): Promise<void> {
-    await warnIfQueuedConnectionsMayReset(this.log);
-    if (this.port === 0) this.port = await freePort(this.options.workerConfig.host);
+    const { host } = this.options.workerConfig;
+    this.port = await this.dispatcher.listen(host, this.port);
+    this.log.info({ host, port: this.port }, 'listening');
     if (this.stopping) return;
     for (const slot of this.slots) slot.worker = this.forkWorker(slot);
   }
@@ -90,6 +88,7 @@ export class Supervisor {
     if (this.stopping) return this.stopped;
     this.stopping = true;
     this.log.info({ reason, workers: this.live.size }, 'draining all workers');
+    this.dispatcher.close();
     for (const slot of this.slots) {
       clearTimeout(slot.restartTimer);
       slot.restartTimer = undefined;
@@ -227,7 +226,10 @@ export class Supervisor {
       now: () => performance.now(),
       logger: this.log,
       port: this.port,
-      onReady: () => this.logWhenAllReady(),
+      onReady: () => {
+        this.dispatcher.flush();
+        this.logWhenAllReady();
+      },
       onSwapRequest: (asking, path, id) => this.onSwapRequest(asking, path, id),
     });
     this.live.add(worker);
@@ -300,6 +302,7 @@ export class Supervisor {
   private finishIfNoWorkerLeft(): void {
     if (this.live.size > 0 || this.slots.some((slot) => slot.restartTimer !== undefined)) return;
     this.stopping = true;
+    this.dispatcher.close();
     this.log.error({ workers: this.slots.length }, 'no worker left: every worker is in a crash loop');
     this.resolveStopped(ExitCode.Failure);
   }
@@ -319,19 +322,4 @@ async function readyWithin(worker: WorkerProcess, timeoutMs: number): Promise<bo
   } finally {
     clearTimeout(timer);
   }
-}
-
-/**
- * A port the OS considers free on `host` right now. Another process could take it before the workers
- * bind it; for `port: 0` (tests, ad-hoc runs) that window is accepted.
- */
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, host, () => {
-      const address = probe.address();
-      probe.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port from the probe socket'))));
-    });
-  });
 }

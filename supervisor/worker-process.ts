@@ -4,8 +4,10 @@
  * an exit means; this class only records it.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { isInvalid, parseWorkerMessage, sendToWorker, workerConfigEnv, type DrainMode, type WorkerMessage } from './ipc.js';
+import { isInvalid, parseWorkerMessage, sendConnectionToWorker, sendToWorker, workerConfigEnv, type DrainMode, type WorkerMessage } from './ipc.js';
+import type { ConnectionTarget } from './dispatcher.js';
 
 export interface WorkerExitStatus {
   code: number | null;
@@ -30,7 +32,7 @@ export interface ForkWorkerOptions {
   onSwapRequest(worker: WorkerProcess, path: string, id: string): void;
 }
 
-export class WorkerProcess {
+export class WorkerProcess implements ConnectionTarget {
   readonly slot: number;
   readonly pid: number | undefined;
   /** True once it became ready, false if it exited before. */
@@ -87,6 +89,15 @@ export class WorkerProcess {
 
   get isDraining(): boolean {
     return this.drainMode !== undefined;
+  }
+
+  /** Ready and not asked to drain: new client connections may go to it. */
+  get acceptsConnections(): boolean {
+    return this.isReady && this.drainMode === undefined;
+  }
+
+  sendConnection(socket: Socket): boolean {
+    return !this.isExited && sendConnectionToWorker(this.child, socket);
   }
 
   /** Asks it to drain and exit, once; later calls keep the first mode (a second request would force). */

@@ -3,6 +3,7 @@
  * engine client. It listens before the model is loaded, so /health/live answers during a long load
  * while chat requests get 503 ERR_NOT_READY until `ready` resolves.
  */
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ModelSummary } from '../shared/protocol/messages.js';
 import { EngineClient } from './engine-client.js';
@@ -35,12 +36,11 @@ export interface WorkerServerOptions {
   /** API keys and rate limits; absent: every route open, no limits (tests of other parts). */
   access?: AccessSettings;
   /**
-   * Bind the port only once the model is ready (`listen()`), instead of at once. A supervisor's
-   * worker shares its port with ready workers through SO_REUSEPORT: listening while it loads would
-   * draw a share of new connections only to answer them 503. Alone (`serve`), a process listens at
-   * once so that its probes answer during a long load.
+   * A supervisor's worker: it never binds the port. The supervisor accepts connections and hands them
+   * over (`adopt`) once the worker said it is ready (supervisor/dispatcher.ts). Alone (`serve`), a
+   * process listens at once so that its probes answer during a long load.
    */
-  listenWhenReady?: boolean;
+  connectionsFromSupervisor?: boolean;
   /** A worker of `semantic supervise`: admin model swaps go to the supervisor, which owns the model path. */
   forwardSwap?: SwapForwarder;
   inference: InferenceOptions;
@@ -52,8 +52,10 @@ export interface WorkerServerOptions {
 export interface WorkerServer {
   /** The port bound (or to be bound by `listen`). */
   port: number;
-  /** Binds the port if it is not bound yet; resolves with it. */
+  /** Binds the port if it is not bound yet (a supervisor's worker binds nothing); resolves with it. */
   listen(): Promise<number>;
+  /** Serves a connection the supervisor accepted. */
+  adopt(socket: Socket): void;
   /** Resolves when the model is loaded; rejects if the inference thread dies first. */
   ready: Promise<ModelSummary>;
   engine: EngineClient;
@@ -140,12 +142,12 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   let bound = false;
   const listen = async (): Promise<number> => {
     if (bound) return port;
-    port = await http.listen(options.host, options.port);
+    if (options.connectionsFromSupervisor !== true) port = await http.listen(options.host, options.port);
     bound = true;
-    logger.info({ host: options.host, port }, 'listening');
+    logger.info({ host: options.host, port, from: options.connectionsFromSupervisor === true ? 'supervisor' : 'own listener' }, 'listening');
     return port;
   };
-  if (options.listenWhenReady !== true) {
+  if (options.connectionsFromSupervisor !== true) {
     await listen().catch(async (error: unknown) => {
       await engine.close();
       throw error;
@@ -161,6 +163,7 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
       return port;
     },
     listen,
+    adopt: (socket) => http.adopt(socket),
     ready: engine.ready,
     engine,
     drain: (drainOptions) => drainWorker({ http, router, engine, logger }, drainOptions),

@@ -31,8 +31,10 @@ export interface RunWorkerOptions {
   logger: Logger;
   stop: StopRequest;
   events?: Partial<WorkerLifecycleEvents>;
-  /** Bind the port only once the model is ready (a supervisor's worker: see WorkerServerOptions). */
-  listenWhenReady?: boolean;
+  /** A supervisor's worker: it binds nothing and serves the connections handed to it (see WorkerServerOptions). */
+  connectionsFromSupervisor?: boolean;
+  /** Called with the server once it exists, so that handed-over connections can reach it. */
+  onServer?: (server: WorkerServer) => void;
   /** A supervisor's worker: admin model swaps are forwarded to the supervisor (a rolling restart). */
   forwardSwap?: SwapForwarder;
 }
@@ -58,10 +60,11 @@ export async function runWorker(options: RunWorkerOptions): Promise<number> {
   const { config, logger, stop, events = {} } = options;
   const settings = toServerSettings(config, options.modelPath);
   // startWorkerServer itself logs {"msg":"listening","port":N} once bound.
-  const server = await startWorkerServer({ ...settings, readyMaxPoolPercent: config.readyMaxPoolPercent, listenWhenReady: options.listenWhenReady === true, ...(options.forwardSwap === undefined ? {} : { forwardSwap: options.forwardSwap }), logger });
+  const server = await startWorkerServer({ ...settings, readyMaxPoolPercent: config.readyMaxPoolPercent, connectionsFromSupervisor: options.connectionsFromSupervisor === true, ...(options.forwardSwap === undefined ? {} : { forwardSwap: options.forwardSwap }), logger });
   const loopback = isLoopbackHost(settings.host);
   if (settings.access.apiKeys.length === 0 && !loopback) logger.warn({ host: settings.host }, 'no API key is set: the API routes are open to anyone who can reach this address (the admin routes answer 403 without --admin-key)');
-  if (options.listenWhenReady !== true) await events.listening?.(server.port);
+  options.onServer?.(server);
+  if (options.connectionsFromSupervisor !== true) await events.listening?.(server.port);
 
   const outcome = await firstOf(server, stop);
   if (outcome.kind === 'failed') {
@@ -72,7 +75,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<number> {
     return ExitCode.Failure;
   }
   if (outcome.kind === 'ready') {
-    if (options.listenWhenReady === true) await events.listening?.(await server.listen());
+    if (options.connectionsFromSupervisor === true) await events.listening?.(await server.listen());
     logger.info({ model: outcome.model.id, port: server.port }, 'ready');
     await events.ready?.(outcome.model, server.port);
   }

@@ -11,6 +11,7 @@ import { UsageError } from './exit.js';
 import { runWorker } from './run-worker.js';
 import { StopRequest, stopOnSignals } from './stop.js';
 import type { SwapAnswer } from '../../worker/http/admin.js';
+import type { WorkerServer } from '../../worker/main.js';
 
 /**
  * An admin model swap on a supervised worker is the supervisor's: it becomes a rolling restart onto
@@ -48,7 +49,10 @@ export async function worker(): Promise<number> {
   const stop = new StopRequest();
   stopOnSignals(stop, logger);
   const swaps = new SupervisorSwaps();
+  let server: WorkerServer | undefined;
   listenToSupervisor({
+    // Sent only once this worker said it is ready, so the server exists by then.
+    onConnection: (socket) => (server === undefined ? socket.destroy() : server.adopt(socket)),
     onMessage: (message) => (message.type === 'drain' ? stop.request('supervisor drain', message.mode) : swaps.answered(message)),
     onInvalid: (reason) => logger.error({ reason }, 'invalid IPC message from the supervisor (a bug)'),
     onDisconnect: () => {
@@ -62,7 +66,8 @@ export async function worker(): Promise<number> {
     modelPath,
     logger,
     stop,
-    listenWhenReady: true,
+    connectionsFromSupervisor: true,
+    onServer: (created) => (server = created),
     forwardSwap: (path, id) => swaps.ask(path, id),
     events: {
       listening: (port) => sendToSupervisor({ type: 'listening', port }),
