@@ -8,6 +8,8 @@ import { SemanticError } from '../../shared/errors.js';
 import { openAIErrorBody } from '../../worker/http/openai.js';
 import { createRouter, type Route } from '../../worker/http/router.js';
 import { createHttpServer } from '../../worker/http/http-server.js';
+import { connect, type Socket } from 'node:net';
+import { parseResponses, sendRaw, type RawResponse } from '../helpers/raw-http.js';
 import type { InferenceOptions } from '../../worker/inference/options.js';
 import { startWorkerServer, type WorkerServer } from '../../worker/main.js';
 
@@ -248,6 +250,46 @@ t.test('before the model is ready: chat and models are 503, liveness is 200', as
   t.match(await chat.json(), { error: { code: 'ERR_NOT_READY', type: 'server_error' } });
   t.equal((await fetch(`${loading.url}/v1/models`)).status, 503);
 });
+
+t.test('request bodies held at once are bounded: past the budget a body gets 429, and the budget comes back', async (t) => {
+  const logger = pino({ level: 'silent' });
+  const echo: Route = { method: 'POST', path: '/echo', errorShape: openAIErrorBody, handle: async (c) => c.sendJson(200, await c.readJson()) };
+  const http = createHttpServer({ maxBodyBytes: 800, bodyBudgetBytes: 1000, onInternalError: () => undefined, protocolErrorBody: (error) => JSON.stringify(openAIErrorBody(error)) });
+  http.handle(createRouter({ routes: [echo], fallbackErrorShape: openAIErrorBody, logger }).handle);
+  const port = await http.listen('127.0.0.1', 0);
+  t.teardown(() => http.close());
+  const head = (length: number): string => `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
+  const body = `"${'a'.repeat(598)}"`;
+  // The first client sends all but the last byte of its 600 and holds: 599 bytes of the budget taken.
+  const slow = connect({ host: '127.0.0.1', port });
+  await new Promise((resolve) => slow.once('connect', resolve));
+  const slowAnswer = sendRawOn(slow);
+  slow.write(head(600) + body.slice(0, 599));
+  const refused = await sendRaw(port, [head(600) + body], { responses: 1 });
+  t.equal(refused.responses[0]?.status, 429, 'a second 600-byte body does not fit in the 1,000-byte budget');
+  t.match(JSON.parse(refused.responses[0]?.body ?? '{}'), { error: { code: 'ERR_QUEUE_FULL' } });
+  t.equal(refused.responses[0]?.headers['retry-after'], '1');
+  slow.write(body.slice(599));
+  t.equal((await slowAnswer)[0]?.status, 200, 'the held body completes');
+  const later = await sendRaw(port, [head(600) + body], { responses: 1 });
+  t.equal(later.responses[0]?.status, 200, 'and its bytes are back in the budget');
+  t.equal(later.responses[0]?.body, body);
+});
+
+/** Resolves with the responses read on `socket` once one is complete. */
+function sendRawOn(socket: Socket): Promise<RawResponse[]> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      const responses = parseResponses(Buffer.concat(chunks));
+      if (responses.length > 0) {
+        socket.destroy();
+        resolve(responses);
+      }
+    });
+  });
+}
 
 t.test('whatever a handler throws becomes a logged 500 in the route shape, never a crash', async (t) => {
   const capture = new LogCapture();

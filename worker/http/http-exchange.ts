@@ -11,6 +11,8 @@ export type ResponseHeaders = Readonly<Record<string, string>>;
 export interface HttpServerOptions {
   /** Request bodies larger than this are refused (413) without being kept. */
   maxBodyBytes: number;
+  /** Request body bytes held at once, all connections together; default: http-server.ts `bodyBudgetBytes`. */
+  bodyBudgetBytes?: number;
   /** Time a client has to send its headers, and its whole request (http-server.ts has the defaults). */
   headersTimeoutMs?: number;
   requestTimeoutMs?: number;
@@ -21,6 +23,31 @@ export interface HttpServerOptions {
 }
 
 type ExchangeState = 'open' | 'streaming' | 'ended' | 'aborted';
+
+/**
+ * The bytes of request bodies being received, all connections together. Each body is under
+ * `maxBodyBytes`, but a thousand slow clients each sending one would hold gigabytes: past the budget a
+ * new chunk gets 429, as a full queue would. Released when the body is complete or abandoned.
+ */
+export class BodyBudget {
+  private held = 0;
+
+  constructor(readonly limitBytes: number) {}
+
+  get heldBytes(): number {
+    return this.held;
+  }
+
+  take(bytes: number): boolean {
+    if (this.held + bytes > this.limitBytes) return false;
+    this.held += bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.held -= bytes;
+  }
+}
 
 /**
  * After a 413, how long and how many more bytes the rest of the refused body is read and dropped, so
@@ -61,6 +88,7 @@ export class HttpExchange {
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly options: HttpServerOptions,
+    private readonly budget: BodyBudget,
   ) {
     this.method = (req.method ?? 'GET').toUpperCase();
     const url = req.url ?? '/';
@@ -199,28 +227,37 @@ export class HttpExchange {
     const declared = Number(this.req.headers['content-length'] ?? '0');
     if (Number.isFinite(declared) && declared > this.options.maxBodyBytes) return Promise.reject(this.tooLarge());
     return new Promise((resolve, reject) => {
-      this.rejectBody = reject;
       const chunks: Buffer[] = [];
       let received = 0;
-      const onData = (chunk: Buffer): void => {
-        received += chunk.byteLength;
-        if (received > this.options.maxBodyBytes) {
-          this.req.off('data', onData);
+      let settled = false;
+      const settle = (error?: SemanticError): void => {
+        if (settled) return;
+        settled = true;
+        this.req.off('data', onData);
+        this.budget.give(received);
+        if (error !== undefined) {
           chunks.length = 0;
-          return reject(this.tooLarge());
+          return reject(error);
         }
-        chunks.push(chunk);
-      };
-      this.req.on('data', onData);
-      this.req.once('end', () => {
         this.bodyComplete = true;
         resolve(Buffer.concat(chunks, received));
-      });
-      this.req.once('error', () => reject(new SemanticError(ErrorCode.Aborted, 'the client closed the connection')));
-      this.closeListeners.push((aborted) => {
-        if (aborted) reject(new SemanticError(ErrorCode.Aborted, 'the client closed the connection'));
-      });
+      };
+      const onData = (chunk: Buffer): void => {
+        if (received + chunk.byteLength > this.options.maxBodyBytes) return settle(this.tooLarge());
+        if (!this.budget.take(chunk.byteLength)) return settle(this.overBudget());
+        received += chunk.byteLength;
+        chunks.push(chunk);
+      };
+      this.rejectBody = settle;
+      this.req.on('data', onData);
+      this.req.once('end', () => settle());
+      this.req.once('error', () => settle(new SemanticError(ErrorCode.Aborted, 'the client closed the connection')));
+      this.closeListeners.push((aborted) => aborted && settle(new SemanticError(ErrorCode.Aborted, 'the client closed the connection')));
     });
+  }
+
+  private overBudget(): SemanticError {
+    return new SemanticError(ErrorCode.QueueFull, `The server is receiving ${this.budget.limitBytes} bytes of request bodies at once; retry shortly.`, { retryAfter: 1 });
   }
 
   private tooLarge(): SemanticError {

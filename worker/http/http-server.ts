@@ -21,7 +21,7 @@
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
 import { ErrorCode, SemanticError } from '../../shared/errors.js';
-import { HttpExchange, type HttpServerOptions } from './http-exchange.js';
+import { BodyBudget, HttpExchange, type HttpServerOptions } from './http-exchange.js';
 
 export { HttpExchange } from './http-exchange.js';
 export type { HttpServerOptions, ResponseHeaders } from './http-exchange.js';
@@ -50,6 +50,11 @@ const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 60_000;
 /** Idle keep-alive connections close after this; clients (undici: 4 s) reuse them sooner. */
 export const KEEP_ALIVE_TIMEOUT_MS = 10_000;
+/** Request bodies being received at once, all connections together (http-exchange.ts `BodyBudget`): 64 of the largest allowed, at least 256 MiB. */
+export function bodyBudgetBytes(maxBodyBytes: number): number {
+  return Math.max(256 * 1024 * 1024, 64 * maxBodyBytes);
+}
+
 /** Headers beyond this many bytes get 431. Node's default (16 KiB) is tight for long API keys plus tracing headers. */
 export const MAX_HEADER_BYTES = 32 * 1024;
 
@@ -110,6 +115,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   const timeouts = timeoutsOf(options);
   /** The latest request on each connection: a protocol error may belong to its body. */
   const latest = new WeakMap<Socket, HttpExchange>();
+  const budget = new BodyBudget(options.bodyBudgetBytes ?? bodyBudgetBytes(options.maxBodyBytes));
   const server: Server = createServer({
     maxHeaderSize: MAX_HEADER_BYTES,
     headersTimeout: timeouts.headersMs,
@@ -122,7 +128,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     let exchange: HttpExchange | undefined;
     try {
-      exchange = new HttpExchange(req, res, options);
+      exchange = new HttpExchange(req, res, options, budget);
       latest.set(req.socket, exchange);
       handler(exchange);
     } catch (error) {
