@@ -11,13 +11,12 @@ import { readSseData } from '../helpers/sse.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 const modelPath = await tinyModelPath();
-/** About 1,100 prompt tokens: with 256 output tokens, one such request fills two thirds of a 2,048-cell context. */
-const LONG = 'word '.repeat(1090);
-/** With 900 output tokens a long request holds 2,000 of the 2,048 cells for a few seconds. */
-const RUNNER_MAX = 900;
+const CONTEXT = 1024;
+/** About 460 prompt tokens: with 256 output tokens, one such request fills 70% of the context. */
+const LONG = 'word '.repeat(440);
 
 async function serve(extra: string[]): Promise<RunningServer> {
-  const server = await startServer(['serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '2048', ...extra]);
+  const server = await startServer(['serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', String(CONTEXT), ...extra]);
   t.teardown(() => server.stop());
   return server;
 }
@@ -51,12 +50,22 @@ async function untilQueued(server: RunningServer, count: number): Promise<void> 
   throw new Error(`the queue never held ${count} requests (it holds ${await queued(server)})`);
 }
 
-/** A long streaming request, resolved once it produced its first token; `done` says when it ended. */
+/** The max tokens with which a LONG request holds all the context's cells but the last block: nothing else fits beside it. */
+async function fillingMaxTokens(server: RunningServer): Promise<number> {
+  const response = await fetch(`${server.url}/v1/messages/count_tokens`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: LONG }] }),
+  });
+  return CONTEXT - ((await response.json()) as { input_tokens: number }).input_tokens - 8;
+}
+
+/** A long streaming request that fills the context, resolved once it produced its first token. */
 async function runner(server: RunningServer, agent: string): Promise<{ events: Promise<string[]>; finished(): boolean }> {
   let started!: () => void;
   const streaming = new Promise<void>((resolve) => (started = resolve));
   let ended = false;
-  const events = readSseData(await chat(server, agent, LONG, RUNNER_MAX, { stream: true }), (data) => {
+  const events = readSseData(await chat(server, agent, LONG, await fillingMaxTokens(server), { stream: true }), (data) => {
     if (data.includes('"content":"')) started();
   }).finally(() => (ended = true));
   await streaming;
