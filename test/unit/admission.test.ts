@@ -162,3 +162,60 @@ t.test('a request sized in full that joins another sequence\'s cells when it sta
   admission.joinShared(b, { seqId: 0, blocks: 2 });
   t.same(admission.pool.blocksOf(1), [0, 1, 2, 3, 9], 'joining again changes nothing');
 });
+
+t.test('seeded random load: every queued request starts in its turn, and nothing leaks', async (t) => {
+  let seed = 13;
+  const random = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  const queue = budget(3);
+  const admission = new Admission<{ id: string; agent: string; seqId: number | undefined }>(3, new BlockPool(320, 16), queue, (item) => ({ requestId: item.id, agentId: item.agent }));
+  const running = new Map<string, number>(); // agent → sequence
+  const idle = new Map<string, number>(); // agent → sequence holding its cache
+  const queuedAgents = new Set<string>();
+  let stuck = 0;
+  const outcomes = new Map<string, number>();
+  const start = (item: { agent: string }, seqId: number): void => void (queuedAgents.delete(item.agent), running.set(item.agent, seqId));
+  const endOne = (): void => {
+    const [agent, seqId] = [...running][random(running.size)] as [string, number];
+    running.delete(agent);
+    admission.resize({ seqId, tokens: 0 }, 16 + random(160)); // its turn's cells, kept hot
+    idle.set(agent, seqId);
+  };
+  const spillOne = (): void => {
+    const [agent, seqId] = [...idle][0] as [string, number];
+    idle.delete(agent);
+    admission.releaseSequence(seqId);
+  };
+  for (let i = 0; i < 2000; i++) {
+    const agent = `agent-${random(10)}`;
+    if (random(3) === 0 && running.size > 0) endOne();
+    else if (!running.has(agent) && !queuedAgents.has(agent)) {
+      const seqId = idle.get(agent);
+      idle.delete(agent);
+      const item = { id: `r${i}`, agent, seqId };
+      const outcome = admission.tryAdmit(item, 16 + random(300), seqId);
+      const kind = typeof outcome === 'string' ? outcome : 'started';
+      outcomes.set(kind, (outcomes.get(kind) ?? 0) + 1);
+      if (outcome === 'queued') queuedAgents.add(agent);
+      else if (typeof outcome !== 'string') start(item, outcome.seqId);
+      else if (seqId !== undefined) idle.set(agent, seqId); // refused: its cache goes back
+    }
+    for (const { item, reservation } of admission.startQueued()) start(item, reservation.seqId);
+    const short = admission.headShortfall();
+    if (short !== undefined && running.size === 0) {
+      if (idle.size > 0) spillOne();
+      else stuck++;
+    }
+  }
+  while (admission.queued > 0 && stuck === 0) {
+    if (running.size > 0) endOne();
+    else if (idle.size > 0) spillOne();
+    else stuck++;
+    for (const { item, reservation } of admission.startQueued()) start(item, reservation.seqId);
+  }
+  t.equal(stuck, 0, 'the head never waited with nothing running and nothing to spill');
+  t.same([admission.queued, queue.size, queue.tokens], [0, 0, 0]);
+  t.ok(['started', 'queued', 'queue-full', 'no-room'].every((kind) => (outcomes.get(kind) ?? 0) > 0), `every outcome happened: ${JSON.stringify([...outcomes])}`);
+  while (running.size > 0) endOne();
+  while (idle.size > 0) spillOne();
+  t.same([admission.pool.freeBlocks, admission.freeSequences], [20, 3], 'every block and sequence is free again');
+});

@@ -13,6 +13,14 @@ const turn = (requestId: string, agentId: string, agentIdDerived?: boolean): Tur
   maxTokens: 5,
 });
 const ids = (turns: Turn[]): string[] => turns.map((r) => r.request.requestId);
+/** What the engine does with a request: tokenizes it (here: 10 prompt tokens, 5 max tokens; 'bad' is a 400). */
+const tokenize = (request: GenerateMessage): Turn => {
+  if (request.requestId === 'bad') throw new Error('too big for the context');
+  return { request, prompt: new Int32Array(10), maxTokens: 5 };
+};
+/** The turns to start at the next boundary; refusals are collected in `failed`. */
+const startable = (turns: AgentTurns, failed: string[] = []): Turn[] =>
+  turns.takeStartable(tokenize, (requestId, error) => failed.push(`${requestId}: ${(error as { code?: string; message: string }).code ?? (error as Error).message}`));
 /** What became of each arriving turn: its id when it starts, else 'waiting' or the refusal. */
 const arrive = (turns: AgentTurns, ...arriving: Turn[]): string[] =>
   arriving.map((t) => {
@@ -29,11 +37,11 @@ t.test("an agent's later requests wait for its turn to end, then start in order"
   t.equal(turns.hasIncoming, false);
   turns.turnEnded('a');
   t.equal(turns.hasIncoming, true);
-  t.same(ids(turns.takeNext()), ['a2'], 'a2 is next; a3 waits behind it');
+  t.same(ids(startable(turns)), ['a2'], 'a2 is next; a3 waits behind it');
   t.equal(queue.waitingOf('a'), 2, 'a2 keeps its place until admission starts it');
   turns.turnEnded('b');
   turns.turnEnded('a');
-  t.same(ids(turns.takeNext()), ['b2', 'a3'], 'in the order their agents became free');
+  t.same(ids(startable(turns)), ['b2', 'a3'], 'in the order their agents became free');
   turns.turnEnded('a');
   turns.turnEnded('b');
   t.equal(turns.isBusy('a'), false);
@@ -57,15 +65,16 @@ t.test('removing a request that has not started, and taking everything', async (
   turns.submit(turn('c1', 'c').request);
   t.equal(turns.isBusy('c'), true, 'submitted counts as busy');
   t.equal(turns.remove('c1'), true, 'from the submitted list');
-  t.same(turns.takeSubmitted(), []);
+  t.same(startable(turns), []);
   arrive(turns, turn('a1', 'a'), turn('a2', 'a'), turn('a3', 'a'));
   t.equal(turns.remove('a1'), false, 'a started request is not here');
   turns.turnEnded('a');
   t.equal(turns.remove('a2'), true, 'a2 was next in line');
-  t.same(ids(turns.takeNext()), ['a3'], "removing it passed the agent's turn on to a3");
+  t.same(ids(startable(turns)), ['a3'], "removing it passed the agent's turn on to a3");
   queue.leave('a3'); // as admission does when it starts a3
   turns.submit(turn('d1', 'd').request);
   arrive(turns, turn('a4', 'a'));
+  t.equal(turns.isBusy('d'), true);
   t.same(turns.takeAll().map((r) => r.requestId), ['d1', 'a4']);
   t.same([queue.size, queue.tokens], [0, 0], 'every place given back');
   t.same(arrive(turns, turn('a5', 'a')), ['a'], 'nothing left, no agent busy');
@@ -83,4 +92,16 @@ t.test("a derived agent's request that finds it busy starts at once as a fork; a
   t.equal(turns.isBusy('conv-1'), true, "a fork's end leaves the agent's own turn running");
   turns.turnEnded('conv-1');
   t.same(arrive(turns, turn('c5', 'conv-1', true)), ['conv-1'], 'with the agent free, c5 is its own turn again');
+});
+
+t.test('submitted requests are tokenized at the boundary: a 400 at once, a 429 when no place, the rest start or wait', async (t) => {
+  const queue = budget(64, 1);
+  const turns = new AgentTurns(queue);
+  for (const [id, agent] of [['a1', 'a'], ['bad', 'a'], ['a2', 'a'], ['b1', 'b'], ['a3', 'a']] as const) turns.submit(turn(id, agent).request);
+  t.equal(turns.hasIncoming, true);
+  const failed: string[] = [];
+  t.same(ids(startable(turns, failed)), ['a1', 'b1']);
+  t.same(failed, ['bad: too big for the context', 'a3: ERR_AGENT_QUEUE_FULL'], "bad never waited; a3 found a's share taken by a2");
+  t.same([queue.size, queue.waitingOf('a')], [1, 1]);
+  t.equal(turns.hasIncoming, false);
 });

@@ -14,7 +14,7 @@
  * turns keep the conversation's.
  */
 import type { GenerateMessage } from '../../shared/protocol/messages.js';
-import type { QueueBudget, QueueRefusal } from './queue-budget.js';
+import { queueRefusalError, type QueueBudget, type QueueRefusal } from './queue-budget.js';
 
 /** Ids a client can send never hold '#' (shared/agent-id.ts), so a fork's id is never an agent's. */
 const FORK_MARK = '#';
@@ -53,14 +53,28 @@ export class AgentTurns {
     this.submitted.push(request);
   }
 
-  /** The requests submitted since the last boundary, in order, for the engine to tokenize. */
-  takeSubmitted(): GenerateMessage[] {
-    return this.submitted.splice(0);
-  }
-
-  /** Turns whose agents' previous turns ended, in order; their budget places go with them to admission. */
-  takeNext(): Turn[] {
-    return this.next.splice(0);
+  /**
+   * The turns to start at this boundary, in order: those whose agents' previous turns ended (their
+   * budget places go with them to admission), then the requests submitted since that start their
+   * agent's turn or run as forks. Each submitted request is tokenized first, so one that can never
+   * run is answered its coded 400 before it waits; the others wait behind their agent's turn, or
+   * are answered 429 when the queue has no place for them.
+   */
+  takeStartable(tokenize: (request: GenerateMessage) => Turn, fail: (requestId: string, error: unknown) => void): Turn[] {
+    const startable = this.next.splice(0);
+    for (const request of this.submitted.splice(0)) {
+      let turn: Turn;
+      try {
+        turn = tokenize(request);
+      } catch (error) {
+        fail(request.requestId, error);
+        continue;
+      }
+      const arrival = this.arrive(turn);
+      if (typeof arrival !== 'string') startable.push(arrival.start);
+      else if (arrival !== 'waiting') fail(request.requestId, queueRefusalError(arrival));
+    }
+    return startable;
   }
 
   /** A tokenized new request: its agent is free (it starts and the agent is busy), or busy (it waits, if it may). */

@@ -64,8 +64,7 @@ export class Engine {
     disk?: DiskTier,
   ) {
     const pool = new BlockPool(settings.contextSize, settings.blockSize);
-    const { maxQueued, maxQueuedTokens, maxQueuedPerAgent } = settings;
-    this.queue = new QueueBudget({ maxQueued, maxQueuedTokens, maxQueuedPerAgent });
+    this.queue = new QueueBudget({ maxQueued: settings.maxQueued, maxQueuedTokens: settings.maxQueuedTokens, maxQueuedPerAgent: settings.maxQueuedPerAgent });
     this.turns = new AgentTurns(this.queue);
     this.admission = new Admission(settings.maxSequences, pool, this.queue, ({ request }: Prepared) => request);
     const written = (agentId: string, bytes: number): void => this.post({ type: 'persisted', agentId, bytes });
@@ -220,28 +219,10 @@ export class Engine {
     if (this.sampleSaved()) this.reapFinished(); // one may have ended on its first token
   }
 
-  /** Turns whose agent's previous turn ended go first, then new requests in arrival order. */
+  /** One agent's requests run in arrival order: a request waits while its agent has one in flight. */
   private admitIncoming(): void {
-    for (const turn of this.turns.takeNext()) this.admit(turn);
-    for (const request of this.turns.takeSubmitted()) this.arrive(request);
-  }
-
-  /**
-   * A new request is tokenized at once, so that one that can never run (a 400: too big for the
-   * context, a bad grammar) is answered before it waits; then it starts its agent's turn, waits
-   * behind it, or is refused (429) when the queue has no place for it.
-   */
-  private arrive(request: GenerateMessage): void {
-    let turn: Turn;
-    try {
-      turn = { request, ...this.input.tokens(request) };
-    } catch (error) {
-      return this.fail(request.requestId, error);
-    }
-    const arrival = this.turns.arrive(turn);
-    if (arrival === 'waiting') return;
-    if (typeof arrival === 'string') return this.fail(request.requestId, queueRefusalError(arrival));
-    this.admit(arrival.start);
+    const tokenize = (request: GenerateMessage): Turn => ({ request, ...this.input.tokens(request) });
+    for (const turn of this.turns.takeStartable(tokenize, (requestId, error) => this.fail(requestId, error))) this.admit(turn);
   }
 
   /** The request's turn: it takes its agent's hot cache, then starts, waits for cells, or is refused. */
