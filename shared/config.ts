@@ -102,7 +102,13 @@ export const optionSpecs = {
     "Who reuses whose cached prompt prefixes: key = agents of the same API key (all agents when no keys are set), all = every agent, off = each agent only its own. Identical tokens give identical KV, but a hit's speed tells that someone sent the prefix, so sharing stays within a key by default.",
   ),
   gpuLayers: integerOption(0, -1, 4096, 'Model layers offloaded to a GPU backend when one is installed; 0 = CPU only, -1 = all.'),
-  maxQueued: integerOption(64, 0, 100_000, 'Requests that may wait for a sequence or KV cells; one more is answered 429 with Retry-After at once.'),
+  maxQueued: integerOption(64, 0, 100_000, 'Requests that may wait for a sequence or KV cells, or behind their agent\'s running turn; one more is answered 429 with Retry-After at once.'),
+  maxQueuedPerAgent: integerOption(
+    4,
+    0,
+    100_000,
+    "Requests of one agent (X-Agent-ID) that may wait, within maxQueued: its turns run one at a time, so each one waiting adds a whole turn to the latency of those behind it; an agent loop sends one turn at a time, and 4 lets a burst of parallel tool results through without letting one client fill the shared queue. One more is answered 429 ERR_AGENT_QUEUE_FULL with Retry-After.",
+  ),
   maxQueuedTokens: {
     kind: 'integer',
     schema: z.number().int().min(AUTO).max(100_000_000),

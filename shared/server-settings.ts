@@ -95,6 +95,7 @@ export function toServerSettings(config: Config, modelPath: string): ServerSetti
       ramBudgetBytes: ramBudgetBytes(config.ramCacheBytes),
       maxQueued: config.maxQueued,
       maxQueuedTokens: config.maxQueuedTokens,
+      maxQueuedPerAgent: config.maxQueuedPerAgent,
       cacheDir,
       diskBudgetBytes: diskBudgetBytes(config.diskCacheBytes, cacheDir),
     },

@@ -21,7 +21,7 @@ const cold = await greedyReference(modelPath, messages, MAX);
 
 const server: RunningServer = await startServer([
   'serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '2048',
-  '--max-sequences', String(CLIENTS), '--cache-dir', mkdtempSync(join(tmpdir(), 'semantic-stateless-')),
+  '--max-sequences', String(CLIENTS), '--max-queued-per-agent', String(CLIENTS - 1), '--cache-dir', mkdtempSync(join(tmpdir(), 'semantic-stateless-')),
 ]);
 t.teardown(() => server.stop());
 

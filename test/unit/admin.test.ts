@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { applyLimits } from '../../worker/engine/engine-admin.js';
 import type { EngineSettings } from '../../worker/engine/settings.js';
-import type { QueueLimits } from '../../worker/engine/admission.js';
+import type { QueueLimits } from '../../worker/engine/queue-budget.js';
 import { clearIdleCaches, type AgentSources } from '../../worker/engine/kv/agents.js';
 import { AgentTiers } from '../../worker/engine/kv/tiers.js';
 import { BlockPool } from '../../worker/engine/kv/block-pool.js';
@@ -32,14 +32,15 @@ const settings = (): EngineSettings => ({
   blockSize: 16,
   maxQueued: 64,
   maxQueuedTokens: 16384,
+  maxQueuedPerAgent: 4,
   defaultMaxTokens: 2048,
   ramBudgetBytes: 0,
 });
 
 t.test('limits: applied to the settings and the queue, bounded by n_batch, unchanged on refusal', async (t) => {
   const engine = settings();
-  const queues: QueueLimits[] = [];
-  const admission = { setLimits: (limits: QueueLimits) => void queues.push(limits) };
+  const queues: Partial<QueueLimits>[] = [];
+  const admission = { setLimits: (limits: Partial<QueueLimits>) => void queues.push(limits) };
   t.same(applyLimits({}, engine, admission), { batchTokens: 256, maxBatchTokens: 512, maxQueued: 64, maxQueuedTokens: 16384 }, 'no field: a read');
   t.same(applyLimits({ batchTokens: 512, maxQueued: 0 }, engine, admission), { batchTokens: 512, maxBatchTokens: 512, maxQueued: 0, maxQueuedTokens: 16384 });
   t.equal(engine.batchTokens, 512, 'the scheduler reads it at the next step');

@@ -33,7 +33,7 @@ class LogCapture {
 }
 
 function inference(modelPath: string): InferenceOptions {
-  return { modelPath, modelId: 'fake-model', contextSize: 4096, maxSequences: 4, batchTokens: 512, threads: 1, kvType: 'f16', flashAttention: false, kvUnified: true, idleAgents: 'auto', gpuLayers: 0, ramBudgetBytes: 0, cacheDir: '/nonexistent', diskBudgetBytes: 0, maxQueued: 8, maxQueuedTokens: 65536 };
+  return { modelPath, modelId: 'fake-model', contextSize: 4096, maxSequences: 4, batchTokens: 512, threads: 1, kvType: 'f16', flashAttention: false, kvUnified: true, idleAgents: 'auto', gpuLayers: 0, ramBudgetBytes: 0, cacheDir: '/nonexistent', diskBudgetBytes: 0, maxQueued: 8, maxQueuedTokens: 65536, maxQueuedPerAgent: 4 };
 }
 
 async function start(modelPath: string, logs = new LogCapture()): Promise<{ server: WorkerServer; url: string; logs: LogCapture }> {

@@ -3,6 +3,10 @@
  * admitted or queued waits here until that turn ends, so its next turn sees the cache the previous
  * one left. Requests of different agents never wait for each other here.
  *
+ * Waiting here is waiting in the engine's queue: each waiting turn holds a place in the QueueBudget
+ * (count, tokens, and the agent's own share) from the moment it waits until it starts, so one
+ * agent's requests cannot pile up beside the limits; one that finds no place is refused (429).
+ *
  * Only where a client named the agent. A request whose agent id was derived from its conversation's
  * opening (no id given: a stateless client) is independent of the others that open alike; when its
  * agent is busy it starts at once as a fork, under an id of its own that no client can send, and
@@ -10,6 +14,7 @@
  * turns keep the conversation's.
  */
 import type { GenerateMessage } from '../../shared/protocol/messages.js';
+import { queueRefusalError, type QueueBudget, type QueueRefusal } from './queue-budget.js';
 
 /** Ids a client can send never hold '#' (shared/agent-id.ts), so a fork's id is never an agent's. */
 const FORK_MARK = '#';
@@ -19,65 +24,119 @@ export function isFork(agentId: string): boolean {
   return agentId.includes(FORK_MARK);
 }
 
-export class AgentTurns {
-  /** Submitted, not yet looked at: admitted between steps, when the context may be touched. */
-  private readonly incoming: GenerateMessage[] = [];
-  /** Agents with a turn in flight, and their later requests in order. */
-  private readonly busy = new Map<string, GenerateMessage[]>();
+/** A request tokenized on arrival: what its wait weighs, and what cannot run is refused before it waits. */
+export interface Turn {
+  request: GenerateMessage;
+  prompt: Int32Array;
+  maxTokens: number;
+}
 
+/** What became of an arriving turn: it starts (as given, or as a fork), waits behind its agent's turn, or may not wait. */
+export type Arrival = { start: Turn } | 'waiting' | QueueRefusal;
+
+export class AgentTurns {
+  /** Submitted, not yet looked at: tokenized between steps, when the engine may use the model. */
+  private readonly submitted: GenerateMessage[] = [];
+  /** Turns whose agent's previous turn ended: started first at the next boundary. */
+  private readonly next: Turn[] = [];
+  /** Agents with a turn in flight (running, queued for cells, or in `next`), and their later turns in order. */
+  private readonly busy = new Map<string, Turn[]>();
+
+  constructor(private readonly budget: QueueBudget) {}
+
+  /** Whether a boundary has requests to look at. */
   get hasIncoming(): boolean {
-    return this.incoming.length > 0;
+    return this.submitted.length > 0 || this.next.length > 0;
   }
 
   submit(request: GenerateMessage): void {
-    this.incoming.push(request);
+    this.submitted.push(request);
   }
 
-  /** The incoming requests whose agents are free, now marked busy; the others wait their turn. */
-  takeStartable(): GenerateMessage[] {
-    const startable: GenerateMessage[] = [];
-    for (const request of this.incoming.splice(0)) {
-      const waiting = this.busy.get(request.agentId);
-      if (waiting !== undefined && request.agentIdDerived === true) {
-        startable.push({ ...request, agentId: `${request.agentId}${FORK_MARK}${request.requestId}` });
-      } else if (waiting !== undefined) {
-        waiting.push(request);
-      } else {
-        this.busy.set(request.agentId, []);
-        startable.push(request);
+  /**
+   * The turns to start at this boundary, in order: those whose agents' previous turns ended (their
+   * budget places go with them to admission), then the requests submitted since that start their
+   * agent's turn or run as forks. Each submitted request is tokenized first, so one that can never
+   * run is answered its coded 400 before it waits; the others wait behind their agent's turn, or
+   * are answered 429 when the queue has no place for them.
+   */
+  takeStartable(tokenize: (request: GenerateMessage) => Turn, fail: (requestId: string, error: unknown) => void): Turn[] {
+    const startable = this.next.splice(0);
+    for (const request of this.submitted.splice(0)) {
+      let turn: Turn;
+      try {
+        turn = tokenize(request);
+      } catch (error) {
+        fail(request.requestId, error);
+        continue;
       }
+      const arrival = this.arrive(turn);
+      if (typeof arrival !== 'string') startable.push(arrival.start);
+      else if (arrival !== 'waiting') fail(request.requestId, queueRefusalError(arrival));
     }
     return startable;
   }
 
-  /** The agent's turn is over: its waiting requests go back in front, in order, for the next boundary. */
+  /** A tokenized new request: its agent is free (it starts and the agent is busy), or busy (it waits, if it may). */
+  arrive(turn: Turn): Arrival {
+    const { agentId, agentIdDerived, requestId } = turn.request;
+    const waiting = this.busy.get(agentId);
+    if (waiting === undefined) {
+      this.busy.set(agentId, []);
+      return { start: turn };
+    }
+    if (agentIdDerived === true) return { start: { ...turn, request: { ...turn.request, agentId: `${agentId}${FORK_MARK}${requestId}` } } };
+    const refusal = this.budget.enter({ requestId, agentId }, turn.prompt.length + turn.maxTokens);
+    if (refusal !== undefined) return refusal;
+    waiting.push(turn);
+    return 'waiting';
+  }
+
+  /** The agent's turn is over: its next waiting turn goes to the next boundary, or the agent is free. */
   turnEnded(agentId: string): void {
-    const waiting = this.busy.get(agentId) ?? [];
-    this.busy.delete(agentId);
-    this.incoming.unshift(...waiting);
+    const following = this.busy.get(agentId)?.shift();
+    if (following === undefined) this.busy.delete(agentId);
+    else this.next.push(following);
   }
 
   /** Whether the agent has a request submitted, waiting, queued or running. */
   isBusy(agentId: string): boolean {
-    return this.busy.has(agentId) || this.incoming.some((r) => r.agentId === agentId);
+    return this.busy.has(agentId) || this.submitted.some((r) => r.agentId === agentId);
   }
 
   /** Removes a request that has not started its turn; false if it is not here. */
   remove(requestId: string): boolean {
-    for (const list of [this.incoming, ...this.busy.values()]) {
-      const at = list.findIndex((r) => r.requestId === requestId);
-      if (at >= 0) {
-        list.splice(at, 1);
-        return true;
-      }
+    const at = this.submitted.findIndex((r) => r.requestId === requestId);
+    if (at >= 0) {
+      this.submitted.splice(at, 1);
+      return true;
     }
-    return false;
+    const removed = this.removeWaiting(requestId);
+    if (removed === undefined) return false;
+    this.budget.leave(requestId);
+    return true;
   }
 
-  /** Every request not started, removed (the engine died). */
+  /** Every request not started, removed (the engine drains or died). */
   takeAll(): GenerateMessage[] {
-    const all = [...this.incoming.splice(0), ...[...this.busy.values()].flat()];
+    const turns = [...this.next.splice(0), ...[...this.busy.values()].flat()];
     this.busy.clear();
-    return all;
+    for (const turn of turns) this.budget.leave(turn.request.requestId);
+    return [...this.submitted.splice(0), ...turns.map((turn) => turn.request)];
+  }
+
+  /** A turn in `next` held its agent's turn: removing it passes the turn on. */
+  private removeWaiting(requestId: string): Turn | undefined {
+    const inNext = this.next.findIndex((turn) => turn.request.requestId === requestId);
+    if (inNext >= 0) {
+      const [turn] = this.next.splice(inNext, 1) as [Turn];
+      this.turnEnded(turn.request.agentId);
+      return turn;
+    }
+    for (const list of this.busy.values()) {
+      const at = list.findIndex((turn) => turn.request.requestId === requestId);
+      if (at >= 0) return list.splice(at, 1)[0];
+    }
+    return undefined;
   }
 }

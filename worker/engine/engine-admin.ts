@@ -5,6 +5,7 @@
  * change applies from the next step boundary; requests already queued or running keep their place.
  */
 import type { Admission } from './admission.js';
+import type { QueueBudget } from './queue-budget.js';
 import type { Context } from './addon.js';
 import type { AgentTurns } from './agent-turns.js';
 import { clearIdleCaches, runAgentsOp, type AgentSources, type DeferredOps } from './kv/agents.js';
@@ -29,7 +30,7 @@ export function limitsOf(settings: EngineSettings): RuntimeLimits {
  * cannot exceed the context's n_batch, fixed when the context was created: 400 naming the field and
  * the maximum, with nothing changed.
  */
-export function applyLimits(update: LimitsUpdate, settings: EngineSettings, admission: Pick<Admission<unknown>, 'setLimits'>): RuntimeLimits {
+export function applyLimits(update: LimitsUpdate, settings: EngineSettings, queue: Pick<QueueBudget, 'setLimits'>): RuntimeLimits {
   const { batchTokens, maxQueued, maxQueuedTokens } = update;
   if (batchTokens !== undefined && batchTokens > settings.maxBatchTokens) {
     throw new BadRequestError(`batch_tokens must be at most ${settings.maxBatchTokens} (the context's batch size, set at start by --batch-tokens); got ${batchTokens}`, 'batch_tokens');
@@ -37,7 +38,7 @@ export function applyLimits(update: LimitsUpdate, settings: EngineSettings, admi
   if (batchTokens !== undefined) settings.batchTokens = batchTokens;
   if (maxQueued !== undefined) settings.maxQueued = maxQueued;
   if (maxQueuedTokens !== undefined) settings.maxQueuedTokens = maxQueuedTokens;
-  admission.setLimits({ maxQueued: settings.maxQueued, maxQueuedTokens: settings.maxQueuedTokens });
+  queue.setLimits({ maxQueued: settings.maxQueued, maxQueuedTokens: settings.maxQueuedTokens });
   return limitsOf(settings);
 }
 
@@ -47,7 +48,9 @@ export interface EngineParts {
   context: Context;
   /** Running requests' sequences, by request id. */
   active: ReadonlyMap<string, { agentId: string; seqId: number; usedCells: number }>;
-  admission: Admission<unknown>;
+  admission: Pick<Admission<unknown>, 'pool' | 'freeSequences'>;
+  /** Everything waiting: behind its agent's turn or in admission's queue. */
+  queue: QueueBudget;
   tiers: AgentTiers;
   turns: Pick<AgentTurns, 'isBusy'>;
   /** Operations run at the next step boundary, the only time the context may be touched. */
@@ -62,7 +65,7 @@ export class EngineAdmin {
   constructor(private readonly parts: EngineParts) {}
 
   stats(): EngineStats {
-    const { tiers, admission, active } = this.parts;
+    const { tiers, admission, queue, active } = this.parts;
     let usedCells = tiers.hot.cells;
     for (const sequence of active.values()) usedCells += sequence.usedCells;
     const { pool } = admission;
@@ -70,7 +73,7 @@ export class EngineAdmin {
       activeSequences: active.size,
       idleSequences: tiers.hot.size,
       freeSequences: admission.freeSequences,
-      queuedRequests: admission.queued,
+      queuedRequests: queue.size,
       usedCells,
       totalCells: this.parts.settings.contextSize,
       blockSize: pool.blockSize,
@@ -86,7 +89,7 @@ export class EngineAdmin {
 
   /** Runtime limits: read, or changed from the next step on (applyLimits). */
   configure(update: LimitsUpdate): RuntimeLimits {
-    return applyLimits(update, this.parts.settings, this.parts.admission);
+    return applyLimits(update, this.parts.settings, this.parts.queue);
   }
 
   /** The Agents API (kv/agents.ts), run at the next step boundary; rejects with a coded error. */

@@ -6,8 +6,9 @@
  * context happens between steps, in `boundary`, or in the step's decode: never concurrently.
  */
 import type { Addon, Context, Model } from './addon.js';
-import { Admission, refusalError, type Reservation } from './admission.js';
-import { AgentTurns, isFork } from './agent-turns.js';
+import { Admission, noRoomError, type Refusal, type Reservation } from './admission.js';
+import { AgentTurns, isFork, type Turn } from './agent-turns.js';
+import { QueueBudget, queueRefusalError } from './queue-budget.js';
 import { BlockPool } from './kv/block-pool.js';
 import type { HotEntry } from './kv/hot-cache.js';
 import { AgentTiers } from './kv/tiers.js';
@@ -24,10 +25,7 @@ import { restoreSaved } from './restore.js';
 import { drainingError, ErrorCode, SemanticError, toErrorPayload } from '../../shared/errors.js';
 import type { CacheTier, FinishReason, GenerateInput, GenerateMessage, InferenceToFront, SharedFrom } from '../../shared/protocol/messages.js';
 
-interface Prepared {
-  request: GenerateMessage;
-  prompt: Int32Array;
-  maxTokens: number;
+interface Prepared extends Turn {
   /** The agent's hot cache, pinned (not spillable) while the request waits. */
   hot: HotEntry | undefined;
 }
@@ -37,7 +35,9 @@ export class Engine {
   private readonly admission: Admission<Prepared>;
   private readonly tiers: AgentTiers;
   private readonly shared: SharedPrefixes;
-  private readonly turns = new AgentTurns();
+  /** Everything waiting, behind its agent's turn or for cells, counts against the queue limits here. */
+  private readonly queue: QueueBudget;
+  private readonly turns: AgentTurns;
   private readonly input: RequestInput;
   private readonly agentOps = new DeferredOps();
   readonly admin: EngineAdmin; // stats, the Agents API, runtime limits and cache clears
@@ -64,15 +64,17 @@ export class Engine {
     disk?: DiskTier,
   ) {
     const pool = new BlockPool(settings.contextSize, settings.blockSize);
-    this.admission = new Admission(settings.maxSequences, pool, settings);
+    this.queue = new QueueBudget({ maxQueued: settings.maxQueued, maxQueuedTokens: settings.maxQueuedTokens, maxQueuedPerAgent: settings.maxQueuedPerAgent });
+    this.turns = new AgentTurns(this.queue);
+    this.admission = new Admission(settings.maxSequences, pool, this.queue, ({ request }: Prepared) => request);
     const written = (agentId: string, bytes: number): void => this.post({ type: 'persisted', agentId, bytes });
     this.tiers = new AgentTiers(context, this.admission, settings.ramBudgetBytes, disk, written, settings.blockSize, settings.scratchSeq);
     this.shared = new SharedPrefixes(this.tiers, this.active, settings.sequenceSize >= settings.contextSize);
     // Whole blocks of one sequence's cells: all the context's, or its stream's share when split.
     const capacity = Math.floor(Math.min(settings.sequenceSize, settings.contextSize) / settings.blockSize) * settings.blockSize;
     this.input = new RequestInput(addon, model, capacity, settings.defaultMaxTokens);
-    const { active, admission, tiers, turns, agentOps, counts, stepTimes } = this;
-    this.admin = new EngineAdmin({ settings, context, active, admission, tiers, turns, agentOps, counts, stepTimes, kick: () => this.kick() });
+    const { active, admission, queue, tiers, turns, agentOps, counts, stepTimes } = this;
+    this.admin = new EngineAdmin({ settings, context, active, admission, queue, tiers, turns, agentOps, counts, stepTimes, kick: () => this.kick() });
   }
 
   submit(request: GenerateMessage): void {
@@ -84,7 +86,10 @@ export class Engine {
 
   /** Idempotent; a running sequence is freed at the next step boundary. */
   abort(requestId: string): void {
-    if (this.turns.remove(requestId)) return this.postDone(requestId, 'abort', 0, 0, 0);
+    if (this.turns.remove(requestId)) {
+      this.postDone(requestId, 'abort', 0, 0, 0);
+      return this.kick(); // a turn that was next in line passed its agent's turn on
+    }
     const queued = this.admission.removeQueued((p) => p.request.requestId === requestId);
     if (queued !== undefined) {
       this.unpin(queued);
@@ -163,6 +168,8 @@ export class Engine {
     // A step with nothing to decode ends the loop: what waits (a queued request) moves on the next kick.
     while (this.hasWork() && !this.dead && (await this.step()));
     this.looping = false;
+    // A turn ended at the last boundary with nothing left to decode: its agent's next turn starts now.
+    if (this.turns.hasIncoming && !this.dead) return this.kick();
     if (this.active.size === 0 || this.dead) for (const resolve of this.idleWaiters.splice(0)) resolve();
     const due = this.tiers.nextWriteDue;
     if (due !== undefined && !this.dead) this.writeTimer = setTimeout(() => this.kick(), Math.max(0, due - performance.now()));
@@ -200,7 +207,7 @@ export class Engine {
   }
 
   private async boundary(): Promise<void> {
-    if (this.admission.queued > 0 || this.turns.hasIncoming) this.tiers.markBusy(performance.now());
+    if (this.queue.size > 0 || this.turns.hasIncoming) this.tiers.markBusy(performance.now());
     this.reapFinished();
     await this.tiers.writeDue(performance.now());
     await this.agentOps.runAll();
@@ -214,28 +221,24 @@ export class Engine {
 
   /** One agent's requests run in arrival order: a request waits while its agent has one in flight. */
   private admitIncoming(): void {
-    for (const request of this.turns.takeStartable()) this.admit(request);
+    const tokenize = (request: GenerateMessage): Turn => ({ request, ...this.input.tokens(request) });
+    for (const turn of this.turns.takeStartable(tokenize, (requestId, error) => this.fail(requestId, error))) this.admit(turn);
   }
 
-  private admit(request: GenerateMessage): void {
-    let prepared: Prepared;
-    try {
-      prepared = this.prepare(request);
-    } catch (error) {
-      this.fail(request.requestId, error);
-      return this.turns.turnEnded(request.agentId);
-    }
+  /** The request's turn: it takes its agent's hot cache, then starts, waits for cells, or is refused. */
+  private admit(turn: Turn): void {
+    const prepared: Prepared = { ...turn, hot: this.tiers.hot.take(turn.request.agentId) };
     const tokens = prepared.prompt.length + prepared.maxTokens;
     const plan = planStart(this.shared, prepared);
-    const admitted = this.admission.tryAdmit(prepared, tokens, this.tiers.spillableBlocks, prepared.hot?.seqId, sharedBlocksOf(plan, this.settings.blockSize));
-    if (admitted === 'no-room' || admitted === 'queue-full') return this.refuse(prepared, admitted);
-    if (admitted !== 'queued') this.startPrepared(prepared, admitted, plan);
+    const admitted = this.admission.tryAdmit(prepared, tokens, prepared.hot?.seqId, sharedBlocksOf(plan, this.settings.blockSize));
+    if (typeof admitted !== 'string') return this.startPrepared(prepared, admitted, plan);
+    if (admitted !== 'queued') this.refuse(prepared, admitted);
   }
 
-  /** 429 at once: the request cannot fit even after spilling every idle agent, or the queue is full. */
-  private refuse(prepared: Prepared, why: 'no-room' | 'queue-full'): void {
+  /** 429 at once: the queue has no place for it, or it could never start behind the queue. */
+  private refuse(prepared: Prepared, why: Refusal): void {
     this.unpin(prepared);
-    this.fail(prepared.request.requestId, refusalError(why));
+    this.fail(prepared.request.requestId, why === 'no-room' ? noRoomError() : queueRefusalError(why));
     this.turns.turnEnded(prepared.request.agentId);
   }
 
@@ -247,14 +250,19 @@ export class Engine {
   /**
    * Waiting requests come before idle caches: while the queue's head lacks a sequence or blocks that
    * idle agents hold, the least recently used idle agent is spilled down the tiers. Blocks held by
-   * running requests come back when they end; spilling idle agents for those would only lose caches.
+   * running requests come back when they end; spilling idle agents for those would only lose caches,
+   * so the head waits for them. With nothing running, nothing will come back: a head that still
+   * cannot start is refused rather than left waiting forever (admission's canEverStart prevents it).
    */
   private async spillForQueue(): Promise<void> {
     for (;;) {
       for (const { item, reservation } of this.admission.startQueued()) this.startPrepared(item, reservation);
       const short = this.admission.headShortfall();
-      if (short === undefined || (!short.sequence && short.blocks > this.tiers.spillableBlocks)) return;
-      if (!(await this.tiers.spillLeastRecent())) return;
+      if (short === undefined) return;
+      if ((short.sequence || short.blocks <= this.tiers.spillableBlocks) && (await this.tiers.spillLeastRecent())) continue;
+      if (this.active.size > 0) return;
+      const stuck = this.admission.removeHead();
+      if (stuck !== undefined) this.refuse(stuck, 'no-room');
     }
   }
 
@@ -264,11 +272,6 @@ export class Engine {
     const share = sharedBlocksOf(plan, this.settings.blockSize);
     if (share !== undefined) this.admission.joinShared(reservation, share);
     this.start(prepared, reservation, applyStart(this.context, plan, reservation.seqId));
-  }
-
-  private prepare(request: GenerateMessage): Prepared {
-    const { prompt, maxTokens } = this.input.tokens(request);
-    return { request, prompt, maxTokens, hot: this.tiers.hot.take(request.agentId) };
   }
 
   /** A miss looks for the agent's own saved state unless `restore` names one (another agent's). */

@@ -14,6 +14,8 @@ export interface EngineSettings {
   maxQueued: number;
   /** Prompt + max tokens of all waiting requests at most; more are refused with 429. */
   maxQueuedTokens: number;
+  /** Requests of one agent waiting at most (behind its running turn, or for cells); more are refused with 429. */
+  maxQueuedPerAgent: number;
   /** Generation cap when a request names no max tokens. */
   defaultMaxTokens: number;
   /** Bytes of exported KV state the RAM tier may hold. */

@@ -27,6 +27,8 @@ export interface InferenceOptions {
   maxQueued: number;
   /** Prompt + max tokens of all waiting requests at most; more get 429. */
   maxQueuedTokens: number;
+  /** Requests of one agent waiting at most; more get 429. */
+  maxQueuedPerAgent: number;
   /** Folder of agents' cache files (the disk tier). */
   cacheDir: string;
   /** Bytes of agents' cache files kept in cacheDir (least recently used deleted first); 0 = no disk tier. */
