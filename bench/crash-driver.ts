@@ -30,7 +30,7 @@ export interface CrashSummary {
   /** Checked turns after each restart, and turns answered between a swap and its kill. */
   turns: { hits: number; misses: number; wrong: number; failed: number };
   failedStarts: number;
-  /** Temp files found in the cache dir once a restarted server was ready, summed over restarts. */
+  /** Distinct temp files found in the cache dir once a restarted server was ready (each reported at its first sighting). */
   tempFiles: number;
   /** One line per wrong or failed turn, failed start and temp file: what to look at. */
   problems: string[];
@@ -86,6 +86,7 @@ class CrashRun {
   /** The next turn each agent sends. */
   private readonly nextTurn: number[];
   private readonly started = performance.now();
+  private readonly tempsSeen = new Set<string>();
 
   constructor(
     private readonly options: Required<CrashOptions>,
@@ -119,9 +120,11 @@ class CrashRun {
       this.summary.problems.push(`cycle ${cycle}: the server failed to start: ${String(error).slice(0, 2000)}`);
       return undefined;
     }
-    const temps = tempFilesUnder(this.cacheDir);
-    this.summary.tempFiles += temps.length;
-    for (const name of temps) this.summary.problems.push(`cycle ${cycle}: temp file ${name} left after startup`);
+    for (const name of tempFilesUnder(this.cacheDir).filter((found) => !this.tempsSeen.has(found))) {
+      this.tempsSeen.add(name);
+      this.summary.tempFiles++;
+      this.summary.problems.push(`cycle ${cycle}: temp file ${name} left after startup`);
+    }
     return server;
   }
 
