@@ -28,6 +28,7 @@ import type {
 import type { InferenceOptions } from './inference/options.js';
 import { HeldGenerations } from './held-generations.js';
 import { QueueFullLatch } from './queue-full.js';
+import { DiskWrites } from './disk-writes.js';
 
 /** A request's end as a client sees it: aborts are never reported as a finish reason. */
 export type CompletedMessage = DoneMessage & { finishReason: 'stop' | 'length' };
@@ -93,6 +94,8 @@ export class EngineClient {
   private readonly pendingReplies = new Map<string, Waiter<Reply>>();
   /** Refuses at the front while the engine's queue is known to be full (queue-full.ts). */
   private readonly queueFull = new QueueFullLatch();
+  /** Agents' cache file writes that failed, and whether the last one did (readiness: degraded). */
+  readonly diskWrites: DiskWrites;
   private currentState: EngineState = 'starting';
   private summary: ModelSummary | undefined;
   private deathReason: ErrorPayload | undefined;
@@ -106,6 +109,7 @@ export class EngineClient {
 
   constructor(options: EngineClientOptions) {
     this.log = options.logger;
+    this.diskWrites = new DiskWrites(options.logger);
     this.maxQueued = options.inference.maxQueued;
     this.ready = new Promise<ModelSummary>((resolve, reject) => {
       this.settleReady = { resolve, reject };
@@ -310,7 +314,9 @@ export class EngineClient {
       case 'engine_dead':
         return this.die(message.error.message);
       case 'persisted':
-        return this.log.info({ agentId: message.agentId, bytes: message.bytes }, 'agent cache persisted');
+        return this.diskWrites.written(message);
+      case 'persist_failed':
+        return this.diskWrites.writeFailed(message);
       case 'drained':
         return this.drainWaiter?.resolve({ persisted: message.persisted, cut: message.cut });
       default:

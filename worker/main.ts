@@ -134,7 +134,7 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   // The readiness route reports the router's drain state, so the table is filled once the router exists.
   const table: Route[] = [];
   const { guard, agentGate } = accessRules(options.access, options.host);
-  const metrics = new HttpMetrics(() => engine.stats());
+  const metrics = new HttpMetrics(() => engine.stats(), engine.diskWrites);
   const router = createRouter({ routes: table, fallbackErrorShape: openAIErrorBody, logger, guard, onResponse: (answered) => metrics.observe(answered) });
   table.push(...routes(engine, router, limits, agentGate, options.forwardSwap), metrics.route(options.access?.metricsAccess ?? 'public', openAIErrorBody));
   http.handle(router.handle);

@@ -274,6 +274,11 @@ export const agentsResultSchema = z.object({ type: z.literal('agents_result'), r
 export const tokenCountSchema = z.object({ type: z.literal('token_count'), requestId, inputTokens: count });
 /** An agent's cache file was written (the disk tier). */
 export const persistedSchema = z.object({ type: z.literal('persisted'), agentId: z.string(), bytes: count });
+/**
+ * An agent's cache file could not be written: `reason` is the errno code (ENOSPC, EROFS, ...) or
+ * `ERR_WRITER_EXITED` / `unknown`, a bounded metric label; the turn is still served, the file is older or missing.
+ */
+export const persistFailedSchema = z.object({ type: z.literal('persist_failed'), agentId: z.string(), reason: z.string().max(64), message: z.string() });
 /** The drain is over: `persisted` turns were written by it, `cut` requests were ended unfinished. */
 export const drainedSchema = z.object({ type: z.literal('drained'), persisted: count, cut: count });
 /** The inference thread cannot go on (model failed to load, fatal decode error). */
@@ -301,6 +306,7 @@ export const inferenceToFrontSchema = z.discriminatedUnion('type', [
   tokenCountSchema,
   agentsResultSchema,
   persistedSchema,
+  persistFailedSchema,
   drainedSchema,
   engineDeadSchema,
   modelSwappedSchema,
@@ -322,6 +328,7 @@ export type TokenCountMessage = z.infer<typeof tokenCountSchema>;
 export type AgentsRequestMessage = z.infer<typeof agentsRequestSchema>;
 export type AgentsResultMessage = z.infer<typeof agentsResultSchema>;
 export type PersistedMessage = z.infer<typeof persistedSchema>;
+export type PersistFailedMessage = z.infer<typeof persistFailedSchema>;
 export type EngineDeadMessage = z.infer<typeof engineDeadSchema>;
 export type DrainedMessage = z.infer<typeof drainedSchema>;
 export type SwapModelMessage = z.infer<typeof swapModelSchema>;

@@ -19,6 +19,7 @@ import { EngineAdmin } from './engine-admin.js';
 import type { DiskTier } from '../persistence/disk-tier.js';
 import { RequestInput } from './request-input.js';
 import { countStep, planStep, type StepPlan } from './scheduler.js';
+import { retryWithoutFailing, type Retried } from './decode-isolation.js';
 import { Sequence } from './sequence.js';
 import type { EngineSettings } from './settings.js';
 import { restoreSaved } from './restore.js';
@@ -179,7 +180,7 @@ export class Engine {
   private async step(): Promise<boolean> {
     const started = performance.now();
     await this.boundary();
-    const plan = planStep([...this.active.values()], this.settings.batchTokens);
+    let plan = planStep([...this.active.values()], this.settings.batchTokens);
     const planned = performance.now();
     this.stepTimes.boundaryMs += planned - started;
     if (plan === null) return false;
@@ -188,8 +189,9 @@ export class Engine {
     try {
       sampled = await this.context.decode(plan.batch, samples);
     } catch (error) {
-      this.onDecodeError(error, plan);
-      return true;
+      const retried = await this.onDecodeError(error, plan);
+      if (retried === undefined) return true;
+      ({ plan, sampled } = retried); // the step without the requests whose decode failed
     } finally {
       this.stepTimes.decodeCallMs += performance.now() - planned;
     }
@@ -379,15 +381,20 @@ export class Engine {
   /**
    * No KV slot (llama.cpp rolled the batch back, its cells fragmented beyond what the pool counts):
    * the prompts being prefilled give way with a 429 and generating sequences retry next step.
-   * Anything else leaves the context in an unknown state: dead.
+   * Anything else: the requests whose part fails alone fail, and the rest of the step is decoded
+   * again without them (decode-isolation.ts); dead when that cannot be done.
    */
-  private onDecodeError(error: unknown, plan: StepPlan<Sequence>): void {
-    if ((error as { code?: string }).code !== 'ERR_KV_NO_SLOT') return this.die(error);
-    for (const { sequence } of plan.prefill) {
-      this.fail(sequence.requestId, new SemanticError(ErrorCode.PoolExhausted, 'no KV cells free for this prompt', { retryAfter: 1 }));
+  private async onDecodeError(error: unknown, plan: StepPlan<Sequence>): Promise<Retried<Sequence> | undefined> {
+    const noSlot = (error as { code?: string }).code === 'ERR_KV_NO_SLOT';
+    const retried = noSlot ? undefined : await retryWithoutFailing(this.context, plan);
+    if (!noSlot && retried === undefined) return void this.die(error);
+    for (const { sequence, error: cause } of retried?.failed ?? plan.prefill.map(({ sequence }) => ({ sequence, error }))) {
+      const why = noSlot ? new SemanticError(ErrorCode.PoolExhausted, 'no KV cells free for this prompt', { retryAfter: 1 }) : new SemanticError(ErrorCode.Internal, `decoding this request failed: ${toErrorPayload(cause).message}`);
+      this.fail(sequence.requestId, why);
       sequence.phase = 'finished';
       this.release(sequence, false, false);
     }
+    return retried;
   }
 
   private die(error: unknown): void {

@@ -4,7 +4,9 @@
  * - `/health/startup`: 503 until the model is loaded and the engine ran its warm-up step, then 200.
  *   A slow model load must fail the startup probe, not the liveness probe (which would restart it).
  * - `/health/ready`: whether to send this process traffic now: 503 with a reason while starting,
- *   draining, swapping the model, with the KV pool above its threshold or the wait queue full; 200 with the figures.
+ *   draining, swapping the model, with the KV pool above its threshold or the wait queue full; 200 with the figures,
+ *   `status: "degraded"` and a reason while agents' cache files cannot be written (a full or read-only cache
+ *   dir): turns are still served, so the process stays in rotation, but an operator should look.
  * All three are answered while the server drains: they report the drain, they are not refused by it.
  */
 import type { EngineClient } from '../engine-client.js';
@@ -67,6 +69,11 @@ export function readyRoute(engine: EngineClient, router: Pick<Router, 'draining'
         inFlight: router.inFlight(),
       };
       const { ready, reason } = readiness(stats, limits);
+      const failing = engine.diskWrites.failing;
+      if (ready && failing !== undefined) {
+        const why = `agents' cache files cannot be written (${failing.reason}): ${failing.message}`;
+        return context.sendJson(200, { status: 'degraded', reason: why, cacheWriteFailures: engine.diskWrites.failed, ...figures });
+      }
       if (ready) return context.sendJson(200, { status: 'ready', ...figures });
       context.sendJson(503, { status: 'busy', reason, ...figures }, { 'Retry-After': '1' });
     },

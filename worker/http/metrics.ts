@@ -10,6 +10,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { AnsweredRequest, ErrorShape, Route } from './router.js';
 import type { RouteAccess } from './access.js';
 import type { EngineStats } from '../../shared/protocol/messages.js';
+import type { DiskWrites } from '../disk-writes.js';
 
 /** The OpenTelemetry HTTP server duration advice, in seconds, from 5 ms. */
 const durationBuckets = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60, 120];
@@ -38,8 +39,9 @@ export class HttpMetrics {
    * and `/v1/agents/stats` report (the RAM tier: every entry's cells and logits row, each shared
    * segment once), so the three never disagree.
    */
-  constructor(engineStats?: () => Promise<Pick<EngineStats, 'ramBytes'>>) {
+  constructor(engineStats?: () => Promise<Pick<EngineStats, 'ramBytes'>>, diskWrites?: Pick<DiskWrites, 'failures'>) {
     collectDefaultMetrics({ register: this.registry });
+    if (diskWrites !== undefined) this.countWriteFailures(diskWrites);
     if (engineStats === undefined) return;
     new Gauge({
       name: 'semantic_memory_used_bytes',
@@ -49,6 +51,20 @@ export class HttpMetrics {
       async collect() {
         const stats = await engineStats().catch(() => undefined); // a stopped or swapping engine: the last value stays
         if (stats !== undefined) this.set({ kind: 'ram_tier' }, stats.ramBytes);
+      },
+    });
+  }
+
+  /** Counted where the failures are learnt (disk-writes.ts), read when scraped. */
+  private countWriteFailures(diskWrites: Pick<DiskWrites, 'failures'>): void {
+    new Counter({
+      name: 'semantic_cache_persist_failures_total',
+      help: 'Agents\' cache file writes that failed, by reason: an errno code (ENOSPC, EROFS, ...), ERR_WRITER_EXITED (the file thread died) or unknown.',
+      labelNames: ['reason'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [reason, count] of diskWrites.failures) this.inc({ reason }, count);
       },
     });
   }

@@ -13,6 +13,7 @@ import { detectToolFormat } from '../tools/format.js';
 import { AUTO, autoContextSize, kvBytesPerToken, usableMemoryBytes } from '../../shared/budgets.js';
 import type { InferenceToFront, ModelSummary } from '../../shared/protocol/messages.js';
 import { cacheDirOf } from '../../shared/model-cache-dir.js';
+import { withDecodeFault } from '../test-faults.js';
 
 /**
  * Cells per block of the KV pool: small enough that rounding wastes little of a small context (at most
@@ -90,7 +91,7 @@ async function open(addon: Addon, path: string, options: InferenceOptions): Prom
   const model = await addon.loadModel(path, { gpuLayers: options.gpuLayers });
   let context: Context | undefined;
   try {
-    context = await openContext(addon, model, options);
+    context = withDecodeFault(await openContext(addon, model, options));
     await warmUp(model, context);
     return { model, context };
   } catch (error) {
@@ -140,6 +141,18 @@ function summaryOf(choice: ModelChoice, model: Model, context: Context, options:
   };
 }
 
+/**
+ * A bounded label for a failed cache file write: the errno code (kept in the message when the
+ * error crossed from the file thread without it), the file thread's exit, or unknown.
+ */
+export function writeFailureReason(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,40}$/.test(code)) return code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (message.startsWith('worker exited')) return 'ERR_WRITER_EXITED';
+  return /^(E[A-Z0-9]{1,20}):/.exec(message)?.[1] ?? 'unknown';
+}
+
 /** Loads the model, its context and its disk tier, warms up, and builds the engine over them. */
 export async function loadRuntime(environment: LoadEnvironment, choice: ModelChoice): Promise<Runtime> {
   const { addon, options } = environment;
@@ -150,6 +163,7 @@ export async function loadRuntime(environment: LoadEnvironment, choice: ModelCho
     environment.startFingerprint ??= fingerprint;
     const dir = cacheDirOf(options.cacheDir, fingerprint, environment.startFingerprint);
     disk = new DiskTier(dir, fingerprint, options.kvType, !options.flashAttention, options.diskBudgetBytes);
+    disk.onWriteFailed = (agentId, error) => environment.post({ type: 'persist_failed', agentId, reason: writeFailureReason(error), message: error instanceof Error ? error.message : String(error) });
     await disk.index();
     // Inside the try: whatever fails, the model, context and file thread are freed before a rollback loads the old model.
     return { model, context, disk, engine: engineOf(environment, model, context, disk), summary: summaryOf(choice, model, context, options) };

@@ -9,6 +9,7 @@ import { basename, join } from 'node:path';
 import { move } from 'piscina';
 import { CacheFileError, checkCacheHeader, decodeCacheFile, encodeCacheFile, type CacheContents, type CacheFileLayout, type CacheMetadata, type SharedPrefixRef } from './cache-file.js';
 import { joinStates } from '../engine/kv/state-blob.js';
+import { testFaults } from '../test-faults.js';
 import { ensureSegment, joinWithSegment, splitState, startsAt, writeAtomically, type SegmentTarget } from './segment-files.js';
 
 export interface WriteTask extends CacheMetadata {
@@ -90,6 +91,7 @@ export type InspectResult = { tokens: Int32Array; logits: Float32Array; layout: 
 const MAX_HEADER_BYTES = 1 << 20;
 
 async function write(task: WriteTask): Promise<WriteResult> {
+  if (task.agentId === testFaults.writerExitAgent) process.exit(1); // this thread only: piscina starts another
   const { segment, ownCellsOnly, state: pieces, ...rest } = task;
   const state = pieces.length === 1 ? (pieces[0] as Uint8Array) : joinStates(...pieces);
   if (ownCellsOnly === true && segment !== undefined) return writeOwnCells(task.path, { ...rest, state, prefix: undefined }, segment);

@@ -42,6 +42,11 @@ export class DiskTier {
   tokensLearned: Promise<void> = Promise.resolve();
   /** Told the tokens and sharing scope of each file found at startup, as its header is read. */
   onLearned: (agentId: string, tokens: Int32Array, shareScope: string | undefined) => void = () => undefined;
+  /**
+   * Told of each write or rewrite that failed (a full or read-only dir, the file thread dying): the
+   * agent keeps its previous file or none, a later miss, never a wrong answer; the server still serves.
+   */
+  onWriteFailed: (agentId: string, error: unknown) => void = () => undefined;
 
   /** `budgetBytes` 0 turns the tier off: nothing is indexed, written or read. */
   constructor(
@@ -186,6 +191,9 @@ export class DiskTier {
         result = (await this.pool.run(task, { transferList: pieces.map((piece) => piece.buffer as ArrayBuffer) })) as WriteResult;
         this.segments.fileWritten(agentId, shareScope, tokens, result.segment);
         return result.bytes;
+      } catch (error) {
+        this.onWriteFailed(agentId, error);
+        throw error;
       } finally {
         if (plan !== undefined) this.segments.settled(plan.segment);
         this.delete(this.ledger.writeEnded(agentId, result?.bytes, tokens.length));
@@ -204,6 +212,9 @@ export class DiskTier {
       try {
         result = (await this.pool.run(task)) as WriteResult | null;
         if (result !== null && this.ledger.has(agentId)) this.segments.fileWritten(agentId, segment.scope, segment.tokens, result.segment);
+      } catch (error) {
+        this.onWriteFailed(agentId, error);
+        throw error;
       } finally {
         this.segments.settled(segment);
         this.ledger.writeEnded(agentId, undefined);

@@ -7,6 +7,7 @@
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { joinStates, parseState, StateBlobError, stateCells } from '../engine/kv/state-blob.js';
+import { checkDiskWriteFault } from '../test-faults.js';
 import { CacheFileError, decodeCacheFile, encodeCacheFile, type CacheContents, type CacheMetadata, type SharedPrefixRef } from './cache-file.js';
 
 /** Where a write's or rewrite's first cells go. */
@@ -19,6 +20,7 @@ export const segmentAgentId = (name: string): string => `segment:${name}`;
 /** Writes the parts to `path` atomically: temp file, fsync, rename. Resolves to the bytes written. */
 export async function writeAtomically(path: string, parts: Buffer[]): Promise<number> {
   const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
+  checkDiskWriteFault(temp);
   const file = await open(temp, 'w');
   try {
     let bytes = 0;
