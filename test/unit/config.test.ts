@@ -71,6 +71,8 @@ t.test('defaults: every option has one and they pass their own checks', async (t
     drainTimeout: 30,
     readyMaxPoolPercent: 90,
     maxBodyBytes: 4 * 1024 * 1024,
+    headersTimeout: 10,
+    requestTimeout: 60,
     logLevel: 'info',
     workers: 2,
   });
