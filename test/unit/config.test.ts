@@ -146,6 +146,8 @@ const invalidValues: [OptionName, string, string][] = [
   ['drainTimeout', '0', 'drainTimeout must be an integer from 1 to 3600; got 0 from flag --drain-timeout'],
   ['readyMaxPoolPercent', '101', 'readyMaxPoolPercent must be an integer from 1 to 100; got 101 from flag --ready-max-pool-percent'],
   ['maxBodyBytes', '100', 'maxBodyBytes must be an integer from 1024 to 268435456; got 100 from flag --max-body-bytes'],
+  ['headersTimeout', '0', 'headersTimeout must be an integer from 1 to 3600; got 0 from flag --headers-timeout'],
+  ['requestTimeout', '3601', 'requestTimeout must be an integer from 1 to 3600; got 3601 from flag --request-timeout'],
   ['metricsAccess', 'open', 'metricsAccess must be one of public, user, admin; got "open" from flag --metrics-access'],
   ['logLevel', 'verbose', 'logLevel must be one of trace, debug, info, warn, error, fatal, silent; got "verbose" from flag --log-level'],
   ['workers', '0', 'workers must be an integer from 1 to 64; got 0 from flag --workers'],
@@ -206,6 +208,8 @@ t.test('server settings: inference options from the config, model id from the fi
     host: '127.0.0.1',
     port: 0,
     maxBodyBytes: 4 * 1024 * 1024,
+    headersTimeoutMs: 10_000,
+    requestTimeoutMs: 60_000,
     inference: {
       modelPath: '/models/Qwen2.5-0.5B-Instruct.Q8_0.gguf',
       modelId: 'Qwen2.5-0.5B-Instruct.Q8_0',
