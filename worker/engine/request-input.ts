@@ -5,11 +5,17 @@
  */
 import type { Addon, Model, Sampler } from './addon.js';
 import { ChatTemplate } from './chat-template.js';
-import { BadRequestError, ContextExceededError } from '../../shared/errors.js';
+import { BadRequestError, ContextExceededError, ErrorCode, SemanticError } from '../../shared/errors.js';
 import type { GenerateInput, GenerateMessage } from '../../shared/protocol/messages.js';
 
 export class RequestInput {
   private readonly template: ChatTemplate;
+  /**
+   * A prompt text longer than this can never fit in one sequence (capacity × the longest piece any
+   * token stands for), so it is refused before it is tokenized: a 4 MB body of text would otherwise
+   * cost the tokenizer hundreds of MB, only to be refused after.
+   */
+  private readonly maxPromptChars: number;
 
   constructor(
     private readonly addon: Addon,
@@ -22,11 +28,12 @@ export class RequestInput {
     const info = model.info();
     const piece = (token: number): string => (token < 0 ? '' : model.detokenize(Int32Array.of(token), { special: true }));
     this.template = new ChatTemplate(info.chatTemplate, { bos: piece(info.bos), eos: piece(info.eos) });
+    this.maxPromptChars = capacity * longestPiece(info.vocabSize, piece);
   }
 
   /** The prompt's tokens and the max tokens to generate; throws a coded 400 error for what cannot run. */
   tokens(request: GenerateMessage): { prompt: Int32Array; maxTokens: number } {
-    const prompt = this.prompt(request.input);
+    const prompt = this.prompt(request.input, this.maxPromptChars);
     this.checkGrammar(request.sampling.grammar);
     const maxTokens = request.maxTokens ?? Math.min(this.defaultMaxTokens, this.capacity - prompt.length);
     if (maxTokens < 1 || prompt.length + maxTokens > this.capacity) {
@@ -35,9 +42,16 @@ export class RequestInput {
     return { prompt, maxTokens };
   }
 
-  /** The prompt's tokens: the one path both generation and token counting take. */
-  prompt(input: GenerateInput): Int32Array {
+  /**
+   * The prompt's tokens: the one path both generation and token counting take. A text over `maxChars`
+   * is refused untokenized, as more tokens than the context holds.
+   */
+  prompt(input: GenerateInput, maxChars = Infinity): Int32Array {
     const text = input.kind === 'chat' ? this.template.render(input.messages, input.tools) : input.prompt;
+    if (text.length > maxChars) {
+      const message = `The prompt is ${text.length} characters, more than the ${this.capacity} tokens one sequence holds can encode (${maxChars} characters at most).`;
+      throw new SemanticError(ErrorCode.ContextExceeded, message, { param: input.kind === 'chat' ? 'messages' : 'prompt' });
+    }
     const prompt = this.model.tokenize(text, { addSpecial: true, parseSpecial: true });
     if (prompt.length === 0) throw new BadRequestError('the prompt is empty', input.kind === 'chat' ? 'messages' : 'prompt');
     return prompt;
@@ -84,4 +98,11 @@ export class RequestInput {
       throw new BadRequestError('The output grammar derived from this request is invalid; check the JSON schema it came from.');
     }
   }
+}
+
+/** The most UTF-16 characters any one token's piece has (special tokens included: prompts parse them). */
+function longestPiece(vocabSize: number, piece: (token: number) => string): number {
+  let longest = 1;
+  for (let token = 0; token < vocabSize; token++) longest = Math.max(longest, piece(token).length);
+  return longest;
 }

@@ -227,6 +227,9 @@ export class HttpExchange {
     const declared = Number(this.req.headers['content-length'] ?? '0');
     if (Number.isFinite(declared) && declared > this.options.maxBodyBytes) return Promise.reject(this.tooLarge());
     return new Promise((resolve, reject) => {
+      // With a declared length the bytes go straight into one buffer: no second copy to join chunks.
+      const declaredLength = Number(this.req.headers['content-length']);
+      const whole = Number.isInteger(declaredLength) && declaredLength > 0 ? Buffer.allocUnsafe(declaredLength) : undefined;
       const chunks: Buffer[] = [];
       let received = 0;
       let settled = false;
@@ -240,13 +243,14 @@ export class HttpExchange {
           return reject(error);
         }
         this.bodyComplete = true;
-        resolve(Buffer.concat(chunks, received));
+        resolve(whole === undefined ? Buffer.concat(chunks, received) : whole.subarray(0, received));
       };
       const onData = (chunk: Buffer): void => {
         if (received + chunk.byteLength > this.options.maxBodyBytes) return settle(this.tooLarge());
         if (!this.budget.take(chunk.byteLength)) return settle(this.overBudget());
+        if (whole !== undefined) chunk.copy(whole, received);
+        else chunks.push(chunk);
         received += chunk.byteLength;
-        chunks.push(chunk);
       };
       this.rejectBody = settle;
       this.req.on('data', onData);

@@ -149,7 +149,7 @@ async function readJson(exchange: HttpExchange): Promise<unknown> {
   } catch {
     throw new SemanticError(ErrorCode.InvalidJson, 'The request body is not valid UTF-8.');
   }
-  if (text.trim() === '') throw new SemanticError(ErrorCode.InvalidJson, 'The request body is empty; expected JSON.');
+  if (!/\S/.test(text)) throw new SemanticError(ErrorCode.InvalidJson, 'The request body is empty; expected JSON.');
   if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw new SemanticError(ErrorCode.BadRequest, `The request body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep.`);
   try {
     return JSON.parse(text) as unknown;
