@@ -21,6 +21,7 @@ import { RateLimiter, type AgentGate } from './http/rate-limit.js';
 import type { AccessSettings } from '../shared/server-settings.js';
 import { HttpMetrics } from './http/metrics.js';
 import type { InferenceOptions } from './inference/options.js';
+import { sweepTempFiles } from './persistence/temp-files.js';
 
 export interface WorkerServerOptions {
   host: string;
@@ -118,6 +119,9 @@ function accessRules(settings: AccessSettings | undefined, host: string): { guar
 
 export async function startWorkerServer(options: WorkerServerOptions): Promise<WorkerServer> {
   const { logger } = options;
+  // Before the inference thread writes: a crash mid-write leaves temp files outside the disk budget.
+  const swept = await sweepTempFiles(options.inference.cacheDir);
+  logger.info({ cacheDir: options.inference.cacheDir, ...swept }, 'stale temp files swept');
   const engine = new EngineClient({
     inference: options.inference,
     logger: logger.child({ component: 'engine-client' }),
