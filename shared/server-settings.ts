@@ -62,6 +62,17 @@ function apiKeysOf(config: Config): string[] {
   return [...keys, ...lines];
 }
 
+/**
+ * llama.cpp threads for each of `processes` serving processes on one machine: `threads` when set,
+ * else the CPUs divided among them, at least one each. Every worker of `semantic supervise` runs its
+ * own llama.cpp thread pool; one thread per CPU in each would put N threads on every core, and
+ * llama.cpp's threads spin-wait for each other at every step, so a step stalls whenever one of them
+ * is descheduled (issue 13: a 24-stream drain `serve` finished in 18 s was cut at 30 s with 2 workers).
+ */
+export function threadsPerProcess(threads: number, cpus: number, processes: number): number {
+  return threads > 0 ? threads : Math.max(1, Math.floor(cpus / Math.max(1, processes)));
+}
+
 /** The agents' cache dir: configured, or the user's cache dir's `agents/`. */
 export function resolvedCacheDir(config: Pick<Config, 'cacheDir'>): string {
   return resolve(config.cacheDir ?? join(userCacheDir(), 'agents'));

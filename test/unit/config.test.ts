@@ -17,7 +17,7 @@ import {
   optionSpecs,
   type OptionName,
 } from '../../shared/config.js';
-import { toServerSettings } from '../../shared/server-settings.js';
+import { threadsPerProcess, toServerSettings } from '../../shared/server-settings.js';
 
 function writeConfigFile(t: Test, contents: unknown): string {
   const dir = t.testdir();
@@ -233,6 +233,15 @@ t.test('server settings: inference options from the config, model id from the fi
       metricsAccess: 'public', perKeyPerMinute: 0, perAgentPerMinute: 0, burst: 10, prefixSharing: 'key' },
   });
   t.equal(toServerSettings(loadConfig({ flags: { modelId: 'agent-model' } }), '/m.gguf').inference.modelId, 'agent-model', 'modelId wins');
+});
+
+t.test('default threads: the CPUs divided among the serving processes, at least one each; a set value wins', async (t) => {
+  t.equal(threadsPerProcess(0, 16, 1), 16, 'serve: every CPU');
+  t.equal(threadsPerProcess(0, 2, 2), 1, 'supervise --workers 2 on 2 CPUs: one each, not two');
+  t.equal(threadsPerProcess(0, 16, 3), 5, '16 CPUs, 3 workers: 5 each, rounded down so the sum stays within the CPUs');
+  t.equal(threadsPerProcess(0, 2, 8), 1, 'more workers than CPUs: still one each');
+  t.equal(threadsPerProcess(0, 1, 1), 1);
+  t.equal(threadsPerProcess(3, 16, 4), 3, '--threads given: as given, whatever the workers');
 });
 
 t.test('API keys from the option and from a file (comments and blank lines skipped); a bad line stops startup', async (t) => {
