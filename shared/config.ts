@@ -116,6 +116,11 @@ export const optionSpecs = {
     allowed: '-1 (auto) or an integer from 0 to 100000000',
     doc: 'Prompt + max tokens of all waiting requests at most; a request beyond it is answered 429 with Retry-After. -1 (auto): 4x the context size, about what can start within a few turns of the running requests; more would wait past most clients\' timeouts.',
   } satisfies OptionSpec<number>,
+  modelsDir: textOption(
+    'The folder the admin model swap (POST /admin/model) may load from, subfolders included: a path outside it, also through `..` or a symbolic link, is refused (403 ERR_MODEL_PATH_FORBIDDEN). Default: the folder of the model served at startup. Put every model you swap between in it.',
+    4096,
+    'spaces allowed',
+  ),
   cacheDir: textOption(
     "Folder of agents' cache files (the disk tier), kept across restarts; default: the user cache, e.g. ~/.cache/semantic/agents.",
     4096,

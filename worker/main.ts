@@ -4,6 +4,7 @@
  * while chat requests get 503 ERR_NOT_READY until `ready` resolves.
  */
 import type { Socket } from 'node:net';
+import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { ModelSummary } from '../shared/protocol/messages.js';
 import { EngineClient } from './engine-client.js';
@@ -11,7 +12,7 @@ import { openAIErrorBody, openAIRoutes } from './http/openai.js';
 import { anthropicRoutes } from './http/anthropic.js';
 import { completionRoutes } from './http/completions.js';
 import { agentRoutes } from './http/agents.js';
-import { adminRoutes, type SwapForwarder } from './http/admin.js';
+import { adminRoutes, type AdminOptions, type SwapForwarder } from './http/admin.js';
 import { drainWorker, type DrainOptions, type DrainOutcome } from './drain.js';
 import { readyRoute, startupRoute, type ReadinessLimits } from './http/health.js';
 import { createRouter, liveRoute, type Route, type Router } from './http/router.js';
@@ -44,6 +45,8 @@ export interface WorkerServerOptions {
   connectionsFromSupervisor?: boolean;
   /** A worker of `semantic supervise`: admin model swaps go to the supervisor, which owns the model path. */
   forwardSwap?: SwapForwarder;
+  /** The only folder an admin model swap may load from; absent: the folder of `inference.modelPath`. */
+  modelsDir?: string;
   inference: InferenceOptions;
   logger: Logger;
   /** The inference thread's module; only tests change it (to a fake thread). */
@@ -77,7 +80,7 @@ function engineStatsRoute(engine: EngineClient): Route {
   };
 }
 
-function routes(engine: EngineClient, router: Pick<Router, 'draining' | 'inFlight'>, limits: ReadinessLimits, agentGate: AgentGate, forwardSwap: SwapForwarder | undefined): Route[] {
+function routes(engine: EngineClient, router: Pick<Router, 'draining' | 'inFlight'>, limits: ReadinessLimits, agentGate: AgentGate, swaps: Pick<AdminOptions, 'forwardSwap' | 'modelsDir'>): Route[] {
   return [
     liveRoute(openAIErrorBody),
     startupRoute(engine, openAIErrorBody),
@@ -87,7 +90,7 @@ function routes(engine: EngineClient, router: Pick<Router, 'draining' | 'inFligh
     ...completionRoutes(engine, agentGate),
     ...anthropicRoutes(engine, agentGate),
     ...agentRoutes(engine),
-    ...adminRoutes(engine, { router, readiness: limits, forwardSwap }),
+    ...adminRoutes(engine, { router, readiness: limits, ...swaps }),
   ];
 }
 
@@ -140,7 +143,8 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   const { guard, agentGate } = accessRules(options.access, options.host);
   const metrics = new HttpMetrics(() => engine.stats(), engine.diskWrites);
   const router = createRouter({ routes: table, fallbackErrorShape: openAIErrorBody, logger, guard, onResponse: (answered) => metrics.observe(answered) });
-  table.push(...routes(engine, router, limits, agentGate, options.forwardSwap), metrics.route(options.access?.metricsAccess ?? 'public', openAIErrorBody));
+  const swaps = { forwardSwap: options.forwardSwap, modelsDir: resolve(options.modelsDir ?? dirname(options.inference.modelPath)) };
+  table.push(...routes(engine, router, limits, agentGate, swaps), metrics.route(options.access?.metricsAccess ?? 'public', openAIErrorBody));
   http.handle(router.handle);
   let port = options.port;
   let bound = false;

@@ -8,7 +8,7 @@
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../logger.js';
-import { threadsPerProcess } from '../server-settings.js';
+import { resolvedModelsDir, threadsPerProcess } from '../server-settings.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
 import { restartPolicyFromEnv } from '../../supervisor/restart-policy.js';
 import { configFromArgv } from './config-flags.js';
@@ -36,7 +36,8 @@ export async function supervise(argv: Record<string, unknown>): Promise<number> 
   logger.info({ workers: config.workers, threadsPerWorker: threads, cpus: availableParallelism() }, 'llama.cpp threads per worker');
   const supervisor = new Supervisor({
     workers: config.workers,
-    workerConfig: { ...config, model: modelPath, threads },
+    // Fixed here: a swap changes the workers' model, never the folder swaps may load from.
+    workerConfig: { ...config, model: modelPath, threads, modelsDir: resolvedModelsDir(config, modelPath) },
     logger,
     workerScript: cliScript,
     workerArgs: ['worker'],
