@@ -10,7 +10,14 @@ import { createHash } from 'node:crypto';
 import { BadRequestError } from './errors.js';
 import type { GenerateMessage } from './protocol/messages.js';
 
+/**
+ * ASCII only, and no flags: `i` or `u` would let case folding admit non-ASCII look-alikes (U+212A
+ * KELVIN SIGN folds to `k`). A header value reaches us as bytes decoded one char per byte (latin1), so
+ * a UTF-8 id such as `🤖agent` arrives as `ð\u009f¤\u0096agent` and is refused here, never trimmed to
+ * `agent`, which would merge two clients' caches.
+ */
 const validAgentId = /^[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,127}$/;
+const agentIdChar = /[A-Za-z0-9._:-]/;
 
 export interface AgentIdSources {
   /** Lower-case header names to values. */
@@ -29,11 +36,20 @@ export interface AgentIdSources {
 export function checkAgentId(value: string, param: string): string {
   if (!validAgentId.test(value)) {
     throw new BadRequestError(
-      `${param} must be 1-128 characters of A-Z a-z 0-9 . _ : - and must not start with '.'; got ${JSON.stringify(value.slice(0, 140))}`,
+      `${param} must be 1-128 characters of A-Z a-z 0-9 . _ : - and must not start with '.'; got ${JSON.stringify(value.slice(0, 140))}${offendingChar(value)}`,
       param,
     );
   }
   return value;
+}
+
+/** Names the first character outside the alphabet, so an invisible or non-ASCII one is found. */
+function offendingChar(value: string): string {
+  const chars = [...value];
+  const index = chars.findIndex((char) => !agentIdChar.test(char));
+  const codePoint = chars[index]?.codePointAt(0);
+  if (codePoint === undefined) return '';
+  return ` (character ${index} is U+${codePoint.toString(16).toUpperCase().padStart(4, '0')}, not allowed)`;
 }
 
 /** `conv-` + 16 hex digits of SHA-256 over the opening messages. */

@@ -88,7 +88,7 @@ export const optionSpecs = {
   } satisfies OptionSpec<number>,
   maxSequences: integerOption(8, 1, 256, 'Requests decoded together at most (continuous-batching width; llama.cpp allows 256 sequences).'),
   batchTokens: integerOption(512, 1, 65_536, 'Tokens per decode step at most (generated tokens + prefill chunks): bigger prefills faster, smaller keeps streams smooth.'),
-  threads: integerOption(0, 0, 1024, "CPU threads for llama.cpp; 0 uses one per available CPU."),
+  threads: integerOption(0, 0, 1024, "CPU threads for llama.cpp in each serving process; 0 = the available CPUs divided among the processes: all of them for `serve`, CPUs / workers (at least 1) for each worker of `supervise`."),
   kvType: enumOption(['f16', 'q8_0', 'q4_0'], 'f16', 'KV cache element type; q8_0 and q4_0 hold 2x and 4x more tokens per byte and need flashAttention.'),
   flashAttention: booleanOption(false, "Use llama.cpp's flash attention kernels (required for a quantised kvType)."),
   kvUnified: booleanOption(
@@ -116,6 +116,11 @@ export const optionSpecs = {
     allowed: '-1 (auto) or an integer from 0 to 100000000',
     doc: 'Prompt + max tokens of all waiting requests at most; a request beyond it is answered 429 with Retry-After. -1 (auto): 4x the context size, about what can start within a few turns of the running requests; more would wait past most clients\' timeouts.',
   } satisfies OptionSpec<number>,
+  modelsDir: textOption(
+    'The folder the admin model swap (POST /admin/model) may load from, subfolders included: a path outside it, also through `..` or a symbolic link, is refused (403 ERR_MODEL_PATH_FORBIDDEN). Default: the folder of the model served at startup. Put every model you swap between in it.',
+    4096,
+    'spaces allowed',
+  ),
   cacheDir: textOption(
     "Folder of agents' cache files (the disk tier), kept across restarts; default: the user cache, e.g. ~/.cache/semantic/agents.",
     4096,

@@ -25,6 +25,7 @@ export const ErrorCode = {
   Aborted: 'ERR_ABORTED',
   Unauthorized: 'ERR_UNAUTHORIZED',
   Forbidden: 'ERR_FORBIDDEN',
+  ModelPathForbidden: 'ERR_MODEL_PATH_FORBIDDEN',
   RateLimited: 'ERR_RATE_LIMITED',
   ModelLoadFailed: 'ERR_MODEL_LOAD_FAILED',
   MalformedHttp: 'ERR_MALFORMED_HTTP',
@@ -125,6 +126,7 @@ const table: Record<ErrorCode, ErrorDescription> = {
   ERR_ABORTED: { status: 499, openaiType: 'server_error', anthropicType: 'api_error', metricLabel: 'aborted' },
   ERR_UNAUTHORIZED: { status: 401, openaiType: 'invalid_request_error', anthropicType: 'authentication_error', metricLabel: 'unauthorized' },
   ERR_FORBIDDEN: { status: 403, openaiType: 'invalid_request_error', anthropicType: 'permission_error', metricLabel: 'forbidden' },
+  ERR_MODEL_PATH_FORBIDDEN: { status: 403, openaiType: 'invalid_request_error', anthropicType: 'permission_error', metricLabel: 'model_path_forbidden' },
   ERR_RATE_LIMITED: { status: 429, openaiType: 'rate_limit_error', anthropicType: 'rate_limit_error', metricLabel: 'rate_limited' },
   // The server is fine (the old model serves again): the file given was the problem, like a 400 the
   // front could not see before trying. 422, not 400: the request was well-formed.

@@ -4,7 +4,7 @@
  * and the access rules. Kept apart from config.ts, which only declares, layers and checks options.
  */
 import { readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { userCacheDir } from './paths.js';
 import { diskBudgetBytes, ramBudgetBytes } from './budgets.js';
 import { ConfigError, optionSpecs, type Config } from './config.js';
@@ -27,6 +27,8 @@ export interface ServerSettings {
   /** Client-side time limits on receiving a request, in ms (http-server.ts). */
   headersTimeoutMs: number;
   requestTimeoutMs: number;
+  /** The only folder an admin model swap may load from (absolute). */
+  modelsDir: string;
   inference: InferenceOptions;
   access: AccessSettings;
 }
@@ -62,6 +64,25 @@ function apiKeysOf(config: Config): string[] {
   return [...keys, ...lines];
 }
 
+/**
+ * llama.cpp threads for each of `processes` serving processes on one machine: `threads` when set,
+ * else the CPUs divided among them, at least one each. Every worker of `semantic supervise` runs its
+ * own llama.cpp thread pool; one thread per CPU in each would put N threads on every core, and
+ * llama.cpp's threads spin-wait for each other at every step, so a step stalls whenever one of them
+ * is descheduled (issue 13: a 24-stream drain `serve` finished in 18 s was cut at 30 s with 2 workers).
+ */
+export function threadsPerProcess(threads: number, cpus: number, processes: number): number {
+  return threads > 0 ? threads : Math.max(1, Math.floor(cpus / Math.max(1, processes)));
+}
+
+/**
+ * Where the admin API may load models from: configured, or the folder of the model served at startup
+ * (`modelPath`), so a swap can reach the models next to it and nothing else without any setting.
+ */
+export function resolvedModelsDir(config: Pick<Config, 'modelsDir'>, modelPath: string): string {
+  return resolve(config.modelsDir ?? dirname(modelPath));
+}
+
 /** The agents' cache dir: configured, or the user's cache dir's `agents/`. */
 export function resolvedCacheDir(config: Pick<Config, 'cacheDir'>): string {
   return resolve(config.cacheDir ?? join(userCacheDir(), 'agents'));
@@ -80,6 +101,7 @@ export function toServerSettings(config: Config, modelPath: string): ServerSetti
     maxBodyBytes: config.maxBodyBytes,
     headersTimeoutMs: config.headersTimeout * 1000,
     requestTimeoutMs: Math.max(config.requestTimeout, config.headersTimeout) * 1000,
+    modelsDir: resolvedModelsDir(config, modelPath),
     inference: {
       modelPath,
       modelId: config.modelId ?? defaultModelId(modelPath),

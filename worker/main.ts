@@ -4,6 +4,7 @@
  * while chat requests get 503 ERR_NOT_READY until `ready` resolves.
  */
 import type { Socket } from 'node:net';
+import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { ModelSummary } from '../shared/protocol/messages.js';
 import { EngineClient } from './engine-client.js';
@@ -11,7 +12,7 @@ import { openAIErrorBody, openAIRoutes } from './http/openai.js';
 import { anthropicRoutes } from './http/anthropic.js';
 import { completionRoutes } from './http/completions.js';
 import { agentRoutes } from './http/agents.js';
-import { adminRoutes, type SwapForwarder } from './http/admin.js';
+import { adminRoutes, type AdminOptions, type SwapForwarder } from './http/admin.js';
 import { drainWorker, type DrainOptions, type DrainOutcome } from './drain.js';
 import { readyRoute, startupRoute, type ReadinessLimits } from './http/health.js';
 import { createRouter, liveRoute, type Route, type Router } from './http/router.js';
@@ -21,6 +22,7 @@ import { RateLimiter, type AgentGate } from './http/rate-limit.js';
 import type { AccessSettings } from '../shared/server-settings.js';
 import { HttpMetrics } from './http/metrics.js';
 import type { InferenceOptions } from './inference/options.js';
+import { sweepTempFiles } from './persistence/temp-files.js';
 
 export interface WorkerServerOptions {
   host: string;
@@ -43,6 +45,8 @@ export interface WorkerServerOptions {
   connectionsFromSupervisor?: boolean;
   /** A worker of `semantic supervise`: admin model swaps go to the supervisor, which owns the model path. */
   forwardSwap?: SwapForwarder;
+  /** The only folder an admin model swap may load from; absent: the folder of `inference.modelPath`. */
+  modelsDir?: string;
   inference: InferenceOptions;
   logger: Logger;
   /** The inference thread's module; only tests change it (to a fake thread). */
@@ -76,7 +80,7 @@ function engineStatsRoute(engine: EngineClient): Route {
   };
 }
 
-function routes(engine: EngineClient, router: Pick<Router, 'draining' | 'inFlight'>, limits: ReadinessLimits, agentGate: AgentGate, forwardSwap: SwapForwarder | undefined): Route[] {
+function routes(engine: EngineClient, router: Pick<Router, 'draining' | 'inFlight'>, limits: ReadinessLimits, agentGate: AgentGate, swaps: Pick<AdminOptions, 'forwardSwap' | 'modelsDir'>): Route[] {
   return [
     liveRoute(openAIErrorBody),
     startupRoute(engine, openAIErrorBody),
@@ -86,7 +90,7 @@ function routes(engine: EngineClient, router: Pick<Router, 'draining' | 'inFligh
     ...completionRoutes(engine, agentGate),
     ...anthropicRoutes(engine, agentGate),
     ...agentRoutes(engine),
-    ...adminRoutes(engine, { router, readiness: limits, forwardSwap }),
+    ...adminRoutes(engine, { router, readiness: limits, ...swaps }),
   ];
 }
 
@@ -118,6 +122,9 @@ function accessRules(settings: AccessSettings | undefined, host: string): { guar
 
 export async function startWorkerServer(options: WorkerServerOptions): Promise<WorkerServer> {
   const { logger } = options;
+  // Before the inference thread writes: a crash mid-write leaves temp files outside the disk budget.
+  const swept = await sweepTempFiles(options.inference.cacheDir);
+  logger.info({ cacheDir: options.inference.cacheDir, ...swept }, 'stale temp files swept');
   const engine = new EngineClient({
     inference: options.inference,
     logger: logger.child({ component: 'engine-client' }),
@@ -136,7 +143,8 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   const { guard, agentGate } = accessRules(options.access, options.host);
   const metrics = new HttpMetrics(() => engine.stats(), engine.diskWrites);
   const router = createRouter({ routes: table, fallbackErrorShape: openAIErrorBody, logger, guard, onResponse: (answered) => metrics.observe(answered) });
-  table.push(...routes(engine, router, limits, agentGate, options.forwardSwap), metrics.route(options.access?.metricsAccess ?? 'public', openAIErrorBody));
+  const swaps = { forwardSwap: options.forwardSwap, modelsDir: resolve(options.modelsDir ?? dirname(options.inference.modelPath)) };
+  table.push(...routes(engine, router, limits, agentGate, swaps), metrics.route(options.access?.metricsAccess ?? 'public', openAIErrorBody));
   http.handle(router.handle);
   let port = options.port;
   let bound = false;

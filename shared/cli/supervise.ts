@@ -5,8 +5,10 @@
  * one. It exits 0 once every worker drained in full, 3 when a drain was cut, and 1 when every worker
  * is in a crash loop.
  */
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../logger.js';
+import { resolvedModelsDir, threadsPerProcess } from '../server-settings.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
 import { restartPolicyFromEnv } from '../../supervisor/restart-policy.js';
 import { configFromArgv } from './config-flags.js';
@@ -29,9 +31,13 @@ export async function supervise(argv: Record<string, unknown>): Promise<number> 
   process.on('SIGHUP', () => onHangup());
   const modelPath = await resolveModelPath(config, logger);
   if (stop.isRequested) return ExitCode.Ok;
+  // The workers share the machine's CPUs: each gets its share of llama.cpp threads, not all of them.
+  const threads = threadsPerProcess(config.threads, availableParallelism(), config.workers);
+  logger.info({ workers: config.workers, threadsPerWorker: threads, cpus: availableParallelism() }, 'llama.cpp threads per worker');
   const supervisor = new Supervisor({
     workers: config.workers,
-    workerConfig: { ...config, model: modelPath },
+    // Fixed here: a swap changes the workers' model, never the folder swaps may load from.
+    workerConfig: { ...config, model: modelPath, threads, modelsDir: resolvedModelsDir(config, modelPath) },
     logger,
     workerScript: cliScript,
     workerArgs: ['worker'],

@@ -3,7 +3,7 @@
 // model's cache files survive the other), a failed swap (the old model serves again), runtime limits
 // without a restart, clearing caches, and the admin key.
 import t from 'tap';
-import { existsSync, mkdtempSync, readdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureModel } from '../../shared/gguf/make-model.js';
@@ -136,7 +136,7 @@ t.test('swap under load: streams finish on the old model, later requests use the
 
 t.test('a failed swap: the old model is loaded back and serves; bad paths are refused before anything is drained', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'semantic-admin-'));
-  const server = await serve(dir);
+  const server = await serve(dir, ['--models-dir', dir]);
   const reference = await greedyReference(modelA, hello, MAX);
   const truncated = join(dir, 'truncated.gguf');
   writeFileSync(truncated, readFileSync(modelA).subarray(0, 4096));
@@ -167,6 +167,34 @@ t.test('a failed swap: the old model is loaded back and serves; bad paths are re
     t.match(answer.body, { error: { code: 'ERR_BAD_REQUEST', type: 'invalid_request_error', param, message } });
   }
   t.match((await call(server, 'GET', '/admin/model')).body, { model: { id: 'tiny', path: modelA }, swapping: false });
+});
+
+t.test('swaps load only under --models-dir: a path outside, `..` or a link out is 403 before anything is drained', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'semantic-admin-'));
+  const models = join(dir, 'models');
+  mkdirSync(models);
+  const elsewhere = join(dir, 'elsewhere.gguf');
+  writeFileSync(elsewhere, readFileSync(modelA).subarray(0, 4096));
+  symlinkSync(modelB, join(models, 'link-out.gguf'));
+  symlinkSync(dir, join(models, 'up'));
+  const server = await serve(dir, ['--models-dir', models]);
+  const reference = await greedyReference(modelA, hello, MAX);
+  const refusals: [string, RegExp][] = [
+    [modelB, /is outside the models dir/],
+    [elsewhere, /is outside the models dir/],
+    [join(models, '..', 'elsewhere.gguf'), /is outside the models dir/],
+    [join(models, 'link-out.gguf'), /once its links are resolved/],
+    [join(models, 'up', 'elsewhere.gguf'), /once its links are resolved/],
+  ];
+  for (const [path, message] of refusals) {
+    const answer = await call(server, 'POST', '/admin/model', { path, id: 'other' });
+    t.equal(answer.status, 403, `${path}: 403`);
+    t.match(answer.body, { error: { code: 'ERR_MODEL_PATH_FORBIDDEN', type: 'invalid_request_error', param: 'path', message } });
+  }
+  t.same(server.logs.filter((line) => line.msg === 'model swap started'), [], 'no swap started');
+  t.match((await call(server, 'GET', '/admin/model')).body, { model: { id: 'tiny', path: modelA }, swapping: false });
+  const served = await chat(server, 'tiny', 'after-refusals');
+  t.equal(served.body.choices[0].message.content, reference.text, 'the model served is untouched');
 });
 
 t.test('a second swap while one runs: 409', async (t) => {
@@ -264,16 +292,33 @@ t.test('admin routes need the admin key: a user key is 403, none is 401', async 
   t.match((await call(server, 'GET', '/admin/config')).body, { max_queued: 64 }, 'nothing was changed');
 });
 
+/** A hard link where the file system allows one (instant), else a copy. */
+function placeModel(from: string, to: string): void {
+  try {
+    linkSync(from, to);
+  } catch {
+    copyFileSync(from, to);
+  }
+}
+
 t.test('under the supervisor a swap is a rolling restart onto the new model; a failed one leaves the old workers serving', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'semantic-admin-'));
-  const args = ['supervise', '--workers', '1', '--port', '0', '--model', modelA, '--model-id', 'tiny', '--threads', '1', '--cache-dir', dir, '--context-size', '4096'];
+  // The supervisor fixes --models-dir at start (here: the folder of the first model) and the workers check it.
+  const modelsDir = join(dir, 'models-dir');
+  mkdirSync(modelsDir);
+  const startModel = join(modelsDir, 'tiny-a.gguf');
+  placeModel(modelA, startModel);
+  const newModel = join(modelsDir, 'tiny-b.gguf');
+  placeModel(modelB, newModel);
+  const args = ['supervise', '--workers', '1', '--port', '0', '--model', startModel, '--model-id', 'tiny', '--threads', '1', '--cache-dir', dir, '--context-size', '4096'];
   const server = await startServer(args, 'all workers ready', { SEMANTIC_API_KEYS: USER_KEY, SEMANTIC_ADMIN_KEY: ADMIN_KEY });
   t.teardown(() => server.stop());
   const newShort = await greedyReference(modelB, hello, MAX);
 
-  const accepted = await call(server, 'POST', '/admin/model', { path: modelB, id: 'tiny-b' });
+  t.match(await call(server, 'POST', '/admin/model', { path: modelB, id: 'tiny-b' }), { status: 403, body: { error: { code: 'ERR_MODEL_PATH_FORBIDDEN' } } }, 'outside the models dir: refused by the worker');
+  const accepted = await call(server, 'POST', '/admin/model', { path: newModel, id: 'tiny-b' });
   t.equal(accepted.status, 202);
-  t.match(accepted.body, { object: 'admin.model.swap', status: 'rolling_restart', model: { id: 'tiny-b', path: modelB }, previous: 'tiny' });
+  t.match(accepted.body, { object: 'admin.model.swap', status: 'rolling_restart', model: { id: 'tiny-b', path: newModel }, previous: 'tiny' });
   await logged(server, (line) => line.msg === 'model swapped');
   const models = await call(server, 'GET', '/v1/models', undefined, USER_KEY);
   t.same(models.body.data.map((m: { id: string }) => m.id), ['tiny-b'], 'the replacement serves the new model');
@@ -284,12 +329,13 @@ t.test('under the supervisor a swap is a rolling restart onto the new model; a f
   t.same(readdirSync(join(dir, 'models', modelDir ?? '')), ['supervised.safetensors'], "the new workers keep their files in the new model's folder");
   t.notOk(existsSync(join(dir, 'supervised.safetensors')), "the top of the dir stays the original model's");
 
-  const truncated = join(dir, 'truncated.gguf');
+  const truncated = join(modelsDir, 'truncated.gguf');
   writeFileSync(truncated, readFileSync(modelA).subarray(0, 4096));
   t.equal((await call(server, 'POST', '/admin/model', { path: truncated, id: 'broken' })).status, 202, 'the file looks like a GGUF: the supervisor tries');
   await logged(server, (line) => line.msg === 'model swap failed: back to the old model');
   t.ok(server.logs.some((line) => typeof line.msg === 'string' && line.msg.startsWith('rolling restart aborted')), 'its replacement never got ready');
   t.same((await call(server, 'GET', '/v1/models', undefined, USER_KEY)).body.data.map((m: { id: string }) => m.id), ['tiny-b'], 'the old worker keeps serving');
   t.equal((await chat(server, 'tiny-b', 'supervised')).status, 200);
-  t.match(await call(server, 'POST', '/admin/model', { path: join(dir, 'missing.gguf') }), { status: 400, body: { error: { param: 'path' } } }, 'checked by the worker first');
+  t.match(await call(server, 'POST', '/admin/model', { path: join(modelsDir, 'missing.gguf') }), { status: 400, body: { error: { param: 'path' } } }, 'checked by the worker first');
+  t.match(await call(server, 'POST', '/admin/model', { path: modelA }), { status: 403, body: { error: { code: 'ERR_MODEL_PATH_FORBIDDEN' } } }, 'the models dir stayed the first model\'s folder after the swap');
 });

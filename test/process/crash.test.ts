@@ -22,7 +22,7 @@ t.ok(kills.writeBehind >= KILLS / 2 && kills.swap >= KILLS / 2 - 1, 'kills durin
 t.equal(summary.failedStarts, 0, 'every restart got ready');
 t.equal(turns.wrong, 0, 'no turn answered other than its cold run');
 t.equal(turns.failed, 0, 'no turn failed');
-// Fails until the startup sweep of stale temp files (issue 13, finding 7) is in: a kill mid-write leaves one.
+// A kill mid-write leaves a temp file; the restart's sweep (worker/persistence/temp-files.ts) removes it before ready.
 t.equal(summary.tempFiles, 0, 'no temp file found after a restart');
 // Each restart checks every agent: only the first start (no files yet) must miss; most later turns
 // are disk hits, since the previous cycle's turns were written behind unless the kill came first.

@@ -3,7 +3,7 @@
 // tier lacks written first), generations held during a swap (bounded, sent on or 404), the HTTP
 // layer's body and model file checks, and where each model's cache files live.
 import t from 'tap';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -17,7 +17,7 @@ import type { Context } from '../../worker/engine/addon.js';
 import type { DiskTier } from '../../worker/persistence/disk-tier.js';
 import { HeldGenerations } from '../../worker/held-generations.js';
 import type { Generation, GenerationHandlers } from '../../worker/engine-client.js';
-import { checkModelFile, parseAdminBody } from '../../worker/http/admin.js';
+import { checkModelFile, modelPathUnder, parseAdminBody } from '../../worker/http/admin.js';
 import { cacheDirOf } from '../../shared/model-cache-dir.js';
 import type { ErrorPayload } from '../../shared/errors.js';
 import type { GenerateMessage } from '../../shared/protocol/messages.js';
@@ -154,6 +154,38 @@ t.test('model files: absolute, present, regular, GGUF', async (t) => {
   await t.rejects(checkModelFile(join(dir, 'none.gguf')), { param: 'path', message: /no readable file/ });
   await t.rejects(checkModelFile(dir), { param: 'path', message: /not a regular file/ });
   await t.rejects(checkModelFile('ok.gguf'), { param: 'path', message: /absolute path/ });
+});
+
+t.test('swaps load only under the models dir: as written, `..` resolved, and through links', async (t) => {
+  const top = realpathSync(mkdtempSync(join(tmpdir(), 'semantic-models-dir-')));
+  const models = join(top, 'models');
+  mkdirSync(join(models, 'sub'), { recursive: true });
+  const gguf = Buffer.concat([Buffer.from('GGUF'), Buffer.alloc(16)]);
+  for (const file of [join(models, 'a.gguf'), join(models, 'sub', 'b.gguf'), join(top, 'outside.gguf'), join(top, '..evil.gguf')]) writeFileSync(file, gguf);
+  symlinkSync(join(models, 'a.gguf'), join(models, 'alias.gguf'));
+  symlinkSync(join(top, 'outside.gguf'), join(models, 'escape.gguf'));
+  symlinkSync(top, join(models, 'up'));
+  symlinkSync(models, join(top, 'models-link'));
+  writeFileSync(join(models, '..dots.gguf'), gguf);
+
+  t.equal(await modelPathUnder(join(models, 'a.gguf'), models), join(models, 'a.gguf'));
+  t.equal(await modelPathUnder(join(models, 'sub', 'b.gguf'), models), join(models, 'sub', 'b.gguf'), 'subfolders too');
+  t.equal(await modelPathUnder(join(models, 'sub', '..', 'a.gguf'), models), join(models, 'a.gguf'), '`..` that stays inside');
+  t.equal(await modelPathUnder(join(models, 'alias.gguf'), models), join(models, 'a.gguf'), 'a link inside to a file inside: the real path is loaded');
+  t.equal(await modelPathUnder(join(models, '..dots.gguf'), models), join(models, '..dots.gguf'), 'a name that starts with two dots is not `..`');
+  t.equal(await modelPathUnder(join(models, 'a.gguf'), join(top, 'models-link')), join(models, 'a.gguf'), 'a models dir that is itself a link: its real folder counts');
+
+  const forbidden = { code: 'ERR_MODEL_PATH_FORBIDDEN', param: 'path' };
+  await t.rejects(modelPathUnder(join(top, 'outside.gguf'), models), { ...forbidden, message: /is outside the models dir/ }, 'a file elsewhere');
+  await t.rejects(modelPathUnder(join(models, '..', 'outside.gguf'), models), forbidden, 'out through `..`');
+  await t.rejects(modelPathUnder(join(models, '..', '..evil.gguf'), models), forbidden, 'out through `..` to a name starting with two dots');
+  await t.rejects(modelPathUnder('/etc/passwd', models), forbidden);
+  await t.rejects(modelPathUnder(join(top, 'nowhere.gguf'), models), forbidden, 'a missing file outside: refused before it is looked for');
+  await t.rejects(modelPathUnder(join(models, 'escape.gguf'), models), { ...forbidden, message: /once its links are resolved/ }, 'a link inside to a file outside');
+  await t.rejects(modelPathUnder(join(models, 'up', 'outside.gguf'), models), { ...forbidden, message: /once its links are resolved/ }, 'a linked folder inside that leads outside');
+  await t.rejects(modelPathUnder(join(models, 'none.gguf'), models), { code: 'ERR_BAD_REQUEST', param: 'path', message: /no readable file/ }, 'inside but missing: the 400 as before');
+  await t.rejects(modelPathUnder('models/a.gguf', models), { code: 'ERR_BAD_REQUEST', param: 'path', message: /absolute path/ });
+  await t.rejects(modelPathUnder(join(top, 'gone', 'a.gguf'), join(top, 'gone')), { ...forbidden, message: /does not exist/ }, 'a models dir that is not there');
 });
 
 t.test("cache files: the start model keeps the dir's top, every other model its own folder", async (t) => {

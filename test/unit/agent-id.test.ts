@@ -1,6 +1,6 @@
 // Agent ids: precedence of the sources, validation naming the header or field, derived ids.
 import t from 'tap';
-import { conversationAgentId, resolveAgent, resolveAgentId } from '../../shared/agent-id.js';
+import { checkAgentId, conversationAgentId, resolveAgent, resolveAgentId } from '../../shared/agent-id.js';
 
 const messages = [
   { role: 'system', content: 'You are terse.' },
@@ -50,4 +50,18 @@ t.test('invalid ids are 400s naming the header or field', async (t) => {
   }
   t.equal(resolveAgentId({ headers: headers([['x-agent-id', 'a'.repeat(128)]]), messages }).length, 128, '128 characters is fine');
   t.equal(resolveAgentId({ headers: headers([['x-agent-id', 'team.alpha:agent-7_x']]), messages }), 'team.alpha:agent-7_x');
+});
+
+t.test('a header id with bytes outside ASCII is refused, never trimmed into another agent', async (t) => {
+  // node:http decodes a header value one char per byte (latin1): `🤖agent` sent as UTF-8 arrives as
+  // four chars U+00F0 U+009F U+00A4 U+0096, then `agent`. None may be dropped, or two ids would merge.
+  const latin1 = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');
+  const values = [latin1('🤖agent'), latin1('agent🤖'), latin1('ag🤖ent'), latin1('agé'), '\u00e9', 'agent\u00a0', 'agent\n', '\u0000agent', 'agent\u007f', 'a\ud83eb', '\u212aelvin'];
+  for (const value of values) {
+    t.throws(() => resolveAgentId({ headers: headers([['x-agent-id', value]]), messages }), { code: 'ERR_BAD_REQUEST', param: 'X-Agent-ID' }, JSON.stringify(value));
+  }
+  t.equal(latin1('🤖agent').length, 9, 'each UTF-8 byte is one char');
+  t.throws(() => checkAgentId(latin1('🤖agent'), 'X-Agent-ID'), { message: /character 0 is U\+00F0, not allowed/ }, 'the message names the first byte refused');
+  t.throws(() => checkAgentId('agent\u00a0', 'X-Session-ID'), { message: /character 5 is U\+00A0/ });
+  t.throws(() => checkAgentId('.hidden', 'X-Agent-ID'), { message: /must not start with '\.'; got "\.hidden"$/ }, 'a leading dot names no character: each is in the alphabet');
 });

@@ -17,7 +17,7 @@ import {
   optionSpecs,
   type OptionName,
 } from '../../shared/config.js';
-import { toServerSettings } from '../../shared/server-settings.js';
+import { threadsPerProcess, toServerSettings } from '../../shared/server-settings.js';
 
 function writeConfigFile(t: Test, contents: unknown): string {
   const dir = t.testdir();
@@ -58,6 +58,7 @@ t.test('defaults: every option has one and they pass their own checks', async (t
     maxQueued: 64,
     maxQueuedTokens: -1,
     maxQueuedPerAgent: 4,
+    modelsDir: undefined,
     cacheDir: undefined,
     ramCacheBytes: -1,
     diskCacheBytes: -1,
@@ -134,6 +135,7 @@ const invalidValues: [OptionName, string, string][] = [
   ['maxQueued', '-1', 'maxQueued must be an integer from 0 to 100000; got -1 from flag --max-queued'],
   ['maxQueuedPerAgent', '-1', 'maxQueuedPerAgent must be an integer from 0 to 100000; got -1 from flag --max-queued-per-agent'],
   ['maxQueuedTokens', 'x', 'maxQueuedTokens must be -1 (auto) or an integer from 0 to 100000000; got "x" from flag --max-queued-tokens'],
+  ['modelsDir', '/models\r', 'modelsDir must be a string of 1 to 4096 characters without control characters; got "/models\\r" from flag --models-dir'],
   ['cacheDir', '', 'cacheDir must be a string of 1 to 4096 characters without control characters; got "" from flag --cache-dir'],
   ['ramCacheBytes', '-2', 'ramCacheBytes must be -1 (auto) or an integer from 0 to 1099511627776; got -2 from flag --ram-cache-bytes'],
   ['diskCacheBytes', '1GiB', 'diskCacheBytes must be -1 (auto) or an integer from 0 to 1125899906842624; got "1GiB" from flag --disk-cache-bytes'],
@@ -210,6 +212,7 @@ t.test('server settings: inference options from the config, model id from the fi
     maxBodyBytes: 4 * 1024 * 1024,
     headersTimeoutMs: 10_000,
     requestTimeoutMs: 60_000,
+    modelsDir: '/models',
     inference: {
       modelPath: '/models/Qwen2.5-0.5B-Instruct.Q8_0.gguf',
       modelId: 'Qwen2.5-0.5B-Instruct.Q8_0',
@@ -233,6 +236,15 @@ t.test('server settings: inference options from the config, model id from the fi
       metricsAccess: 'public', perKeyPerMinute: 0, perAgentPerMinute: 0, burst: 10, prefixSharing: 'key' },
   });
   t.equal(toServerSettings(loadConfig({ flags: { modelId: 'agent-model' } }), '/m.gguf').inference.modelId, 'agent-model', 'modelId wins');
+});
+
+t.test('default threads: the CPUs divided among the serving processes, at least one each; a set value wins', async (t) => {
+  t.equal(threadsPerProcess(0, 16, 1), 16, 'serve: every CPU');
+  t.equal(threadsPerProcess(0, 2, 2), 1, 'supervise --workers 2 on 2 CPUs: one each, not two');
+  t.equal(threadsPerProcess(0, 16, 3), 5, '16 CPUs, 3 workers: 5 each, rounded down so the sum stays within the CPUs');
+  t.equal(threadsPerProcess(0, 2, 8), 1, 'more workers than CPUs: still one each');
+  t.equal(threadsPerProcess(0, 1, 1), 1);
+  t.equal(threadsPerProcess(3, 16, 4), 3, '--threads given: as given, whatever the workers');
 });
 
 t.test('API keys from the option and from a file (comments and blank lines skipped); a bad line stops startup', async (t) => {

@@ -7,8 +7,10 @@
  * model swap would let anyone who reaches the port load any file, so they answer 403.
  *
  * Keys are compared as SHA-256 digests with a constant-time comparison, so the time a refusal takes
- * says nothing about how much of a guessed key was right. A caller is identified to the rate limiter
- * by a digest prefix, never by the key itself.
+ * says nothing about how much of a guessed key was right: digests are of equal length whatever the
+ * key's (timingSafeEqual needs that, and a length check would leak the key's length), and every
+ * configured key is compared, so neither does the time say which key matched. A caller is
+ * identified to the rate limiter by a digest prefix, never by the key itself.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ErrorCode, SemanticError } from '../../shared/errors.js';
@@ -22,6 +24,13 @@ export interface Caller {
 }
 
 const digest = (key: string): Buffer => createHash('sha256').update(key).digest();
+
+/** Whether `presented` equals any of `keys`, comparing against all of them (no early exit). */
+function matchesAny(presented: Buffer, keys: readonly Buffer[]): boolean {
+  let found = false;
+  for (const key of keys) found = timingSafeEqual(presented, key) || found;
+  return found;
+}
 
 /** The key a request presents, from either header; undefined when it sends none. */
 export function presentedKey(headers: ReadonlyMap<string, string>): string | undefined {
@@ -57,9 +66,9 @@ export class AccessControl {
     }
     const key = presentedKey(headers);
     const presented = key === undefined ? undefined : digest(key);
-    const admin = presented !== undefined && this.adminKey !== undefined && timingSafeEqual(presented, this.adminKey);
+    const admin = presented !== undefined && this.adminKey !== undefined && matchesAny(presented, [this.adminKey]);
     if (admin) return { keyId: `admin:${presented.subarray(0, 6).toString('hex')}`, admin };
-    const known = presented !== undefined && this.userKeys.some((candidate) => timingSafeEqual(presented, candidate));
+    const known = presented !== undefined && matchesAny(presented, this.userKeys);
     if (access === 'admin') {
       if (known) throw new SemanticError(ErrorCode.Forbidden, 'This route needs the admin key.');
       throw new SemanticError(ErrorCode.Unauthorized, 'This route needs the admin key (Authorization: Bearer <key> or x-api-key).');

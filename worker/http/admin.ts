@@ -2,9 +2,10 @@
  * The admin API (docs/operations.md "Admin API"), behind the admin key, OpenAI error shape:
  * - `GET /admin/model`: the model served, and whether a swap is running.
  * - `POST /admin/model` `{path, id?}`: swap the model (drain, unload, load, ready), answered when done:
- *   200 with the new model; 400 (param `path`) for a file that is not there or not a GGUF, checked
- *   before anything is drained; 422 ERR_MODEL_LOAD_FAILED when llama.cpp refused it and the old model
- *   was loaded back (it serves again); 409 while another swap runs.
+ *   200 with the new model; 403 ERR_MODEL_PATH_FORBIDDEN for a path outside `--models-dir`; 400
+ *   (param `path`) for a file that is not there or not a GGUF, checked before anything is drained; 422
+ *   ERR_MODEL_LOAD_FAILED when llama.cpp refused it and the old model was loaded back (it serves
+ *   again); 409 while another swap runs.
  * - `GET`/`PATCH /admin/config` `{batch_tokens?, max_queued?, max_queued_tokens?}`: runtime limits,
  *   applied from the next step without a restart.
  * - `POST /admin/caches/clear` `{tiers?}`: idle agents' caches leave those tiers (all by default);
@@ -13,8 +14,8 @@
  * forwarded to it and becomes a rolling restart onto the new model (202 at once); the other routes
  * act on the worker that took the connection.
  */
-import { open } from 'node:fs/promises';
-import { basename, isAbsolute } from 'node:path';
+import { open, realpath } from 'node:fs/promises';
+import { basename, isAbsolute, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import type { EngineClient } from '../engine-client.js';
 import { BadRequestError, ErrorCode, SemanticError, drainingError } from '../../shared/errors.js';
@@ -32,6 +33,8 @@ export interface AdminOptions {
   readiness: ReadinessLimits;
   /** A worker of `semantic supervise`: a swap is forwarded to the supervisor, a rolling restart (202). */
   forwardSwap?: SwapForwarder | undefined;
+  /** The only folder a swap may load from (--models-dir), absolute. */
+  modelsDir: string;
 }
 
 /** The supervisor's answer to a forwarded swap. */
@@ -87,6 +90,34 @@ export function toApiLimits(limits: RuntimeLimits): Record<string, unknown> {
   return { object: 'admin.config', batch_tokens: limits.batchTokens, max_batch_tokens: limits.maxBatchTokens, max_queued: limits.maxQueued, max_queued_tokens: limits.maxQueuedTokens };
 }
 
+/** Whether `path` is `root` or below it (both absolute and normalised). */
+function isUnder(path: string, root: string): boolean {
+  const rel = relative(root, path);
+  return rel === '' || (rel !== '..' && !rel.startsWith('..' + sep) && !isAbsolute(rel));
+}
+
+function outsideModelsDir(path: string, modelsDir: string, how: string): SemanticError {
+  return new SemanticError(ErrorCode.ModelPathForbidden, `${path} is outside the models dir ${modelsDir}${how}: the admin API loads models only from there (--models-dir)`, { param: 'path' });
+}
+
+/**
+ * The file a swap may load: `path` must lie under `modelsDir` as written, `..` resolved (checked before
+ * the file is touched, so a refusal tells nothing of files elsewhere), and again once every
+ * symbolic link in it is resolved (a link inside pointing outside is refused). Resolves to the real
+ * path, which is what gets loaded: a link changed after this check cannot redirect the load.
+ */
+export async function modelPathUnder(path: string, modelsDir: string): Promise<string> {
+  if (!isAbsolute(path)) badField('path', `must be an absolute path; got ${JSON.stringify(path.slice(0, 200))}`);
+  const root = resolve(modelsDir);
+  const realRoot = await realpath(root).catch(() => undefined);
+  if (!isUnder(resolve(path), root) && (realRoot === undefined || !isUnder(resolve(path), realRoot))) throw outsideModelsDir(path, root, '');
+  if (realRoot === undefined) throw new SemanticError(ErrorCode.ModelPathForbidden, `the models dir ${root} does not exist: no model can be swapped in (--models-dir)`, { param: 'path' });
+  const real = await realpath(path).catch(() => undefined);
+  if (real === undefined) badField('path', `no readable file at ${path}`);
+  if (!isUnder(real, realRoot)) throw outsideModelsDir(path, root, ` once its links are resolved (${real})`);
+  return real;
+}
+
 /**
  * The file must exist, be a regular file and start with the GGUF magic: checked before anything is
  * drained, so a typo costs the running requests nothing. Whether llama.cpp can load it is the swap's.
@@ -117,12 +148,13 @@ async function swap(context: RequestContext, engine: AdminEngine, options: Admin
   if (options.router.draining !== undefined) throw drainingError();
   const previous = servedModel(engine);
   if (engine.swapping) throw new SemanticError(ErrorCode.Conflict, 'A model swap is already running.');
-  await checkModelFile(body.path);
+  const path = await modelPathUnder(body.path, options.modelsDir);
+  await checkModelFile(path);
   const id = body.id ?? basename(body.path, '.gguf');
-  if (options.forwardSwap !== undefined) return forward(context, options.forwardSwap, body.path, id, previous);
-  context.log.info({ from: previous.id, to: id, path: body.path }, 'model swap started');
-  const model = await engine.swapModel(body.path, id).catch((error: unknown) => {
-    context.log.warn({ err: error, path: body.path, serving: engine.model?.id }, 'model swap failed');
+  if (options.forwardSwap !== undefined) return forward(context, options.forwardSwap, path, id, previous);
+  context.log.info({ from: previous.id, to: id, path }, 'model swap started');
+  const model = await engine.swapModel(path, id).catch((error: unknown) => {
+    context.log.warn({ err: error, path, serving: engine.model?.id }, 'model swap failed');
     throw error;
   });
   context.log.info({ from: previous.id, to: model.id }, 'model swapped');

@@ -12,7 +12,7 @@ export interface InferenceOptions {
   maxSequences: number;
   /** Tokens per decode step at most (generated tokens + prefill chunks). */
   batchTokens: number;
-  /** Threads for llama.cpp; 0 = one per available CPU. */
+  /** Threads for llama.cpp; 0 = one per available CPU (`supervise` gives its workers their share instead: threadsPerProcess). */
   threads: number;
   kvType: KvType;
   flashAttention: boolean;

@@ -8,6 +8,7 @@ import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { joinStates, parseState, StateBlobError, stateCells } from '../engine/kv/state-blob.js';
 import { checkDiskWriteFault } from '../test-faults.js';
+import { tempPathFor } from './temp-files.js';
 import { CacheFileError, decodeCacheFile, encodeCacheFile, type CacheContents, type CacheMetadata, type SharedPrefixRef } from './cache-file.js';
 
 /** Where a write's or rewrite's first cells go. */
@@ -17,9 +18,12 @@ export interface SegmentTarget extends SharedPrefixRef {
 
 export const segmentAgentId = (name: string): string => `segment:${name}`;
 
-/** Writes the parts to `path` atomically: temp file, fsync, rename. Resolves to the bytes written. */
+/**
+ * Writes the parts to `path` atomically: temp file, fsync, rename. Resolves to the bytes written. The
+ * temp file names its writer, so a sweep at startup removes it only once that writer is gone (temp-files.ts).
+ */
 export async function writeAtomically(path: string, parts: Buffer[]): Promise<number> {
-  const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
+  const temp = tempPathFor(path);
   checkDiskWriteFault(temp);
   const file = await open(temp, 'w');
   try {
