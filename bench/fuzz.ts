@@ -1,8 +1,9 @@
 /**
  * Property-based fuzzing of both API families over real HTTP, longer than CI's 1,000 cases: starts
  * `semantic serve` on the tiny generated model, sends `--runs` hostile requests (test/helpers/fuzz/),
- * then checks the server still answers /health/live and a plain chat request, and how much its
- * resident memory grew. A failing case is shrunk by fast-check to a minimal request and printed with
+ * then checks the server still answers /health/live and a plain chat request and that its resident
+ * memory grew less than the bound (test/helpers/fuzz/run.ts says why that bound), printing RSS every
+ * twentieth of the run: a leak climbs to the end, a high-water mark levels off. A failing case is shrunk by fast-check to a minimal request and printed with
  * the seed that replays it.
  *
  *   npm run fuzz -- [--runs 20000] [--seed 42] [--tolerate agent-id-accepted]
@@ -13,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { ensureModel } from '../shared/gguf/make-model.js';
 import { startServer } from '../test/helpers/server.js';
 import { describeRequest, residentBytes, type ViolationKind } from '../test/helpers/fuzz/check.js';
-import { emptyTally, formatTally, fuzzProperty, fuzzServerArgs, healthAfter } from '../test/helpers/fuzz/run.js';
+import { emptyTally, formatTally, fuzzProperty, fuzzServerArgs, healthAfter, rssGrowthBound } from '../test/helpers/fuzz/run.js';
 
 const { values } = parseArgs({
   options: {
@@ -41,9 +42,10 @@ try {
   const rssAfter = await residentBytes(server.url);
   console.log(formatTally(tally));
   console.log(`seed: ${seed}; ${details.numRuns} runs in ${seconds.toFixed(1)} s (${(tally.cases / seconds).toFixed(0)} requests/s, shrinking included)`);
-  console.log(`after: /health/live ${health.live}, plain chat ${health.chat}; RSS ${(rssBefore / MiB).toFixed(0)} → ${(rssAfter / MiB).toFixed(0)} MiB`);
+  const rssOk = rssAfter - rssBefore <= rssGrowthBound;
+  console.log(`after: /health/live ${health.live}, plain chat ${health.chat}; RSS ${(rssBefore / MiB).toFixed(0)} → ${(rssAfter / MiB).toFixed(0)} MiB (growth bound ${rssGrowthBound / MiB} MiB: ${rssOk ? 'kept' : 'BROKEN'})`);
   if (details.failed) console.log(`FAILED after ${details.numRuns} runs; replay with --seed ${seed}\nshrunk counterexample: ${details.counterexample === null ? 'none' : describeRequest(details.counterexample[0])}\n${String(details.errorInstance)}`);
-  process.exitCode = details.failed || health.live !== 200 || health.chat !== 200 ? 1 : 0;
+  process.exitCode = details.failed || health.live !== 200 || health.chat !== 200 || !rssOk ? 1 : 0;
 } finally {
   agent.destroy();
   await server.stop();

@@ -11,6 +11,15 @@ import { fuzzRequest, plainChatRequest, type FuzzRequest } from './requests.js';
 export const fuzzModelId = 'tiny';
 
 /**
+ * How much the server's RSS may grow over a fuzz run. Hostile bodies raise a high-water mark, not a
+ * leak: over 6,000 cases RSS climbed about 200 MiB in the first 1,800 (allocator arenas and V8 heap
+ * sized by 100 KB bodies and their tokenisation) and then stayed level. 384 MiB is nearly twice that,
+ * so allocator noise never fails a run, while a leak of one 64 KiB body per case passes it within
+ * about 6,000 cases, well inside `npm run fuzz -- --runs 20000`.
+ */
+export const rssGrowthBound = 384 * 1024 * 1024;
+
+/**
  * A small context and body limit, so huge strings straddle the 413 line (bodies of 1 KB to 100 KB
  * against a 64 KiB limit) and what passes it is tokenised against a context it overflows.
  */
@@ -22,6 +31,7 @@ export interface FuzzTally {
   cases: number;
   byStatus: Map<string, number>;
   byMutation: Map<string, number>;
+  byRoute: Map<string, number>;
   violations: Map<ViolationKind, { count: number; example: string }>;
   /** The slowest cases, slowest first: where the run's time goes. */
   slowest: { ms: number; request: string }[];
@@ -30,7 +40,7 @@ export interface FuzzTally {
 }
 
 export function emptyTally(): FuzzTally {
-  return { cases: 0, byStatus: new Map(), byMutation: new Map(), violations: new Map(), slowest: [], rss: [] };
+  return { cases: 0, byStatus: new Map(), byMutation: new Map(), byRoute: new Map(), violations: new Map(), slowest: [], rss: [] };
 }
 
 const bump = <K>(map: Map<K, number>, key: K): void => void map.set(key, (map.get(key) ?? 0) + 1);
@@ -55,6 +65,7 @@ export function fuzzProperty(baseUrl: string, agent: Agent, tally: FuzzTally, to
     tally.cases++;
     if (rssEvery > 0 && tally.cases % rssEvery === 0) tally.rss.push({ cases: tally.cases, bytes: await residentBytes(baseUrl) });
     bump(tally.byStatus, status);
+    bump(tally.byRoute, fuzz.endpoint.path);
     for (const mutation of fuzz.mutations.length === 0 ? ['valid-ish'] : new Set(fuzz.mutations)) bump(tally.byMutation, mutation);
     for (const violation of violations) {
       const seen = tally.violations.get(violation.kind);
@@ -68,7 +79,7 @@ export function fuzzProperty(baseUrl: string, agent: Agent, tally: FuzzTally, to
 /** The tally as lines of text: answers by status, cases by mutation, violations with an example each. */
 export function formatTally(tally: FuzzTally): string {
   const sorted = (map: Map<string, number>): string => [...map].sort(([a], [b]) => a.localeCompare(b)).map(([key, count]) => `${key}: ${count}`).join(', ');
-  const lines = [`cases: ${tally.cases}`, `answers by status: ${sorted(tally.byStatus)}`, `cases by mutation: ${sorted(tally.byMutation)}`];
+  const lines = [`cases: ${tally.cases}`, `answers by status: ${sorted(tally.byStatus)}`, `cases by mutation: ${sorted(tally.byMutation)}`, `cases by route: ${sorted(tally.byRoute)}`];
   if (tally.violations.size === 0) lines.push('violations: none');
   for (const [kind, { count, example }] of tally.violations) lines.push(`violation ${kind}: ${count}, first: ${example}`);
   if (tally.rss.length > 0) lines.push(`RSS by cases: ${tally.rss.map(({ cases, bytes }) => `${cases}: ${(bytes / 1024 / 1024).toFixed(0)} MiB`).join(', ')}`);
