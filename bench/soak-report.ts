@@ -57,7 +57,7 @@ export function goalsOf(report: Omit<SoakReport, 'goals'>): SoakReport['goals'] 
       detail: measured.length === 0 ? 'no worker lived past its warm-up' : `worst ${worstGrowth.toFixed(1)} % over ${measured.length} workers`,
     },
     { name: `open fds stable (end ≤ warm + ${slack})`, met: leaking.length === 0, detail: leaking.length === 0 ? 'all stable' : `grew: ${leaking.map((p) => `${p.role} ${p.pid} ${p.warm!.fds} → ${p.last.fds}`).join(', ')}` },
-    { name: 'cache dir within its disk budget', met: report.cacheDir.maxBytes <= report.cacheDir.budgetBytes, detail: `max ${mib(report.cacheDir.maxBytes)} MiB of ${mib(report.cacheDir.budgetBytes)} MiB` },
+    { name: 'cache dir within the workers\' disk budgets', met: report.cacheDir.maxBytes <= report.cacheDir.budgetBytes, detail: `max ${mib(report.cacheDir.maxBytes)} MiB of ${mib(report.cacheDir.budgetBytes)} MiB` },
     { name: 'rolling restarts completed', met: report.restarts.done === report.restarts.requested, detail: `${report.restarts.done} of ${report.restarts.requested} (${report.restarts.skipped} skipped: the one before still ran)` },
     { name: '429s provoked on purpose', met: provoked > 0 || report.traffic.bursts === 0, detail: `${provoked} in ${report.traffic.bursts} bursts` },
   ];

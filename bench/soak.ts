@@ -120,6 +120,7 @@ async function soak(settings: SoakSettings, cacheDir: string): Promise<SoakRepor
   traffic.close();
   server.child.kill('SIGTERM');
   const supervisorExitCode = await server.exited;
+  // --disk-cache-bytes is a budget per server process (shared/config.ts), and the workers share the dir.
   const cacheBytes = samples.filter((s) => s.atSeconds >= settings.warmupSeconds).map((s) => s.cacheBytes);
   const partial = {
     settings,
@@ -127,7 +128,7 @@ async function soak(settings: SoakSettings, cacheDir: string): Promise<SoakRepor
     traffic: traffic.tally,
     restarts: { ...restarts, done: server.restartsDone() },
     supervisorExitCode,
-    cacheDir: { warmBytes: cacheBytes[0] ?? 0, lastBytes: samples.at(-1)!.cacheBytes, maxBytes: Math.max(...samples.map((s) => s.cacheBytes)), budgetBytes: budgets.diskBytes },
+    cacheDir: { warmBytes: cacheBytes[0] ?? 0, lastBytes: samples.at(-1)!.cacheBytes, maxBytes: Math.max(...samples.map((s) => s.cacheBytes)), budgetBytes: budgets.workers * budgets.diskBytes },
     samples,
   };
   return { ...partial, goals: goalsOf(partial) };
