@@ -8,6 +8,25 @@ import { ChatTemplate } from './chat-template.js';
 import { BadRequestError, ContextExceededError, ErrorCode, SemanticError } from '../../shared/errors.js';
 import type { GenerateInput, GenerateMessage } from '../../shared/protocol/messages.js';
 
+/** A temperature below this is greedy: dividing logits by it would overflow the sampler's float32. */
+export const minSamplingTemperature = 1e-6;
+/** Repetition penalties are held to this range, for the same reason (and 1e308 is Infinity as a float32). */
+export const repeatPenaltyRange = { min: 1e-6, max: 1e6 } as const;
+
+/**
+ * The sampling values llama.cpp's float32 sampler computes with safely. Each API accepts any positive
+ * temperature and repeat penalty, but one that rounds to 0 or to Infinity in float32 (temperature
+ * 1e-40, repeat_penalty 5e-324) turns logits into Infinity, the softmax into NaN, and the draw into a
+ * token the request's grammar refused, which llama.cpp throws on inside the batch: the engine died for
+ * every client. At these extremes the result is the same as at the bounds: greedy, or a penalty of
+ * one in a million.
+ */
+export function float32SafeSampling<S extends { temperature: number; repeatPenalty: number }>(sampling: S): S {
+  const temperature = sampling.temperature < minSamplingTemperature ? 0 : sampling.temperature;
+  const repeatPenalty = Math.min(Math.max(sampling.repeatPenalty, repeatPenaltyRange.min), repeatPenaltyRange.max);
+  return { ...sampling, temperature, repeatPenalty };
+}
+
 export class RequestInput {
   private readonly template: ChatTemplate;
   /**
@@ -68,7 +87,8 @@ export class RequestInput {
    * Grammars come from our own JSON Schema converter, so llama.cpp refusing one is our bug or a
    * schema the converter mishandles: a 400 naming no parameter, never a crash.
    */
-  private newSampler(sampling: GenerateMessage['sampling']): Sampler {
+  private newSampler(requested: GenerateMessage['sampling']): Sampler {
+    const sampling = float32SafeSampling(requested);
     return this.withGrammarChecked(() => new this.addon.Sampler(this.model, {
       temperature: sampling.temperature,
       topK: sampling.topK,

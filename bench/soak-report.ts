@@ -1,0 +1,120 @@
+/**
+ * The soak's verdict: the goals (no failed request, each worker's RSS growth after warm-up under 5 %,
+ * file descriptors and cache-dir bytes stable), a table per process, the cache dir over time and the
+ * traffic, as text for the terminal and as JSON for the record.
+ */
+import type { Sample, ProcessSummary } from './soak-sampler.js';
+import type { TrafficTally } from './soak-traffic.js';
+
+export interface SoakSettings {
+  minutes: number;
+  restartEveryMinutes: number;
+  burstEverySeconds: number;
+  warmupSeconds: number;
+  sampleSeconds: number;
+  concurrency: number;
+  burstSize: number;
+  serverArgs: string[];
+}
+
+export interface SoakReport {
+  settings: SoakSettings;
+  goals: { name: string; met: boolean; detail: string }[];
+  processes: ProcessSummary[];
+  traffic: TrafficTally;
+  /** Requested: SIGHUPs sent; skipped: periods when the last restart had not finished yet (none sent). */
+  restarts: { requested: number; done: number; skipped: number };
+  supervisorExitCode: number | null;
+  cacheDir: { warmBytes: number; lastBytes: number; maxBytes: number; budgetBytes: number };
+  samples: Sample[];
+}
+
+export const rssGrowthGoalPercent = 5;
+/**
+ * Descriptors a process may hold beyond its warm count at its last sample: every open connection is
+ * one, and the clients' keep-alive sockets and a whole burst may all be open then (a worker's last
+ * sample is often taken while it drains). A leak grows past any such constant over a long run.
+ */
+export function fdSlack(settings: SoakSettings): number {
+  return settings.concurrency + settings.burstSize + 8;
+}
+
+const MiB = 1024 * 1024;
+const mib = (bytes: number): string => (bytes / MiB).toFixed(1);
+
+export function goalsOf(report: Omit<SoakReport, 'goals'>): SoakReport['goals'] {
+  const failed = Object.values(report.traffic.byKind).reduce((sum, counts) => sum + counts.failed, 0);
+  const measured = report.processes.filter((process) => process.role === 'worker' && process.rssGrowthPercent !== undefined);
+  const worstGrowth = Math.max(...measured.map((process) => process.rssGrowthPercent!), -Infinity);
+  const slack = fdSlack(report.settings);
+  const leaking = report.processes.filter((process) => process.warm !== undefined && process.last.fds > process.warm.fds + slack);
+  const provoked = Object.values(report.traffic.byKind).reduce((sum, counts) => sum + counts.provoked429, 0);
+  return [
+    { name: 'no failed request', met: failed === 0, detail: `${failed} failed` },
+    {
+      name: `worker RSS growth after warm-up < ${rssGrowthGoalPercent} %`,
+      met: measured.length > 0 && worstGrowth < rssGrowthGoalPercent,
+      detail: measured.length === 0 ? 'no worker lived past its warm-up' : `worst ${worstGrowth.toFixed(1)} % over ${measured.length} workers`,
+    },
+    { name: `open fds stable (end ≤ warm + ${slack})`, met: leaking.length === 0, detail: leaking.length === 0 ? 'all stable' : `grew: ${leaking.map((p) => `${p.role} ${p.pid} ${p.warm!.fds} → ${p.last.fds}`).join(', ')}` },
+    { name: 'cache dir within the workers\' disk budgets', met: report.cacheDir.maxBytes <= report.cacheDir.budgetBytes, detail: `max ${mib(report.cacheDir.maxBytes)} MiB of ${mib(report.cacheDir.budgetBytes)} MiB` },
+    { name: 'rolling restarts completed', met: report.restarts.done === report.restarts.requested, detail: `${report.restarts.done} of ${report.restarts.requested} (${report.restarts.skipped} skipped: the one before still ran)` },
+    { name: '429s provoked on purpose', met: provoked > 0 || report.traffic.bursts === 0, detail: `${provoked} in ${report.traffic.bursts} bursts` },
+  ];
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]): string => cells.map((cell, i) => cell.padStart(widths[i]!)).join('  ');
+  return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
+}
+
+function processTable(processes: readonly ProcessSummary[]): string {
+  const rows = processes.map((p) => [
+    p.role,
+    String(p.pid),
+    `${p.firstSeconds}-${p.lastSeconds}`,
+    p.warm === undefined ? '-' : mib(p.warm.rssBytes),
+    mib(p.last.rssBytes),
+    mib(p.maxRssBytes),
+    p.rssGrowthPercent === undefined ? '-' : p.rssGrowthPercent.toFixed(1),
+    p.warm === undefined ? '-' : String(p.warm.fds),
+    String(p.last.fds),
+    String(p.maxFds),
+  ]);
+  return table(['process', 'pid', 'seen (s)', 'RSS warm MiB', 'RSS end MiB', 'RSS max MiB', 'growth %', 'fds warm', 'fds end', 'fds max'], rows);
+}
+
+/** The cache dir and the processes' total RSS at about ten points of the run. */
+function timeline(samples: readonly Sample[]): string {
+  const step = Math.max(1, Math.floor(samples.length / 10));
+  const picked = samples.filter((_, i) => i % step === 0 || i === samples.length - 1);
+  const rows = picked.map((s) => [
+    String(s.atSeconds),
+    s.workers.map((w) => `${w.pid}:${mib(w.rssBytes)}`).join(' '),
+    s.workers.map((w) => String(w.fds)).join(' '),
+    mib(s.cacheBytes),
+    String(s.cacheFiles),
+  ]);
+  return table(['t (s)', 'workers pid:RSS MiB', 'worker fds', 'cache MiB', 'cache files'], rows);
+}
+
+export function formatReport(report: SoakReport): string {
+  const kinds = Object.entries(report.traffic.byKind).map(([kind, c]) => [kind, String(c.ok), String(c.failed), String(c.provoked429)]);
+  const tiers = Object.entries(report.traffic.tiers).sort(([a], [b]) => a.localeCompare(b)).map(([tier, count]) => `${tier} ${count}`).join(', ');
+  return [
+    `Soak: ${report.settings.minutes} min, rolling restart every ${report.settings.restartEveryMinutes} min, burst every ${report.settings.burstEverySeconds} s, ${report.settings.concurrency} clients`,
+    '',
+    'Goals:',
+    ...report.goals.map((goal) => `  [${goal.met ? 'met' : 'MISSED'}] ${goal.name}: ${goal.detail}`),
+    '',
+    processTable(report.processes),
+    '',
+    timeline(report.samples),
+    '',
+    table(['requests', 'ok', 'failed', '429 provoked'], kinds),
+    `cache tiers of the 200s: ${tiers}`,
+    `supervisor exit code after SIGTERM: ${report.supervisorExitCode}`,
+    ...(report.traffic.failures.length === 0 ? [] : ['failures (first ones):', ...report.traffic.failures.map((f) => `  at ${f.atSeconds} s ${f.kind}: ${f.what}`)]),
+  ].join('\n');
+}

@@ -1,0 +1,135 @@
+/**
+ * What the soak measures over time, read from outside the server as an operator would: each worker's
+ * and the supervisor's resident memory (`VmRSS` in /proc/<pid>/status) and open file descriptors
+ * (/proc/<pid>/fd), and the bytes under the cache dir. Workers are found as the supervisor's children
+ * in /proc, so a rolling restart's replacements are followed without reading any log.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface ProcessSample {
+  pid: number;
+  rssBytes: number;
+  fds: number;
+}
+
+export interface Sample {
+  atSeconds: number;
+  supervisor: ProcessSample | undefined;
+  workers: ProcessSample[];
+  cacheBytes: number;
+  cacheFiles: number;
+}
+
+/** Pids whose parent is `parent` (from the 4th field of /proc/<pid>/stat, after the command's closing parenthesis). */
+export function childPids(parent: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent) children.push(Number(entry));
+    } catch {
+      // the process exited between the listing and the read
+    }
+  }
+  return children.sort((a, b) => a - b);
+}
+
+/** RSS and open descriptors of a live process; undefined once it has exited. */
+export function sampleProcess(pid: number): ProcessSample | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rssKiB = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
+    if (rssKiB === undefined) return undefined; // a zombie: exited, not yet reaped
+    return { pid, rssBytes: Number(rssKiB) * 1024, fds: readdirSync(`/proc/${pid}/fd`).length };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Bytes and files under `dir`, every level. */
+export function directorySize(dir: string): { bytes: number; files: number } {
+  let bytes = 0;
+  let files = 0;
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return { bytes, files };
+  }
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      const inner = directorySize(path);
+      bytes += inner.bytes;
+      files += inner.files;
+    } else if (entry.isFile()) {
+      try {
+        bytes += statSync(path).size;
+        files++;
+      } catch {
+        // deleted (evicted, renamed into place) while we looked
+      }
+    }
+  }
+  return { bytes, files };
+}
+
+export function takeSample(supervisorPid: number, cacheDir: string, atSeconds: number): Sample {
+  const workers = childPids(supervisorPid).map(sampleProcess).filter((sample): sample is ProcessSample => sample !== undefined);
+  const cache = directorySize(cacheDir);
+  return { atSeconds, supervisor: sampleProcess(supervisorPid), workers, cacheBytes: cache.bytes, cacheFiles: cache.files };
+}
+
+/** One process over its life in the soak: its RSS and fds once warmed up, at its last sample, and at most. */
+export interface ProcessSummary {
+  role: 'supervisor' | 'worker';
+  pid: number;
+  firstSeconds: number;
+  lastSeconds: number;
+  /** Undefined when the process did not live past the warm-up and one more sample. */
+  warm: ProcessSample | undefined;
+  last: ProcessSample;
+  maxRssBytes: number;
+  maxFds: number;
+  /** (last − warm) / warm RSS, in percent. */
+  rssGrowthPercent: number | undefined;
+}
+
+/**
+ * Each process's summary. Warm-up counts from a process's own first sample, so a worker started by
+ * a rolling restart gets its own warm-up, as the first generation does.
+ */
+export function summarise(samples: readonly Sample[], warmupSeconds: number): ProcessSummary[] {
+  const series = new Map<string, { role: ProcessSummary['role']; points: { at: number; sample: ProcessSample }[] }>();
+  for (const sample of samples) {
+    const all = [...(sample.supervisor === undefined ? [] : [{ role: 'supervisor' as const, process: sample.supervisor }]), ...sample.workers.map((process) => ({ role: 'worker' as const, process }))];
+    for (const { role, process } of all) {
+      const key = `${role}:${process.pid}`;
+      const entry = series.get(key) ?? { role, points: [] };
+      entry.points.push({ at: sample.atSeconds, sample: process });
+      series.set(key, entry);
+    }
+  }
+  return [...series.values()].map(({ role, points }) => summariseOne(role, points, warmupSeconds));
+}
+
+function summariseOne(role: ProcessSummary['role'], points: { at: number; sample: ProcessSample }[], warmupSeconds: number): ProcessSummary {
+  const first = points[0]!;
+  const last = points[points.length - 1]!;
+  const warmIndex = points.findIndex((point) => point.at >= first.at + warmupSeconds);
+  const warm = warmIndex >= 0 && warmIndex < points.length - 1 ? points[warmIndex]!.sample : undefined;
+  return {
+    role,
+    pid: first.sample.pid,
+    firstSeconds: first.at,
+    lastSeconds: last.at,
+    warm,
+    last: last.sample,
+    maxRssBytes: Math.max(...points.map((point) => point.sample.rssBytes)),
+    maxFds: Math.max(...points.map((point) => point.sample.fds)),
+    rssGrowthPercent: warm === undefined ? undefined : ((last.sample.rssBytes - warm.rssBytes) / warm.rssBytes) * 100,
+  };
+}
