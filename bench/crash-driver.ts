@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { ensureModel } from '../shared/gguf/make-model.js';
 import { startServer, type RunningServer } from '../test/helpers/server.js';
 import { coldOutputs, MODEL_ID, sendTurn, swapModel, turnMessages, type ColdTable } from './crash-turns.js';
+import { seededRandom } from '../shared/seeded-random.js';
 
 export interface CrashOptions {
   kills: number;
@@ -43,18 +44,6 @@ type KillKind = 'write-behind' | 'swap';
 const WRITE_WINDOW_MS = 700;
 /** A swap between the tiny models takes about 1.2 s on a busy 2-core machine; the rest is the new model's turns. */
 const SWAP_WINDOW_MS = 1600;
-
-/** mulberry32: small, and the same sequence for a seed on every platform. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Every `*.tmp` file under `dir`, relative to it. */
 export function tempFilesUnder(dir: string): string[] {

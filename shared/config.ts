@@ -23,6 +23,8 @@ export interface OptionSpec<T> {
   doc: string;
   /** Options only `semantic supervise` reads. */
   superviseOnly?: boolean;
+  /** Keys: an error about the value says its length only, since a list's other keys are valid secrets. */
+  secret?: boolean;
 }
 
 function integerOption(defaultValue: number, min: number, max: number, doc: string): OptionSpec<number> {
@@ -61,7 +63,7 @@ const KEY = '[\\x21-\\x2b\\x2d-\\x7e]{8,256}';
 function keyOption(list: boolean, doc: string): OptionSpec<string | undefined> {
   const pattern = new RegExp(list ? `^${KEY}(,${KEY})*$` : `^${KEY}$`);
   const what = 'of 8 to 256 printable characters without spaces or commas';
-  return { kind: 'string', schema: z.string().regex(pattern).optional(), default: undefined, allowed: list ? `a comma-separated list of keys ${what}` : `a key ${what}`, doc };
+  return { kind: 'string', schema: z.string().regex(pattern).optional(), default: undefined, allowed: list ? `a comma-separated list of keys ${what}` : `a key ${what}`, doc, secret: true };
 }
 
 export const optionSpecs = {
@@ -268,7 +270,8 @@ function flagLayer(flags: Partial<Record<OptionName, unknown>>): Layer {
   return { values, origin: (option) => `flag --${flagName(option)}` };
 }
 
-function describeValue(value: unknown): string {
+function describeValue(value: unknown, secret = false): string {
+  if (secret) return typeof value === 'string' ? `a value of ${value.length} characters (not shown: it holds keys)` : typeof value;
   return typeof value === 'string' ? JSON.stringify(value) : String(value);
 }
 
@@ -294,7 +297,7 @@ function resolveLayers(layers: Layer[]): Config {
     const value = layer.values[option];
     const checked = spec.schema.safeParse(value);
     if (checked.success) config[option] = checked.data;
-    else problems.push(`${option} must be ${spec.allowed}; got ${describeValue(value)} from ${layer.origin(option)}`);
+    else problems.push(`${option} must be ${spec.allowed}; got ${describeValue(value, spec.secret)} from ${layer.origin(option)}`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   const crossProblems = crossOptionProblems(config as Config);

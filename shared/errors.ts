@@ -29,6 +29,7 @@ export const ErrorCode = {
   RateLimited: 'ERR_RATE_LIMITED',
   ModelLoadFailed: 'ERR_MODEL_LOAD_FAILED',
   MalformedHttp: 'ERR_MALFORMED_HTTP',
+  MethodNotImplemented: 'ERR_METHOD_NOT_IMPLEMENTED',
   RequestTimeout: 'ERR_REQUEST_TIMEOUT',
   HeadersTooLarge: 'ERR_HEADERS_TOO_LARGE',
   UnsupportedMediaType: 'ERR_UNSUPPORTED_MEDIA_TYPE',
@@ -132,6 +133,7 @@ const table: Record<ErrorCode, ErrorDescription> = {
   // front could not see before trying. 422, not 400: the request was well-formed.
   ERR_MODEL_LOAD_FAILED: { status: 422, openaiType: 'invalid_request_error', anthropicType: 'invalid_request_error', metricLabel: 'model_load_failed' },
   ERR_MALFORMED_HTTP: { status: 400, openaiType: 'invalid_request_error', anthropicType: 'invalid_request_error', metricLabel: 'malformed_http' },
+  ERR_METHOD_NOT_IMPLEMENTED: { status: 501, openaiType: 'invalid_request_error', anthropicType: 'invalid_request_error', metricLabel: 'method_not_implemented' },
   ERR_REQUEST_TIMEOUT: { status: 408, openaiType: 'invalid_request_error', anthropicType: 'invalid_request_error', metricLabel: 'request_timeout' },
   ERR_HEADERS_TOO_LARGE: { status: 431, openaiType: 'invalid_request_error', anthropicType: 'invalid_request_error', metricLabel: 'headers_too_large' },
   ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, openaiType: 'invalid_request_error', anthropicType: 'invalid_request_error', metricLabel: 'unsupported_media_type' },

@@ -10,6 +10,7 @@ import { projectRoot, userCacheDir } from '../paths.js';
 import { TensorType, ValueType, type GgufValue } from './format.js';
 import { readGgufMetadata } from './reader.js';
 import { writeGguf, type TensorSpec } from './writer.js';
+import { seededRandom } from '../seeded-random.js';
 
 export type ModelShape = 'tiny' | 'qwen2.5-0.5b';
 export const modelShapes: readonly ModelShape[] = ['tiny', 'qwen2.5-0.5b'];
@@ -57,18 +58,6 @@ export function defaultModelPath(shape: ModelShape, seed = 0): string {
   return join(dir, `semantic-${shape}-seed${seed}-v${FORMAT_VERSION}.gguf`);
 }
 
-/** mulberry32: small, fast, and the same sequence on every platform. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Values per generated chunk: whole Q8_0 blocks, small enough that no tensor is ever held whole. */
 const CHUNK = 1 << 20;
 
@@ -88,11 +77,11 @@ function tensorList(h: Hyperparameters, vocab: number, seed: number): TensorSpec
   const ones = (n: number) => () => new Float32Array(n).fill(1);
   let stream = 0;
   const matrix = (name: string, shape: number[], std: number): TensorSpec => {
-    const next = random(seed * 7919 + ++stream);
+    const next = seededRandom(seed * 7919 + ++stream);
     return { name, shape, type: h.matrixType, values: () => uniform(shape[0]! * shape[1]!, std, next) };
   };
   const vector = (name: string, n: number, std: number): TensorSpec => {
-    const next = random(seed * 7919 + ++stream);
+    const next = seededRandom(seed * 7919 + ++stream);
     return { name, shape: [n], type: TensorType.F32, values: () => uniform(n, std, next) };
   };
   // Large output weights make the logits peaked, so greedy decoding has clear winners.

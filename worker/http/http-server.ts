@@ -77,6 +77,9 @@ export function protocolFailureOf(error: Error & { code?: string; reason?: strin
       return undefined;
     case 'HPE_HEADER_OVERFLOW':
       return { status: 431, error: new SemanticError(ErrorCode.HeadersTooLarge, `The request headers exceed ${MAX_HEADER_BYTES} bytes.`) };
+    case 'HPE_INVALID_METHOD':
+      // RFC 9110 §9.1: a method the server does not know is 501, not a malformed request.
+      return { status: 501, error: new SemanticError(ErrorCode.MethodNotImplemented, 'The request method is not one this server knows; the API uses GET, POST and DELETE.') };
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return { status: 408, error: new SemanticError(ErrorCode.RequestTimeout, `The request was not received in time (headers within ${timeouts.headersMs / 1000} s, the whole request within ${timeouts.requestMs / 1000} s).`) };
     default: {
