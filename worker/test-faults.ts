@@ -1,6 +1,6 @@
 /**
  * Test-only fault switches, read once from the environment when a thread loads this module; the
- * process tests of test/process/faults.test.ts set them to prove that a fault stays contained where
+ * process tests (test/process/disk-faults.test.ts, engine-faults.test.ts) set them to prove that a fault stays contained where
  * a real one cannot be caused on demand. Unset (production), each is one comparison with undefined.
  * docs/reliability.md lists them. They are not options: `semantic config` and --help never show them.
  */

@@ -18,6 +18,7 @@ import { restartBaseDelayEnv } from '../../supervisor/restart-policy.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
 import { cliPath, logged, startServer, type RunningServer } from '../helpers/server.js';
 import { tinyModelPath } from '../helpers/model.js';
+import { sendRaw } from '../helpers/raw-http.js';
 
 type LogLine = Record<string, unknown>;
 
@@ -76,7 +77,7 @@ function isAlive(pid: number): boolean {
   }
 }
 
-const args = (): Promise<string[]> => tinyModelPath().then((model) => ['supervise', '--workers', '2', '--port', '0', '--model', model, '--context-size', '1024', '--threads', '1']);
+const args = (): Promise<string[]> => tinyModelPath().then((model) => ['supervise', '--workers', '2', '--port', '0', '--model', model, '--context-size', '1024', '--threads', '1', '--headers-timeout', '1']);
 
 t.test('two workers share one port and both accept connections', async (t) => {
   const server = await startServer(await args(), 'all workers ready');
@@ -97,6 +98,11 @@ t.test('two workers share one port and both accept connections', async (t) => {
   await logged(server, (line) => line.route === '/health/live', 40);
   const served = new Set(server.logs.filter((line) => line.route === '/health/live').map((line) => line.pid));
   t.same([...served].sort(), [...pids].sort(), 'over 40 fresh connections, each worker served some (handed over in turn)');
+  // A handed-over connection keeps the front's time limits: headers that never end get 408, then a close.
+  const stalled = await sendRaw(server.port, ['GET /health/live HTTP/1.1\r\nHost: x\r\n']);
+  t.equal(stalled.responses[0]?.status, 408, 'a supervised worker holds a stalled client to --headers-timeout');
+  t.match(JSON.parse(stalled.responses[0]?.body ?? '{}'), { error: { code: 'ERR_REQUEST_TIMEOUT' } });
+  t.ok(stalled.closed);
 
   t.equal(await server.stop('SIGTERM'), 0, 'SIGTERM: the supervisor exits 0');
   await allWritersGone(server);

@@ -121,6 +121,7 @@ function timeoutsOf(options: HttpServerOptions): { headersMs: number; requestMs:
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   let handler: ExchangeHandler = () => undefined;
   let closed = false;
+  let trackingStarted = false;
   const timeouts = timeoutsOf(options);
   /** The latest request on each connection: a protocol error may belong to its body. */
   const latest = new WeakMap<Socket, HttpExchange>();
@@ -163,6 +164,13 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     },
     adopt(socket) {
       if (closed) return void socket.destroy();
+      // Node starts tracking connections (the header and request timeouts, closeAllConnections) on
+      // 'listening'. A supervised worker never listens, so it says so once itself, or its connections
+      // would have no time limits and could not be closed at the end of a drain.
+      if (!server.listening && !trackingStarted) {
+        trackingStarted = true;
+        server.emit('listening');
+      }
       server.emit('connection', socket);
     },
     closeListener() {
