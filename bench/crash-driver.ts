@@ -164,6 +164,10 @@ class CrashRun {
    */
   private async killAtRandom(server: RunningServer, cycle: number): Promise<void> {
     const kind: KillKind = cycle % 2 === 0 ? 'write-behind' : 'swap';
+    // Every other swap cycle lets the swap and the new model's turns finish first and kills in their
+    // write-behind: on a loaded machine a swap outlasts SWAP_WINDOW_MS, and without these cycles the
+    // second model's files would never be written, so never read back after a kill.
+    if (kind === 'swap' && cycle % 4 === 3) return this.killAfterSwap(server, cycle);
     const delayMs = Math.round(this.random() * (kind === 'swap' ? SWAP_WINDOW_MS : WRITE_WINDOW_MS));
     this.options.log(`cycle ${cycle}: kill during ${kind} after ${delayMs} ms`);
     let killed = false;
@@ -179,6 +183,17 @@ class CrashRun {
       this.summary.kills.writeBehind++;
     }
     await kill;
+    await server.exited;
+  }
+
+  /** The swap and the second model's turns run to their end; the kill lands in those turns' write-behind. */
+  private async killAfterSwap(server: RunningServer, cycle: number): Promise<void> {
+    this.summary.kills.swap++;
+    await this.swapThenTurns(server, cycle, () => false);
+    const delayMs = Math.round(this.random() * WRITE_WINDOW_MS);
+    this.options.log(`cycle ${cycle}: kill after the swap, in the second model's write-behind, after ${delayMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    server.child.kill('SIGKILL');
     await server.exited;
   }
 
