@@ -7,21 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cachedAfter, greedyReference } from '../helpers/greedy.js';
 import { tinyModelPath } from '../helpers/model.js';
-import { persisted, startServer, type RunningServer } from '../helpers/server.js';
+import { persisted, serveOneSequence, type RunningServer } from '../helpers/server.js';
 import { cacheFileName } from '../../worker/persistence/cache-file.js';
 import type { ChatMessage } from '../../shared/protocol/messages.js';
 
 const modelPath = await tinyModelPath();
 const MAX = 8;
 
-async function serve(cacheDir: string, ramCacheBytes: number): Promise<RunningServer> {
-  const server = await startServer([
-    'serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '2048',
-    '--max-sequences', '1', '--ram-cache-bytes', String(ramCacheBytes), '--cache-dir', cacheDir,
-  ]);
-  t.teardown(() => server.stop());
-  return server;
-}
+const serve = (cacheDir: string, ramCacheBytes: number): Promise<RunningServer> => serveOneSequence(t, modelPath, { contextSize: 2048, ramCacheBytes, cacheDir });
 
 const talk = (agent: string): ChatMessage[] => [{ role: 'user', content: `Hello from ${agent}.` }];
 

@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tinyModelPath } from '../helpers/model.js';
-import { logged, persisted, startServer, type RunningServer } from '../helpers/server.js';
+import { logged, persisted, serveOneSequence, type RunningServer } from '../helpers/server.js';
 import { readGgufMetadata } from '../../shared/gguf/reader.js';
 import { ONE_SHOT_WRITE_TOKENS } from '../../worker/engine/kv/write-behind.js';
 import type { ChatMessage } from '../../shared/protocol/messages.js';
@@ -18,14 +18,7 @@ const vocabulary = (await readGgufMetadata(modelPath)).get('tokenizer.ggml.token
 const ROW_BYTES = (vocabulary?.type === 9 ? vocabulary.value.length : 0) * 4; // one float per token
 const freshDir = (): string => mkdtempSync(join(tmpdir(), 'semantic-memory-'));
 
-async function serve(cacheDir: string, ramCacheBytes: number): Promise<RunningServer> {
-  const server = await startServer([
-    'serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '8192',
-    '--max-sequences', '1', '--ram-cache-bytes', String(ramCacheBytes), '--cache-dir', cacheDir,
-  ]);
-  t.teardown(() => server.stop());
-  return server;
-}
+const serve = (cacheDir: string, ramCacheBytes: number): Promise<RunningServer> => serveOneSequence(t, modelPath, { contextSize: 8192, ramCacheBytes, cacheDir });
 
 /** About `words` tokens of text that differ per `seed`. */
 const filler = (seed: string, words: number): string => Array.from({ length: words }, (_, i) => `${seed}${i % 97}`).join(' ');
