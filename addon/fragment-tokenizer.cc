@@ -8,11 +8,25 @@
 namespace semantic {
 namespace {
 
-/** Pieces cached at most; the conversations of many agents at once, least recently used go first. */
-constexpr size_t kMaxBytes = 64u << 20;
+/**
+ * Bytes the cached pieces take at most, counted as the allocator sees them (text, tokens, the list
+ * and hash nodes): the conversations of many agents at once, least recently used go first.
+ */
+constexpr size_t kMaxBytes = 32u << 20;
+/**
+ * Pieces seen once that the doorkeeper remembers (8 bytes each) before it starts over. A piece is
+ * cached on its second sight: a conversation resent every turn is, a one-shot request's text is not.
+ */
+constexpr size_t kMaxSeen = 1u << 16;
 constexpr uint32_t kSpecialAttrs = LLAMA_TOKEN_ATTR_CONTROL | LLAMA_TOKEN_ATTR_USER_DEFINED | LLAMA_TOKEN_ATTR_UNKNOWN;
 
-size_t EntryBytes(size_t textBytes, size_t tokens) { return textBytes + tokens * sizeof(llama_token) + 64; }
+/** The list node (an Entry and two links), the index node (key, iterator, link, cached hash) and its bucket. */
+constexpr size_t kNodeBytes = sizeof(std::string) + sizeof(std::vector<llama_token>) + 2 * sizeof(void*) + sizeof(std::string_view) + 4 * sizeof(void*);
+
+size_t HeapBytes(const std::string& text) { return text.capacity() > 15 ? text.capacity() + 1 : 0; }
+size_t EntryBytes(const std::string& text, const std::vector<llama_token>& tokens) {
+  return HeapBytes(text) + tokens.capacity() * sizeof(llama_token) + kNodeBytes;
+}
 
 }  // namespace
 
@@ -106,17 +120,28 @@ void FragmentTokenizer::AppendPiece(std::string_view text, std::vector<llama_tok
   }
   std::vector<llama_token> tokens = TokenizeUncached(text);
   out.insert(out.end(), tokens.begin(), tokens.end());
-  size_t bytes = EntryBytes(text.size(), tokens.size());
+  if (!SeenBefore(text)) return;
+  Entry entry{std::string(text), std::move(tokens)};
+  size_t bytes = EntryBytes(entry.text, entry.tokens);
   if (bytes > kMaxBytes / 4) return;  // one huge text would push out every agent's conversation
   while (!lru_.empty() && bytes_ + bytes > kMaxBytes) {
     const Entry& oldest = lru_.back();
-    bytes_ -= EntryBytes(oldest.text.size(), oldest.tokens.size());
+    bytes_ -= EntryBytes(oldest.text, oldest.tokens);
     index_.erase(std::string_view(oldest.text));
     lru_.pop_back();
   }
-  lru_.push_front({std::string(text), std::move(tokens)});
+  lru_.push_front(std::move(entry));
   index_.emplace(std::string_view(lru_.front().text), lru_.begin());
   bytes_ += bytes;
+}
+
+// A hash collision only caches a piece one sight early; starting over forgets what was seen once.
+bool FragmentTokenizer::SeenBefore(std::string_view text) {
+  size_t hash = std::hash<std::string_view>{}(text);
+  if (seen_.erase(hash) > 0) return true;
+  if (seen_.size() >= kMaxSeen) seen_.clear();
+  seen_.insert(hash);
+  return false;
 }
 
 // A piece holds no special token's text, so parse_special=false changes nothing; no BOS/EOS of its own.
@@ -129,6 +154,7 @@ std::vector<llama_token> FragmentTokenizer::TokenizeUncached(std::string_view te
     n = llama_tokenize(vocab_, text.data(), text.size(), tokens.data(), tokens.size(), false, false);
   }
   tokens.resize(n);
+  tokens.shrink_to_fit();  // sized for the worst case (a token a byte): a cached piece keeps only its own
   return tokens;
 }
 

@@ -1,4 +1,5 @@
-// FragmentTokenizer: llama_tokenize with parse_special, with the text between special tokens cached.
+// FragmentTokenizer: llama_tokenize with parse_special, with the text between special tokens cached
+// from its second sight.
 //
 // llama.cpp splits a text at its special tokens first (tokenizer_st_partition in llama-vocab.cpp) and
 // tokenizes each piece between them on its own, with no state carried from one piece to the next
@@ -15,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace semantic {
@@ -28,7 +30,7 @@ class FragmentTokenizer {
   /** What llama_tokenize(vocab, text, addSpecial, parse_special=true) returns; needs Supported(). */
   std::vector<llama_token> Tokenize(const std::string& text, bool addSpecial);
 
-  /** Cached pieces and the bytes they take (text + tokens), for tests and stats. */
+  /** Cached pieces and the bytes they take (text, tokens and nodes), for tests and stats. */
   size_t Entries() const { return index_.size(); }
   size_t Bytes() const { return bytes_; }
 
@@ -53,6 +55,8 @@ class FragmentTokenizer {
   void SplitAt(const Special& special, const std::string& text, std::vector<Fragment>& fragments) const;
   void AppendPiece(std::string_view text, std::vector<llama_token>& out);
   std::vector<llama_token> TokenizeUncached(std::string_view text) const;
+  /** Whether the piece was seen once since the doorkeeper last started over (it forgets it then). */
+  bool SeenBefore(std::string_view text);
 
   const llama_vocab* vocab_;
   bool supported_;
@@ -62,6 +66,8 @@ class FragmentTokenizer {
   std::list<Entry> lru_;
   std::unordered_map<std::string_view, std::list<Entry>::iterator> index_;
   size_t bytes_ = 0;
+  /** Hashes of pieces seen once and not cached yet. */
+  std::unordered_set<size_t> seen_;
 };
 
 }  // namespace semantic

@@ -53,6 +53,7 @@ std::string MetaString(const llama_model* model, const char* key) {
 Napi::Function Model::Define(Napi::Env env) {
   return DefineClass(env, "Model",
                      {InstanceMethod<&Model::Info>("info"), InstanceMethod<&Model::Tokenize>("tokenize"),
+                      InstanceMethod<&Model::TokenizerCache>("tokenizerCache"),
                       InstanceMethod<&Model::Detokenize>("detokenize"),
                       InstanceMethod<&Model::TokenToPiece>("tokenToPiece"), InstanceMethod<&Model::IsEog>("isEog"),
                       InstanceMethod<&Model::Dispose>("dispose")});
@@ -160,6 +161,15 @@ std::vector<llama_token> Model::TokenizeUncached(Napi::Env env, const std::strin
   }
   tokens.resize(n);
   return tokens;
+}
+
+Napi::Value Model::TokenizerCache(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Handle(env);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("entries", Napi::Number::New(env, fragments_ ? fragments_->Entries() : 0));
+  out.Set("bytes", Napi::Number::New(env, fragments_ ? fragments_->Bytes() : 0));
+  return out;
 }
 
 // Built on first use: it scans the whole vocabulary once for its special tokens.

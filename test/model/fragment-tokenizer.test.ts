@@ -46,7 +46,7 @@ function check(t: Test, model: Model, texts: string[], addSpecial: boolean): voi
   let mismatches = 0;
   for (const text of texts) {
     const expected = [...model.tokenize(text, { addSpecial, parseSpecial: true, cache: false })];
-    for (const pass of ['first', 'cached']) {
+    for (const pass of ['first', 'second (cached now)', 'cached']) {
       const actual = [...model.tokenize(text, { addSpecial, parseSpecial: true })];
       if (actual.join() !== expected.join()) {
         mismatches++;
@@ -65,6 +65,21 @@ for (const name of ['qwen2', 'llama-bpe', 'llama-spm', 'phi-3']) {
     check(t, model, generated(200, 7 * name.length), false);
   });
 }
+
+t.test('a piece is cached from its second sight, and the cache counts what it holds', async (t) => {
+  const model = await addon.loadModel(vocabPath('qwen2'), { vocabOnly: true });
+  t.teardown(() => model.dispose());
+  const text = '<|im_start|>user\nA question asked once, by a one-shot request.<|im_end|>\n';
+  model.tokenize(text, { parseSpecial: true });
+  t.same(model.tokenizerCache(), { entries: 0, bytes: 0 }, 'seen once: not cached');
+  const tokens = model.tokenize(text, { parseSpecial: true }).length;
+  const cached = model.tokenizerCache();
+  t.equal(cached.entries, 2, 'seen twice: both pieces cached (the text after each special token)');
+  const raw = text.length - '<|im_start|><|im_end|>'.length + 4 * (tokens - 2);
+  t.ok(cached.bytes > raw, `counted bytes (${cached.bytes}) include the nodes, beyond text and tokens (${raw})`);
+  model.tokenize(text, { parseSpecial: true });
+  t.same(model.tokenizerCache(), cached, 'a third sight reads the cache');
+});
 
 t.test("phi-3's special tokens strip the whitespace after them, cached or not", async (t) => {
   const model = await addon.loadModel(vocabPath('phi-3'), { vocabOnly: true });

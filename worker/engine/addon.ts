@@ -58,6 +58,8 @@ export interface TokenizeOptions {
 export interface Model {
   info(): ModelInfo;
   tokenize(text: string, options?: TokenizeOptions): Int32Array;
+  /** The cached tokenizer's pieces (cached from their second sight) and the bytes they take, at most 32 MiB. */
+  tokenizerCache(): { entries: number; bytes: number };
   /** `special`: render special tokens as their text. */
   detokenize(tokens: Int32Array, options?: { special?: boolean }): string;
   /** Raw bytes of one token: may be part of a UTF-8 character, so decode with a streaming decoder. */

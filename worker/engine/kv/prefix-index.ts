@@ -81,6 +81,11 @@ export class PrefixIndex {
     }
   }
 
+  /** Keeps only the agents `kept` says yes to. */
+  retain(kept: (agentId: string) => boolean): void {
+    for (const agentId of [...this.byAgent.keys()]) if (!kept(agentId)) this.remove(agentId);
+  }
+
   has(agentId: string): boolean {
     return this.byAgent.has(agentId);
   }

@@ -37,7 +37,13 @@ const INDEXED_CANDIDATES = 8;
 /** Faster sources win ties: shared cells cost nothing, a RAM state one import, a file a read and an import. */
 const RANK: Record<SharedFrom, number> = { active: 0, hot: 0, ram: 1, disk: 2 };
 
+/** Indexed agents a prune may leave behind it before the next one (a small index is never swept). */
+const PRUNE_SLACK = 64;
+
 export class SharedPrefixes {
+  /** Agents indexed after the last prune: the next one waits until the index has doubled. */
+  private indexedAfterPrune = 0;
+
   constructor(
     private readonly tiers: AgentTiers,
     /** Running requests, by request id. */
@@ -53,6 +59,7 @@ export class SharedPrefixes {
    */
   best(agentId: string, scope: string | undefined, prompt: Int32Array, atLeast: number): SharedPrefix | undefined {
     if (scope === undefined) return undefined;
+    this.pruneWhenDoubled();
     const gone: string[] = [];
     const holds = (id: string): boolean => this.holds(id, agentId) || (gone.push(id), false);
     const found = this.tiers.prefixes.longest(scope, prompt, holds, INDEXED_CANDIDATES);
@@ -69,6 +76,20 @@ export class SharedPrefixes {
     if (best.kind === 'cells') return { kind: 'cells', from: best.from, seqId: best.seqId, tokens: best.tokens, logits: best.logits };
     const restore = this.tiers.sharedSourceOf(best.agentId, best.from);
     return restore === undefined ? undefined : { kind: 'saved', from: best.from, restore, tokens: best.tokens };
+  }
+
+  /**
+   * Drops from the index every agent no tier holds and no request runs for. A lookup drops the ones
+   * it meets, but the blocks of a prompt that names its agent are never looked up again, so without
+   * this every agent ever seen would stay indexed: a slow leak under a flow of new or one-shot
+   * agents. Sweeping only once the index has doubled keeps the cost per indexed agent constant.
+   */
+  private pruneWhenDoubled(): void {
+    const { prefixes, hot, ram, disk } = this.tiers;
+    if (prefixes.agents < 2 * this.indexedAfterPrune + PRUNE_SLACK) return;
+    const running = new Set([...this.active.values()].map((sequence) => sequence.agentId));
+    prefixes.retain((id) => running.has(id) || hot.peek(id) !== undefined || ram.peek(id) !== undefined || disk?.has(id) === true);
+    this.indexedAfterPrune = prefixes.agents;
   }
 
   /** Whether the agent has a cache another request could read now (the asking agent: a saved one). */
