@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureModel, type ModelShape } from '../shared/gguf/make-model.js';
 import { decodeCacheFile } from '../worker/persistence/cache-file.js';
-import { modelFingerprint } from '../worker/persistence/disk-tier.js';
+import { modelFingerprint } from '../shared/cache-files.js';
 import { loadAddon } from '../worker/engine/addon.js';
 import { persisted, startServer, type RunningServer } from '../test/helpers/server.js';
 

@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, statSync, statfsSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { agentIdOfFileName } from '../worker/persistence/cache-file.js';
+import { agentIdOfFileName } from './cache-files.js';
 
 /** The config value that means "size it from the machine". */
 export const AUTO = -1;

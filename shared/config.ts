@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { AUTO } from './budgets.js';
+import { kvTypes } from './inference-options.js';
 import { z } from 'zod';
 
 /** How text from env/flags is read: files carry JSON types, env and flags carry strings. */
@@ -91,7 +92,7 @@ export const optionSpecs = {
   maxSequences: integerOption(8, 1, 256, 'Requests decoded together at most (continuous-batching width; llama.cpp allows 256 sequences).'),
   batchTokens: integerOption(512, 1, 65_536, 'Tokens per decode step at most (generated tokens + prefill chunks): bigger prefills faster, smaller keeps streams smooth.'),
   threads: integerOption(0, 0, 1024, "CPU threads for llama.cpp in each serving process; 0 = the available CPUs divided among the processes: all of them for `serve`, CPUs / workers (at least 1) for each worker of `supervise`."),
-  kvType: enumOption(['f16', 'q8_0', 'q4_0'], 'f16', 'KV cache element type; q8_0 and q4_0 hold 2x and 4x more tokens per byte and need flashAttention.'),
+  kvType: enumOption(kvTypes, 'f16', 'KV cache element type; q8_0 and q4_0 hold 2x and 4x more tokens per byte and need flashAttention.'),
   flashAttention: booleanOption(false, "Use llama.cpp's flash attention kernels (required for a quantised kvType)."),
   kvUnified: booleanOption(
     true,

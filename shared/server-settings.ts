@@ -8,7 +8,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { userCacheDir } from './paths.js';
 import { diskBudgetBytes, ramBudgetBytes } from './budgets.js';
 import { ConfigError, optionSpecs, type Config } from './config.js';
-import type { InferenceOptions } from '../worker/inference/options.js';
+import type { InferenceOptions } from './inference-options.js';
 
 /**
  * The id a model is served under when `modelId` is not set: its file name without `.gguf`, except

@@ -6,7 +6,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { isInvalid, parseWorkerMessage, sendConnectionToWorker, sendToWorker, workerConfigEnv, type DrainMode, type WorkerMessage } from './ipc.js';
+import { isInvalid, parseWorkerMessage, sendConnectionToWorker, sendToWorker, workerConfigEnv, type DrainMode, type WorkerMessage } from '../shared/protocol/ipc.js';
 import type { ConnectionTarget } from './dispatcher.js';
 
 export interface WorkerExitStatus {

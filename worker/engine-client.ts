@@ -25,7 +25,7 @@ import type {
   StartedMessage,
   TokensMessage,
 } from '../shared/protocol/messages.js';
-import type { InferenceOptions } from './inference/options.js';
+import type { InferenceOptions } from '../shared/inference-options.js';
 import { HeldGenerations } from './held-generations.js';
 import { QueueFullLatch } from './queue-full.js';
 import { DiskWrites } from './disk-writes.js';

@@ -19,7 +19,7 @@ export interface RunningServer {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export const cliPath = join(projectRoot(), 'dist', 'shared', 'cli', 'main.js');
+export const cliPath = join(projectRoot(), 'dist', 'cli', 'main.js');
 
 /** Starts `semantic <args>` and resolves once a log line with `msg === readyMessage` appears. */
 export function startServer(args: string[], readyMessage = 'ready', env: NodeJS.ProcessEnv = {}): Promise<RunningServer> {

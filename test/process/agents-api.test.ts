@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { cachedAfter, greedyReference } from '../helpers/greedy.js';
 import { tinyModelPath } from '../helpers/model.js';
 import { persisted, serveOneSequence, type RunningServer } from '../helpers/server.js';
-import { cacheFileName } from '../../worker/persistence/cache-file.js';
+import { cacheFileName } from '../../shared/cache-files.js';
 import type { ChatMessage } from '../../shared/protocol/messages.js';
 
 const modelPath = await tinyModelPath();

@@ -12,7 +12,7 @@ import { loadAddon } from '../../worker/engine/addon.js';
 import { cachedAfter, expectedReuse, greedyReference } from '../helpers/greedy.js';
 import { tinyModelPath } from '../helpers/model.js';
 import { persisted, startServer, type RunningServer } from '../helpers/server.js';
-import { cacheFileName } from '../../worker/persistence/cache-file.js';
+import { cacheFileName } from '../../shared/cache-files.js';
 import type { ChatMessage } from '../../shared/protocol/messages.js';
 
 const modelPath = await tinyModelPath();

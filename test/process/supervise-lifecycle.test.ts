@@ -5,7 +5,7 @@ import t from 'tap';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cacheFileName } from '../../worker/persistence/cache-file.js';
+import { cacheFileName } from '../../shared/cache-files.js';
 import { tinyModelPath } from '../helpers/model.js';
 import { logged, persisted, startServer, type RunningServer } from '../helpers/server.js';
 import { readSseData } from '../helpers/sse.js';

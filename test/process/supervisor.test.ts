@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { loadConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/logger.js';
-import { workerConfigEnv } from '../../supervisor/ipc.js';
+import { IPC_VERSION, workerConfigEnv } from '../../shared/protocol/ipc.js';
 import { restartBaseDelayEnv } from '../../supervisor/restart-policy.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
 import { cliPath, logged, startServer, type RunningServer } from '../helpers/server.js';
@@ -176,17 +176,18 @@ import { appendFileSync, readFileSync } from 'node:fs';
 const control = process.argv[2];
 const mode = readFileSync(control, 'utf8').trim();
 const { port } = JSON.parse(process.env.${workerConfigEnv});
-const exit = (code, cut) => process.send({ type: 'stopped', code, cut }, () => process.exit(code));
+const send = (message, done) => process.send([${IPC_VERSION}, message], done);
+const exit = (code, cut) => send({ type: 'stopped', code, cut }, () => process.exit(code));
 process.on('disconnect', () => process.exit(0));
 process.on('SIGTERM', () => mode !== 'deaf' && exit(3, 1));
-process.on('message', (message) => {
+process.on('message', ([, message]) => {
   appendFileSync(control + '.drains', process.pid + ' ' + message.mode + '\\n');
-  process.send({ type: 'draining' });
+  send({ type: 'draining' });
   if (mode === 'serve' || mode === 'hang') exit(0, 0);
 });
-process.send({ type: 'listening', port });
+send({ type: 'listening', port });
 if (mode === 'fail') process.exit(1);
-if (mode !== 'hang') process.send({ type: 'ready', port, model: 'fake' });
+if (mode !== 'hang') send({ type: 'ready', port, model: 'fake' });
 `;
 
 interface FakeSupervisor {

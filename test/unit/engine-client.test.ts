@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import type { ErrorPayload } from '../../shared/errors.js';
 import type { GenerateMessage } from '../../shared/protocol/messages.js';
 import { EngineClient, type CompletedMessage } from '../../worker/engine-client.js';
-import type { InferenceOptions } from '../../worker/inference/options.js';
+import type { InferenceOptions } from '../../shared/inference-options.js';
 
 const fakeThread = new URL('../fixtures/fake-inference-thread.mjs', import.meta.url);
 

@@ -10,8 +10,8 @@ import { createRouter, type Route } from '../../worker/http/router.js';
 import { createHttpServer } from '../../worker/http/http-server.js';
 import { connect, type Socket } from 'node:net';
 import { parseResponses, sendRaw, type RawResponse } from '../helpers/raw-http.js';
-import type { InferenceOptions } from '../../worker/inference/options.js';
-import { startWorkerServer, type WorkerServer } from '../../worker/main.js';
+import type { InferenceOptions } from '../../shared/inference-options.js';
+import { startWorkerServer, type WorkerServer } from '../../worker/process/start.js';
 
 const fakeThread = new URL('../fixtures/fake-inference-thread.mjs', import.meta.url);
 type LogLine = Record<string, unknown>;

@@ -10,8 +10,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { projectRoot } from '../../shared/paths.js';
+import type { KvType } from '../../shared/inference-options.js';
 
-export type KvType = 'f16' | 'q8_0' | 'q4_0';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'none';
 
 export interface ModelLoadOptions {

@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { describeError, ErrorCode, SemanticError, toErrorPayload, type ErrorPayload } from '../../shared/errors.js';
 import type { HttpExchange, ResponseHeaders } from './http-exchange.js';
-import type { DrainMode } from '../../supervisor/ipc.js';
+import type { DrainMode } from '../../shared/protocol/ipc.js';
 import type { RouteAccess } from './access.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../../shared/json-depth.js';
 
@@ -69,7 +69,7 @@ export interface AnsweredRequest {
 }
 
 /** While the server drains, what a request arriving on an open keep-alive connection gets (see ipc.ts). */
-export type { DrainMode } from '../../supervisor/ipc.js';
+export type { DrainMode } from '../../shared/protocol/ipc.js';
 
 export interface Router {
   handle(exchange: HttpExchange): void;

@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { basename } from 'node:path';
 import { loadAddon } from '../engine/addon.js';
 import type { Engine } from '../engine/engine.js';
-import type { InferenceOptions } from './options.js';
+import type { InferenceOptions } from '../../shared/inference-options.js';
 import { loadRuntime, type LoadEnvironment } from './runtime.js';
 import { ModelHost } from './swap.js';
 import { decodeFrontMessage, encodeMessage } from '../../shared/protocol/codec.js';

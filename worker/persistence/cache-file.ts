@@ -231,20 +231,3 @@ export function decodeCacheFile(file: Buffer, expected: CacheMetadata): CacheCon
     prefix: layout.prefix,
   };
 }
-
-/**
- * A file name that cannot leave the cache dir: agent ids are already limited to A-Z a-z 0-9 . _ : -
- * (not starting with '.'); ':' is escaped as well since some file systems refuse it.
- */
-export function cacheFileName(agentId: string): string {
-  return agentId.replace(/[^A-Za-z0-9._-]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')) + '.safetensors';
-}
-
-export function agentIdOfFileName(name: string): string | undefined {
-  if (!name.endsWith('.safetensors') || name.startsWith('.')) return undefined;
-  try {
-    return decodeURIComponent(name.slice(0, -'.safetensors'.length));
-  } catch {
-    return undefined;
-  }
-}

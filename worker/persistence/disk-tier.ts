@@ -4,12 +4,12 @@
  * indexed by name, size and mtime; files are verified when read. The files are kept under a byte
  * budget, least recently used deleted first (DiskIndex), so the dir cannot fill the disk.
  */
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { Piscina } from 'piscina';
-import { agentIdOfFileName, cacheFileName, type CacheMetadata } from './cache-file.js';
+import type { CacheMetadata } from './cache-file.js';
+import { agentIdOfFileName, cacheFileName } from '../../shared/cache-files.js';
 import type { HeaderResult, HeaderTask, InspectResult, InspectTask, QuarantineTask, ReadTask, RebaseTask, WriteResult, WriteTask } from './cache-task.js';
 import type { FileSpan } from '../engine/addon.js';
 import { keptLogits } from '../engine/kv/hot-cache.js';
@@ -351,21 +351,5 @@ export class DiskTier {
     const path = resolve(this.dir, cacheFileName(agentId));
     if (!path.startsWith(resolve(this.dir) + sep)) throw new Error(`agent id ${agentId} would leave the cache dir`);
     return path;
-  }
-}
-
-/** The model's identity for cache files: its size and a hash of its first and last 4 MiB. */
-export async function modelFingerprint(path: string): Promise<string> {
-  const file = await open(path, 'r');
-  try {
-    const { size } = await file.stat();
-    const chunk = Math.min(4 << 20, size);
-    const head = Buffer.alloc(chunk);
-    const tail = Buffer.alloc(chunk);
-    await file.read(head, 0, chunk, 0);
-    await file.read(tail, 0, chunk, size - chunk);
-    return createHash('sha256').update(String(size)).update(head).update(tail).digest('hex').slice(0, 32);
-  } finally {
-    await file.close();
   }
 }

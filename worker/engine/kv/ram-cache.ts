@@ -10,21 +10,8 @@
  * so evicting agents by LRU evicts a shared prefix as a unit, once nobody uses it.
  */
 import { keptLogits } from './hot-cache.js';
-import { RamSegments, type Segment } from './ram-segments.js';
-
-export interface RamEntry {
-  agentId: string;
-  tokens: Int32Array;
-  logits: Float32Array;
-  /** The agent's own cells: all of them, or those past `prefix` (a state blob either way). */
-  own: Uint8Array;
-  /** The shared segment holding the agent's first cells, if any. */
-  prefix?: Segment | undefined;
-  /** When the agent's turn ended, ms since the epoch (not when it was spilled here). */
-  usedAt: number;
-  /** Who may reuse a prefix of this state (prefix-index.ts); undefined: the agent alone. */
-  scope?: string | undefined;
-}
+import { RamSegments } from './ram-segments.js';
+import type { RamEntry } from './ram-entry.js';
 
 /** What an entry holds alone: its own cells and its logits (a segment is counted once, by the tier). */
 const ownBytes = (entry: { own: Uint8Array; logits: Float32Array }): number => entry.own.byteLength + entry.logits.byteLength;

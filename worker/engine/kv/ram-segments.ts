@@ -13,16 +13,8 @@
  */
 import { commonPrefixLength } from './hot-cache.js';
 import { PARTNER_CANDIDATES, PrefixIndex } from './prefix-index.js';
-import type { RamEntry } from './ram-cache.js';
+import type { RamEntry, Segment } from './ram-entry.js';
 import { joinStates, StateBlobError, stateCells, statePrefix } from './state-blob.js';
-
-export interface Segment {
-  key: number;
-  scope: string;
-  tokens: Int32Array;
-  state: Uint8Array;
-  refs: number;
-}
 
 export class RamSegments {
   private readonly byKey = new Map<number, Segment[]>();

@@ -10,7 +10,7 @@
 import type { Context } from '../addon.js';
 import type { PlannedWrite } from '../../persistence/disk-tier.js';
 import type { HotEntry } from './hot-cache.js';
-import type { RamEntry } from './ram-cache.js';
+import type { RamEntry } from './ram-entry.js';
 
 /**
  * How long a finished turn waits, idle, before its state is exported for the disk tier. An export

@@ -4,7 +4,7 @@
  * mode are logged); any later one forces it: the drain is cut short (docs/operations.md).
  */
 import type { Logger } from 'pino';
-import type { DrainMode } from '../../supervisor/ipc.js';
+import type { DrainMode } from './protocol/ipc.js';
 
 export interface StopReason {
   reason: string;

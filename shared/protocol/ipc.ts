@@ -1,7 +1,10 @@
 /**
  * The typed messages between the supervisor and its worker processes, over the IPC channel that
- * `child_process.fork` opens. Both ends are the same build, yet every message is validated where it is
- * received: a malformed one is a bug to log, never a state change to guess at.
+ * `child_process.fork` opens. Every message travels as `[IPC_VERSION, message]` and is validated
+ * where it is received, version first: the two ends are usually the same build, but a rolling restart
+ * onto an upgraded install can pair an old supervisor with a new worker, and a malformed or foreign
+ * message is a bug to log, never a state change to guess at. Bump IPC_VERSION on any change an
+ * older peer would misread.
  *
  * The channel itself is a message too: a worker whose channel closes knows its supervisor died and
  * exits, so no worker outlives its supervisor. A worker that cannot serve says `engine_dead` before it
@@ -10,20 +13,15 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { z } from 'zod';
-import { ErrorCode } from '../shared/errors.js';
+import { errorPayloadSchema } from './messages.js';
+
+export const IPC_VERSION = 1;
 
 /**
  * The environment variable that carries a worker's config (JSON, already resolved by the supervisor).
  * Not argv: later configs hold API keys, and argv is readable by every user of the machine.
  */
 export const workerConfigEnv = 'SEMANTIC_WORKER_CONFIG';
-
-const errorPayloadSchema = z.object({
-  code: z.enum(Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]]),
-  message: z.string(),
-  param: z.string().optional(),
-  retryAfter: z.number().optional(),
-});
 
 const port = z.number().int().min(1).max(65535);
 
@@ -77,8 +75,16 @@ export interface InvalidMessage {
 }
 
 function parse<T>(schema: z.ZodType<T>, raw: unknown): T | InvalidMessage {
-  const parsed = schema.safeParse(raw);
+  if (!Array.isArray(raw) || raw.length !== 2) return { invalid: 'not an [IPC_VERSION, message] envelope' };
+  const [version, message] = raw as [unknown, unknown];
+  if (version !== IPC_VERSION) return { invalid: `IPC version ${String(version)} is not the supported version ${IPC_VERSION}` };
+  const parsed = schema.safeParse(message);
   return parsed.success ? parsed.data : { invalid: z.prettifyError(parsed.error) };
+}
+
+/** What goes on the channel: the message in its versioned envelope. */
+function envelope(message: WorkerMessage | SupervisorMessage): [number, WorkerMessage | SupervisorMessage] {
+  return [IPC_VERSION, message];
 }
 
 export function parseWorkerMessage(raw: unknown): WorkerMessage | InvalidMessage {
@@ -96,7 +102,7 @@ export function isInvalid<T extends object>(message: T | InvalidMessage): messag
 /** Supervisor side. False when the worker's channel is already closed (it is exiting). */
 export function sendToWorker(worker: ChildProcess, message: SupervisorMessage): boolean {
   if (!worker.connected) return false;
-  worker.send(message);
+  worker.send(envelope(message));
   return true;
 }
 
@@ -108,7 +114,7 @@ export function sendConnectionToWorker(worker: ChildProcess, socket: Socket): bo
   if (!worker.connected) return false;
   const message: SupervisorMessage = { type: 'connection' };
   // send's false only says the channel's backlog is long: the socket is still queued and goes out.
-  worker.send(message, socket, { keepOpen: false }, (error) => error && socket.destroy());
+  worker.send(envelope(message), socket, { keepOpen: false }, (error) => error && socket.destroy());
   return true;
 }
 
@@ -124,7 +130,7 @@ export function sendToSupervisor(message: WorkerMessage): Promise<void> {
       resolve();
       return;
     }
-    process.send?.(message, undefined, undefined, () => resolve());
+    process.send?.(envelope(message), undefined, undefined, () => resolve());
   });
 }
 

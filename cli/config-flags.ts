@@ -5,7 +5,7 @@
  * read by the same code and fail with the same message.
  */
 import type { Options } from 'yargs';
-import { envName, flagName, loadConfig, optionNames, optionSpecs, type Config, type OptionName, type OptionSpec } from '../config.js';
+import { envName, flagName, loadConfig, optionNames, optionSpecs, type Config, type OptionName, type OptionSpec } from '../shared/config.js';
 
 /** The options of a command that runs with a config; `workers` only where it means something. */
 export type ConfigCommand = 'serve' | 'supervise' | 'config';

@@ -5,16 +5,16 @@
  * deadline or a second signal cut it short. Tests and the supervisor wait for the log lines.
  */
 import type { Logger } from 'pino';
-import { toErrorPayload, type ErrorPayload } from '../errors.js';
-import type { ModelSummary } from '../protocol/messages.js';
-import type { Config } from '../config.js';
-import { toServerSettings } from '../server-settings.js';
-import { startWorkerServer, type WorkerServer } from '../../worker/main.js';
-import { ExitCode } from './exit.js';
-import type { StopRequest } from './stop.js';
-import type { DrainOutcome } from '../../worker/drain.js';
-import type { SwapForwarder } from '../../worker/http/admin.js';
-import { isLoopbackHost } from '../../worker/http/access.js';
+import { toErrorPayload, type ErrorPayload } from '../../shared/errors.js';
+import type { ModelSummary } from '../../shared/protocol/messages.js';
+import type { Config } from '../../shared/config.js';
+import { toServerSettings } from '../../shared/server-settings.js';
+import { startWorkerServer, type WorkerServer } from './start.js';
+import { ExitCode } from '../../shared/exit.js';
+import type { StopRequest } from '../../shared/stop-requests.js';
+import type { DrainOutcome } from './drain.js';
+import type { SwapForwarder } from '../http/admin.js';
+import { isLoopbackHost } from '../http/access.js';
 
 /** What the supervisor's workers forward over IPC; `serve` needs none of it. */
 export interface WorkerLifecycleEvents {

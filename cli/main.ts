@@ -7,13 +7,13 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { configFlags } from './config-flags.js';
-import { describeFailure, UsageError } from './exit.js';
+import { describeFailure, UsageError } from '../shared/exit.js';
 import { makeModelCommand, makeModelFlags } from './make-model.js';
 import { printConfig } from './print-config.js';
 import { serve } from './serve.js';
 import { supervise } from './supervise.js';
 import { printVersion } from './version.js';
-import { worker } from './worker.js';
+import { worker } from '../worker/process/supervised.js';
 
 type Handler = (argv: Record<string, unknown>) => void | number | Promise<void | number>;
 

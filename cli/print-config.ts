@@ -3,8 +3,8 @@
  * given the same flags, env and file. Without `model` it names the demo model's path (made on first
  * `serve`, not here) and the id it would be served under.
  */
-import { defaultModelId } from '../server-settings.js';
-import { defaultModelPath } from '../gguf/make-model.js';
+import { defaultModelId } from '../shared/server-settings.js';
+import { defaultModelPath } from '../shared/gguf/make-model.js';
 import { configFromArgv } from './config-flags.js';
 import { demoModelShape } from './model-path.js';
 

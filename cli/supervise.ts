@@ -7,14 +7,14 @@
  */
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { createLogger } from '../logger.js';
-import { resolvedModelsDir, threadsPerProcess } from '../server-settings.js';
-import { Supervisor } from '../../supervisor/supervisor.js';
-import { restartPolicyFromEnv } from '../../supervisor/restart-policy.js';
+import { createLogger } from '../shared/logger.js';
+import { resolvedModelsDir, threadsPerProcess } from '../shared/server-settings.js';
+import { Supervisor } from '../supervisor/supervisor.js';
+import { restartPolicyFromEnv } from '../supervisor/restart-policy.js';
 import { configFromArgv } from './config-flags.js';
-import { ExitCode } from './exit.js';
+import { ExitCode } from '../shared/exit.js';
 import { resolveModelPath } from './model-path.js';
-import { StopRequest, stopOnSignals } from './stop.js';
+import { StopRequest, stopOnSignals } from '../shared/stop-requests.js';
 
 /** This CLI's entry point, a sibling of this module both in dist/ and in the source tree. */
 const cliScript = fileURLToPath(new URL('./main.js', import.meta.url));

@@ -1,10 +1,10 @@
 /** `semantic serve`: one worker process, no supervisor (development, one process per container). */
-import { createLogger } from '../logger.js';
+import { createLogger } from '../shared/logger.js';
 import { configFromArgv } from './config-flags.js';
-import { ExitCode } from './exit.js';
+import { ExitCode } from '../shared/exit.js';
 import { resolveModelPath } from './model-path.js';
-import { runWorker } from './run-worker.js';
-import { StopRequest, stopOnSignals } from './stop.js';
+import { runWorker } from '../worker/process/life.js';
+import { StopRequest, stopOnSignals } from '../shared/stop-requests.js';
 
 export async function serve(argv: Record<string, unknown>): Promise<number> {
   const config = configFromArgv(argv);

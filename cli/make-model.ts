@@ -6,8 +6,8 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Options } from 'yargs';
-import { defaultModelPath, makeModel, modelShapes, type ModelShape } from '../gguf/make-model.js';
-import { UsageError } from './exit.js';
+import { defaultModelPath, makeModel, modelShapes, type ModelShape } from '../shared/gguf/make-model.js';
+import { UsageError } from '../shared/exit.js';
 
 const maxSeed = 2 ** 32 - 1;
 

@@ -4,14 +4,14 @@
  * the supervisor's `drain`, on its own signals, and when the IPC channel closes, which means the
  * supervisor died: a worker never outlives its supervisor.
  */
-import { configFromJson } from '../config.js';
-import { createLogger } from '../logger.js';
-import { hasSupervisor, listenToSupervisor, sendToSupervisor, workerConfigEnv } from '../../supervisor/ipc.js';
-import { UsageError } from './exit.js';
-import { runWorker } from './run-worker.js';
-import { StopRequest, stopOnSignals } from './stop.js';
-import type { SwapAnswer } from '../../worker/http/admin.js';
-import type { WorkerServer } from '../../worker/main.js';
+import { configFromJson } from '../../shared/config.js';
+import { createLogger } from '../../shared/logger.js';
+import { hasSupervisor, listenToSupervisor, sendToSupervisor, workerConfigEnv } from '../../shared/protocol/ipc.js';
+import { UsageError } from '../../shared/exit.js';
+import { runWorker } from './life.js';
+import { StopRequest, stopOnSignals } from '../../shared/stop-requests.js';
+import type { SwapAnswer } from '../http/admin.js';
+import type { WorkerServer } from './start.js';
 
 /**
  * An admin model swap on a supervised worker is the supervisor's: it becomes a rolling restart onto

@@ -4,7 +4,7 @@
  * second SIGTERM came) and requests still running were ended unfinished. Scripts and process managers tell "fix your command
  * line" from "the server broke" by this code alone.
  */
-import { ConfigError } from '../config.js';
+import { ConfigError } from './config.js';
 
 export const ExitCode = { Ok: 0, Failure: 1, Usage: 2, DrainCut: 3 } as const;
 

@@ -1,5 +1,11 @@
-/** What the inference thread is started with (worker_threads `workerData`). */
-import type { KvType } from '../engine/addon.js';
+/**
+ * What the inference thread is started with (worker_threads `workerData`). It sits on the ground
+ * floor because the config resolves it (server-settings.ts) and both processes pass it on.
+ */
+
+/** KV cache element types llama.cpp takes for `type_k`/`type_v` (ggml's names). */
+export const kvTypes = ['f16', 'q8_0', 'q4_0'] as const;
+export type KvType = (typeof kvTypes)[number];
 
 export interface InferenceOptions {
   /** Path of the GGUF file to load. */

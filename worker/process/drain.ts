@@ -10,9 +10,9 @@
  * agents' cells hold is still written (bounded), then the worker exits with ExitCode.DrainCut.
  */
 import type { Logger } from 'pino';
-import type { DrainReport, EngineClient } from './engine-client.js';
-import type { DrainMode, Router } from './http/router.js';
-import type { HttpServer } from './http/http-server.js';
+import type { DrainReport, EngineClient } from '../engine-client.js';
+import type { DrainMode, Router } from '../http/router.js';
+import type { HttpServer } from '../http/http-server.js';
 
 /**
  * How long a handover waits, with nothing in flight, for requests to stop arriving on the old

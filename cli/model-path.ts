@@ -6,8 +6,8 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { ConfigError, type Config } from '../config.js';
-import { ensureModel } from '../gguf/make-model.js';
+import { ConfigError, type Config } from '../shared/config.js';
+import { ensureModel } from '../shared/gguf/make-model.js';
 
 /** The demo model's shape: small enough to generate and load in seconds on a laptop CPU. */
 export const demoModelShape = 'tiny';
