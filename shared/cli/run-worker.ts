@@ -13,7 +13,7 @@ import { startWorkerServer, type WorkerServer } from '../../worker/main.js';
 import { ExitCode } from './exit.js';
 import type { StopRequest } from './stop.js';
 import type { DrainOutcome } from '../../worker/drain.js';
-import type { SwapForwarder } from '../../worker/http/admin.js';
+import type { SwapForwarder } from '../../worker/api/ops/admin.js';
 import { isLoopbackHost } from '../../worker/http/access.js';
 
 /** What the supervisor's workers forward over IPC; `serve` needs none of it. */

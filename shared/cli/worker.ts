@@ -10,7 +10,7 @@ import { hasSupervisor, listenToSupervisor, sendToSupervisor, workerConfigEnv } 
 import { UsageError } from './exit.js';
 import { runWorker } from './run-worker.js';
 import { StopRequest, stopOnSignals } from './stop.js';
-import type { SwapAnswer } from '../../worker/http/admin.js';
+import type { SwapAnswer } from '../../worker/api/ops/admin.js';
 import type { WorkerServer } from '../../worker/main.js';
 
 /**

@@ -17,7 +17,7 @@ import type { Context } from '../../worker/engine/addon.js';
 import type { DiskTier } from '../../worker/persistence/disk-tier.js';
 import { HeldGenerations } from '../../worker/held-generations.js';
 import type { Generation, GenerationHandlers } from '../../worker/engine-client.js';
-import { checkModelFile, modelPathUnder, parseAdminBody } from '../../worker/http/admin.js';
+import { checkModelFile, modelPathUnder, parseAdminBody } from '../../worker/api/ops/admin.js';
 import { cacheDirOf } from '../../shared/model-cache-dir.js';
 import type { ErrorPayload } from '../../shared/errors.js';
 import type { GenerateMessage } from '../../shared/protocol/messages.js';

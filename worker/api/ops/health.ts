@@ -9,9 +9,9 @@
  *   dir): turns are still served, so the process stays in rotation, but an operator should look.
  * All three are answered while the server drains: they report the drain, they are not refused by it.
  */
-import type { EngineClient } from '../engine-client.js';
-import type { EngineStats } from '../../shared/protocol/messages.js';
-import type { ErrorShape, RequestContext, Route, Router } from './router.js';
+import type { EngineClient } from '../../engine-client.js';
+import type { EngineStats } from '../../../shared/protocol/messages.js';
+import type { ErrorShape, RequestContext, Route, Router } from '../../http/router.js';
 
 export interface ReadinessLimits {
   /** Requests that may wait; a full queue means new requests would get 429. */

@@ -8,12 +8,12 @@
  * The stats route is listed before `{id}`, so `stats` is never read as an agent id by GET (an agent
  * named `stats` can still be deleted, not inspected). OpenAI error shape throughout.
  */
-import type { EngineClient } from '../engine-client.js';
-import { checkAgentId } from '../../shared/agent-id.js';
-import { BadRequestError } from '../../shared/errors.js';
-import type { AgentEntry, AgentsOutcome, AgentTotals } from '../../shared/protocol/messages.js';
-import { openAIErrorBody } from './openai.js';
-import type { RequestContext, Route } from './router.js';
+import type { EngineClient } from '../../engine-client.js';
+import { checkAgentId } from '../../../shared/agent-id.js';
+import { BadRequestError } from '../../../shared/errors.js';
+import type { AgentEntry, AgentsOutcome, AgentTotals } from '../../../shared/protocol/messages.js';
+import { openAIErrorBody } from '../openai/chat.js';
+import type { RequestContext, Route } from '../../http/router.js';
 
 export type AgentsEngine = Pick<EngineClient, 'agents'>;
 

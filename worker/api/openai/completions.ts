@@ -3,12 +3,12 @@
  * run exactly as chat completions are (openai.ts: admission, usage, cache headers, SSE, errors) and
  * worded as OpenAI words them: `text_completion` bodies and chunks with `choices[0].text`.
  */
-import type { Usage } from '../../shared/protocol/messages.js';
-import type { CompletedMessage } from '../engine-client.js';
+import type { Usage } from '../../../shared/protocol/messages.js';
+import type { CompletedMessage } from '../../engine-client.js';
 import { parseCompletionRequest, toCompletionGenerateMessage, type CompletionRequest } from './completions-schema.js';
-import { openAIErrorBody, serveOpenAI, textOutput, toOpenAIUsage, usageChunk, type ChatEngine, type ClientFinishReason, type CompletionFormat, type CompletionMeta, type OpenAIEndpoint } from './openai.js';
-import { noAgentLimit, type AgentGate } from './rate-limit.js';
-import type { RequestContext, Route } from './router.js';
+import { openAIErrorBody, serveOpenAI, textOutput, toOpenAIUsage, usageChunk, type ChatEngine, type ClientFinishReason, type CompletionFormat, type CompletionMeta, type OpenAIEndpoint } from './chat.js';
+import { noAgentLimit, type AgentGate } from '../../http/rate-limit.js';
+import type { RequestContext, Route } from '../../http/router.js';
 
 const object = 'text_completion';
 

@@ -7,10 +7,10 @@
  * `null` counts as absent for optional fields, because OpenAI's SDKs send explicit nulls.
  */
 import { z } from 'zod';
-import { badRequestOf, type IssueWording } from './request-checks.js';
-import type { ChatMessage, GenerateInput, GenerateMessage, SamplingParams } from '../../shared/protocol/messages.js';
-import type { ToolFormat } from '../tools/format.js';
-import { assistantToolCall, responseFormatField, toolChoiceField, toolsField, toolUse, type ToolUse } from './openai-tools.js';
+import { badRequestOf, type IssueWording } from '../request-checks.js';
+import type { ChatMessage, GenerateInput, GenerateMessage, SamplingParams } from '../../../shared/protocol/messages.js';
+import type { ToolFormat } from '../../tools/format.js';
+import { assistantToolCall, responseFormatField, toolChoiceField, toolsField, toolUse, type ToolUse } from './tools.js';
 
 /** The protocol (and llama.cpp's sampler) accepts this many stop strings; OpenAI's own limit is 4. */
 export const maxStopStrings = 16;

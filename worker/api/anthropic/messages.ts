@@ -10,17 +10,17 @@
  * is automatic and costs nothing extra, so no token is ever billed as a cache write.
  */
 import { randomBytes } from 'node:crypto';
-import { describeError, SemanticError, type ErrorPayload } from '../../shared/errors.js';
-import type { GenerateInput, GenerateMessage, StartedMessage, Usage } from '../../shared/protocol/messages.js';
-import { agentTerms, resolveAgent } from '../../shared/agent-id.js';
-import type { CompletedMessage, Generation } from '../engine-client.js';
-import { chatInput, chatMessages, parseCountTokensRequest, parseMessagesRequest, promptTools, toGenerateMessage, toolUse } from './anthropic-schema.js';
-import { BlockStream, outputBlocks, type CallParsing, type OutputBlock, type StreamEvent } from './anthropic-blocks.js';
-import { cacheHeaders, type ChatEngine } from './openai.js';
-import { noAgentLimit, type AgentGate } from './rate-limit.js';
-import type { RequestContext, Route } from './router.js';
-import { SseStream } from './sse.js';
-import { servedModel } from './request-checks.js';
+import { describeError, SemanticError, type ErrorPayload } from '../../../shared/errors.js';
+import type { GenerateInput, GenerateMessage, StartedMessage, Usage } from '../../../shared/protocol/messages.js';
+import { agentTerms, resolveAgent } from '../../../shared/agent-id.js';
+import type { CompletedMessage, Generation } from '../../engine-client.js';
+import { chatInput, chatMessages, parseCountTokensRequest, parseMessagesRequest, promptTools, toGenerateMessage, toolUse } from './schema.js';
+import { BlockStream, outputBlocks, type CallParsing, type OutputBlock, type StreamEvent } from './blocks.js';
+import { cacheHeaders, type ChatEngine } from '../openai/chat.js';
+import { noAgentLimit, type AgentGate } from '../../http/rate-limit.js';
+import type { RequestContext, Route } from '../../http/router.js';
+import { SseStream } from '../../http/sse.js';
+import { servedModel } from '../request-checks.js';
 
 /** The real API's wording: the field, then what is wrong with it. */
 const notServed = (requested: string, served: string): string => `model: the model '${requested}' does not exist; this server runs '${served}'.`;

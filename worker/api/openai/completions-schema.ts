@@ -7,8 +7,8 @@
  * is refused as OpenAI refuses it ("Unrecognized request argument supplied").
  */
 import { z } from 'zod';
-import type { GenerateMessage } from '../../shared/protocol/messages.js';
-import { commonFields, parseOpenAIBody, toOpenAIGenerateMessage } from './openai-schema.js';
+import type { GenerateMessage } from '../../../shared/protocol/messages.js';
+import { commonFields, parseOpenAIBody, toOpenAIGenerateMessage } from './schema.js';
 
 const notSupported = (what: string): string => `${what} is not supported by this server`;
 

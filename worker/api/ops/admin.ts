@@ -17,13 +17,13 @@
 import { open, realpath } from 'node:fs/promises';
 import { basename, isAbsolute, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
-import type { EngineClient } from '../engine-client.js';
-import { BadRequestError, ErrorCode, SemanticError, drainingError } from '../../shared/errors.js';
-import type { ModelSummary, RuntimeLimits } from '../../shared/protocol/messages.js';
-import { openAIErrorBody } from './openai.js';
-import type { RequestContext, Route, Router } from './router.js';
+import type { EngineClient } from '../../engine-client.js';
+import { BadRequestError, ErrorCode, SemanticError, drainingError } from '../../../shared/errors.js';
+import type { ModelSummary, RuntimeLimits } from '../../../shared/protocol/messages.js';
+import { openAIErrorBody } from '../openai/chat.js';
+import type { RequestContext, Route, Router } from '../../http/router.js';
 import type { ReadinessLimits } from './health.js';
-import { badRequestOf, type IssueWording } from './request-checks.js';
+import { badRequestOf, type IssueWording } from '../request-checks.js';
 
 export type AdminEngine = Pick<EngineClient, 'model' | 'swapping' | 'swapModel' | 'limits' | 'clearCaches'>;
 

@@ -9,18 +9,18 @@
  * only be an in-stream error event.
  */
 import { randomBytes } from 'node:crypto';
-import { describeError, ErrorCode, SemanticError, type ErrorPayload } from '../../shared/errors.js';
-import type { ChatMessage, GenerateMessage, ModelSummary, Usage } from '../../shared/protocol/messages.js';
-import type { CompletedMessage, Generation, GenerationHandlers } from '../engine-client.js';
-import { chatMessages, parseChatCompletionRequest, toChatGeneration, type ChatCompletionRequest } from './openai-schema.js';
-import { toOpenAIToolCall, type OpenAIToolCall } from './openai-tools.js';
-import { ToolCallStream, type ParsedToolCall } from '../tools/tool-calls.js';
-import { agentTerms, resolveAgent } from '../../shared/agent-id.js';
-import type { StartedMessage } from '../../shared/protocol/messages.js';
-import type { RequestContext, Route } from './router.js';
-import { SseStream } from './sse.js';
-import { servedModel } from './request-checks.js';
-import { noAgentLimit, type AgentGate } from './rate-limit.js';
+import { describeError, ErrorCode, SemanticError, type ErrorPayload } from '../../../shared/errors.js';
+import type { ChatMessage, GenerateMessage, ModelSummary, Usage } from '../../../shared/protocol/messages.js';
+import type { CompletedMessage, Generation, GenerationHandlers } from '../../engine-client.js';
+import { chatMessages, parseChatCompletionRequest, toChatGeneration, type ChatCompletionRequest } from './schema.js';
+import { toOpenAIToolCall, type OpenAIToolCall } from './tools.js';
+import { ToolCallStream, type ParsedToolCall } from '../../tools/tool-calls.js';
+import { agentTerms, resolveAgent } from '../../../shared/agent-id.js';
+import type { StartedMessage } from '../../../shared/protocol/messages.js';
+import type { RequestContext, Route } from '../../http/router.js';
+import { SseStream } from '../../http/sse.js';
+import { servedModel } from '../request-checks.js';
+import { noAgentLimit, type AgentGate } from '../../http/rate-limit.js';
 
 /** What the OpenAI routes need from the engine client. */
 export interface ChatEngine {

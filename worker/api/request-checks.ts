@@ -5,7 +5,7 @@
 import type { z } from 'zod';
 import { BadRequestError, ErrorCode, SemanticError } from '../../shared/errors.js';
 import type { ModelSummary } from '../../shared/protocol/messages.js';
-import type { ChatEngine } from './openai.js';
+import type { ChatEngine } from './openai/chat.js';
 
 export type Issue = z.core.$ZodIssue;
 
