@@ -16,7 +16,7 @@ import { BlockPool } from '../../worker/engine/kv/block-pool.js';
 import type { Context } from '../../worker/engine/addon.js';
 import type { DiskTier } from '../../worker/persistence/disk-tier.js';
 import { HeldGenerations } from '../../worker/held-generations.js';
-import type { Generation, GenerationHandlers } from '../../worker/engine-client.js';
+import type { Generation, GenerationHandlers } from '../../worker/generation.js';
 import { checkModelFile, modelPathUnder, parseAdminBody } from '../../worker/api/ops/admin.js';
 import { cacheDirOf } from '../../shared/model-cache-dir.js';
 import type { ErrorPayload } from '../../shared/errors.js';

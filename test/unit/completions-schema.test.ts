@@ -4,7 +4,7 @@
 import t from 'tap';
 import { parseCompletionRequest, toCompletionGenerateMessage } from '../../worker/api/openai/completions-schema.js';
 import { completionFormat } from '../../worker/api/openai/completions.js';
-import type { CompletionMeta } from '../../worker/api/openai/chat.js';
+import type { CompletionMeta } from '../../worker/api/openai/bodies.js';
 
 const generateFor = (body: unknown): unknown => toCompletionGenerateMessage(parseCompletionRequest(body), 'req-1', 'agent-1');
 
