@@ -22,31 +22,12 @@ import type {
   InferenceToFront,
   ModelSummary,
   RuntimeLimits,
-  StartedMessage,
-  TokensMessage,
 } from '../shared/protocol/messages.js';
 import type { InferenceOptions } from '../shared/inference-options.js';
 import { HeldGenerations } from './held-generations.js';
 import { QueueFullLatch } from './queue-full.js';
 import { DiskWrites } from './disk-writes.js';
-
-/** A request's end as a client sees it: aborts are never reported as a finish reason. */
-export type CompletedMessage = DoneMessage & { finishReason: 'stop' | 'length' };
-
-/** Called on the main thread, in protocol order: started → tokens* → done, or failed at any point. */
-export interface GenerationHandlers {
-  onStarted(message: StartedMessage): void;
-  onTokens(message: TokensMessage): void;
-  onDone(message: CompletedMessage): void;
-  onFailed(error: ErrorPayload): void;
-}
-
-export interface Generation {
-  /** The protocol id: the caller's id, suffixed only if a request with that id is still in flight. */
-  readonly requestId: string;
-  /** Idempotent; no handler runs afterwards. */
-  abort(): void;
-}
+import type { Generation, GenerationEngine, GenerationHandlers } from './generation.js';
 
 export type EngineState = 'starting' | 'ready' | 'dead' | 'closed';
 
@@ -84,7 +65,7 @@ export type ClearOutcome = Pick<CachesClearedMessage, 'cleared' | 'skipped'>;
 
 const defaultThreadUrl = new URL('./inference/thread.js', import.meta.url);
 
-export class EngineClient {
+export class EngineClient implements GenerationEngine {
   /** Resolves when the model is loaded and warmed up; rejects if the thread dies first. */
   readonly ready: Promise<ModelSummary>;
   private readonly worker: Worker;

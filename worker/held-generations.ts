@@ -8,7 +8,7 @@
  */
 import { ErrorCode, type ErrorPayload } from '../shared/errors.js';
 import type { GenerateMessage } from '../shared/protocol/messages.js';
-import type { Generation, GenerationHandlers } from './engine-client.js';
+import type { Generation, GenerationHandlers } from './generation.js';
 
 interface Held {
   message: GenerateMessage;

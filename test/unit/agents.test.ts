@@ -7,7 +7,7 @@ import { AgentTiers } from '../../worker/engine/kv/tiers.js';
 import { BlockPool } from '../../worker/engine/kv/block-pool.js';
 import type { Context } from '../../worker/engine/addon.js';
 import type { DiskTier } from '../../worker/persistence/disk-tier.js';
-import { agentIdParam, evictOnlyParam, toApiAgent, toApiTotals } from '../../worker/http/agents.js';
+import { agentIdParam, evictOnlyParam, toApiAgent, toApiTotals } from '../../worker/api/ops/agents.js';
 import type { AgentsRequestMessage } from '../../shared/protocol/messages.js';
 import { FakeDisk } from '../helpers/fake-disk.js';
 

@@ -1,8 +1,9 @@
 // Anthropic Messages bodies: valid ones map to the exact chat messages and GenerateMessage, invalid or
 // unsupported ones give a 400 naming the field at fault; usage and stop reasons map as documented.
 import t, { type Test } from 'tap';
-import { chatMessages, type CountTokensRequest, parseCountTokensRequest, parseMessagesRequest, toGenerateMessage, toolUse } from '../../worker/http/anthropic-schema.js';
-import { anthropicErrorBody, messageBody, messageStart, toAnthropicUsage } from '../../worker/http/anthropic.js';
+import { chatMessages } from '../../worker/api/anthropic/content.js';
+import { type CountTokensRequest, parseCountTokensRequest, parseMessagesRequest, toGenerateMessage, toolUse } from '../../worker/api/anthropic/schema.js';
+import { anthropicErrorBody, messageBody, messageStart, toAnthropicUsage } from '../../worker/api/anthropic/bodies.js';
 import { ErrorCode, SemanticError } from '../../shared/errors.js';
 import { resolveAgentId } from '../../shared/agent-id.js';
 

@@ -3,8 +3,9 @@
 // pairings are 400s naming the field, and recorded model outputs become the exact content blocks and
 // stream events the real API sends.
 import t, { type Test } from 'tap';
-import { chatInput, chatMessages, parseCountTokensRequest, parseMessagesRequest, promptTools, toGenerateMessage, toolUse } from '../../worker/http/anthropic-schema.js';
-import { BlockStream, outputBlocks, type StreamEvent } from '../../worker/http/anthropic-blocks.js';
+import { chatMessages } from '../../worker/api/anthropic/content.js';
+import { chatInput, parseCountTokensRequest, parseMessagesRequest, promptTools, toGenerateMessage, toolUse } from '../../worker/api/anthropic/schema.js';
+import { BlockStream, outputBlocks, type StreamEvent } from '../../worker/api/anthropic/blocks.js';
 import { ErrorCode, SemanticError } from '../../shared/errors.js';
 
 const weather = { name: 'get_weather', description: 'Weather in a city', input_schema: { type: 'object', properties: { city: { type: 'string', enum: ['Paris', 'Lima'] } }, required: ['city'] } };

@@ -2,9 +2,9 @@
 // raw text input (no chat template); what we do not implement is a 400 naming the field; and bodies
 // and chunks are worded as OpenAI's `text_completion` objects.
 import t from 'tap';
-import { parseCompletionRequest, toCompletionGenerateMessage } from '../../worker/http/completions-schema.js';
-import { completionFormat } from '../../worker/http/completions.js';
-import type { CompletionMeta } from '../../worker/http/openai.js';
+import { parseCompletionRequest, toCompletionGenerateMessage } from '../../worker/api/openai/completions-schema.js';
+import { completionFormat } from '../../worker/api/openai/completions.js';
+import type { CompletionMeta } from '../../worker/api/openai/bodies.js';
 
 const generateFor = (body: unknown): unknown => toCompletionGenerateMessage(parseCompletionRequest(body), 'req-1', 'agent-1');
 

@@ -5,7 +5,8 @@ import t, { type Test } from 'tap';
 import { pino } from 'pino';
 import type { ErrorPayload } from '../../shared/errors.js';
 import type { GenerateMessage } from '../../shared/protocol/messages.js';
-import { EngineClient, type CompletedMessage } from '../../worker/engine-client.js';
+import { EngineClient } from '../../worker/engine-client.js';
+import type { CompletedMessage } from '../../worker/generation.js';
 import type { InferenceOptions } from '../../shared/inference-options.js';
 
 const fakeThread = new URL('../fixtures/fake-inference-thread.mjs', import.meta.url);

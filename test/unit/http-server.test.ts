@@ -5,7 +5,7 @@
 import t from 'tap';
 import { pino } from 'pino';
 import { SemanticError } from '../../shared/errors.js';
-import { openAIErrorBody } from '../../worker/http/openai.js';
+import { houseErrorBody as openAIErrorBody } from '../../worker/http/error-body.js';
 import { createRouter, type Route } from '../../worker/http/router.js';
 import { createHttpServer } from '../../worker/http/http-server.js';
 import { connect, type Socket } from 'node:net';

@@ -1,7 +1,7 @@
 // parallel_tool_calls: false keeps only the first of the calls a model writes, whether the output
 // arrives whole or streamed, and leaves the text alone.
 import t from 'tap';
-import { firstCallOnly } from '../../worker/http/openai.js';
+import { firstCallOnly } from '../../worker/api/openai/output.js';
 import { ToolCallStream } from '../../worker/tools/tool-calls.js';
 
 /** Recorded Hermes output: two calls in one turn (Qwen 2.5 does this for two cities). */

@@ -1,7 +1,7 @@
 // Chat completion bodies: valid ones map to the exact GenerateMessage (OpenAI's defaults filled in),
 // invalid ones give a 400 naming the field at fault as `param`.
 import t from 'tap';
-import { parseChatCompletionRequest, toChatGeneration, toGenerateMessage } from '../../worker/http/openai-schema.js';
+import { parseChatCompletionRequest, toChatGeneration, toGenerateMessage } from '../../worker/api/openai/schema.js';
 
 const user = { role: 'user', content: 'hi' };
 

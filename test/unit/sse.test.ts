@@ -2,7 +2,7 @@
 // fake socket: events wait while the socket is backpressured, go out in order when it drains, and a
 // client that falls further behind than the bound is dropped.
 import t from 'tap';
-import { completionBody, completionChunk, openAIErrorBody, usageChunk, type CompletionMeta } from '../../worker/http/openai.js';
+import { completionBody, completionChunk, openAIErrorBody, usageChunk, type CompletionMeta } from '../../worker/api/openai/bodies.js';
 import { formatSseEvent, SseStream, type StreamTarget } from '../../worker/http/sse.js';
 
 const meta: CompletionMeta = { id: 'chatcmpl-abc', created: 1700000000, model: 'tiny' };

@@ -18,8 +18,8 @@ export interface HttpServerOptions {
   requestTimeoutMs?: number;
   /** Called for exceptions that escaped a handler or listener: always a bug. */
   onInternalError: (error: unknown) => void;
-  /** The JSON body for a request that never reached the router (bad framing, timeouts). */
-  protocolErrorBody: (error: ErrorPayload) => string;
+  /** The JSON body for a request that never reached the router (bad framing, timeouts); default: the house shape. */
+  protocolErrorBody?: (error: ErrorPayload) => string;
 }
 
 type ExchangeState = 'open' | 'streaming' | 'ended' | 'aborted';

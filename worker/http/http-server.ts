@@ -22,6 +22,7 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server, type Ser
 import { Server as NetServer, type Socket } from 'node:net';
 import { ErrorCode, SemanticError } from '../../shared/errors.js';
 import { BodyBudget, HttpExchange, type HttpServerOptions } from './http-exchange.js';
+import { houseErrorBody } from './error-body.js';
 
 export { HttpExchange } from './http-exchange.js';
 export type { HttpServerOptions, ResponseHeaders } from './http-exchange.js';
@@ -103,7 +104,8 @@ function answerProtocolError(error: Error & { code?: string }, socket: Socket, c
   if (failure === undefined || !socket.writable) return void socket.destroy();
   // The request whose body went wrong is answered by its route, in its API's shape.
   if (current?.failBody(failure.error) === true) return;
-  const body = options.protocolErrorBody(failure.error.toPayload());
+  const payload = failure.error.toPayload();
+  const body = options.protocolErrorBody?.(payload) ?? JSON.stringify(houseErrorBody(payload));
   const answer = (): void => {
     if (socket.writable) socket.end(rawResponse(failure.status, body));
     socket.destroySoon();

@@ -1,14 +1,11 @@
 /**
- * GET /metrics: Prometheus exposition of this process's registry (prom-client). Who may scrape it is
- * configuration (`metricsAccess`): public by default, because Prometheus inside a cluster usually
- * scrapes without credentials, but an operator exposing the port may require an API or admin key.
+ * This process's Prometheus registry (prom-client), served by `GET /metrics` (worker/api/ops/metrics.ts).
  * The request metrics are counted from the router's `onResponse` hook, so every route, the probes and
  * the 404s included, is counted once, with the route's pattern and a known method as labels (bounded
  * cardinality: clients choose paths and methods).
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { AnsweredRequest, ErrorShape, Route } from './router.js';
-import type { RouteAccess } from './access.js';
+import type { AnsweredRequest } from './router.js';
 import type { EngineStats } from '../../shared/protocol/messages.js';
 import type { DiskWrites } from '../disk-writes.js';
 
@@ -73,19 +70,5 @@ export class HttpMetrics {
     const method = knownMethods.has(answered.method) ? answered.method : 'OTHER';
     this.requests.inc({ route: answered.route, method, status: String(answered.status) });
     this.durations.observe({ route: answered.route }, answered.seconds);
-  }
-
-  route(access: RouteAccess, errorShape: ErrorShape): Route {
-    return {
-      method: 'GET',
-      path: '/metrics',
-      errorShape,
-      access,
-      servedWhileDraining: true,
-      handle: async (context) => {
-        const body = await this.registry.metrics();
-        context.exchange.respond(200, { 'Content-Type': this.registry.contentType }, body);
-      },
-    };
   }
 }

@@ -1,9 +1,8 @@
 /**
  * The route table and everything every route shares: request ids, one log line per request, body
  * reading and JSON parsing with their error codes, and the guarantee that whatever a handler throws
- * becomes an answer in the route's own error shape (OpenAI today, Anthropic later) rather than a
- * crash. Later routes (/v1/completions, /v1/messages, /health/ready, /metrics, admin) are one more
- * entry in the table passed to `createRouter`.
+ * becomes an answer in the route's error shape (its API family's, or the house shape of
+ * error-body.ts) rather than a crash. A route is one more entry in the table passed to `createRouter`.
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -13,6 +12,7 @@ import type { HttpExchange, ResponseHeaders } from './http-exchange.js';
 import type { DrainMode } from '../../shared/protocol/ipc.js';
 import type { RouteAccess } from './access.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../../shared/json-depth.js';
+import { houseErrorBody } from './error-body.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -38,7 +38,8 @@ export interface Route {
   method: HttpMethod;
   /** Exact segments, or `:name` for one segment captured into `params`. */
   path: string;
-  errorShape: ErrorShape;
+  /** The error body of the route's API family; default: the router's `fallbackErrorShape`. */
+  errorShape?: ErrorShape;
   handle(context: RequestContext): void | Promise<void>;
   /** Served as usual while the server drains (health probes): they report the drain themselves. */
   servedWhileDraining?: boolean;
@@ -48,8 +49,8 @@ export interface Route {
 
 export interface RouterOptions {
   routes: readonly Route[];
-  /** Shape of 404 and 405 answers, which belong to no route. */
-  fallbackErrorShape: ErrorShape;
+  /** Shape of 404 and 405 answers and of routes that set none; default: the house shape (error-body.ts). */
+  fallbackErrorShape?: ErrorShape;
   logger: Logger;
   /**
    * Runs before every routed request's handler (auth, per-key rate limit); what it throws is answered
@@ -88,10 +89,9 @@ export function chooseRequestId(header: string | undefined): string {
   return header !== undefined && validRequestId.test(header) ? header : randomUUID();
 }
 
-export const liveRoute = (errorShape: ErrorShape): Route => ({
+export const liveRoute = (): Route => ({
   method: 'GET',
   path: '/health/live',
-  errorShape,
   servedWhileDraining: true,
   access: 'public',
   handle: (context) => context.sendJson(200, { status: 'alive' }),
@@ -249,7 +249,7 @@ class InFlight {
 }
 
 export function createRouter(options: RouterOptions): Router {
-  const { routes, fallbackErrorShape, logger } = options;
+  const { routes, fallbackErrorShape = houseErrorBody, logger } = options;
   const inFlight = new InFlight();
   let draining: DrainMode | undefined;
   const handle = (exchange: HttpExchange): void => {
@@ -267,10 +267,10 @@ export function createRouter(options: RouterOptions): Router {
     inFlight.track(exchange, match.kind === 'route' ? routePath : '(unrouted)', !exempt);
     if (draining !== undefined && !exempt) exchange.closeConnectionAfter = true;
     if (draining === 'shutdown' && !exempt) {
-      const shape = match.kind === 'route' ? match.route.errorShape : fallbackErrorShape;
+      const shape = match.kind === 'route' ? (match.route.errorShape ?? fallbackErrorShape) : fallbackErrorShape;
       return createContext(exchange, requestId, log, shape, {}).sendError(new SemanticError(ErrorCode.Draining, 'The server is shutting down; retry on a new connection.', { retryAfter: 1 }));
     }
-    if (match.kind === 'route') return run(match.route, createContext(exchange, requestId, log, match.route.errorShape, match.params), options.guard);
+    if (match.kind === 'route') return run(match.route, createContext(exchange, requestId, log, match.route.errorShape ?? fallbackErrorShape, match.params), options.guard);
     const context = createContext(exchange, requestId, log, fallbackErrorShape, {});
     if (match.kind === 'none') return context.sendError(new SemanticError(ErrorCode.NotFound, `No route for ${exchange.method} ${exchange.path}.`));
     const allowed = match.allowed.join(', ');

@@ -13,7 +13,7 @@ import { startWorkerServer, type WorkerServer } from './start.js';
 import { ExitCode } from '../../shared/exit.js';
 import type { StopRequest } from '../../shared/stop-requests.js';
 import type { DrainOutcome } from './drain.js';
-import type { SwapForwarder } from '../http/admin.js';
+import type { SwapForwarder } from '../api/ops/admin.js';
 import { isLoopbackHost } from '../http/access.js';
 
 /** What the supervisor's workers forward over IPC; `serve` needs none of it. */

@@ -8,19 +8,21 @@ import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { ModelSummary } from '../../shared/protocol/messages.js';
 import { EngineClient } from '../engine-client.js';
-import { openAIErrorBody, openAIRoutes } from '../http/openai.js';
-import { anthropicRoutes } from '../http/anthropic.js';
-import { completionRoutes } from '../http/completions.js';
-import { agentRoutes } from '../http/agents.js';
-import { adminRoutes, type AdminOptions, type SwapForwarder } from '../http/admin.js';
+import { openAIRoutes } from '../api/openai/chat.js';
+import { anthropicRoutes } from '../api/anthropic/messages.js';
+import { completionRoutes } from '../api/openai/completions.js';
+import { agentRoutes } from '../api/ops/agents.js';
+import { adminRoutes, type AdminOptions, type SwapForwarder } from '../api/ops/admin.js';
 import { drainWorker, type DrainOptions, type DrainOutcome } from './drain.js';
-import { readyRoute, startupRoute, type ReadinessLimits } from '../http/health.js';
+import { readyRoute, startupRoute, type ReadinessLimits } from '../api/ops/health.js';
 import { createRouter, liveRoute, type Route, type Router } from '../http/router.js';
 import { createHttpServer } from '../http/http-server.js';
 import { AccessControl, isLoopbackHost, type Caller, type RouteAccess } from '../http/access.js';
 import { RateLimiter, type AgentGate } from '../http/rate-limit.js';
 import type { AccessSettings } from '../../shared/server-settings.js';
 import { HttpMetrics } from '../http/metrics.js';
+import { metricsRoute } from '../api/ops/metrics.js';
+import { engineStatsRoute } from '../api/ops/debug.js';
 import type { InferenceOptions } from '../../shared/inference-options.js';
 import { sweepTempFiles } from '../persistence/temp-files.js';
 
@@ -69,22 +71,11 @@ export interface WorkerServer {
   close(): Promise<void>;
 }
 
-/** The engine's own counters (sequences, queue, KV cells, steps), like llama-server's /slots. */
-function engineStatsRoute(engine: EngineClient): Route {
-  return {
-    method: 'GET',
-    path: '/debug/engine',
-    errorShape: openAIErrorBody,
-    access: 'admin',
-    handle: async (context) => context.sendJson(200, await engine.stats()),
-  };
-}
-
 function routes(engine: EngineClient, router: Pick<Router, 'draining' | 'inFlight'>, limits: ReadinessLimits, agentGate: AgentGate, swaps: Pick<AdminOptions, 'forwardSwap' | 'modelsDir'>): Route[] {
   return [
-    liveRoute(openAIErrorBody),
-    startupRoute(engine, openAIErrorBody),
-    readyRoute(engine, router, limits, openAIErrorBody),
+    liveRoute(),
+    startupRoute(engine),
+    readyRoute(engine, router, limits),
     engineStatsRoute(engine),
     ...openAIRoutes(engine, agentGate),
     ...completionRoutes(engine, agentGate),
@@ -135,16 +126,15 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
     ...(options.headersTimeoutMs === undefined ? {} : { headersTimeoutMs: options.headersTimeoutMs }),
     ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     onInternalError: (error) => logger.error({ err: error }, 'uncaught error in an HTTP callback (a bug)'),
-    protocolErrorBody: (error) => JSON.stringify(openAIErrorBody(error)),
   });
   const limits = { maxQueued: options.inference.maxQueued, maxPoolPercent: options.readyMaxPoolPercent };
   // The readiness route reports the router's drain state, so the table is filled once the router exists.
   const table: Route[] = [];
   const { guard, agentGate } = accessRules(options.access, options.host);
   const metrics = new HttpMetrics(() => engine.stats(), engine.diskWrites);
-  const router = createRouter({ routes: table, fallbackErrorShape: openAIErrorBody, logger, guard, onResponse: (answered) => metrics.observe(answered) });
+  const router = createRouter({ routes: table, logger, guard, onResponse: (answered) => metrics.observe(answered) });
   const swaps = { forwardSwap: options.forwardSwap, modelsDir: resolve(options.modelsDir ?? dirname(options.inference.modelPath)) };
-  table.push(...routes(engine, router, limits, agentGate, swaps), metrics.route(options.access?.metricsAccess ?? 'public', openAIErrorBody));
+  table.push(...routes(engine, router, limits, agentGate, swaps), metricsRoute(metrics.registry, options.access?.metricsAccess ?? 'public'));
   http.handle(router.handle);
   let port = options.port;
   let bound = false;

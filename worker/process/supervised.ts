@@ -10,7 +10,7 @@ import { hasSupervisor, listenToSupervisor, sendToSupervisor, workerConfigEnv } 
 import { UsageError } from '../../shared/exit.js';
 import { runWorker } from './life.js';
 import { StopRequest, stopOnSignals } from '../../shared/stop-requests.js';
-import type { SwapAnswer } from '../http/admin.js';
+import type { SwapAnswer } from '../api/ops/admin.js';
 import type { WorkerServer } from './start.js';
 
 /**

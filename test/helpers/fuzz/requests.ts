@@ -10,9 +10,9 @@
  */
 import fc from 'fast-check';
 import { z } from 'zod';
-import { chatCompletionRequestSchema } from '../../../worker/http/openai-schema.js';
-import { completionRequestSchema } from '../../../worker/http/completions-schema.js';
-import { countTokensRequestSchema, messagesRequestSchema } from '../../../worker/http/anthropic-schema.js';
+import { chatCompletionRequestSchema } from '../../../worker/api/openai/schema.js';
+import { completionRequestSchema } from '../../../worker/api/openai/completions-schema.js';
+import { countTokensRequestSchema, messagesRequestSchema } from '../../../worker/api/anthropic/schema.js';
 import { schemaArbitrary, type JsonSchema, type Overrides } from './schema-arbitrary.js';
 import { applyTextMutation, applyValueMutation, textMutation, valueMutation, type TextMutation, type ValueMutation } from './mutations.js';
 

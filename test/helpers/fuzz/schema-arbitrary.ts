@@ -1,6 +1,6 @@
 /**
  * A fast-check arbitrary from a JSON Schema, so the fuzzer's "valid-ish" bodies follow the request
- * schemas themselves (zod's `z.toJSONSchema` of worker/http/*-schema.ts) instead of a hand copy that
+ * schemas themselves (zod's `z.toJSONSchema` of worker/api's schemas) instead of a hand copy that
  * drifts when a field is added. Only the subset zod emits is read: type, const, enum, anyOf/oneOf,
  * properties/required/additionalProperties, items/minItems/maxItems, string lengths and patterns,
  * number bounds. What JSON Schema cannot say (zod refinements such as "logit_bias must be empty",

@@ -1,19 +1,18 @@
 /**
- * The body of `POST /v1/chat/completions` (and the fields legacy completions share with it), checked by one zod schema and mapped to the protocol's
- * GenerateMessage. Bodies are strict, as OpenAI's own API is: a field it does not document is a 400
- * "Unrecognized request argument supplied: X". Every documented field is accepted; one we cannot honour
- * with a non-default value (`logprobs: true`, a non-empty `logit_bias`, audio) is a 400 naming it,
- * never silently ignored. Violations name the field's path (`messages.0.role`) as `param`.
+ * The body of `POST /v1/chat/completions` (and the fields legacy completions share with it), checked
+ * by one zod schema and mapped to the protocol's GenerateMessage. Bodies are strict, as OpenAI's own
+ * API is: a field it does not document is a 400 "Unrecognized request argument supplied: X". Every
+ * documented field is accepted; one we cannot honour with a non-default value (`logprobs: true`, a
+ * non-empty `logit_bias`, audio) is a 400 naming it, never silently ignored. Violations name the
+ * field's path (`messages.0.role`) as `param`.
  * `null` counts as absent for optional fields, because OpenAI's SDKs send explicit nulls.
  */
 import { z } from 'zod';
-import { badRequestOf, type IssueWording } from './request-checks.js';
-import type { ChatMessage, GenerateInput, GenerateMessage, SamplingParams } from '../../shared/protocol/messages.js';
-import type { ToolFormat } from '../tools/format.js';
-import { assistantToolCall, responseFormatField, toolChoiceField, toolsField, toolUse, type ToolUse } from './openai-tools.js';
-
-/** The protocol (and llama.cpp's sampler) accepts this many stop strings; OpenAI's own limit is 4. */
-export const maxStopStrings = 16;
+import { badRequestOf, type IssueWording } from '../request-checks.js';
+import { defaultSampling, maxStopStrings } from '../sampling.js';
+import type { ChatMessage, GenerateInput, GenerateMessage, SamplingParams } from '../../../shared/protocol/messages.js';
+import type { ToolFormat } from '../../tools/format.js';
+import { assistantToolCall, responseFormatField, toolChoiceField, toolsField, toolUse, type ToolUse } from './tools.js';
 
 export const notSupported = (what: string): string => `${what} is not supported by this server`;
 
@@ -92,17 +91,6 @@ export const chatCompletionRequestSchema = z.strictObject({
 });
 
 export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
-
-/** OpenAI's defaults, plus llama.cpp's neutral values for the extensions. */
-export const defaultSampling: SamplingParams = {
-  temperature: 1,
-  topP: 1,
-  topK: 0,
-  minP: 0,
-  repeatPenalty: 1,
-  frequencyPenalty: 0,
-  presencePenalty: 0,
-};
 
 /** OpenAI's own wording, for a field it does not know too. */
 const openAIWording: IssueWording = {

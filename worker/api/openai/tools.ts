@@ -6,12 +6,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { BadRequestError } from '../../shared/errors.js';
-import type { ToolDefinition } from '../../shared/protocol/messages.js';
-import type { ToolFormat } from '../tools/format.js';
-import { jsonObjectGrammar, jsonSchemaGrammar } from '../tools/json-grammar.js';
-import type { ParsedToolCall } from '../tools/tool-calls.js';
-import { toolChoiceGrammar, toolsForPrompt, type ToolChoice } from '../tools/tool-choice.js';
+import { BadRequestError } from '../../../shared/errors.js';
+import type { ToolDefinition } from '../../../shared/protocol/messages.js';
+import type { ToolFormat } from '../../tools/format.js';
+import { jsonObjectGrammar, jsonSchemaGrammar } from '../../tools/json-grammar.js';
+import type { ParsedToolCall } from '../../tools/tool-calls.js';
+import { toolChoiceGrammar, toolsForPrompt, type ToolChoice } from '../../tools/tool-choice.js';
 
 /** OpenAI's rule for function names. */
 const functionName = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'function names are 1 to 64 letters, digits, underscores or dashes');

@@ -1,14 +1,14 @@
 /**
  * The body of `POST /v1/completions` (OpenAI's legacy completions), checked by zod and mapped to a
  * protocol `generate` message whose input is the raw prompt: no chat template. It takes the chat
- * route's sampling, stop and streaming fields (openai-schema.ts). What we do not implement is refused
+ * route's sampling, stop and streaming fields (schema.ts). What we do not implement is refused
  * with a 400 naming the field rather than silently answered differently: several prompts or token
  * arrays in `prompt`, `echo`, `logprobs`, `best_of` > 1 and `suffix`. A field OpenAI does not document
  * is refused as OpenAI refuses it ("Unrecognized request argument supplied").
  */
 import { z } from 'zod';
-import type { GenerateMessage } from '../../shared/protocol/messages.js';
-import { commonFields, parseOpenAIBody, toOpenAIGenerateMessage } from './openai-schema.js';
+import type { GenerateMessage } from '../../../shared/protocol/messages.js';
+import { commonFields, parseOpenAIBody, toOpenAIGenerateMessage } from './schema.js';
 
 const notSupported = (what: string): string => `${what} is not supported by this server`;
 

@@ -1,5 +1,5 @@
 /**
- * The admin API (docs/operations.md "Admin API"), behind the admin key, OpenAI error shape:
+ * The admin API (docs/operations.md "Admin API"), behind the admin key, the house error shape:
  * - `GET /admin/model`: the model served, and whether a swap is running.
  * - `POST /admin/model` `{path, id?}`: swap the model (drain, unload, load, ready), answered when done:
  *   200 with the new model; 403 ERR_MODEL_PATH_FORBIDDEN for a path outside `--models-dir`; 400
@@ -17,13 +17,12 @@
 import { open, realpath } from 'node:fs/promises';
 import { basename, isAbsolute, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
-import type { EngineClient } from '../engine-client.js';
-import { BadRequestError, ErrorCode, SemanticError, drainingError } from '../../shared/errors.js';
-import type { ModelSummary, RuntimeLimits } from '../../shared/protocol/messages.js';
-import { openAIErrorBody } from './openai.js';
-import type { RequestContext, Route, Router } from './router.js';
+import type { EngineClient } from '../../engine-client.js';
+import { BadRequestError, ErrorCode, SemanticError, drainingError } from '../../../shared/errors.js';
+import type { ModelSummary, RuntimeLimits } from '../../../shared/protocol/messages.js';
+import type { RequestContext, Route, Router } from '../../http/router.js';
 import type { ReadinessLimits } from './health.js';
-import { badRequestOf, type IssueWording } from './request-checks.js';
+import { badRequestOf, type IssueWording } from '../request-checks.js';
 
 export type AdminEngine = Pick<EngineClient, 'model' | 'swapping' | 'swapModel' | 'limits' | 'clearCaches'>;
 
@@ -196,7 +195,6 @@ export function adminRoutes(engine: AdminEngine, options: AdminOptions): Route[]
   const route = (method: Route['method'], path: string, handle: (context: RequestContext) => Promise<void> | void): Route => ({
     method,
     path,
-    errorShape: openAIErrorBody,
     access: 'admin',
     handle,
   });

@@ -6,14 +6,13 @@
  * - `DELETE /v1/agents/{id}`: forget it in every tier (its file deleted); `?evict_only=true` keeps
  *   (or first writes) its disk file. 409 ERR_CONFLICT while a request of the agent runs or waits.
  * The stats route is listed before `{id}`, so `stats` is never read as an agent id by GET (an agent
- * named `stats` can still be deleted, not inspected). OpenAI error shape throughout.
+ * named `stats` can still be deleted, not inspected). The house error shape throughout.
  */
-import type { EngineClient } from '../engine-client.js';
-import { checkAgentId } from '../../shared/agent-id.js';
-import { BadRequestError } from '../../shared/errors.js';
-import type { AgentEntry, AgentsOutcome, AgentTotals } from '../../shared/protocol/messages.js';
-import { openAIErrorBody } from './openai.js';
-import type { RequestContext, Route } from './router.js';
+import type { EngineClient } from '../../engine-client.js';
+import { checkAgentId } from '../../../shared/agent-id.js';
+import { BadRequestError } from '../../../shared/errors.js';
+import type { AgentEntry, AgentsOutcome, AgentTotals } from '../../../shared/protocol/messages.js';
+import type { RequestContext, Route } from '../../http/router.js';
 
 export type AgentsEngine = Pick<EngineClient, 'agents'>;
 
@@ -78,7 +77,6 @@ export function agentRoutes(engine: AgentsEngine): Route[] {
   const route = (method: Route['method'], path: string, handle: (context: RequestContext, engine: AgentsEngine) => Promise<void>): Route => ({
     method,
     path,
-    errorShape: openAIErrorBody,
     handle: (context) => handle(context, engine),
   });
   return [route('GET', '/v1/agents', list), route('GET', '/v1/agents/stats', stats), route('GET', '/v1/agents/:id', inspect), route('DELETE', '/v1/agents/:id', remove)];

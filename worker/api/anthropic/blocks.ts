@@ -5,8 +5,8 @@
  * the model's order (text written after a call is its own block after the call, in both).
  */
 import { randomBytes } from 'node:crypto';
-import type { ToolFormat } from '../tools/format.js';
-import { ToolCallStream, type ParsedToolCall, type ToolCallPart } from '../tools/tool-calls.js';
+import type { ToolFormat } from '../../tools/format.js';
+import { ToolCallStream, type ParsedToolCall, type ToolCallPart } from '../../tools/tool-calls.js';
 
 /** How calls are read from this request's output; absent when the model was told of no tools. */
 export interface CallParsing {

@@ -1,14 +1,17 @@
 /**
  * `POST /v1/completions`: OpenAI's legacy completions, a raw prompt continued with no chat template,
- * run exactly as chat completions are (openai.ts: admission, usage, cache headers, SSE, errors) and
+ * run exactly as chat completions are (serve.ts: admission, usage, cache headers, SSE, errors) and
  * worded as OpenAI words them: `text_completion` bodies and chunks with `choices[0].text`.
  */
-import type { Usage } from '../../shared/protocol/messages.js';
-import type { CompletedMessage } from '../engine-client.js';
+import type { Usage } from '../../../shared/protocol/messages.js';
+import type { CompletedMessage, GenerationEngine } from '../../generation.js';
 import { parseCompletionRequest, toCompletionGenerateMessage, type CompletionRequest } from './completions-schema.js';
-import { openAIErrorBody, serveOpenAI, textOutput, toOpenAIUsage, usageChunk, type ChatEngine, type ClientFinishReason, type CompletionFormat, type CompletionMeta, type OpenAIEndpoint } from './openai.js';
-import { noAgentLimit, type AgentGate } from './rate-limit.js';
-import type { RequestContext, Route } from './router.js';
+import { openAIErrorBody, toOpenAIUsage, usageChunk, type ClientFinishReason, type CompletionMeta } from './bodies.js';
+import { textOutput } from './output.js';
+import { serveOpenAI, type OpenAIEndpoint } from './serve.js';
+import type { CompletionFormat } from './sink.js';
+import { noAgentLimit, type AgentGate } from '../../http/rate-limit.js';
+import type { RequestContext, Route } from '../../http/router.js';
 
 const object = 'text_completion';
 
@@ -32,10 +35,10 @@ const endpoint: OpenAIEndpoint<CompletionRequest> = {
   prepare: (request, requestId, agentId) => ({ message: toCompletionGenerateMessage(request, requestId, agentId), output: textOutput() }),
 };
 
-async function completions(context: RequestContext, engine: ChatEngine, agentGate: AgentGate): Promise<void> {
+async function completions(context: RequestContext, engine: GenerationEngine, agentGate: AgentGate): Promise<void> {
   serveOpenAI(context, engine, agentGate, parseCompletionRequest(await context.readJson()), endpoint);
 }
 
-export function completionRoutes(engine: ChatEngine, agentGate: AgentGate = noAgentLimit): Route[] {
+export function completionRoutes(engine: GenerationEngine, agentGate: AgentGate = noAgentLimit): Route[] {
   return [{ method: 'POST', path: '/v1/completions', errorShape: openAIErrorBody, handle: (context) => completions(context, engine, agentGate) }];
 }

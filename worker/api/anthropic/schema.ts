@@ -7,14 +7,12 @@
  * (images, documents) are refused with a message saying they are not supported yet.
  */
 import { z } from 'zod';
-import { BadRequestError } from '../../shared/errors.js';
-import { badRequestOf, type IssueWording } from './request-checks.js';
-import type { ChatMessage, GenerateInput, GenerateMessage, SamplingParams, ToolDefinition } from '../../shared/protocol/messages.js';
-import type { ToolFormat } from '../tools/format.js';
-import { toolChoiceGrammar, toolsForPrompt, type ToolChoice } from '../tools/tool-choice.js';
-import { defaultSampling, maxStopStrings } from './openai-schema.js';
-
-export { chatMessages } from './anthropic-content.js';
+import { BadRequestError } from '../../../shared/errors.js';
+import { badRequestOf, type IssueWording } from '../request-checks.js';
+import type { ChatMessage, GenerateInput, GenerateMessage, SamplingParams, ToolDefinition } from '../../../shared/protocol/messages.js';
+import type { ToolFormat } from '../../tools/format.js';
+import { toolChoiceGrammar, toolsForPrompt, type ToolChoice } from '../../tools/tool-choice.js';
+import { defaultSampling, maxStopStrings } from '../sampling.js';
 
 const required = (expected: string) => (issue: { input?: unknown }) => (issue.input === undefined ? 'Field required' : `expected ${expected}`);
 const requiredString = () => z.string({ error: required('a string') });

@@ -5,7 +5,7 @@
 import type { z } from 'zod';
 import { BadRequestError, ErrorCode, SemanticError } from '../../shared/errors.js';
 import type { ModelSummary } from '../../shared/protocol/messages.js';
-import type { ChatEngine } from './openai.js';
+import type { GenerationEngine } from '../generation.js';
 
 export type Issue = z.core.$ZodIssue;
 
@@ -41,7 +41,7 @@ export function badRequestOf(error: z.ZodError, wording: IssueWording): BadReque
 }
 
 /** The model a request names must be the one this server runs; `describe` words the 404 the API's way. */
-export function servedModel(engine: ChatEngine, requested: string, describe: (requested: string, served: string) => string): ModelSummary {
+export function servedModel(engine: Pick<GenerationEngine, 'model' | 'unavailable'>, requested: string, describe: (requested: string, served: string) => string): ModelSummary {
   const unavailable = engine.unavailable();
   if (unavailable !== undefined) throw SemanticError.fromPayload(unavailable);
   const model = engine.model;

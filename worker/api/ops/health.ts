@@ -9,9 +9,9 @@
  *   dir): turns are still served, so the process stays in rotation, but an operator should look.
  * All three are answered while the server drains: they report the drain, they are not refused by it.
  */
-import type { EngineClient } from '../engine-client.js';
-import type { EngineStats } from '../../shared/protocol/messages.js';
-import type { ErrorShape, RequestContext, Route, Router } from './router.js';
+import type { EngineClient } from '../../engine-client.js';
+import type { EngineStats } from '../../../shared/protocol/messages.js';
+import type { RequestContext, Route, Router } from '../../http/router.js';
 
 export interface ReadinessLimits {
   /** Requests that may wait; a full queue means new requests would get 429. */
@@ -26,11 +26,10 @@ function notStarted(context: RequestContext, engine: EngineClient): void {
   context.sendJson(503, { status, reason }, { 'Retry-After': '1' });
 }
 
-export function startupRoute(engine: EngineClient, errorShape: ErrorShape): Route {
+export function startupRoute(engine: EngineClient): Route {
   return {
     method: 'GET',
     path: '/health/startup',
-    errorShape,
     servedWhileDraining: true,
     access: 'public',
     handle: (context) => (engine.state === 'ready' ? context.sendJson(200, { status: 'started', model: engine.model?.id }) : notStarted(context, engine)),
@@ -49,11 +48,10 @@ function readiness(stats: EngineStats, limits: ReadinessLimits): { ready: boolea
   return { ready: true };
 }
 
-export function readyRoute(engine: EngineClient, router: Pick<Router, 'draining' | 'inFlight'>, limits: ReadinessLimits, errorShape: ErrorShape): Route {
+export function readyRoute(engine: EngineClient, router: Pick<Router, 'draining' | 'inFlight'>, limits: ReadinessLimits): Route {
   return {
     method: 'GET',
     path: '/health/ready',
-    errorShape,
     servedWhileDraining: true,
     access: 'public',
     async handle(context) {

@@ -7,9 +7,9 @@
  * no result without its call): a template given an unpaired call renders a conversation the model
  * never saw in training, so a clear 400 beats a quietly worse answer.
  */
-import { BadRequestError } from '../../shared/errors.js';
-import type { ChatMessage, ToolCall } from '../../shared/protocol/messages.js';
-import type { AnthropicMessage, ContentBlock, CountTokensRequest } from './anthropic-schema.js';
+import { BadRequestError } from '../../../shared/errors.js';
+import type { ChatMessage, ToolCall } from '../../../shared/protocol/messages.js';
+import type { AnthropicMessage, ContentBlock, CountTokensRequest } from './schema.js';
 
 type TextBlocks = string | { text: string }[];
 
