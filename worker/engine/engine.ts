@@ -174,7 +174,10 @@ export class Engine {
     let plan = planStep([...this.active.values()], this.settings.batchTokens);
     const planned = performance.now();
     this.stepTimes.boundaryMs += planned - started;
-    if (plan === null) return false;
+    if (plan === null) {
+      this.reapFinished(); // aborted while the boundary awaited an import or export: it ends now, not at the next wake
+      return false;
+    }
     const samples = plan.samples.map((s) => ({ index: s.index, sampler: s.sequence.sampler }));
     let sampled: Int32Array;
     try {
