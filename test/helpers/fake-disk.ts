@@ -9,6 +9,7 @@ export class FakeDisk {
   mayHave = this.has;
   entries = (): DiskEntry[] => [...this.files.values()];
   settled = (): Promise<void> => Promise.resolve();
+  flush = (): Promise<void> => Promise.resolve();
   persist(agentId: string, held: Int32Array, state: Uint8Array): Promise<number> {
     this.writes.push(agentId);
     this.files.set(agentId, { agentId, bytes: state.byteLength + 100, lastUsed: 3_000, tokens: held.length });

@@ -98,11 +98,7 @@ export class Engine {
       this.turns.turnEnded(queued.request.agentId);
       return this.kick(); // its agent's next request, or the queue behind it, may go on now
     }
-    const sequence = this.active.get(requestId);
-    if (sequence === undefined || sequence.aborted) return;
-    sequence.aborted = true;
-    this.finish(sequence, 'abort');
-    this.kick();
+    if (this.active.get(requestId)?.abort() === true) this.kick();
   }
 
   /** Stops admitting (waiting requests get ERR_DRAINING), lets running ones finish, then writes every
@@ -118,12 +114,7 @@ export class Engine {
    * agent's cache, which the drain then writes: the last completed turn is never lost.
    */
   cut(): void {
-    for (const sequence of this.active.values()) {
-      if (sequence.phase === 'finished') continue;
-      sequence.cut = true;
-      this.cutCount++;
-      this.finish(sequence, 'abort');
-    }
+    for (const sequence of this.active.values()) if (sequence.cutShort()) this.cutCount++;
     this.kick();
   }
 
@@ -183,7 +174,10 @@ export class Engine {
     let plan = planStep([...this.active.values()], this.settings.batchTokens);
     const planned = performance.now();
     this.stepTimes.boundaryMs += planned - started;
-    if (plan === null) return false;
+    if (plan === null) {
+      this.reapFinished(); // aborted while the boundary awaited an import or export: it ends now, not at the next wake
+      return false;
+    }
     const samples = plan.samples.map((s) => ({ index: s.index, sampler: s.sequence.sampler }));
     let sampled: Int32Array;
     try {
@@ -281,17 +275,13 @@ export class Engine {
     const { request, prompt } = prepared;
     const { cachedTokens, cacheTier } = found;
     const sampler = this.input.sampler(request, prompt);
-    const sequence = new Sequence({ ...request, maxTokens: prepared.maxTokens }, prompt, sampler, reservation, cachedTokens);
-    sequence.savedLogits = found.logits;
+    const sequence = new Sequence({ ...request, maxTokens: prepared.maxTokens }, prompt, sampler, reservation, cachedTokens, found.logits);
     this.active.set(request.requestId, sequence);
     // While it runs, its prompt's cells can be shared as they are prefilled.
     if (request.shareScope !== undefined && !isFork(request.agentId)) this.tiers.prefixes.set(request.agentId, request.shareScope, prompt);
     const restore = found.restore ?? (cacheTier === 'miss' ? this.tiers.savedCacheOf(request.agentId) : undefined);
-    if (restore !== undefined) {
-      sequence.phase = 'restoring';
-      sequence.restore = restore;
-      return; // `started` is posted once the state is imported (restore.ts)
-    }
+    // `started` is posted once the state is imported (restore.ts).
+    if (restore !== undefined) return sequence.awaitRestore(restore);
     this.postStarted(sequence, cacheTier, found.sharedFrom);
   }
 
@@ -305,10 +295,8 @@ export class Engine {
   private sampleSaved(): boolean {
     let finished = false;
     for (const sequence of this.active.values()) {
-      const logits = sequence.savedLogits;
-      if (logits === undefined || sequence.phase !== 'prefill') continue;
-      sequence.savedLogits = undefined;
-      sequence.finalLogits = logits;
+      const logits = sequence.takeSavedLogits();
+      if (logits === undefined) continue;
       this.counts.sampledTokens++;
       this.acceptToken(sequence, sequence.sampler.sampleLogits(logits));
       finished ||= sequence.finishReason !== undefined;
@@ -317,23 +305,16 @@ export class Engine {
   }
 
   private acceptToken(sequence: Sequence, token: number): void {
-    if (sequence.phase === 'finished') return;
-    sequence.phase = 'generate';
+    if (!sequence.startGenerating()) return;
     if (this.model.isEog(token)) return this.finish(sequence, 'stop');
-    sequence.generated++;
-    sequence.output.push(token);
-    sequence.pendingToken = token;
-    const text = sequence.text.push(this.model.tokenToPiece(token, { special: sequence.rendersSpecialTokens }));
+    const text = sequence.append(token, this.model.tokenToPiece(token, { special: sequence.rendersSpecialTokens }));
     if (text !== '') this.post({ type: 'tokens', requestId: sequence.requestId, text, tokenCount: 1 });
     if (sequence.text.hitStop) return this.finish(sequence, 'stop');
-    if (sequence.generated >= (sequence.request.maxTokens ?? Infinity)) this.finish(sequence, 'length');
+    if (sequence.reachedMaxTokens) this.finish(sequence, 'length');
   }
 
   private finish(sequence: Sequence, reason: FinishReason): void {
-    if (sequence.phase === 'finished') return;
-    sequence.phase = 'finished';
-    sequence.finishReason = reason;
-    if (reason === 'abort') return;
+    if (!sequence.finish(reason) || reason === 'abort') return;
     const rest = sequence.text.flush();
     if (rest !== '') this.post({ type: 'tokens', requestId: sequence.requestId, text: rest, tokenCount: 0 });
   }
@@ -391,7 +372,7 @@ export class Engine {
     for (const { sequence, error: cause } of retried?.failed ?? plan.prefill.map(({ sequence }) => ({ sequence, error }))) {
       const why = noSlot ? new SemanticError(ErrorCode.PoolExhausted, 'no KV cells free for this prompt', { retryAfter: 1 }) : new SemanticError(ErrorCode.Internal, `decoding this request failed: ${toErrorPayload(cause).message}`);
       this.fail(sequence.requestId, why);
-      sequence.phase = 'finished';
+      sequence.fail();
       this.release(sequence, false, false);
     }
     return retried;

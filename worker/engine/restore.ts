@@ -21,12 +21,12 @@ export interface RestoreDeps {
 /** Imports saved states into the sequences started for returning agents, keeping the common prefix. */
 export async function restoreSaved(sequences: Iterable<Sequence>, deps: RestoreDeps): Promise<void> {
   for (const sequence of sequences) {
-    if (sequence.phase !== 'restoring' || sequence.restore === undefined) continue;
-    const { tier, load, shared } = sequence.restore;
-    sequence.restore = undefined;
+    const source = sequence.takeRestore();
+    if (source === undefined) continue;
+    const { tier, load, shared } = source;
     const reused = await importSaved(sequence, load, deps).catch(() => 0);
     if (reused === 0) deps.context.seqRemove(sequence.seqId);
-    if (sequence.phase === 'restoring') sequence.phase = 'prefill';
+    sequence.restored();
     if (reused === 0) deps.started(sequence, 'miss');
     else if (shared === true) deps.started(sequence, 'shared', tier);
     else deps.started(sequence, tier);

@@ -12,6 +12,12 @@ import type { Engine } from '../engine/engine.js';
 import { ErrorCode, toErrorPayload } from '../../shared/errors.js';
 import type { FrontToInference, SwapModelMessage } from '../../shared/protocol/messages.js';
 
+/** How a runtime is loaded and retired: runtime.ts's functions, or a unit test's over a fake addon. */
+export interface RuntimeLoader {
+  load: typeof loadRuntime;
+  retire: typeof retireRuntime;
+}
+
 export class ModelHost {
   /** Frames waiting for a swap to end; undefined when none runs. */
   private held: FrontToInference[] | undefined;
@@ -21,6 +27,7 @@ export class ModelHost {
     private readonly environment: LoadEnvironment,
     /** Serves one frame with the engine of the model serving now. */
     private readonly serve: (engine: Engine, message: FrontToInference) => void,
+    private readonly runtimes: RuntimeLoader = { load: loadRuntime, retire: retireRuntime },
   ) {}
 
   receive(message: FrontToInference): void {
@@ -36,14 +43,14 @@ export class ModelHost {
     this.held = [];
     const old = this.runtime;
     try {
-      await retireRuntime(old);
+      await this.runtimes.retire(old);
     } catch (error) {
       // The old model is half torn down: nothing can be trusted to serve.
       post({ type: 'engine_dead', error: { code: ErrorCode.EngineDead, message: `unloading ${old.summary.id} for a swap failed: ${toErrorPayload(error).message}` } });
       return this.failHeld();
     }
     try {
-      this.runtime = await loadRuntime(this.environment, { path: message.path, id: message.id });
+      this.runtime = await this.runtimes.load(this.environment, { path: message.path, id: message.id });
       post({ type: 'model_swapped', requestId, model: this.runtime.summary });
     } catch (error) {
       const reason = toErrorPayload(error).message;
@@ -78,7 +85,7 @@ export class ModelHost {
   /** Loads the old model back; false (and the engine is dead) if that fails too. */
   private async rollBack(old: Runtime, reason: string): Promise<boolean> {
     try {
-      this.runtime = await loadRuntime(this.environment, { path: old.summary.path, id: old.summary.id });
+      this.runtime = await this.runtimes.load(this.environment, { path: old.summary.path, id: old.summary.id });
       return true;
     } catch (error) {
       const again = toErrorPayload(error).message;
