@@ -6,7 +6,11 @@ import tseslint from 'typescript-eslint';
 
 /** A restriction on import paths (the specifier as written; relative paths name the folder). */
 const forbid = (folders, message) => ({ regex: `(^|/)(${folders.join('|')})/`, message });
-const addonValues = { regex: '(^|/)engine/addon\\.js$', allowTypeImports: true, message: 'only worker/engine and worker/inference load the addon; import its types with `import type`' };
+const addonValues = {
+  regex: '(^|/)engine/addon\\.js$',
+  allowTypeImports: true,
+  message: 'only worker/engine and worker/inference load the addon; import its types with `import type`',
+};
 const nativeModules = { regex: '(^node-llama-cpp|\\.node)$', message: 'only worker/engine/addon.ts loads native code' };
 
 const restrict = (files, patterns, ignores = []) => ({
@@ -26,8 +30,15 @@ export default tseslint.config(
   },
   restrict(['shared/**/*.ts'], [forbid(['worker', 'supervisor', 'cli', 'bench', 'test'], 'shared/ is the ground floor: it imports nothing above it'), addonValues, nativeModules]),
   restrict(['supervisor/**/*.ts'], [forbid(['worker', 'cli', 'bench', 'test'], 'the supervisor knows workers only through shared/protocol/ipc.ts'), addonValues, nativeModules]),
-  restrict(['worker/**/*.ts'], [forbid(['supervisor', 'cli', 'bench', 'test'], 'a worker knows its supervisor only through shared/protocol/ipc.ts'), addonValues, nativeModules], ['worker/engine/**', 'worker/inference/**']),
-  restrict(['worker/engine/**/*.ts', 'worker/inference/**/*.ts'], [forbid(['supervisor', 'cli', 'bench', 'test'], 'a worker knows its supervisor only through shared/protocol/ipc.ts')]),
+  restrict(
+    ['worker/**/*.ts'],
+    [forbid(['supervisor', 'cli', 'bench', 'test'], 'a worker knows its supervisor only through shared/protocol/ipc.ts'), addonValues, nativeModules],
+    ['worker/engine/**', 'worker/inference/**'],
+  ),
+  restrict(
+    ['worker/engine/**/*.ts', 'worker/inference/**/*.ts'],
+    [forbid(['supervisor', 'cli', 'bench', 'test'], 'a worker knows its supervisor only through shared/protocol/ipc.ts')],
+  ),
   restrict(['cli/**/*.ts'], [forbid(['bench', 'test'], 'the product does not import its tests or benches'), addonValues, nativeModules]),
   restrict(['test/unit/**/*.ts'], [addonValues, nativeModules]),
 );

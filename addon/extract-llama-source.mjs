@@ -16,8 +16,15 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
 const outDir = join(root, 'deps', 'llama.cpp');
-const wanted = ['include', 'ggml/include', 'models/ggml-vocab-qwen2.gguf', 'models/ggml-vocab-llama-bpe.gguf', 'models/ggml-vocab-llama-spm.gguf',
-  'models/ggml-vocab-phi-3.gguf', 'LICENSE'];
+const wanted = [
+  'include',
+  'ggml/include',
+  'models/ggml-vocab-qwen2.gguf',
+  'models/ggml-vocab-llama-bpe.gguf',
+  'models/ggml-vocab-llama-spm.gguf',
+  'models/ggml-vocab-phi-3.gguf',
+  'LICENSE',
+];
 
 /** Preference order: an explicit override, then GPU packages a user chose to install, then CPU. */
 const libraryPackages = ['linux-x64-cuda', 'linux-x64-vulkan', 'mac-arm64-metal', 'linux-arm64', 'mac-x64', 'linux-x64'];

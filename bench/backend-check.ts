@@ -83,7 +83,13 @@ async function run(model: Model, label: string): Promise<void> {
   fresh.dispose();
 }
 
-console.log('devices:', addon.devices().map((d) => `${d.name} (${d.type}: ${d.description})`).join(', '));
+console.log(
+  'devices:',
+  addon
+    .devices()
+    .map((d) => `${d.name} (${d.type}: ${d.description})`)
+    .join(', '),
+);
 const cpu = await addon.loadModel(modelPath, { gpuLayers: 0 });
 await run(cpu, 'cpu');
 cpu.dispose();

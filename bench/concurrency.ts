@@ -37,11 +37,28 @@ const maxLevel = Math.max(...levels);
 const layouts = (values.layouts ?? 'unified').split(',');
 
 function serve(layout: string): Promise<RunningServer> {
-  return startServer([
-    'serve', '--port', '0', '--model', model, '--model-id', 'bench', '--threads', values.threads ?? '0',
-    '--max-sequences', String(maxLevel), '--context-size', String(maxLevel * (maxTokens + 64)), '--kv-unified', String(layout === 'unified'),
-    '--flash-attention', String(values['flash-attention']),
-  ], 'ready');
+  return startServer(
+    [
+      'serve',
+      '--port',
+      '0',
+      '--model',
+      model,
+      '--model-id',
+      'bench',
+      '--threads',
+      values.threads ?? '0',
+      '--max-sequences',
+      String(maxLevel),
+      '--context-size',
+      String(maxLevel * (maxTokens + 64)),
+      '--kv-unified',
+      String(layout === 'unified'),
+      '--flash-attention',
+      String(values['flash-attention']),
+    ],
+    'ready',
+  );
 }
 
 interface Window {

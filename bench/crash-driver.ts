@@ -85,7 +85,15 @@ class CrashRun {
   ) {
     this.random = seededRandom(options.seed);
     this.nextTurn = new Array<number>(options.agents).fill(0);
-    this.summary = { seed: options.seed, kills: { writeBehind: 0, swap: 0 }, turns: { hits: 0, misses: 0, wrong: 0, failed: 0 }, failedStarts: 0, tempFiles: 0, problems: [], seconds: 0 };
+    this.summary = {
+      seed: options.seed,
+      kills: { writeBehind: 0, swap: 0 },
+      turns: { hits: 0, misses: 0, wrong: 0, failed: 0 },
+      failedStarts: 0,
+      tempFiles: 0,
+      problems: [],
+      seconds: 0,
+    };
   }
 
   async run(): Promise<CrashSummary> {
@@ -171,11 +179,13 @@ class CrashRun {
     const delayMs = Math.round(this.random() * (kind === 'swap' ? SWAP_WINDOW_MS : WRITE_WINDOW_MS));
     this.options.log(`cycle ${cycle}: kill during ${kind} after ${delayMs} ms`);
     let killed = false;
-    const kill = new Promise<void>((resolve) => setTimeout(() => {
-      killed = true;
-      server.child.kill('SIGKILL');
-      resolve();
-    }, delayMs));
+    const kill = new Promise<void>((resolve) =>
+      setTimeout(() => {
+        killed = true;
+        server.child.kill('SIGKILL');
+        resolve();
+      }, delayMs),
+    );
     if (kind === 'swap') {
       this.summary.kills.swap++;
       void this.swapThenTurns(server, cycle, () => killed);

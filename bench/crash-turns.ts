@@ -69,7 +69,8 @@ export async function coldOutputs(server: Pick<RunningServer, 'url'>, agents: nu
     const row: string[] = [];
     for (let turn = 0; turn < turns; turn++) {
       const answer = await sendTurn(server, `cold-${label}-${agent}-${turn}`, turnMessages(agent, turn));
-      if (answer.status !== 200 || answer.cache !== 'miss') throw new Error(`cold run of agent ${agent} turn ${turn} on ${label}: status ${answer.status}, cache ${answer.cache}: ${answer.text}`);
+      if (answer.status !== 200 || answer.cache !== 'miss')
+        throw new Error(`cold run of agent ${agent} turn ${turn} on ${label}: status ${answer.status}, cache ${answer.cache}: ${answer.text}`);
       row.push(answer.text);
     }
     table.push(row);

@@ -29,14 +29,23 @@ const maxTokens = Number(values.tokens);
 
 /** One streamed request; resolves with its status once the stream ended; `onFirst` at its first bytes. */
 function stream(port: number, index: number, onFirst: () => void): Promise<number> {
-  const body = JSON.stringify({ model: 'm', stream: true, max_tokens: maxTokens, temperature: 0, messages: [{ role: 'user', content: `stream ${index}: tell me a long story about the sea and the wind.` }] });
+  const body = JSON.stringify({
+    model: 'm',
+    stream: true,
+    max_tokens: maxTokens,
+    temperature: 0,
+    messages: [{ role: 'user', content: `stream ${index}: tell me a long story about the sea and the wind.` }],
+  });
   return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/chat/completions', agent: false, headers: { 'content-type': 'application/json', 'x-agent-id': `s${index}` } }, (res) => {
-      res.once('data', onFirst);
-      res.on('data', () => undefined);
-      res.on('end', () => resolve(res.statusCode ?? 0));
-      res.on('error', () => resolve(-1));
-    });
+    const req = request(
+      { host: '127.0.0.1', port, method: 'POST', path: '/v1/chat/completions', agent: false, headers: { 'content-type': 'application/json', 'x-agent-id': `s${index}` } },
+      (res) => {
+        res.once('data', onFirst);
+        res.on('data', () => undefined);
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', () => resolve(-1));
+      },
+    );
     req.on('error', () => resolve(-1));
     req.end(body);
   });
@@ -44,7 +53,10 @@ function stream(port: number, index: number, onFirst: () => void): Promise<numbe
 
 const model = await ensureModel('qwen2.5-0.5b');
 const threads = values.threads === 'default' ? [] : ['--threads', values.threads];
-const server = await startServer(['supervise', '--workers', '2', '--port', '0', '--model', model, '--model-id', 'm', '--context-size', '4096', '--drain-timeout', values['drain-timeout'], ...threads], 'all workers ready');
+const server = await startServer(
+  ['supervise', '--workers', '2', '--port', '0', '--model', model, '--model-id', 'm', '--context-size', '4096', '--drain-timeout', values['drain-timeout'], ...threads],
+  'all workers ready',
+);
 const perWorker = server.logs.find((line) => line.msg === 'llama.cpp threads per worker')?.threadsPerWorker ?? values.threads;
 let started = 0;
 let allStarted!: () => void;
@@ -55,4 +67,14 @@ const signalledAt = performance.now();
 const exit = await server.stop('SIGTERM');
 const drainSeconds = (performance.now() - signalledAt) / 1000;
 const statuses = await Promise.all(done);
-console.log(JSON.stringify({ threadsPerWorker: perWorker, streams, maxTokens, exit, drainSeconds: Number(drainSeconds.toFixed(1)), completed: statuses.filter((s) => s === 200).length, load1: Number((loadavg()[0] ?? 0).toFixed(1)) }));
+console.log(
+  JSON.stringify({
+    threadsPerWorker: perWorker,
+    streams,
+    maxTokens,
+    exit,
+    drainSeconds: Number(drainSeconds.toFixed(1)),
+    completed: statuses.filter((s) => s === 200).length,
+    load1: Number((loadavg()[0] ?? 0).toFixed(1)),
+  }),
+);

@@ -75,12 +75,19 @@ async function decode(context: Context, next: number[], samplers: Sampler[]): Pr
       seqIds: Int32Array.from(next, (_, i) => i),
       logits: new Uint8Array(n).fill(1),
     };
-    const sampled = await context.decode(batch, next.map((_, i) => ({ index: i, sampler: samplers[i] as Sampler })));
+    const sampled = await context.decode(
+      batch,
+      next.map((_, i) => ({ index: i, sampler: samplers[i] as Sampler })),
+    );
     for (let i = 0; i < n; i++) next[i] = sampled[i] ?? 0;
   }
 }
 
-interface Figures { prefillTokS: number; decode1TokS: number; decodeNTokS: number }
+interface Figures {
+  prefillTokS: number;
+  decode1TokS: number;
+  decodeNTokS: number;
+}
 
 /** An empty context but for the idle agent's `resident` cells (written first, so they sit at the start of the cells). */
 async function reset(context: Context, sampler: Sampler): Promise<void> {
@@ -115,7 +122,9 @@ const results: Figures[][] = variants.map(() => []);
 for (let rep = 0; rep < Number(values.reps); rep++) {
   for (const [i, context] of contexts.entries()) (results[i] as Figures[]).push(await once(context));
 }
-console.log(`prompt ${promptTokens} tokens, ${steps} decode steps, ${streams} streams, ${resident} idle cells resident, ${values.reps} reps (median; each rep runs every variant in turn)`);
+console.log(
+  `prompt ${promptTokens} tokens, ${steps} decode steps, ${streams} streams, ${resident} idle cells resident, ${values.reps} reps (median; each rep runs every variant in turn)`,
+);
 for (const [i, options] of variants.entries()) {
   const r = results[i] as Figures[];
   const pick = (key: keyof Figures): string => `${median(r.map((x) => x[key])).toFixed(1)} [${r.map((x) => x[key].toFixed(1)).join(' ')}]`;

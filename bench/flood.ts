@@ -37,14 +37,25 @@ const list = (value: string | undefined): string[] => (value ?? '').split(',').f
 const mostClients = Math.max(...list(values.clients).map(Number));
 Object.assign(settings, { sequences: 16, context: 16384, threads: 2, maxQueued: Number(values['max-queued']), httpThreads: mostClients + 16 });
 
-interface Load { prompts: string; clients: number; maxTokens: number }
-interface Measured { rps: number; p50: number; p99: number; ok: number; refused: number; failed: number }
+interface Load {
+  prompts: string;
+  clients: number;
+  maxTokens: number;
+}
+interface Measured {
+  rps: number;
+  p50: number;
+  p99: number;
+  ok: number;
+  refused: number;
+  failed: number;
+}
 
 const loads: Load[] = list(values.prompts).flatMap((prompts) =>
-  list(values.clients).flatMap((clients) => list(values['max-tokens']).map((maxTokens) => ({ prompts, clients: Number(clients), maxTokens: Number(maxTokens) }))));
+  list(values.clients).flatMap((clients) => list(values['max-tokens']).map((maxTokens) => ({ prompts, clients: Number(clients), maxTokens: Number(maxTokens) }))),
+);
 
-const body = (content: string, maxTokens: number): string =>
-  JSON.stringify({ model: 'bench', messages: [{ role: 'user', content }], max_tokens: maxTokens, temperature: 0 });
+const body = (content: string, maxTokens: number): string => JSON.stringify({ model: 'bench', messages: [{ role: 'user', content }], max_tokens: maxTokens, temperature: 0 });
 
 async function flood(target: Target, load: Load): Promise<Measured> {
   let n = 0;
@@ -55,12 +66,14 @@ async function flood(target: Target, load: Load): Promise<Measured> {
     connections: load.clients,
     duration: Number(values.seconds),
     timeout: 60,
-    requests: [{
-      setupRequest: (request) => ({
-        ...request,
-        body: body(load.prompts === 'identical' ? 'Tell me about the sea.' : `Tell me about the sea, request ${n++}.`, load.maxTokens),
-      }),
-    }],
+    requests: [
+      {
+        setupRequest: (request) => ({
+          ...request,
+          body: body(load.prompts === 'identical' ? 'Tell me about the sea.' : `Tell me about the sea, request ${n++}.`, load.maxTokens),
+        }),
+      },
+    ],
   });
   const codes = result.statusCodeStats ?? {};
   const count = (code: string): number => codes[code as `${number}`]?.count ?? 0;
@@ -97,13 +110,17 @@ for (const kind of servers) {
 
 const ours = results.semantic ?? [];
 const theirs = results['llama-server'] ?? [];
-console.log('\n| prompts | clients | max_tokens | Semantic 200/s | llama-server 200/s | ratio | p50 ms (S / L) | p99 ms (S / L) | p99 ratio | 200 / 429 / failed (S) | 200 / 429 / failed (L) |');
+console.log(
+  '\n| prompts | clients | max_tokens | Semantic 200/s | llama-server 200/s | ratio | p50 ms (S / L) | p99 ms (S / L) | p99 ratio | 200 / 429 / failed (S) | 200 / 429 / failed (L) |',
+);
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 loads.forEach((load, i) => {
   const [s, l] = [ours[i], theirs[i]];
   const cell = (m: Measured | undefined, f: (m: Measured) => number): string => (m === undefined ? '–' : f(m).toFixed(0));
   const ratio = (a: number | undefined, b: number | undefined): string => (a === undefined || b === undefined ? '–' : (a / b).toFixed(2));
-  console.log(`| ${load.prompts} | ${load.clients} | ${load.maxTokens} | ${cell(s, (m) => m.rps)} | ${cell(l, (m) => m.rps)} | ${ratio(s?.rps, l?.rps)} | ` +
-    `${cell(s, (m) => m.p50)} / ${cell(l, (m) => m.p50)} | ${cell(s, (m) => m.p99)} / ${cell(l, (m) => m.p99)} | ${ratio(s?.p99, l?.p99)} | ` +
-    `${s === undefined ? '–' : `${s.ok} / ${s.refused} / ${s.failed}`} | ${l === undefined ? '–' : `${l.ok} / ${l.refused} / ${l.failed}`} |`);
+  console.log(
+    `| ${load.prompts} | ${load.clients} | ${load.maxTokens} | ${cell(s, (m) => m.rps)} | ${cell(l, (m) => m.rps)} | ${ratio(s?.rps, l?.rps)} | ` +
+      `${cell(s, (m) => m.p50)} / ${cell(l, (m) => m.p50)} | ${cell(s, (m) => m.p99)} / ${cell(l, (m) => m.p99)} | ${ratio(s?.p99, l?.p99)} | ` +
+      `${s === undefined ? '–' : `${s.ok} / ${s.refused} / ${s.failed}`} | ${l === undefined ? '–' : `${l.ok} / ${l.refused} / ${l.failed}`} |`,
+  );
 });

@@ -43,8 +43,13 @@ try {
   console.log(formatTally(tally));
   console.log(`seed: ${seed}; ${details.numRuns} runs in ${seconds.toFixed(1)} s (${(tally.cases / seconds).toFixed(0)} requests/s, shrinking included)`);
   const rssOk = rssAfter - rssBefore <= rssGrowthBound;
-  console.log(`after: /health/live ${health.live}, plain chat ${health.chat}; RSS ${(rssBefore / MiB).toFixed(0)} → ${(rssAfter / MiB).toFixed(0)} MiB (growth bound ${rssGrowthBound / MiB} MiB: ${rssOk ? 'kept' : 'BROKEN'})`);
-  if (details.failed) console.log(`FAILED after ${details.numRuns} runs; replay with --seed ${seed}\nshrunk counterexample: ${details.counterexample === null ? 'none' : describeRequest(details.counterexample[0])}\n${String(details.errorInstance)}`);
+  console.log(
+    `after: /health/live ${health.live}, plain chat ${health.chat}; RSS ${(rssBefore / MiB).toFixed(0)} → ${(rssAfter / MiB).toFixed(0)} MiB (growth bound ${rssGrowthBound / MiB} MiB: ${rssOk ? 'kept' : 'BROKEN'})`,
+  );
+  if (details.failed)
+    console.log(
+      `FAILED after ${details.numRuns} runs; replay with --seed ${seed}\nshrunk counterexample: ${details.counterexample === null ? 'none' : describeRequest(details.counterexample[0])}\n${String(details.errorInstance)}`,
+    );
   process.exitCode = details.failed || health.live !== 200 || health.chat !== 200 || !rssOk ? 1 : 0;
 } finally {
   agent.destroy();

@@ -22,8 +22,13 @@ export function llamaCppSource(): { tag: string; commit: string } {
 }
 
 export const cmakeFlags = [
-  '-DLLAMA_BUILD_SERVER=ON', '-DLLAMA_BUILD_TOOLS=ON', '-DLLAMA_BUILD_TESTS=OFF', '-DLLAMA_BUILD_EXAMPLES=OFF',
-  '-DLLAMA_CURL=OFF', '-DLLAMA_USE_PREBUILT_UI=OFF', '-DCMAKE_BUILD_TYPE=Release',
+  '-DLLAMA_BUILD_SERVER=ON',
+  '-DLLAMA_BUILD_TOOLS=ON',
+  '-DLLAMA_BUILD_TESTS=OFF',
+  '-DLLAMA_BUILD_EXAMPLES=OFF',
+  '-DLLAMA_CURL=OFF',
+  '-DLLAMA_USE_PREBUILT_UI=OFF',
+  '-DCMAKE_BUILD_TYPE=Release',
 ];
 
 export function llamaServerDir(): string {
@@ -79,7 +84,11 @@ export function stageOnLibraries(binary: string, libDir: string): string {
   chmodSync(join(dir, 'llama-server'), 0o755);
   const libraries = readdirSync(libDir).filter((name) => /\.so(\.\d+)*$/.test(name));
   for (const name of libraries) if (!existsSync(join(dir, name))) symlinkSync(join(libDir, name), join(dir, name));
-  const sonames: Record<string, RegExp> = { 'libllama.so.0': /^libllama(\.v[\d.]+)?\.so$/, 'libggml.so.0': /^libggml(\.v[\d.]+)?\.so$/, 'libggml-base.so.0': /^libggml-base(\.v[\d.]+)?\.so$/ };
+  const sonames: Record<string, RegExp> = {
+    'libllama.so.0': /^libllama(\.v[\d.]+)?\.so$/,
+    'libggml.so.0': /^libggml(\.v[\d.]+)?\.so$/,
+    'libggml-base.so.0': /^libggml-base(\.v[\d.]+)?\.so$/,
+  };
   for (const [soname, pattern] of Object.entries(sonames)) {
     const target = libraries.find((name) => pattern.test(name));
     if (target === undefined) throw new Error(`${libDir} has no library for ${soname}`);

@@ -35,9 +35,19 @@ function onDisk(): { agentFiles: number; bytes: number } {
   return { agentFiles: files.filter((name) => !name.includes('segments')).length, bytes: files.reduce((sum, name) => sum + statSync(join(cacheDir, name)).size, 0) };
 }
 
-interface Usage { prompt_tokens: number; prompt_tokens_details: { cached_tokens: number } }
-interface Listed { id: string; tier: string; tokens: number; bytes: number }
-interface Totals { ram: { agents: number; bytes: number } }
+interface Usage {
+  prompt_tokens: number;
+  prompt_tokens_details: { cached_tokens: number };
+}
+interface Listed {
+  id: string;
+  tier: string;
+  tokens: number;
+  bytes: number;
+}
+interface Totals {
+  ram: { agents: number; bytes: number };
+}
 const get = async <T>(path: string): Promise<T> => (await (await fetch(`${server.url}${path}`)).json()) as T;
 
 try {
@@ -49,7 +59,15 @@ try {
     const response = await fetch(`${server.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-agent-id': id },
-      body: JSON.stringify({ model: 'bench', max_tokens: 1, temperature: 0, messages: [{ role: 'system', content: system }, { role: 'user', content: words(16, `storage-user-${i}`) }] }),
+      body: JSON.stringify({
+        model: 'bench',
+        max_tokens: 1,
+        temperature: 0,
+        messages: [
+          { role: 'system', content: system },
+          { role: 'user', content: words(16, `storage-user-${i}`) },
+        ],
+      }),
     });
     const usage = ((await response.json()) as { usage: Usage }).usage;
     reused.set(id, i === 0 ? 0 : usage.prompt_tokens_details.cached_tokens);
@@ -68,7 +86,9 @@ try {
   const all = [...tokensOf.keys()];
   const row = (tier: string, bytes: number, ids: string[]): string =>
     `| ${tier} | ${ids.length} | ${(bytes / 2 ** 20).toFixed(1)} MiB | ${(ideal(ids) / 2 ** 20).toFixed(1)} MiB | ${(bytes / ideal(ids)).toFixed(2)} | ${(whole(ids) / 2 ** 20).toFixed(1)} MiB | ${(bytes / whole(ids)).toFixed(3)} |`;
-  console.log(`${agents} agents, shared prefix ${prefix} tokens (reused by agents 2..${agents}), ${cellBytes} KV bytes per cell, ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  console.log(
+    `${agents} agents, shared prefix ${prefix} tokens (reused by agents 2..${agents}), ${cellBytes} KV bytes per cell, ${((performance.now() - started) / 1000).toFixed(0)} s`,
+  );
   console.log('| tier | agents | bytes held | one prefix + suffixes | ratio (target ≤ 1.5) | each agent whole | ratio to whole |');
   console.log('|---|---|---|---|---|---|---|');
   console.log(row('RAM', totals.ram.bytes, inRam));

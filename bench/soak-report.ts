@@ -56,9 +56,21 @@ export function goalsOf(report: Omit<SoakReport, 'goals'>): SoakReport['goals'] 
       met: measured.length > 0 && worstGrowth < rssGrowthGoalPercent,
       detail: measured.length === 0 ? 'no worker lived past its warm-up' : `worst ${worstGrowth.toFixed(1)} % over ${measured.length} workers`,
     },
-    { name: `open fds stable (end ≤ warm + ${slack})`, met: leaking.length === 0, detail: leaking.length === 0 ? 'all stable' : `grew: ${leaking.map((p) => `${p.role} ${p.pid} ${p.warm!.fds} → ${p.last.fds}`).join(', ')}` },
-    { name: 'cache dir within the workers\' disk budgets', met: report.cacheDir.maxBytes <= report.cacheDir.budgetBytes, detail: `max ${mib(report.cacheDir.maxBytes)} MiB of ${mib(report.cacheDir.budgetBytes)} MiB` },
-    { name: 'rolling restarts completed', met: report.restarts.done === report.restarts.requested, detail: `${report.restarts.done} of ${report.restarts.requested} (${report.restarts.skipped} skipped: the one before still ran)` },
+    {
+      name: `open fds stable (end ≤ warm + ${slack})`,
+      met: leaking.length === 0,
+      detail: leaking.length === 0 ? 'all stable' : `grew: ${leaking.map((p) => `${p.role} ${p.pid} ${p.warm!.fds} → ${p.last.fds}`).join(', ')}`,
+    },
+    {
+      name: "cache dir within the workers' disk budgets",
+      met: report.cacheDir.maxBytes <= report.cacheDir.budgetBytes,
+      detail: `max ${mib(report.cacheDir.maxBytes)} MiB of ${mib(report.cacheDir.budgetBytes)} MiB`,
+    },
+    {
+      name: 'rolling restarts completed',
+      met: report.restarts.done === report.restarts.requested,
+      detail: `${report.restarts.done} of ${report.restarts.requested} (${report.restarts.skipped} skipped: the one before still ran)`,
+    },
     { name: '429s provoked on purpose', met: provoked > 0 || report.traffic.bursts === 0, detail: `${provoked} in ${report.traffic.bursts} bursts` },
   ];
 }
@@ -101,7 +113,10 @@ function timeline(samples: readonly Sample[]): string {
 
 export function formatReport(report: SoakReport): string {
   const kinds = Object.entries(report.traffic.byKind).map(([kind, c]) => [kind, String(c.ok), String(c.failed), String(c.provoked429)]);
-  const tiers = Object.entries(report.traffic.tiers).sort(([a], [b]) => a.localeCompare(b)).map(([tier, count]) => `${tier} ${count}`).join(', ');
+  const tiers = Object.entries(report.traffic.tiers)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([tier, count]) => `${tier} ${count}`)
+    .join(', ');
   return [
     `Soak: ${report.settings.minutes} min, rolling restart every ${report.settings.restartEveryMinutes} min, burst every ${report.settings.burstEverySeconds} s, ${report.settings.concurrency} clients`,
     '',

@@ -78,7 +78,9 @@ export function directorySize(dir: string): { bytes: number; files: number } {
 }
 
 export function takeSample(supervisorPid: number, cacheDir: string, atSeconds: number): Sample {
-  const workers = childPids(supervisorPid).map(sampleProcess).filter((sample): sample is ProcessSample => sample !== undefined);
+  const workers = childPids(supervisorPid)
+    .map(sampleProcess)
+    .filter((sample): sample is ProcessSample => sample !== undefined);
   const cache = directorySize(cacheDir);
   return { atSeconds, supervisor: sampleProcess(supervisorPid), workers, cacheBytes: cache.bytes, cacheFiles: cache.files };
 }
@@ -105,7 +107,10 @@ export interface ProcessSummary {
 export function summarise(samples: readonly Sample[], warmupSeconds: number): ProcessSummary[] {
   const series = new Map<string, { role: ProcessSummary['role']; points: { at: number; sample: ProcessSample }[] }>();
   for (const sample of samples) {
-    const all = [...(sample.supervisor === undefined ? [] : [{ role: 'supervisor' as const, process: sample.supervisor }]), ...sample.workers.map((process) => ({ role: 'worker' as const, process }))];
+    const all = [
+      ...(sample.supervisor === undefined ? [] : [{ role: 'supervisor' as const, process: sample.supervisor }]),
+      ...sample.workers.map((process) => ({ role: 'worker' as const, process })),
+    ];
     for (const { role, process } of all) {
       const key = `${role}:${process.pid}`;
       const entry = series.get(key) ?? { role, points: [] };

@@ -156,6 +156,9 @@ function requestBody(anthropic: boolean, who: string, maxTokens: number, stream:
   if (anthropic) {
     return { path: '/v1/messages', body: JSON.stringify({ model: 'tiny', system, messages: [{ role: 'user', content: user }], max_tokens: maxTokens, temperature: 0, stream }) };
   }
-  const messages = [{ role: 'system', content: system }, { role: 'user', content: user }];
+  const messages = [
+    { role: 'system', content: system },
+    { role: 'user', content: user },
+  ];
   return { path: '/v1/chat/completions', body: JSON.stringify({ model: 'tiny', messages, max_tokens: maxTokens, temperature: 0, stream }) };
 }

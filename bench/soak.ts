@@ -43,10 +43,35 @@ const MiB = 1024 * 1024;
 const budgets = { contextCells: 2048, sequences: 4, ramBytes: 1 * MiB, diskBytes: 8 * MiB, maxQueued: 8, workers: 2 };
 
 function serverArgs(model: string, cacheDir: string): string[] {
-  return ['supervise', '--workers', String(budgets.workers), '--port', '0', '--model', model, '--model-id', 'tiny', '--threads', '1',
-    '--context-size', String(budgets.contextCells), '--max-sequences', String(budgets.sequences), '--idle-agents', 'keep',
-    '--ram-cache-bytes', String(budgets.ramBytes), '--disk-cache-bytes', String(budgets.diskBytes), '--max-queued', String(budgets.maxQueued),
-    '--drain-timeout', '60', '--cache-dir', cacheDir];
+  return [
+    'supervise',
+    '--workers',
+    String(budgets.workers),
+    '--port',
+    '0',
+    '--model',
+    model,
+    '--model-id',
+    'tiny',
+    '--threads',
+    '1',
+    '--context-size',
+    String(budgets.contextCells),
+    '--max-sequences',
+    String(budgets.sequences),
+    '--idle-agents',
+    'keep',
+    '--ram-cache-bytes',
+    String(budgets.ramBytes),
+    '--disk-cache-bytes',
+    String(budgets.diskBytes),
+    '--max-queued',
+    String(budgets.maxQueued),
+    '--drain-timeout',
+    '60',
+    '--cache-dir',
+    cacheDir,
+  ];
 }
 
 interface Supervised {
@@ -128,7 +153,12 @@ async function soak(settings: SoakSettings, cacheDir: string): Promise<SoakRepor
     traffic: traffic.tally,
     restarts: { ...restarts, done: server.restartsDone() },
     supervisorExitCode,
-    cacheDir: { warmBytes: cacheBytes[0] ?? 0, lastBytes: samples.at(-1)!.cacheBytes, maxBytes: Math.max(...samples.map((s) => s.cacheBytes)), budgetBytes: budgets.workers * budgets.diskBytes },
+    cacheDir: {
+      warmBytes: cacheBytes[0] ?? 0,
+      lastBytes: samples.at(-1)!.cacheBytes,
+      maxBytes: Math.max(...samples.map((s) => s.cacheBytes)),
+      budgetBytes: budgets.workers * budgets.diskBytes,
+    },
     samples,
   };
   return { ...partial, goals: goalsOf(partial) };

@@ -31,7 +31,18 @@ const maxTokens = Number(values['max-tokens']);
 const seconds = Number(values.seconds);
 Object.assign(settings, { sequences: Number(values.sequences), context: 16384, threads: 2, httpThreads: clients + 16 });
 
-interface Measured { streams: number; perSecond: number; firstP50: number; firstP99: number; endP50: number; endP99: number; refused: number; failed: number; probeP99: number; probes: number }
+interface Measured {
+  streams: number;
+  perSecond: number;
+  firstP50: number;
+  firstP99: number;
+  endP50: number;
+  endP99: number;
+  refused: number;
+  failed: number;
+  probeP99: number;
+  probes: number;
+}
 
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -101,8 +112,16 @@ async function measure(target: Target): Promise<Measured> {
   const [probes] = await Promise.all([probe(`${target.url}${probePath}`, until), ...Array.from({ length: clients }, (_, id) => client(target.url, id, until, out))]);
   const [first, end] = [out.first.sort((a, b) => a - b), out.end.sort((a, b) => a - b)];
   return {
-    streams: end.length, perSecond: end.length / seconds, firstP50: percentile(first, 50), firstP99: percentile(first, 99), endP50: percentile(end, 50), endP99: percentile(end, 99),
-    refused: out.refused, failed: out.failed, probeP99: percentile(probes, 99), probes: probes.length,
+    streams: end.length,
+    perSecond: end.length / seconds,
+    firstP50: percentile(first, 50),
+    firstP99: percentile(first, 99),
+    endP50: percentile(end, 50),
+    endP99: percentile(end, 99),
+    refused: out.refused,
+    failed: out.failed,
+    probeP99: percentile(probes, 99),
+    probes: probes.length,
   };
 }
 

@@ -26,8 +26,25 @@ const model = await ensureModel(values.shape as ModelShape);
 const contextSize = Math.max(...sizes) + 512;
 
 async function serve(cacheDir: string, ramBytes: number): Promise<RunningServer> {
-  const server = await startServer(['serve', '--port', '0', '--model', model, '--model-id', 'bench', '--max-sequences', '1', '--context-size', String(contextSize),
-    '--batch-tokens', '512', '--cache-dir', cacheDir, '--ram-cache-bytes', String(ramBytes)]);
+  const server = await startServer([
+    'serve',
+    '--port',
+    '0',
+    '--model',
+    model,
+    '--model-id',
+    'bench',
+    '--max-sequences',
+    '1',
+    '--context-size',
+    String(contextSize),
+    '--batch-tokens',
+    '512',
+    '--cache-dir',
+    cacheDir,
+    '--ram-cache-bytes',
+    String(ramBytes),
+  ]);
   // Warm this client's HTTP path up first, so that the first timed requests measure the server, not
   // the JIT compiling fetch.
   for (let i = 0; i < 20; i++) await (await fetch(`${server.url}/health/live`)).text();

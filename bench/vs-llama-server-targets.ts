@@ -30,9 +30,33 @@ export interface Target {
 }
 
 export function semanticArgs(model: string, cacheDir: string): string[] {
-  return ['serve', '--port', '0', '--model', model, '--model-id', 'bench', '--max-sequences', String(settings.sequences),
-    '--context-size', String(settings.context), '--kv-unified', 'true', '--threads', String(settings.threads), '--flash-attention', String(settings.flashAttention),
-    '--batch-tokens', String(settings.batch), '--ram-cache-bytes', String(settings.ramCacheMiB * 1024 * 1024), '--max-queued', String(settings.maxQueued), '--cache-dir', cacheDir];
+  return [
+    'serve',
+    '--port',
+    '0',
+    '--model',
+    model,
+    '--model-id',
+    'bench',
+    '--max-sequences',
+    String(settings.sequences),
+    '--context-size',
+    String(settings.context),
+    '--kv-unified',
+    'true',
+    '--threads',
+    String(settings.threads),
+    '--flash-attention',
+    String(settings.flashAttention),
+    '--batch-tokens',
+    String(settings.batch),
+    '--ram-cache-bytes',
+    String(settings.ramCacheMiB * 1024 * 1024),
+    '--max-queued',
+    String(settings.maxQueued),
+    '--cache-dir',
+    cacheDir,
+  ];
 }
 
 /**
@@ -41,9 +65,35 @@ export function semanticArgs(model: string, cacheDir: string): string[] {
  * and the server stops answering (seen in the decode workload). 16 threads serve it as any pool would.
  */
 export function llamaServerArgs(model: string, port: number): string[] {
-  return ['--threads-http', String(settings.httpThreads), '-m', model, '--alias', 'bench', '-np', String(settings.sequences), '-c', String(settings.context), '--kv-unified',
-    '-t', String(settings.threads), '-tb', String(settings.threads), '-fa', settings.flashAttention ? 'on' : 'off', '-b', String(settings.batch), '-ub', String(settings.batch),
-    '--cache-ram', String(settings.ramCacheMiB), '--port', String(port), '--host', '127.0.0.1'];
+  return [
+    '--threads-http',
+    String(settings.httpThreads),
+    '-m',
+    model,
+    '--alias',
+    'bench',
+    '-np',
+    String(settings.sequences),
+    '-c',
+    String(settings.context),
+    '--kv-unified',
+    '-t',
+    String(settings.threads),
+    '-tb',
+    String(settings.threads),
+    '-fa',
+    settings.flashAttention ? 'on' : 'off',
+    '-b',
+    String(settings.batch),
+    '-ub',
+    String(settings.batch),
+    '--cache-ram',
+    String(settings.ramCacheMiB),
+    '--port',
+    String(port),
+    '--host',
+    '127.0.0.1',
+  ];
 }
 
 /** Servers still running: killed if the benchmark exits early (an error, Ctrl-C), so none outlives it. */
@@ -95,7 +145,10 @@ async function spawnLlamaServer(binary: string, model: string, log: string): Pro
   const url = `http://127.0.0.1:${port}`;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`llama-server exited with ${child.exitCode}; see ${log}`);
-    const ok = await get(`${url}/health`).then((status) => status === 200, () => false);
+    const ok = await get(`${url}/health`).then(
+      (status) => status === 200,
+      () => false,
+    );
     if (ok) return { child, url };
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
@@ -148,7 +201,9 @@ function getText(url: string): Promise<Raw> {
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (text += chunk));
       response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: text }));
-    }).on('error', reject).end();
+    })
+      .on('error', reject)
+      .end();
   });
 }
 
@@ -159,7 +214,11 @@ async function semanticDecodeMs(target: Target): Promise<number> {
   return stats.timings?.native?.decodeMs ?? NaN;
 }
 
-interface Raw { status: number; headers: IncomingHttpHeaders; body: string }
+interface Raw {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
 
 /** POSTs JSON; `onData` sees the body's text as it arrives (for SSE). */
 function post(url: string, body: unknown, headers: Record<string, string>, onData?: (text: string) => void): Promise<Raw> {
@@ -167,21 +226,28 @@ function post(url: string, body: unknown, headers: Record<string, string>, onDat
   return new Promise((resolve, reject) => {
     // A stream gets its own connection: llama-server closes the socket after an SSE response, and a
     // pooled socket reused after that close fails with ECONNRESET ("socket hang up").
-    const req = request(url, { method: 'POST', agent: onData === undefined ? agent : false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers } }, (response) => {
-      let text = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => {
-        text += chunk;
-        onData?.(chunk);
-      });
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: text }));
-    });
+    const req = request(
+      url,
+      { method: 'POST', agent: onData === undefined ? agent : false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers } },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => {
+          text += chunk;
+          onData?.(chunk);
+        });
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: text }));
+      },
+    );
     req.on('error', reject);
     req.end(payload);
   });
 }
 
-export interface Message { role: 'system' | 'user' | 'assistant'; content: string }
+export interface Message {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
 
 export interface Turn {
   ms: number;
@@ -224,7 +290,12 @@ export async function chat(target: Target, agentId: string, messages: Message[],
 }
 
 /** What one stream saw: its first content chunk, its end, the times of all its content chunks (all from `origin`), and its tokens (usage). */
-export interface Streamed { first: number; end: number; chunks: number[]; tokens: number }
+export interface Streamed {
+  first: number;
+  end: number;
+  chunks: number[];
+  tokens: number;
+}
 
 /** One greedy streamed completion of `maxTokens` tokens, timed chunk by chunk. */
 export async function stream(target: Target, agentId: string, content: string, maxTokens: number, origin: number): Promise<Streamed> {
@@ -255,14 +326,16 @@ export async function warmUp(target: Target): Promise<void> {
   await chat(target, 'warm-up', [{ role: 'user', content: 'Warm up.' }], 4);
 }
 
-const WORDS = ('time people year way day man thing woman life child world school state family student group country problem hand part ' +
+const WORDS = (
+  'time people year way day man thing woman life child world school state family student group country problem hand part ' +
   'place case week company system program question work government number night point home water room mother area money story fact month ' +
   'lot right study book eye job word business issue side kind head house service friend father power hour game line end member law car city ' +
   'community name president team minute idea kid body information back parent face others level office door health person art war history ' +
   'party result change morning reason research girl guy moment air teacher force education good new first last long great little own other ' +
   'old big high different small large next early young important few public bad same able make know take see come think look want give use ' +
   'find tell ask seem feel try leave call keep let begin show hear play run move like live believe hold bring happen write provide sit stand ' +
-  'lose pay meet include continue set learn lead understand watch follow stop create speak read allow add spend grow open walk win offer').split(' ');
+  'lose pay meet include continue set learn lead understand watch follow stop create speak read allow add spend grow open walk win offer'
+).split(' ');
 
 /** mulberry32 seeded from a string: the same words on every run and platform. */
 function random(seed: string): () => number {

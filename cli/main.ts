@@ -26,27 +26,29 @@ function run(handler: Handler): (argv: Record<string, unknown>) => Promise<void>
 }
 
 function buildCli(args: string[]): Argv {
-  return yargs(args)
-    .scriptName('semantic')
-    .usage('$0 <command> [options]\n\nSemantic serves one local GGUF model to many agents over OpenAI-compatible HTTP.')
-    // Values stay text for the config's own checks; only kebab-case keys, so an unknown flag is named once.
-    .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false, 'duplicate-arguments-array': false, 'camel-case-expansion': false })
-    .command('serve', 'Run one server process (no supervisor).', (y) => y.options(configFlags('serve')), run(serve))
-    .command('supervise', 'Run N worker processes on one port, restarting any that crash.', (y) => y.options(configFlags('supervise')), run(supervise))
-    .command('version', 'Print the Semantic version and the llama.cpp release it is built against.', (y) => y, run(printVersion))
-    .command('config', 'Print the effective configuration as JSON (defaults, --config file, env, flags).', (y) => y.options(configFlags('config')), run(printConfig))
-    .command('make-model', 'Write a random-weight GGUF model for tests, demos and benchmarks.', (y) => y.options(makeModelFlags), run(makeModelCommand))
-    // Forked by `supervise`; hidden from --help.
-    .command('worker', false, (y) => y, run(worker))
-    .demandCommand(1, 'Name a command: serve, supervise, version, config or make-model.')
-    .recommendCommands()
-    .strict()
-    .version(false)
-    .help()
-    .wrap(Math.min(110, process.stdout.columns || 110))
-    .fail((message: string | undefined, error: Error | undefined) => {
-      throw error ?? new UsageError(`${message ?? 'invalid command line'}\nRun \`semantic --help\` for the commands and options.`);
-    });
+  return (
+    yargs(args)
+      .scriptName('semantic')
+      .usage('$0 <command> [options]\n\nSemantic serves one local GGUF model to many agents over OpenAI-compatible HTTP.')
+      // Values stay text for the config's own checks; only kebab-case keys, so an unknown flag is named once.
+      .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false, 'duplicate-arguments-array': false, 'camel-case-expansion': false })
+      .command('serve', 'Run one server process (no supervisor).', (y) => y.options(configFlags('serve')), run(serve))
+      .command('supervise', 'Run N worker processes on one port, restarting any that crash.', (y) => y.options(configFlags('supervise')), run(supervise))
+      .command('version', 'Print the Semantic version and the llama.cpp release it is built against.', (y) => y, run(printVersion))
+      .command('config', 'Print the effective configuration as JSON (defaults, --config file, env, flags).', (y) => y.options(configFlags('config')), run(printConfig))
+      .command('make-model', 'Write a random-weight GGUF model for tests, demos and benchmarks.', (y) => y.options(makeModelFlags), run(makeModelCommand))
+      // Forked by `supervise`; hidden from --help.
+      .command('worker', false, (y) => y, run(worker))
+      .demandCommand(1, 'Name a command: serve, supervise, version, config or make-model.')
+      .recommendCommands()
+      .strict()
+      .version(false)
+      .help()
+      .wrap(Math.min(110, process.stdout.columns || 110))
+      .fail((message: string | undefined, error: Error | undefined) => {
+        throw error ?? new UsageError(`${message ?? 'invalid command line'}\nRun \`semantic --help\` for the commands and options.`);
+      })
+  );
 }
 
 async function main(): Promise<void> {

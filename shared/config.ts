@@ -64,13 +64,24 @@ const KEY = '[\\x21-\\x2b\\x2d-\\x7e]{8,256}';
 function keyOption(list: boolean, doc: string): OptionSpec<string | undefined> {
   const pattern = new RegExp(list ? `^${KEY}(,${KEY})*$` : `^${KEY}$`);
   const what = 'of 8 to 256 printable characters without spaces or commas';
-  return { kind: 'string', schema: z.string().regex(pattern).optional(), default: undefined, allowed: list ? `a comma-separated list of keys ${what}` : `a key ${what}`, doc, secret: true };
+  return {
+    kind: 'string',
+    schema: z.string().regex(pattern).optional(),
+    default: undefined,
+    allowed: list ? `a comma-separated list of keys ${what}` : `a key ${what}`,
+    doc,
+    secret: true,
+  };
 }
 
 export const optionSpecs = {
   host: {
     kind: 'string',
-    schema: z.string().min(1).max(253).regex(/^[A-Za-z0-9.:_-]+$/),
+    schema: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^[A-Za-z0-9.:_-]+$/),
     default: '127.0.0.1',
     allowed: 'a host name or IP address (letters, digits, ".", ":", "_", "-")',
     doc: 'Address to listen on. Loopback by default, so a fresh install is not reachable from the network.',
@@ -91,44 +102,54 @@ export const optionSpecs = {
   } satisfies OptionSpec<number>,
   maxSequences: integerOption(8, 1, 256, 'Requests decoded together at most (continuous-batching width; llama.cpp allows 256 sequences).'),
   batchTokens: integerOption(512, 1, 65_536, 'Tokens per decode step at most (generated tokens + prefill chunks): bigger prefills faster, smaller keeps streams smooth.'),
-  threads: integerOption(0, 0, 1024, "CPU threads for llama.cpp in each serving process; 0 = the available CPUs divided among the processes: all of them for `serve`, CPUs / workers (at least 1) for each worker of `supervise`."),
+  threads: integerOption(
+    0,
+    0,
+    1024,
+    'CPU threads for llama.cpp in each serving process; 0 = the available CPUs divided among the processes: all of them for `serve`, CPUs / workers (at least 1) for each worker of `supervise`.',
+  ),
   kvType: enumOption(kvTypes, 'f16', 'KV cache element type; q8_0 and q4_0 hold 2x and 4x more tokens per byte and need flashAttention.'),
   flashAttention: booleanOption(false, "Use llama.cpp's flash attention kernels (required for a quantised kvType)."),
   kvUnified: booleanOption(
     true,
     'One KV cell pool shared by all sequences, so one agent may use most of the context. false splits it into maxSequences equal streams: each request is capped at contextSize / maxSequences tokens, but attention spans only its own stream, which is about twice as fast with 32 sequences decoding (docs/benchmarks.md).',
   ),
-  idleAgents: enumOption(['auto', 'spill', 'keep'], 'auto',
+  idleAgents: enumOption(
+    ['auto', 'spill', 'keep'],
+    'auto',
     "Where an idle agent's cells wait when another agent's request starts: spill = to the RAM tier (or disk), when most of them are its own; keep = in the context (the hot tier) until room is needed; auto = spill without flash attention, where every step's attention spans every occupied cell, idle ones included (keep with it on, whose kernel skips them).",
   ),
-  prefixSharing: enumOption(['key', 'all', 'off'], 'key',
+  prefixSharing: enumOption(
+    ['key', 'all', 'off'],
+    'key',
     "Who reuses whose cached prompt prefixes: key = agents of the same API key (all agents when no keys are set), all = every agent, off = each agent only its own. Identical tokens give identical KV, but a hit's speed tells that someone sent the prefix, so sharing stays within a key by default.",
   ),
   gpuLayers: integerOption(0, -1, 4096, 'Model layers offloaded to a GPU backend when one is installed; 0 = CPU only, -1 = all.'),
-  maxQueued: integerOption(64, 0, 100_000, 'Requests that may wait for a sequence or KV cells, or behind their agent\'s running turn; one more is answered 429 with Retry-After at once.'),
+  maxQueued: integerOption(
+    64,
+    0,
+    100_000,
+    "Requests that may wait for a sequence or KV cells, or behind their agent's running turn; one more is answered 429 with Retry-After at once.",
+  ),
   maxQueuedPerAgent: integerOption(
     4,
     0,
     100_000,
-    "Requests of one agent (X-Agent-ID) that may wait, within maxQueued: its turns run one at a time, so each one waiting adds a whole turn to the latency of those behind it; an agent loop sends one turn at a time, and 4 lets a burst of parallel tool results through without letting one client fill the shared queue. One more is answered 429 ERR_AGENT_QUEUE_FULL with Retry-After.",
+    'Requests of one agent (X-Agent-ID) that may wait, within maxQueued: its turns run one at a time, so each one waiting adds a whole turn to the latency of those behind it; an agent loop sends one turn at a time, and 4 lets a burst of parallel tool results through without letting one client fill the shared queue. One more is answered 429 ERR_AGENT_QUEUE_FULL with Retry-After.',
   ),
   maxQueuedTokens: {
     kind: 'integer',
     schema: z.number().int().min(AUTO).max(100_000_000),
     default: AUTO,
     allowed: '-1 (auto) or an integer from 0 to 100000000',
-    doc: 'Prompt + max tokens of all waiting requests at most; a request beyond it is answered 429 with Retry-After. -1 (auto): 4x the context size, about what can start within a few turns of the running requests; more would wait past most clients\' timeouts.',
+    doc: "Prompt + max tokens of all waiting requests at most; a request beyond it is answered 429 with Retry-After. -1 (auto): 4x the context size, about what can start within a few turns of the running requests; more would wait past most clients' timeouts.",
   } satisfies OptionSpec<number>,
   modelsDir: textOption(
     'The folder the admin model swap (POST /admin/model) may load from, subfolders included: a path outside it, also through `..` or a symbolic link, is refused (403 ERR_MODEL_PATH_FORBIDDEN). Default: the folder of the model served at startup. Put every model you swap between in it.',
     4096,
     'spaces allowed',
   ),
-  cacheDir: textOption(
-    "Folder of agents' cache files (the disk tier), kept across restarts; default: the user cache, e.g. ~/.cache/semantic/agents.",
-    4096,
-    'spaces allowed',
-  ),
+  cacheDir: textOption("Folder of agents' cache files (the disk tier), kept across restarts; default: the user cache, e.g. ~/.cache/semantic/agents.", 4096, 'spaces allowed'),
   ramCacheBytes: budgetOption(
     1024 * 1024 * MiB,
     "Bytes of idle agents' exported KV state kept in host memory (the RAM tier), least recently used out first; 0 turns the tier off; " +
@@ -145,20 +166,33 @@ export const optionSpecs = {
     'API keys clients send as `Authorization: Bearer <key>` or `x-api-key`, comma-separated; prefer the env variable or a file over the command line (argv is visible to every user). With none set (and no apiKeysFile), requests need no key.',
   ),
   apiKeysFile: textOption('A file of API keys, one per line (blank lines and lines starting with # ignored), added to apiKeys.', 4096, 'spaces allowed'),
-  adminKey: keyOption(false, 'The key of the admin routes (/admin/…, /debug/engine); it also passes wherever an API key does. Unset: admin routes answer 403, except on a server with no key at all bound to loopback (local development), where every route is open.'),
+  adminKey: keyOption(
+    false,
+    'The key of the admin routes (/admin/…, /debug/engine); it also passes wherever an API key does. Unset: admin routes answer 403, except on a server with no key at all bound to loopback (local development), where every route is open.',
+  ),
   metricsAccess: enumOption(
     ['public', 'user', 'admin'],
     'public',
     'Who may scrape GET /metrics: anyone (Prometheus inside the cluster), a holder of an API key, or the admin key only.',
   ),
-  rateLimitPerKey: integerOption(0, 0, 1_000_000, 'Requests per minute each API key may send (a token bucket of rateLimitBurst requests); 0 = no limit. Over it: 429 with Retry-After.'),
-  rateLimitPerAgent: integerOption(0, 0, 1_000_000, 'Requests per minute each agent may send (a token bucket of rateLimitBurst requests); 0 = no limit. Over it: 429 with Retry-After.'),
+  rateLimitPerKey: integerOption(
+    0,
+    0,
+    1_000_000,
+    'Requests per minute each API key may send (a token bucket of rateLimitBurst requests); 0 = no limit. Over it: 429 with Retry-After.',
+  ),
+  rateLimitPerAgent: integerOption(
+    0,
+    0,
+    1_000_000,
+    'Requests per minute each agent may send (a token bucket of rateLimitBurst requests); 0 = no limit. Over it: 429 with Retry-After.',
+  ),
   rateLimitBurst: integerOption(10, 1, 1_000_000, 'Requests a key or an agent may send at once before its per-minute rate applies (the token bucket size).'),
   drainTimeout: integerOption(
     30,
     1,
     3600,
-    'Seconds a SIGTERM drain may take (running requests finish, agents\' caches are written); past it, requests still running are cut and the process exits 3. Kubernetes: terminationGracePeriodSeconds > this + a margin.',
+    "Seconds a SIGTERM drain may take (running requests finish, agents' caches are written); past it, requests still running are cut and the process exits 3. Kubernetes: terminationGracePeriodSeconds > this + a margin.",
   ),
   readyMaxPoolPercent: integerOption(
     90,
@@ -166,9 +200,24 @@ export const optionSpecs = {
     100,
     "KV pool utilisation (percent of blocks reserved by running and queued requests; idle agents' blocks are reclaimable and not counted) above which /health/ready answers 503.",
   ),
-  maxBodyBytes: integerOption(4 * MiB, 1024, 256 * MiB, 'Request bodies over this size are answered 413 (the rest of the body is read and dropped for up to 2 s first, so the client reads the answer instead of a reset).'),
-  headersTimeout: integerOption(10, 1, 3600, 'Seconds a client has to send a request\'s headers (a connection that sends nothing counts too); past it: 408 and the connection closes.'),
-  requestTimeout: integerOption(60, 1, 3600, 'Seconds a client has to send a whole request, body included (e.g. a body shorter than its Content-Length); past it: 408 and the connection closes. Never limits a response. At least headers-timeout.'),
+  maxBodyBytes: integerOption(
+    4 * MiB,
+    1024,
+    256 * MiB,
+    'Request bodies over this size are answered 413 (the rest of the body is read and dropped for up to 2 s first, so the client reads the answer instead of a reset).',
+  ),
+  headersTimeout: integerOption(
+    10,
+    1,
+    3600,
+    "Seconds a client has to send a request's headers (a connection that sends nothing counts too); past it: 408 and the connection closes.",
+  ),
+  requestTimeout: integerOption(
+    60,
+    1,
+    3600,
+    'Seconds a client has to send a whole request, body included (e.g. a body shorter than its Content-Length); past it: 408 and the connection closes. Never limits a response. At least headers-timeout.',
+  ),
   logLevel: enumOption(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info', 'Lowest level of log lines written.'),
   workers: { ...integerOption(2, 1, 64, 'Worker processes `semantic supervise` runs on the shared port; each loads its own model copy.'), superviseOnly: true },
 } as const;

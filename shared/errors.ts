@@ -81,11 +81,7 @@ export class BadRequestError extends SemanticError {
 
 export class ContextExceededError extends SemanticError {
   constructor(requested: number, available: number) {
-    super(
-      ErrorCode.ContextExceeded,
-      `This request needs ${requested} tokens (prompt + max_tokens) but the context holds ${available}.`,
-      { param: 'max_tokens' },
-    );
+    super(ErrorCode.ContextExceeded, `This request needs ${requested} tokens (prompt + max_tokens) but the context holds ${available}.`, { param: 'max_tokens' });
   }
 }
 

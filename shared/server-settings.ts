@@ -57,7 +57,10 @@ function apiKeysOf(config: Config): string[] {
   } catch (error) {
     throw new ConfigError([`apiKeysFile ${config.apiKeysFile} cannot be read: ${(error as Error).message}`]);
   }
-  const lines = text.split('\n').map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
+  const lines = text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
   const check = optionSpecs.adminKey.schema;
   const bad = lines.findIndex((line) => !check.safeParse(line).success);
   if (bad >= 0) throw new ConfigError([`apiKeysFile ${config.apiKeysFile}: line ${bad + 1} is not ${optionSpecs.adminKey.allowed}`]);

@@ -26,10 +26,12 @@ export const testFaults = {
 export function withDecodeFault(context: Context): Context {
   const token = testFaults.decodeToken;
   if (token === undefined) return context;
-  const failing = (): Promise<Int32Array> => Promise.reject(Object.assign(new Error(`llama_decode: returned -3 (SEMANTIC_FAULT_DECODE_TOKEN ${token})`), { code: 'ERR_DECODE_FATAL' }));
+  const failing = (): Promise<Int32Array> =>
+    Promise.reject(Object.assign(new Error(`llama_decode: returned -3 (SEMANTIC_FAULT_DECODE_TOKEN ${token})`), { code: 'ERR_DECODE_FATAL' }));
   return new Proxy(context, {
     get(target, key) {
-      if (key === 'decode') return (batch: Parameters<Context['decode']>[0], samples?: Parameters<Context['decode']>[1]) => (batch.tokens.includes(token) ? failing() : target.decode(batch, samples));
+      if (key === 'decode')
+        return (batch: Parameters<Context['decode']>[0], samples?: Parameters<Context['decode']>[1]) => (batch.tokens.includes(token) ? failing() : target.decode(batch, samples));
       const value: unknown = Reflect.get(target, key);
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },

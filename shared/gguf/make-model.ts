@@ -45,7 +45,17 @@ const shapes: Record<ModelShape, Hyperparameters> = {
   // a batched run with a solo one). Tests compare batched and cached output with cold single-sequence
   // output token for token, so the test model keeps every kernel in F32.
   tiny: { embedding: 64, layers: 2, heads: 4, kvHeads: 2, feedForward: 128, contextLength: 8192, matrixType: TensorType.F32, untiedOutput: true, embeddingStd: 0.5 },
-  'qwen2.5-0.5b': { embedding: 896, layers: 24, heads: 14, kvHeads: 2, feedForward: 4864, contextLength: 32768, matrixType: TensorType.Q8_0, untiedOutput: false, embeddingStd: 0.02 },
+  'qwen2.5-0.5b': {
+    embedding: 896,
+    layers: 24,
+    heads: 14,
+    kvHeads: 2,
+    feedForward: 4864,
+    contextLength: 32768,
+    matrixType: TensorType.Q8_0,
+    untiedOutput: false,
+    embeddingStd: 0.02,
+  },
 };
 
 export function defaultVocabPath(): string {

@@ -38,19 +38,32 @@ class Cursor {
 
 function readScalar(cursor: Cursor, type: ValueType): number | bigint | boolean | string {
   switch (type) {
-    case ValueType.UINT8: return cursor.u8();
-    case ValueType.INT8: return cursor.i8();
-    case ValueType.UINT16: return cursor.u16();
-    case ValueType.INT16: return cursor.i16();
-    case ValueType.UINT32: return cursor.u32();
-    case ValueType.INT32: return cursor.i32();
-    case ValueType.FLOAT32: return cursor.f32();
-    case ValueType.FLOAT64: return cursor.f64();
-    case ValueType.BOOL: return cursor.u8() !== 0;
-    case ValueType.STRING: return cursor.string();
-    case ValueType.UINT64: return cursor.u64();
-    case ValueType.INT64: return cursor.i64();
-    default: throw new Error(`GGUF: value type ${type} cannot be an array item here`);
+    case ValueType.UINT8:
+      return cursor.u8();
+    case ValueType.INT8:
+      return cursor.i8();
+    case ValueType.UINT16:
+      return cursor.u16();
+    case ValueType.INT16:
+      return cursor.i16();
+    case ValueType.UINT32:
+      return cursor.u32();
+    case ValueType.INT32:
+      return cursor.i32();
+    case ValueType.FLOAT32:
+      return cursor.f32();
+    case ValueType.FLOAT64:
+      return cursor.f64();
+    case ValueType.BOOL:
+      return cursor.u8() !== 0;
+    case ValueType.STRING:
+      return cursor.string();
+    case ValueType.UINT64:
+      return cursor.u64();
+    case ValueType.INT64:
+      return cursor.i64();
+    default:
+      throw new Error(`GGUF: value type ${type} cannot be an array item here`);
   }
 }
 

@@ -54,19 +54,43 @@ class Bytes {
 function writeScalar(out: Bytes, type: ValueType, value: number | bigint | boolean | string): void {
   const b = Buffer.alloc(8);
   switch (type) {
-    case ValueType.UINT8: b.writeUInt8(value as number); return out.push(b.subarray(0, 1));
-    case ValueType.INT8: b.writeInt8(value as number); return out.push(b.subarray(0, 1));
-    case ValueType.UINT16: b.writeUInt16LE(value as number); return out.push(b.subarray(0, 2));
-    case ValueType.INT16: b.writeInt16LE(value as number); return out.push(b.subarray(0, 2));
-    case ValueType.UINT32: b.writeUInt32LE(value as number); return out.push(b.subarray(0, 4));
-    case ValueType.INT32: b.writeInt32LE(value as number); return out.push(b.subarray(0, 4));
-    case ValueType.FLOAT32: b.writeFloatLE(value as number); return out.push(b.subarray(0, 4));
-    case ValueType.FLOAT64: b.writeDoubleLE(value as number); return out.push(b);
-    case ValueType.BOOL: b.writeUInt8(value === true ? 1 : 0); return out.push(b.subarray(0, 1));
-    case ValueType.UINT64: b.writeBigUInt64LE(BigInt(value as bigint)); return out.push(b);
-    case ValueType.INT64: b.writeBigInt64LE(BigInt(value as bigint)); return out.push(b);
-    case ValueType.STRING: return out.string(value as string);
-    default: throw new Error(`GGUF: cannot write a nested array`);
+    case ValueType.UINT8:
+      b.writeUInt8(value as number);
+      return out.push(b.subarray(0, 1));
+    case ValueType.INT8:
+      b.writeInt8(value as number);
+      return out.push(b.subarray(0, 1));
+    case ValueType.UINT16:
+      b.writeUInt16LE(value as number);
+      return out.push(b.subarray(0, 2));
+    case ValueType.INT16:
+      b.writeInt16LE(value as number);
+      return out.push(b.subarray(0, 2));
+    case ValueType.UINT32:
+      b.writeUInt32LE(value as number);
+      return out.push(b.subarray(0, 4));
+    case ValueType.INT32:
+      b.writeInt32LE(value as number);
+      return out.push(b.subarray(0, 4));
+    case ValueType.FLOAT32:
+      b.writeFloatLE(value as number);
+      return out.push(b.subarray(0, 4));
+    case ValueType.FLOAT64:
+      b.writeDoubleLE(value as number);
+      return out.push(b);
+    case ValueType.BOOL:
+      b.writeUInt8(value === true ? 1 : 0);
+      return out.push(b.subarray(0, 1));
+    case ValueType.UINT64:
+      b.writeBigUInt64LE(BigInt(value as bigint));
+      return out.push(b);
+    case ValueType.INT64:
+      b.writeBigInt64LE(BigInt(value as bigint));
+      return out.push(b);
+    case ValueType.STRING:
+      return out.string(value as string);
+    default:
+      throw new Error(`GGUF: cannot write a nested array`);
   }
 }
 
@@ -123,7 +147,7 @@ export function encodeTensor(type: TensorType, values: Float32Array): Buffer {
 
 /** write(2) may write less than asked; a short write must not silently shift every later tensor. */
 async function writeAll(file: FileHandle, buffer: Buffer): Promise<void> {
-  for (let done = 0; done < buffer.length; ) done += (await file.write(buffer, done)).bytesWritten;
+  for (let done = 0; done < buffer.length;) done += (await file.write(buffer, done)).bytesWritten;
 }
 
 /** Streams one tensor chunk by chunk, then pads it so the next tensor starts aligned. */

@@ -6,13 +6,7 @@
 import { Packr } from 'msgpackr';
 import type { z } from 'zod';
 import { ProtocolError } from '../errors.js';
-import {
-  frontToInferenceSchema,
-  inferenceToFrontSchema,
-  PROTOCOL_VERSION,
-  type FrontToInference,
-  type InferenceToFront,
-} from './messages.js';
+import { frontToInferenceSchema, inferenceToFrontSchema, PROTOCOL_VERSION, type FrontToInference, type InferenceToFront } from './messages.js';
 
 // Plain maps only: records would make frames depend on structures remembered by one peer.
 const packr = new Packr({ useRecords: false, moreTypes: false });

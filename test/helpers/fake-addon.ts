@@ -17,7 +17,20 @@
  * - `failDecode` makes chosen decode calls fail with a code (ERR_KV_NO_SLOT, ERR_DECODE_FATAL, ...),
  *   and `failImports` state imports fail.
  */
-import type { Addon, Batch, Context, ContextInfo, ContextOptions, DecodeTimings, Model, ModelInfo, SampleRequest, Sampler, SamplerOptions, TokenizeOptions } from '../../worker/engine/addon.js';
+import type {
+  Addon,
+  Batch,
+  Context,
+  ContextInfo,
+  ContextOptions,
+  DecodeTimings,
+  Model,
+  ModelInfo,
+  SampleRequest,
+  Sampler,
+  SamplerOptions,
+  TokenizeOptions,
+} from '../../worker/engine/addon.js';
 
 export const VOCAB_SIZE = 128;
 /** End of sequence: `tokenAt` returning it ends a generation with finish reason `stop`. */
@@ -310,7 +323,6 @@ export class FakeContext implements Context {
       if (batch.logits[i] === 1) this.lastLogits.set(i, oneHot(this.model.tokenAt(position + 1)));
     });
   }
-
 }
 
 export class FakeAddon implements Addon {

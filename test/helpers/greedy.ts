@@ -31,9 +31,7 @@ export async function greedyReference(modelPath: string, input: ChatMessage[] | 
   const logits = new Uint8Array(prompt.length);
   logits[prompt.length - 1] = 1;
   const positions = Int32Array.from(prompt, (_, i) => i);
-  let [next] = await context.decode({ tokens: prompt, positions, seqIds: new Int32Array(prompt.length), logits }, [
-    { index: prompt.length - 1, sampler },
-  ]);
+  let [next] = await context.decode({ tokens: prompt, positions, seqIds: new Int32Array(prompt.length), logits }, [{ index: prompt.length - 1, sampler }]);
   const tokens: number[] = [];
   while (tokens.length < count && !model.isEog(next as number)) {
     tokens.push(next as number);

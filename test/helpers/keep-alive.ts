@@ -2,7 +2,13 @@
 import { Agent, request as httpRequest } from 'node:http';
 
 /** One request on a keep-alive connection of `agent` (node:http, so the connection is the one reused). */
-export function onConnection(agent: Agent, port: number, method: string, path: string, payload?: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+export function onConnection(
+  agent: Agent,
+  port: number,
+  method: string,
+  path: string,
+  payload?: string,
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port, method, path, agent, headers: { 'content-type': 'application/json' } }, (res) => {
       let text = '';

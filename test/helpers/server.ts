@@ -88,10 +88,29 @@ export function persisted(server: RunningServer, agentId: string, count = 1): Pr
  * `semantic serve` of the tiny model with one sequence and the given RAM budget and cache dir, stopped
  * when the test ends: the server of the tests that watch one agent's cache move between tiers.
  */
-export async function serveOneSequence(t: { teardown(fn: () => unknown): void }, modelPath: string, options: { contextSize: number; ramCacheBytes: number; cacheDir: string }): Promise<RunningServer> {
+export async function serveOneSequence(
+  t: { teardown(fn: () => unknown): void },
+  modelPath: string,
+  options: { contextSize: number; ramCacheBytes: number; cacheDir: string },
+): Promise<RunningServer> {
   const server = await startServer([
-    'serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', String(options.contextSize),
-    '--max-sequences', '1', '--ram-cache-bytes', String(options.ramCacheBytes), '--cache-dir', options.cacheDir,
+    'serve',
+    '--port',
+    '0',
+    '--model',
+    modelPath,
+    '--model-id',
+    'tiny',
+    '--threads',
+    '1',
+    '--context-size',
+    String(options.contextSize),
+    '--max-sequences',
+    '1',
+    '--ram-cache-bytes',
+    String(options.ramCacheBytes),
+    '--cache-dir',
+    options.cacheDir,
   ]);
   t.teardown(() => server.stop());
   return server;

@@ -122,7 +122,11 @@ t.test('state import from a cache file: checked in place, bad files refused with
 
   t.equal(await ctx.stateSeqSetFile(1, span), state.byteLength, 'imports every byte of the state');
   t.same(await generate(ctx, 1, prompt, head.length, 16), await generate(ctx, 0, prompt, head.length, 16), 'and continues as the original');
-  const code = (promise: Promise<unknown>) => promise.then(() => 'resolved', (error: { code?: string }) => error.code);
+  const code = (promise: Promise<unknown>) =>
+    promise.then(
+      () => 'resolved',
+      (error: { code?: string }) => error.code,
+    );
   t.equal(await code(ctx.stateSeqSetFile(2, { ...span, crc32: (span.crc32 + 1) >>> 0 })), 'ERR_CACHE_FILE_CHECKSUM');
   t.equal(await code(ctx.stateSeqSetFile(2, { ...span, path: join(dir, 'missing') })), 'ERR_CACHE_FILE_UNREADABLE');
   writeFileSync(path, Buffer.concat([bytes, Buffer.of(0)]));
@@ -180,7 +184,10 @@ t.test('two sequences decoded in one batch match their single-sequence runs', as
     outB.push(next[1] as number);
     next = await ctx.decode(
       { tokens: Int32Array.from(next), positions: Int32Array.of(prompt.length + i, other.length + i), seqIds: Int32Array.of(2, 3), logits: Uint8Array.of(1, 1) },
-      [{ index: 0, sampler: a }, { index: 1, sampler: b }],
+      [
+        { index: 0, sampler: a },
+        { index: 1, sampler: b },
+      ],
     );
   }
   t.same(outA, soloA);

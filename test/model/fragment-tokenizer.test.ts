@@ -13,8 +13,20 @@ const vocabPath = (name: string): string => join(projectRoot(), 'deps', 'llama.c
 
 /** Special-token texts of the four vocabularies, mixed into every vocabulary's texts. */
 const specials = [
-  '<|im_start|>', '<|im_end|>', '<|endoftext|>', '<|begin_of_text|>', '<|eot_id|>', '<|start_header_id|>',
-  '<|end_header_id|>', '<s>', '</s>', '<unk>', '<|user|>', '<|assistant|>', '<|system|>', '<|end|>',
+  '<|im_start|>',
+  '<|im_end|>',
+  '<|endoftext|>',
+  '<|begin_of_text|>',
+  '<|eot_id|>',
+  '<|start_header_id|>',
+  '<|end_header_id|>',
+  '<s>',
+  '</s>',
+  '<unk>',
+  '<|user|>',
+  '<|assistant|>',
+  '<|system|>',
+  '<|end|>',
 ];
 const words = ['hello', ' world', 'héllo', ' 日本語', '🦙', '\n', '\n\n', '  ', '\t', ' ', 'x', '123', "'s", '<|', '|>', '<', 'im_end'];
 const fixed = [

@@ -116,8 +116,7 @@ t.test('sampleLogits on a saved row honours the grammar, and matches sampling af
   const logits = new Uint8Array(prompt.length);
   logits[prompt.length - 1] = 1;
   const positions = Int32Array.from(prompt, (_, i) => i);
-  const [decoded] = await ctx.decode({ tokens: prompt, positions, seqIds: new Int32Array(prompt.length), logits },
-    [{ index: prompt.length - 1, sampler: viaDecode }]);
+  const [decoded] = await ctx.decode({ tokens: prompt, positions, seqIds: new Int32Array(prompt.length), logits }, [{ index: prompt.length - 1, sampler: viaDecode }]);
   t.equal(decoded, token, 'both sampling paths pick the same token');
   viaDecode.dispose();
 });
@@ -164,7 +163,10 @@ t.test('grammars llama.cpp cannot parse throw a coded JS error, never crash', as
 t.test('RequestInput refuses a request whose grammar llama.cpp rejects with a 400 before admission', async (t) => {
   const input = new RequestInput(addon, model, 512, 64);
   const request = (grammar: string): GenerateMessage => ({
-    type: 'generate', requestId: 'r1', agentId: 'a1', stop: [],
+    type: 'generate',
+    requestId: 'r1',
+    agentId: 'a1',
+    stop: [],
     input: { kind: 'text', prompt: 'Weather:' },
     sampling: { temperature: 0, topP: 1, topK: 0, minP: 0, repeatPenalty: 1, frequencyPenalty: 0, presencePenalty: 0, grammar },
   });

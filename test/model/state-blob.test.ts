@@ -9,7 +9,10 @@ import { tinyModelPath } from '../helpers/model.js';
 
 const addon = loadAddon();
 const model = await addon.loadModel(await tinyModelPath());
-const tokens = model.tokenize('<|im_start|>system\nYou are one worker of a swarm that plans trips across the Andes, by train and on foot.<|im_end|>\n<|im_start|>user\nWhere first?', { parseSpecial: true });
+const tokens = model.tokenize(
+  '<|im_start|>system\nYou are one worker of a swarm that plans trips across the Andes, by train and on foot.<|im_end|>\n<|im_start|>user\nWhere first?',
+  { parseSpecial: true },
+);
 
 async function prefill(ctx: Context, seq: number, from = 0): Promise<void> {
   const n = tokens.length - from;
@@ -50,7 +53,10 @@ t.test('a state parses to its cells, in positions 0..n-1', async (t) => {
   await prefill(ctx, 0);
   const state = parseState(await ctx.stateSeqGet(0));
   t.equal(state.positions.length, tokens.length);
-  t.same([...state.positions].sort((a, b) => a - b), Array.from({ length: tokens.length }, (_, i) => i));
+  t.same(
+    [...state.positions].sort((a, b) => a - b),
+    Array.from({ length: tokens.length }, (_, i) => i),
+  );
   t.equal(state.nLayer > 0, true);
   t.equal(state.vTrans, 1, 'V is transposed without flash attention');
   ctx.dispose();
@@ -115,7 +121,10 @@ t.test('a state exported in pieces through a scratch sequence and joined is the 
     t.equal(ctx.seqPosMax(scratch), -1, 'the scratch sequence is empty again after each piece');
   }
   t.equal(exports, Math.ceil(tokens.length / 7));
-  t.same(pieces.states.map((piece) => parseState(piece).positions.length), Array.from({ length: exports }, (_, i) => Math.min(7, tokens.length - 7 * i)));
+  t.same(
+    pieces.states.map((piece) => parseState(piece).positions.length),
+    Array.from({ length: exports }, (_, i) => Math.min(7, tokens.length - 7 * i)),
+  );
   const joined = joinStates(...pieces.states);
   t.equal(joined.byteLength, whole.byteLength);
   t.ok(Buffer.from(joined).equals(Buffer.from(whole)), 'the same bytes as llama.cpp exports for the sequence');

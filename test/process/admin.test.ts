@@ -21,7 +21,24 @@ const MAX = 8;
 const hello: ChatMessage[] = [{ role: 'user', content: 'Tell me a long story about a lighthouse.' }];
 
 async function serve(cacheDir: string, flags: string[] = []): Promise<RunningServer> {
-  const args = ['serve', '--port', '0', '--model', modelA, '--model-id', 'tiny', '--threads', '1', '--context-size', '4096', '--max-sequences', '4', '--cache-dir', cacheDir, ...flags];
+  const args = [
+    'serve',
+    '--port',
+    '0',
+    '--model',
+    modelA,
+    '--model-id',
+    'tiny',
+    '--threads',
+    '1',
+    '--context-size',
+    '4096',
+    '--max-sequences',
+    '4',
+    '--cache-dir',
+    cacheDir,
+    ...flags,
+  ];
   const server = await startServer(args, 'ready', { SEMANTIC_API_KEYS: USER_KEY, SEMANTIC_ADMIN_KEY: ADMIN_KEY });
   t.teardown(() => server.stop());
   return server;
@@ -50,7 +67,13 @@ function chat(server: RunningServer, model: string, agent: string, maxTokens = M
 }
 
 /** A stream's text, its usage and whether it ended with [DONE]; `onFirst` runs at its first content chunk. */
-async function stream(server: RunningServer, agent: string, onFirst: () => void, messages = hello, maxTokens = STREAM_TOKENS): Promise<{ text: string; completionTokens: number; done: boolean }> {
+async function stream(
+  server: RunningServer,
+  agent: string,
+  onFirst: () => void,
+  messages = hello,
+  maxTokens = STREAM_TOKENS,
+): Promise<{ text: string; completionTokens: number; done: boolean }> {
   const response = await fetch(`${server.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${USER_KEY}`, 'x-agent-id': agent },
@@ -83,7 +106,11 @@ async function swapStarted(server: RunningServer, settled: () => boolean): Promi
 t.test('swap under load: streams finish on the old model, later requests use the new one, both models keep their files', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'semantic-admin-'));
   const server = await serve(dir);
-  const [oldStream, oldShort, newShort] = await Promise.all([greedyReference(modelA, hello, STREAM_TOKENS), greedyReference(modelA, hello, MAX), greedyReference(modelB, hello, MAX)]);
+  const [oldStream, oldShort, newShort] = await Promise.all([
+    greedyReference(modelA, hello, STREAM_TOKENS),
+    greedyReference(modelA, hello, MAX),
+    greedyReference(modelB, hello, MAX),
+  ]);
   t.not(oldShort.text, newShort.text, 'the two models answer differently');
 
   t.equal((await chat(server, 'tiny', 'keep-a')).status, 200);
@@ -112,7 +139,11 @@ t.test('swap under load: streams finish on the old model, later requests use the
   t.equal(swapped.status, 200);
   t.match(swapped.body, { object: 'admin.model', previous: 'tiny', model: { id: 'tiny-b', path: modelB, architecture: 'qwen2' } });
   const models = await call(server, 'GET', '/v1/models', undefined, USER_KEY);
-  t.same(models.body.data.map((m: { id: string }) => m.id), ['tiny-b'], '/v1/models names the new model');
+  t.same(
+    models.body.data.map((m: { id: string }) => m.id),
+    ['tiny-b'],
+    '/v1/models names the new model',
+  );
   t.match((await call(server, 'GET', '/admin/model')).body, { model: { id: 'tiny-b' }, swapping: false });
 
   const fresh = await chat(server, 'tiny-b', 'keep-a');
@@ -147,7 +178,11 @@ t.test('a failed swap: the old model is loaded back and serves; bad paths are re
   t.equal(failed.status, 422);
   t.match(failed.body, { error: { code: 'ERR_MODEL_LOAD_FAILED', type: 'invalid_request_error', param: 'path', message: /loaded back and serves again/ } });
   const models = await call(server, 'GET', '/v1/models', undefined, USER_KEY);
-  t.same(models.body.data.map((m: { id: string }) => m.id), ['tiny'], '/v1/models unchanged');
+  t.same(
+    models.body.data.map((m: { id: string }) => m.id),
+    ['tiny'],
+    '/v1/models unchanged',
+  );
   const served = await chat(server, 'tiny', 'after-failure');
   t.equal(served.status, 200);
   t.equal(served.body.choices[0].message.content, reference.text, 'the old model serves');
@@ -191,7 +226,11 @@ t.test('swaps load only under --models-dir: a path outside, `..` or a link out i
     t.equal(answer.status, 403, `${path}: 403`);
     t.match(answer.body, { error: { code: 'ERR_MODEL_PATH_FORBIDDEN', type: 'invalid_request_error', param: 'path', message } });
   }
-  t.same(server.logs.filter((line) => line.msg === 'model swap started'), [], 'no swap started');
+  t.same(
+    server.logs.filter((line) => line.msg === 'model swap started'),
+    [],
+    'no swap started',
+  );
   t.match((await call(server, 'GET', '/admin/model')).body, { model: { id: 'tiny', path: modelA }, swapping: false });
   const served = await chat(server, 'tiny', 'after-refusals');
   t.equal(served.body.choices[0].message.content, reference.text, 'the model served is untouched');
@@ -315,13 +354,21 @@ t.test('under the supervisor a swap is a rolling restart onto the new model; a f
   t.teardown(() => server.stop());
   const newShort = await greedyReference(modelB, hello, MAX);
 
-  t.match(await call(server, 'POST', '/admin/model', { path: modelB, id: 'tiny-b' }), { status: 403, body: { error: { code: 'ERR_MODEL_PATH_FORBIDDEN' } } }, 'outside the models dir: refused by the worker');
+  t.match(
+    await call(server, 'POST', '/admin/model', { path: modelB, id: 'tiny-b' }),
+    { status: 403, body: { error: { code: 'ERR_MODEL_PATH_FORBIDDEN' } } },
+    'outside the models dir: refused by the worker',
+  );
   const accepted = await call(server, 'POST', '/admin/model', { path: newModel, id: 'tiny-b' });
   t.equal(accepted.status, 202);
   t.match(accepted.body, { object: 'admin.model.swap', status: 'rolling_restart', model: { id: 'tiny-b', path: newModel }, previous: 'tiny' });
   await logged(server, (line) => line.msg === 'model swapped');
   const models = await call(server, 'GET', '/v1/models', undefined, USER_KEY);
-  t.same(models.body.data.map((m: { id: string }) => m.id), ['tiny-b'], 'the replacement serves the new model');
+  t.same(
+    models.body.data.map((m: { id: string }) => m.id),
+    ['tiny-b'],
+    'the replacement serves the new model',
+  );
   const fresh = await chat(server, 'tiny-b', 'supervised');
   t.equal(fresh.body.choices[0].message.content, newShort.text);
   await persisted(server, 'supervised');
@@ -333,9 +380,24 @@ t.test('under the supervisor a swap is a rolling restart onto the new model; a f
   writeFileSync(truncated, readFileSync(modelA).subarray(0, 4096));
   t.equal((await call(server, 'POST', '/admin/model', { path: truncated, id: 'broken' })).status, 202, 'the file looks like a GGUF: the supervisor tries');
   await logged(server, (line) => line.msg === 'model swap failed: back to the old model');
-  t.ok(server.logs.some((line) => typeof line.msg === 'string' && line.msg.startsWith('rolling restart aborted')), 'its replacement never got ready');
-  t.same((await call(server, 'GET', '/v1/models', undefined, USER_KEY)).body.data.map((m: { id: string }) => m.id), ['tiny-b'], 'the old worker keeps serving');
+  t.ok(
+    server.logs.some((line) => typeof line.msg === 'string' && line.msg.startsWith('rolling restart aborted')),
+    'its replacement never got ready',
+  );
+  t.same(
+    (await call(server, 'GET', '/v1/models', undefined, USER_KEY)).body.data.map((m: { id: string }) => m.id),
+    ['tiny-b'],
+    'the old worker keeps serving',
+  );
   t.equal((await chat(server, 'tiny-b', 'supervised')).status, 200);
-  t.match(await call(server, 'POST', '/admin/model', { path: join(modelsDir, 'missing.gguf') }), { status: 400, body: { error: { param: 'path' } } }, 'checked by the worker first');
-  t.match(await call(server, 'POST', '/admin/model', { path: modelA }), { status: 403, body: { error: { code: 'ERR_MODEL_PATH_FORBIDDEN' } } }, 'the models dir stayed the first model\'s folder after the swap');
+  t.match(
+    await call(server, 'POST', '/admin/model', { path: join(modelsDir, 'missing.gguf') }),
+    { status: 400, body: { error: { param: 'path' } } },
+    'checked by the worker first',
+  );
+  t.match(
+    await call(server, 'POST', '/admin/model', { path: modelA }),
+    { status: 403, body: { error: { code: 'ERR_MODEL_PATH_FORBIDDEN' } } },
+    "the models dir stayed the first model's folder after the swap",
+  );
 });

@@ -25,7 +25,11 @@ t.test('more than the KV memory holds at once: requests wait for cells, none is 
   // 512 cells = 32 blocks of 16; each request needs ~20 prompt + 200 output tokens = 14 blocks, so two run at once.
   const server = await serve(['--context-size', '512', '--max-sequences', '4', '--ram-cache-bytes', '0']);
   const responses = await Promise.all(Array.from({ length: 8 }, (_, i) => post(server, `load-${i}`, `Request number ${i}, please answer at length.`, 200)));
-  t.same(responses.map((r) => r.status), Array(8).fill(200), 'every request fits the context: each waited its turn for cells');
+  t.same(
+    responses.map((r) => r.status),
+    Array(8).fill(200),
+    'every request fits the context: each waited its turn for cells',
+  );
   for (const response of responses) {
     t.equal(((await response.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens, 200);
   }
@@ -77,10 +81,7 @@ t.test('a long prompt is prefilled in chunks while another agent keeps streaming
   const usage = (await (await post(server, 'reader', longPrompt, 1)).json()) as { usage: { prompt_tokens: number } };
   const chunks = Math.ceil(usage.usage.prompt_tokens / batchTokens);
   t.ok(usage.usage.prompt_tokens >= 2000, `a ${usage.usage.prompt_tokens}-token prompt`);
-  t.ok(
-    atLongFirstToken - atLongStart >= chunks - 2,
-    `the other stream got ${atLongFirstToken - atLongStart} tokens while the long prompt prefilled in ${chunks} chunks`,
-  );
+  t.ok(atLongFirstToken - atLongStart >= chunks - 2, `the other stream got ${atLongFirstToken - atLongStart} tokens while the long prompt prefilled in ${chunks} chunks`);
 });
 
 t.test("idle agents' blocks make way for a newcomer: spilled to RAM, then restored exactly", async (t) => {
@@ -89,7 +90,12 @@ t.test("idle agents' blocks make way for a newcomer: spilled to RAM, then restor
   const ask = async (agent: string, maxTokens: number) => {
     const response = await post(server, agent, `I am agent ${agent}. Tell me a long story.`, maxTokens);
     const body = (await response.json()) as { choices: { message: { content: string } }[]; usage: { prompt_tokens_details: { cached_tokens: number } } };
-    return { status: response.status, tier: response.headers.get('x-semantic-cache'), text: body.choices[0]?.message.content, cached: body.usage.prompt_tokens_details.cached_tokens };
+    return {
+      status: response.status,
+      tier: response.headers.get('x-semantic-cache'),
+      text: body.choices[0]?.message.content,
+      cached: body.usage.prompt_tokens_details.cached_tokens,
+    };
   };
   const first = await ask('a', 100);
   await ask('b', 100);

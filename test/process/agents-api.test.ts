@@ -28,7 +28,13 @@ async function turn(server: RunningServer, agent: string): Promise<string | null
   return response.headers.get('x-semantic-cache');
 }
 
-interface ApiAgent { id: string; tier: string; tokens: number | null; bytes: number; last_used: number }
+interface ApiAgent {
+  id: string;
+  tier: string;
+  tokens: number | null;
+  bytes: number;
+  last_used: number;
+}
 type Totals = Record<'active' | 'hot' | 'ram' | 'disk', { agents: number; tokens: number; bytes: number }>;
 
 async function call(server: RunningServer, method: string, path: string): Promise<{ status: number; body: unknown }> {
@@ -43,7 +49,12 @@ async function list(server: RunningServer): Promise<ApiAgent[]> {
 }
 
 function sums(agents: ApiAgent[]): Totals {
-  const totals: Totals = { active: { agents: 0, tokens: 0, bytes: 0 }, hot: { agents: 0, tokens: 0, bytes: 0 }, ram: { agents: 0, tokens: 0, bytes: 0 }, disk: { agents: 0, tokens: 0, bytes: 0 } };
+  const totals: Totals = {
+    active: { agents: 0, tokens: 0, bytes: 0 },
+    hot: { agents: 0, tokens: 0, bytes: 0 },
+    ram: { agents: 0, tokens: 0, bytes: 0 },
+    disk: { agents: 0, tokens: 0, bytes: 0 },
+  };
   for (const agent of agents) {
     const sum = totals[agent.tier as keyof Totals];
     sum.agents++;
@@ -97,7 +108,10 @@ t.test('no RAM tier: evict_only keeps the file and the next turn comes from disk
   await turn(server, 'a');
   await turn(server, 'b');
   await persisted(server, 'a');
-  t.match(await list(server), [{ id: 'a', tier: 'disk', tokens: cachedAfter(coldA).length }, { id: 'b', tier: 'hot' }]);
+  t.match(await list(server), [
+    { id: 'a', tier: 'disk', tokens: cachedAfter(coldA).length },
+    { id: 'b', tier: 'hot' },
+  ]);
   const file = join(cacheDir, cacheFileName('b'));
 
   // b is hot, its turn maybe not written yet: evict_only writes it first.
@@ -105,7 +119,10 @@ t.test('no RAM tier: evict_only keeps the file and the next turn comes from disk
   t.equal(evicted.status, 200);
   t.same(evicted.body, { id: 'b', deleted: true, evict_only: true, tiers: ['hot'] });
   t.ok(existsSync(file), 'the file is kept (written if it was not yet)');
-  t.match(await list(server), [{ id: 'a', tier: 'disk' }, { id: 'b', tier: 'disk' }]);
+  t.match(await list(server), [
+    { id: 'a', tier: 'disk' },
+    { id: 'b', tier: 'disk' },
+  ]);
   t.equal(await turn(server, 'b'), 'disk', "b's next turn is restored from its file");
 
   // b is hot again (its file is kept alongside): delete forgets both.
@@ -114,7 +131,10 @@ t.test('no RAM tier: evict_only keeps the file and the next turn comes from disk
   t.equal(deleted.status, 200);
   t.same(deleted.body, { id: 'b', deleted: true, evict_only: false, tiers: ['hot', 'disk'] });
   t.notOk(existsSync(file), 'the file is deleted');
-  t.notOk(readdirSync(cacheDir).some((name) => name.includes(cacheFileName('b'))), 'no trace of it left');
+  t.notOk(
+    readdirSync(cacheDir).some((name) => name.includes(cacheFileName('b'))),
+    'no trace of it left',
+  );
   t.equal((await call(server, 'GET', '/v1/agents/b')).status, 404);
   t.equal(await turn(server, 'b'), 'miss', "b's next turn starts cold");
 });

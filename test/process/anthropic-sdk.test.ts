@@ -83,7 +83,10 @@ t.test('streaming: the exact event sequence, text equal to the non-streaming tex
   t.match(response.headers.get('content-type'), /^text\/event-stream/);
   const events: { event: string | null; data: { type: string } & Record<string, unknown> }[] = [];
   for await (const sse of Stream.rawEvents(response)) events.push({ event: sse.event, data: JSON.parse(sse.data) as { type: string } });
-  t.ok(events.every((e) => e.event === e.data.type), 'every event is named by its type');
+  t.ok(
+    events.every((e) => e.event === e.data.type),
+    'every event is named by its type',
+  );
   const deltas = events.filter((e) => e.event === 'content_block_delta');
   t.strictSame(
     events.map((e) => e.event),
@@ -94,7 +97,10 @@ t.test('streaming: the exact event sequence, text equal to the non-streaming tex
   t.match(start.message, { type: 'message', role: 'assistant', model: 'tiny', content: [], stop_reason: null, stop_sequence: null });
   t.strictSame(start.message.usage, { input_tokens: reference.promptTokens, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
   t.strictSame(events[1]?.data, { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } });
-  const text = deltas.map((e) => (e.data as unknown as Anthropic.RawContentBlockDeltaEvent).delta).map((d) => (d.type === 'text_delta' ? d.text : '')).join('');
+  const text = deltas
+    .map((e) => (e.data as unknown as Anthropic.RawContentBlockDeltaEvent).delta)
+    .map((d) => (d.type === 'text_delta' ? d.text : ''))
+    .join('');
   t.equal(text, reference.text, 'streamed text equals the cold greedy reference');
   t.strictSame(events.at(-3)?.data, { type: 'content_block_stop', index: 0 });
   t.strictSame(events.at(-2)?.data, {

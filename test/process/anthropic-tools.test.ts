@@ -103,9 +103,9 @@ t.test('a named tool: exactly one tool_use block of that tool, input valid for i
   if (block?.type !== 'tool_use') return;
   t.match(block.id, /^toolu_[0-9a-f]{24}$/);
   t.equal(block.name, 'get_weather');
-  t.strictSame(Object.keys(block.input as object), ['city'], 'only the schema\'s property');
+  t.strictSame(Object.keys(block.input as object), ['city'], "only the schema's property");
   t.ok(cities.includes((block.input as { city: string }).city), `city is one of the enum (${(block.input as { city: string }).city})`);
-  t.strictSame(withoutIds(message.content), withoutIds(outputBlocks(cold.text, { format: 'hermes', maxCalls: Infinity })), 'the cold greedy run\'s call');
+  t.strictSame(withoutIds(message.content), withoutIds(outputBlocks(cold.text, { format: 'hermes', maxCalls: Infinity })), "the cold greedy run's call");
   t.strictSame(message.usage, { input_tokens: cold.prompt.length, output_tokens: cold.tokens.length, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
 });
 
@@ -124,7 +124,7 @@ t.test('streaming: tool_use block events with input_json_delta; finalMessage equ
   t.strictSame(
     events.map((e) => e.type),
     ['message_start', 'content_block_start', 'ping', ...deltas.map(() => 'content_block_delta'), 'content_block_stop', 'message_delta', 'message_stop'],
-    'the real API\'s sequence for one tool_use block',
+    "the real API's sequence for one tool_use block",
   );
   const start = events[1] as unknown as Anthropic.RawContentBlockStartEvent;
   t.match(start, { index: 0, content_block: { type: 'tool_use', id: /^toolu_/, name: 'get_weather', input: {} } });
@@ -134,15 +134,19 @@ t.test('streaming: tool_use block events with input_json_delta; finalMessage equ
   const partial = deltas.map((e) => (e.delta as Anthropic.InputJSONDelta).partial_json).join('');
   t.strictSame(JSON.parse(partial), json1.input, 'the input_json_delta pieces concatenate to the input');
   t.strictSame(events.at(-3), { type: 'content_block_stop', index: 0 });
-  t.match(events.at(-2), { type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: json.usage.output_tokens, cache_creation_input_tokens: 0 } });
+  t.match(events.at(-2), {
+    type: 'message_delta',
+    delta: { stop_reason: 'tool_use', stop_sequence: null },
+    usage: { output_tokens: json.usage.output_tokens, cache_creation_input_tokens: 0 },
+  });
 
   const final = await client.messages.stream({ ...body, metadata: { user_id: 'tools-stream-sdk' } }).finalMessage();
-  t.strictSame(withoutIds(final.content), withoutIds(json.content), 'the SDK accumulates the stream into the JSON message\'s content');
+  t.strictSame(withoutIds(final.content), withoutIds(json.content), "the SDK accumulates the stream into the JSON message's content");
   t.equal(final.stop_reason, 'tool_use');
   t.equal(final.usage.output_tokens, json.usage.output_tokens);
 });
 
-t.test('round trip: the call and its result sent back; the second turn reads the first turn\'s cache', async (t) => {
+t.test("round trip: the call and its result sent back; the second turn reads the first turn's cache", async (t) => {
   const first = { ...forced, messages: [ask], metadata: { user_id: 'tools-round-trip' } };
   const cold1 = await reference(first);
   const one = await client.messages.create(first);
@@ -152,7 +156,10 @@ t.test('round trip: the call and its result sent back; the second turn reads the
   const second = { ...first, tool_choice: { type: 'auto' as const }, messages: [ask, { role: 'assistant' as const, content: one.content }, result] };
   const cold2 = await reference(second);
   const reuse = expectedReuse(cold1, cold2);
-  t.ok(reuse >= cold1.prompt.length, `reuses at least the first prompt (${reuse} of ${cold2.prompt.length} tokens; first prompt ${cold1.prompt.length}, call ${cold1.tokens.length})`);
+  t.ok(
+    reuse >= cold1.prompt.length,
+    `reuses at least the first prompt (${reuse} of ${cold2.prompt.length} tokens; first prompt ${cold1.prompt.length}, call ${cold1.tokens.length})`,
+  );
 
   const { data: two, response } = await client.messages.create(second).withResponse();
   t.equal(response.headers.get('x-semantic-cache'), 'hot');
@@ -183,7 +190,10 @@ t.test('tool errors come as the SDK typed errors', async (t) => {
     }
     throw new Error('expected a 400');
   };
-  const unanswered = await refused({ ...forced, messages: [ask, { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Lima' } }] }, ask] });
+  const unanswered = await refused({
+    ...forced,
+    messages: [ask, { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Lima' } }] }, ask],
+  });
   t.ok(unanswered instanceof BadRequestError);
   t.match(unanswered.error, { type: 'error', error: { type: 'invalid_request_error', message: /^messages\.2: tool_use ids were found without tool_result blocks/ } });
   const server = await refused({ ...forced, tools: [{ type: 'bash_20250124', name: 'bash' }], tool_choice: undefined, messages: [ask] });

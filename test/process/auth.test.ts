@@ -8,7 +8,11 @@ import { startServer, type RunningServer } from '../helpers/server.js';
 
 const modelPath = await tinyModelPath();
 /** What a call that must fail rejected with (the SDK's typed error). */
-const failure = (call: Promise<unknown>): Promise<unknown> => call.then(() => 'resolved', (error: unknown) => error);
+const failure = (call: Promise<unknown>): Promise<unknown> =>
+  call.then(
+    () => 'resolved',
+    (error: unknown) => error,
+  );
 const [USER_KEY, OTHER_KEY, ADMIN_KEY] = ['user-key-0001', 'user-key-0002', 'admin-key-0001'];
 
 async function serve(flags: string[]): Promise<RunningServer> {
@@ -21,7 +25,8 @@ async function serve(flags: string[]): Promise<RunningServer> {
 }
 
 const clientOf = (server: RunningServer, apiKey: string): OpenAI => new OpenAI({ baseURL: `${server.url}/v1`, apiKey, maxRetries: 0 });
-const ask = (client: OpenAI, user?: string) => client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, ...(user === undefined ? {} : { user }) });
+const ask = (client: OpenAI, user?: string) =>
+  client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, ...(user === undefined ? {} : { user }) });
 
 async function get(server: RunningServer, path: string, key?: string): Promise<number> {
   const response = await fetch(server.url + path, { headers: key === undefined ? {} : { 'x-api-key': key } });

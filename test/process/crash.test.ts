@@ -26,5 +26,5 @@ t.equal(turns.failed, 0, 'no turn failed');
 t.equal(summary.tempFiles, 0, 'no temp file found after a restart');
 // Each restart checks every agent: only the first start (no files yet) must miss; most later turns
 // are disk hits, since the previous cycle's turns were written behind unless the kill came first.
-t.ok(turns.hits + turns.misses >= KILLS * AGENTS, 'every agent\'s turn after every restart was checked');
-t.ok(turns.hits >= KILLS * AGENTS / 2, `most checked turns were cache hits (${turns.hits})`);
+t.ok(turns.hits + turns.misses >= KILLS * AGENTS, "every agent's turn after every restart was checked");
+t.ok(turns.hits >= (KILLS * AGENTS) / 2, `most checked turns were cache hits (${turns.hits})`);

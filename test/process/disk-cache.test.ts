@@ -18,7 +18,23 @@ const MAX = 10;
 
 async function serve(cacheDir: string, model = modelPath): Promise<RunningServer> {
   // Sharing off: these agents send the same prompt, and each must be served from its own file or miss.
-  const server = await startServer(['serve', '--port', '0', '--model', model, '--model-id', 'tiny', '--threads', '1', '--context-size', '2048', '--cache-dir', cacheDir, '--prefix-sharing', 'off']);
+  const server = await startServer([
+    'serve',
+    '--port',
+    '0',
+    '--model',
+    model,
+    '--model-id',
+    'tiny',
+    '--threads',
+    '1',
+    '--context-size',
+    '2048',
+    '--cache-dir',
+    cacheDir,
+    '--prefix-sharing',
+    'off',
+  ]);
   t.teardown(() => server.stop());
   return server;
 }
@@ -30,7 +46,12 @@ async function turn(server: RunningServer, agent: string, messages: ChatMessage[
     body: JSON.stringify({ model: 'tiny', messages, max_tokens: MAX, temperature: 0 }),
   });
   const body = (await response.json()) as { choices: { message: { content: string } }[]; usage: { prompt_tokens_details: { cached_tokens: number } } };
-  return { status: response.status, tier: response.headers.get('x-semantic-cache'), text: body.choices[0]?.message.content ?? '', cached: body.usage.prompt_tokens_details.cached_tokens };
+  return {
+    status: response.status,
+    tier: response.headers.get('x-semantic-cache'),
+    text: body.choices[0]?.message.content ?? '',
+    cached: body.usage.prompt_tokens_details.cached_tokens,
+  };
 }
 
 const hello: ChatMessage[] = [{ role: 'user', content: 'Remember the number 42.' }];
@@ -54,7 +75,10 @@ t.test('a returning agent is served from its file by a restarted server, output 
   const [logitsStart, logitsEnd] = header.logits?.data_offsets ?? [];
   t.equal(header.logits?.dtype, 'F32');
   // A row of logits (one per vocabulary token) is bigger than this short state, so none is stored (hot-cache.ts keptLogits).
-  t.ok(header.state?.data_offsets !== undefined && header.state.data_offsets[1]! - header.state.data_offsets[0]! < 4 * model.info().vocabSize, 'the state is smaller than a logits row');
+  t.ok(
+    header.state?.data_offsets !== undefined && header.state.data_offsets[1]! - header.state.data_offsets[0]! < 4 * model.info().vocabSize,
+    'the state is smaller than a logits row',
+  );
   t.equal(header.logits?.shape?.[0], 0, 'so the logits tensor is empty');
   t.equal((logitsEnd ?? 0) - (logitsStart ?? 0), 0);
   t.equal(file.length, 8 + headerLength + (header.state?.data_offsets?.[1] ?? 0), 'data offsets cover the file exactly');
@@ -99,5 +123,9 @@ t.test('truncated, corrupted and foreign files are quarantined; the request is a
   t.equal(quarantined.filter((f) => f.startsWith('cut.safetensors')).length, 1);
   t.equal(quarantined.filter((f) => f.startsWith('flip.safetensors')).length, 1);
   t.equal(quarantined.filter((f) => f.startsWith('other.safetensors')).length, 1);
-  t.same(readdirSync(dir).filter((name) => name.endsWith('.tmp')), [], 'no temp file left (worker/persistence/temp-files.ts names them)');
+  t.same(
+    readdirSync(dir).filter((name) => name.endsWith('.tmp')),
+    [],
+    'no temp file left (worker/persistence/temp-files.ts names them)',
+  );
 });

@@ -40,7 +40,23 @@ t.comment(realFaults ? 'faults made by a small tmpfs (full, then read-only)' : '
 
 async function serve(t: Test, cacheDir: string, env: NodeJS.ProcessEnv = {}): Promise<RunningServer> {
   // An explicit budget: the auto one is sized from the dir's free space, and this dir is meant to fail writes, not to refuse them.
-  const args = ['serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '2048', '--cache-dir', cacheDir, '--disk-cache-bytes', '100000000'];
+  const args = [
+    'serve',
+    '--port',
+    '0',
+    '--model',
+    modelPath,
+    '--model-id',
+    'tiny',
+    '--threads',
+    '1',
+    '--context-size',
+    '2048',
+    '--cache-dir',
+    cacheDir,
+    '--disk-cache-bytes',
+    '100000000',
+  ];
   const server = await startServer(args, 'ready', env);
   t.teardown(() => server.stop());
   return server;
@@ -67,13 +83,16 @@ async function failureMetric(server: RunningServer, reason: string): Promise<num
   return line === undefined ? undefined : Number(line.split(' ').at(-1));
 }
 
-const writeFailed = (reason: string) => (line: Record<string, unknown>): boolean => line.msg === 'agent cache write failed' && line.reason === reason;
+const writeFailed =
+  (reason: string) =>
+  (line: Record<string, unknown>): boolean =>
+    line.msg === 'agent cache write failed' && line.reason === reason;
 
 /** Two turns of two agents: both served with the cold output; each failed write logged, counted and making readiness degraded. */
 async function servedButNotWritten(t: Test, server: RunningServer, reason: string): Promise<void> {
   t.same(await turn(server, 'agent-1'), { status: 200, text: cold.text }, 'a turn is served with its greedy output');
   await logged(server, writeFailed(reason));
-  t.same(await turn(server, 'agent-2'), { status: 200, text: cold.text }, 'and the next agent\'s turn too');
+  t.same(await turn(server, 'agent-2'), { status: 200, text: cold.text }, "and the next agent's turn too");
   await logged(server, writeFailed(reason), 2);
   const failure = server.logs.find(writeFailed(reason));
   t.equal(failure?.level, 40, 'logged as a warning, with the agent');
@@ -94,7 +113,11 @@ t.test('a full cache dir (ENOSPC): served, counted, degraded; a write after spac
   if (realFaults) spawnSync('dd', ['if=/dev/zero', `of=${join(dir, 'filler')}`, 'bs=64k', 'count=64']); // fills the 1 MiB, ENOSPC at the end
   const server = await serve(t, dir, realFaults ? {} : { SEMANTIC_FAULT_DISK_WRITE: 'ENOSPC' });
   await servedButNotWritten(t, server, 'ENOSPC');
-  t.same(readdirSync(dir).filter((name) => name.endsWith('.tmp')), [], 'a failed write leaves no temp file');
+  t.same(
+    readdirSync(dir).filter((name) => name.endsWith('.tmp')),
+    [],
+    'a failed write leaves no temp file',
+  );
   if (!realFaults) return;
   rmSync(join(dir, 'filler'));
   t.same(await turn(server, 'agent-3'), { status: 200, text: cold.text });

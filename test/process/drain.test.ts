@@ -21,10 +21,26 @@ const MAX_TOKENS = 300;
 
 async function serve(cacheDir: string, extra: string[] = []): Promise<RunningServer> {
   const server = await startServer([
-    'serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--cache-dir', cacheDir,
+    'serve',
+    '--port',
+    '0',
+    '--model',
+    modelPath,
+    '--model-id',
+    'tiny',
+    '--threads',
+    '1',
+    '--cache-dir',
+    cacheDir,
     // A generous drain deadline: on a loaded CI machine 16 streams may take long to finish; the
     // deadline itself is tested apart, with --drain-timeout 1.
-    '--context-size', String(STREAMS * 512), '--max-sequences', String(STREAMS), '--drain-timeout', '600', ...extra,
+    '--context-size',
+    String(STREAMS * 512),
+    '--max-sequences',
+    String(STREAMS),
+    '--drain-timeout',
+    '600',
+    ...extra,
   ]);
   t.teardown(() => server.stop('SIGKILL'));
   return server;
@@ -157,5 +173,8 @@ t.test('a second SIGTERM cuts the drain at once: exit 3', async (t) => {
   server.child.kill('SIGTERM');
   t.equal(await server.exited, 3);
   t.not((await events).at(-1), '[DONE]');
-  t.match(server.logs.find((entry) => typeof entry.msg === 'string' && entry.msg.startsWith('drain cut short')), { cutShort: 'second signal', cut: 1 });
+  t.match(
+    server.logs.find((entry) => typeof entry.msg === 'string' && entry.msg.startsWith('drain cut short')),
+    { cutShort: 'second signal', cut: 1 },
+  );
 });

@@ -17,7 +17,22 @@ const STREAM_TOKENS = 150;
 const story = (topic: string): ChatMessage[] => [{ role: 'user', content: `Tell me a long story about ${topic}.` }];
 
 async function serve(t: Test, env: NodeJS.ProcessEnv, cacheDir?: string): Promise<RunningServer> {
-  const args = ['serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '4096', '--max-sequences', '4', ...(cacheDir === undefined ? [] : ['--cache-dir', cacheDir])];
+  const args = [
+    'serve',
+    '--port',
+    '0',
+    '--model',
+    modelPath,
+    '--model-id',
+    'tiny',
+    '--threads',
+    '1',
+    '--context-size',
+    '4096',
+    '--max-sequences',
+    '4',
+    ...(cacheDir === undefined ? [] : ['--cache-dir', cacheDir]),
+  ];
   const server = await startServer(args, 'ready', env);
   t.teardown(() => server.stop());
   return server;
@@ -77,13 +92,23 @@ t.test('a decode failure inside a batch fails only that request; the others fini
   t.equal(poisoned.status, 500, 'the request whose decode fails gets a 500 in the API shape');
   t.match(poisoned.error, /^Internal error; it was logged with request id /);
   const internal = server.logs.filter((line) => line.msg === 'internal error (a bug)');
-  t.equal(internal.length, 1, 'one error logged: that request\'s');
+  t.equal(internal.length, 1, "one error logged: that request's");
   t.match((internal[0]?.err as { message?: string } | undefined)?.message, /^decoding this request failed: llama_decode: .*SEMANTIC_FAULT_DECODE_TOKEN/);
-  t.ok(results.every((result) => result.endedAt > failedAt), 'the other streams were still running when it failed');
-  t.same(results.map((result) => result.text), references.map((reference) => reference.text), 'each other stream equals its cold greedy run, token for token');
+  t.ok(
+    results.every((result) => result.endedAt > failedAt),
+    'the other streams were still running when it failed',
+  );
+  t.same(
+    results.map((result) => result.text),
+    references.map((reference) => reference.text),
+    'each other stream equals its cold greedy run, token for token',
+  );
   t.same(await chat(server, 'after', story('orchards'), 8), { status: 200, text: after.text, error: '' }, 'the engine serves on');
   t.equal((await fetch(`${server.url}/health/ready`)).status, 200);
-  t.notOk(server.logs.some((line) => line.msg === 'inference engine died'), 'the engine never died');
+  t.notOk(
+    server.logs.some((line) => line.msg === 'inference engine died'),
+    'the engine never died',
+  );
 });
 
 t.test('the cache file thread dying is replaced, and later writes land', async (t) => {
@@ -98,7 +123,7 @@ t.test('the cache file thread dying is replaced, and later writes land', async (
 
   t.equal((await chat(server, 'survivor', story('glaciers'), 4)).status, 200);
   await persisted(server, 'survivor');
-  t.ok(existsSync(join(dir, 'survivor.safetensors')), 'a new thread wrote the next agent\'s file');
+  t.ok(existsSync(join(dir, 'survivor.safetensors')), "a new thread wrote the next agent's file");
   t.notOk(existsSync(join(dir, 'doomed.safetensors')), 'the doomed write left no file');
   t.equal(((await (await fetch(`${server.url}/health/ready`)).json()) as { status: string }).status, 'ready', 'and readiness is back');
   t.equal(server.child.exitCode, null, 'the server never stopped');

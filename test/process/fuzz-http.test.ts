@@ -39,7 +39,27 @@ t.test(`${runs} hostile requests keep every invariant (seed ${seed})`, async (t)
 
   // The generator reaches what it is for: every route, every mutation, valid bodies and each refusal.
   t.same([...tally.byRoute.keys()].sort(), endpoints.map((endpoint) => endpoint.path).sort(), 'every route was fuzzed');
-  const mutations = ['valid-ish', 'wrong-type', 'drop-field', 'extra-field', 'huge-string', 'odd-unicode', 'deep-nesting', 'raw-number', 'truncate', 'insert-bytes', 'replace-body'];
-  t.same(mutations.filter((kind) => (tally.byMutation.get(kind) ?? 0) === 0), [], 'every kind of mutation was made');
-  t.same(['200', '400', '404', '413'].filter((status) => (tally.byStatus.get(status) ?? 0) === 0), [], 'answers include 200, 400, 404 and 413');
+  const mutations = [
+    'valid-ish',
+    'wrong-type',
+    'drop-field',
+    'extra-field',
+    'huge-string',
+    'odd-unicode',
+    'deep-nesting',
+    'raw-number',
+    'truncate',
+    'insert-bytes',
+    'replace-body',
+  ];
+  t.same(
+    mutations.filter((kind) => (tally.byMutation.get(kind) ?? 0) === 0),
+    [],
+    'every kind of mutation was made',
+  );
+  t.same(
+    ['200', '400', '404', '413'].filter((status) => (tally.byStatus.get(status) ?? 0) === 0),
+    [],
+    'answers include 200, 400, 404 and 413',
+  );
 });

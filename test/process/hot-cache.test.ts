@@ -12,8 +12,21 @@ const MAX = 12;
 
 async function serve(maxSequences: number, ramCacheBytes = 64 * 1024 * 1024): Promise<RunningServer> {
   const server = await startServer([
-    'serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '2048',
-    '--max-sequences', String(maxSequences), '--ram-cache-bytes', String(ramCacheBytes),
+    'serve',
+    '--port',
+    '0',
+    '--model',
+    modelPath,
+    '--model-id',
+    'tiny',
+    '--threads',
+    '1',
+    '--context-size',
+    '2048',
+    '--max-sequences',
+    String(maxSequences),
+    '--ram-cache-bytes',
+    String(ramCacheBytes),
   ]);
   t.teardown(() => server.stop());
   return server;
@@ -41,7 +54,10 @@ async function turn(server: RunningServer, agent: string, messages: ChatMessage[
   };
 }
 
-const opening: ChatMessage[] = [{ role: 'system', content: 'You plan trips.' }, { role: 'user', content: 'Plan a trip to Peru.' }];
+const opening: ChatMessage[] = [
+  { role: 'system', content: 'You plan trips.' },
+  { role: 'user', content: 'Plan a trip to Peru.' },
+];
 
 t.test('second turn: hot tier, only the new suffix computed, output equal to a cold run', async (t) => {
   const server = await serve(4);
@@ -73,7 +89,7 @@ t.test('second turn: hot tier, only the new suffix computed, output equal to a c
   t.equal(divergent.text, cold3.text);
 });
 
-t.test('agents interleaving turns never see each other\'s cache', async (t) => {
+t.test("agents interleaving turns never see each other's cache", async (t) => {
   const server = await serve(4);
   const bobOpening: ChatMessage[] = [{ role: 'user', content: 'Write a haiku about rain.' }];
   const aliceCold = await greedyReference(modelPath, opening, MAX);

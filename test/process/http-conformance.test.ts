@@ -46,7 +46,10 @@ t.test('a request line split across two TCP segments is served, wherever the spl
 
 t.test('pipelined requests are all answered, in order', async (t) => {
   const postThenGet = await sendRaw(server.port, [chat('split') + live], { responses: 2 });
-  t.same(postThenGet.responses.map((r) => r.status), [200, 200]);
+  t.same(
+    postThenGet.responses.map((r) => r.status),
+    [200, 200],
+  );
   t.equal(contentOf(postThenGet.responses[0]), reference);
   t.same(JSON.parse(postThenGet.responses[1]?.body ?? '{}'), { status: 'alive' });
 
@@ -54,7 +57,11 @@ t.test('pipelined requests are all answered, in order', async (t) => {
   t.same(postThenPost.responses.map(contentOf), [reference, reference], 'POST + POST in one write');
 
   const eager = await sendRaw(server.port, [chat('split'), live], { gapMs: 100, responses: 2 });
-  t.same(eager.responses.map((r) => r.status), [200, 200], 'a GET sent 100 ms after a POST, before its answer');
+  t.same(
+    eager.responses.map((r) => r.status),
+    [200, 200],
+    'a GET sent 100 ms after a POST, before its answer',
+  );
   t.equal(contentOf(eager.responses[0]), reference);
 });
 
@@ -117,8 +124,14 @@ t.test('a body over the limit gets a readable 413, not a reset', async (t) => {
       return { status: res.status, body: (await res.json()) as { error: { code: string } } };
     }),
   );
-  t.same(answers.map((a) => a.status), Array(10).fill(413));
-  t.same(answers.map((a) => a.body.error.code), Array(10).fill('ERR_BODY_TOO_LARGE'));
+  t.same(
+    answers.map((a) => a.status),
+    Array(10).fill(413),
+  );
+  t.same(
+    answers.map((a) => a.body.error.code),
+    Array(10).fill('ERR_BODY_TOO_LARGE'),
+  );
 });
 
 t.test('1,000 idle connections do not stop normal traffic', async (t) => {
@@ -131,6 +144,9 @@ t.test('1,000 idle connections do not stop normal traffic', async (t) => {
   }
   await Promise.all(idle.map((socket) => new Promise((resolve) => socket.once('connect', resolve))));
   const answers = await Promise.all(Array.from({ length: 8 }, () => sendRaw(server.port, [chat('split')], { responses: 1 })));
-  t.same(answers.map((a) => contentOf(a.responses[0])), Array(8).fill(reference));
+  t.same(
+    answers.map((a) => contentOf(a.responses[0])),
+    Array(8).fill(reference),
+  );
   t.equal(idle.filter((socket) => socket.destroyed).length, 0, 'the idle connections are still open (600 s header timeout)');
 });

@@ -29,16 +29,20 @@ interface Captured {
 
 /** Starts the CLI with every byte of stdout and stderr kept, from the first. */
 function start(args: string[], readyMessage: string): Promise<Captured> {
-  const child = spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, SEMANTIC_API_KEYS: keys.env, SEMANTIC_ADMIN_KEY: keys.admin }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cliPath, ...args], {
+    env: { ...process.env, SEMANTIC_API_KEYS: keys.env, SEMANTIC_ADMIN_KEY: keys.admin },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const lines = (): Record<string, unknown>[] => output.split('\n').flatMap((line) => {
-    try {
-      return [JSON.parse(line) as Record<string, unknown>];
-    } catch {
-      return [];
-    }
-  });
+  const lines = (): Record<string, unknown>[] =>
+    output.split('\n').flatMap((line) => {
+      try {
+        return [JSON.parse(line) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   return new Promise((resolve, reject) => {
     child.stdout.on('data', (chunk: Buffer) => {
@@ -101,7 +105,10 @@ t.test('serve at log level trace: no key in any line', async (t) => {
   t.equal(await server.stop(), 0, 'drained and stopped');
   const requests = server.lines().filter((line) => line.msg === 'request');
   t.ok(requests.length >= 50, `${requests.length} request lines were logged`);
-  t.ok(server.lines().some((line) => line.msg === 'model swap failed'), 'the failed swap logged its error');
+  t.ok(
+    server.lines().some((line) => line.msg === 'model swap failed'),
+    'the failed swap logged its error',
+  );
   assertNoKey(t, server.output());
 });
 

@@ -33,7 +33,12 @@ async function chat(server: RunningServer, messages: ChatMessage[], agent?: stri
   });
   const body = (await response.json()) as { usage: { prompt_tokens: number }; choices: { message: { content: string } }[] };
   if (response.status !== 200) throw new Error(`chat: ${response.status} ${JSON.stringify(body)}`);
-  return { cache: response.headers.get('x-semantic-cache'), computed: Number(response.headers.get('x-semantic-prompt-tokens-computed')), promptTokens: body.usage.prompt_tokens, text: body.choices[0]?.message.content ?? '' };
+  return {
+    cache: response.headers.get('x-semantic-cache'),
+    computed: Number(response.headers.get('x-semantic-prompt-tokens-computed')),
+    promptTokens: body.usage.prompt_tokens,
+    text: body.choices[0]?.message.content ?? '',
+  };
 }
 
 async function bytesOf(server: RunningServer, agent: string): Promise<{ tier: string; bytes: number }> {

@@ -13,12 +13,21 @@ const MAX = 12;
 const server = await startServer(['serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '2048']);
 t.teardown(() => server.stop());
 const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused-locally', maxRetries: 0 });
-const failure = (call: Promise<unknown>): Promise<unknown> => call.then(() => 'resolved', (error: unknown) => error);
+const failure = (call: Promise<unknown>): Promise<unknown> =>
+  call.then(
+    () => 'resolved',
+    (error: unknown) => error,
+  );
 
 const prompt = 'The capital of France is';
 const reference = await greedyReference(modelPath, prompt, MAX);
 const finishReason = reference.tokens.length === MAX ? 'length' : 'stop';
-const coldUsage = { prompt_tokens: reference.promptTokens, completion_tokens: reference.tokens.length, total_tokens: reference.promptTokens + reference.tokens.length, prompt_tokens_details: { cached_tokens: 0 } };
+const coldUsage = {
+  prompt_tokens: reference.promptTokens,
+  completion_tokens: reference.tokens.length,
+  total_tokens: reference.promptTokens + reference.tokens.length,
+  prompt_tokens_details: { cached_tokens: 0 },
+};
 
 t.test('a completion and the same as a stream: greedy text of the raw prompt and exact usage', async (t) => {
   t.ok(reference.tokens.length > 1, `the reference has text to compare (${JSON.stringify(reference.text)})`);
@@ -30,10 +39,21 @@ t.test('a completion and the same as a stream: greedy text of the raw prompt and
   t.strictSame(completion.usage, coldUsage, 'prompt_tokens: the raw prompt as the model tokenizes it, no template');
   t.equal(response.headers.get('x-semantic-cache'), 'miss');
 
-  const stream = await client.completions.create({ model: 'tiny', prompt: [prompt], max_tokens: MAX, temperature: 0, stream: true, stream_options: { include_usage: true }, user: 'cmpl-stream' });
+  const stream = await client.completions.create({
+    model: 'tiny',
+    prompt: [prompt],
+    max_tokens: MAX,
+    temperature: 0,
+    stream: true,
+    stream_options: { include_usage: true },
+    user: 'cmpl-stream',
+  });
   const chunks: OpenAI.Completion[] = [];
   for await (const chunk of stream) chunks.push(chunk);
-  t.ok(chunks.every((c) => c.object === 'text_completion' && c.id === chunks[0]?.id), 'text_completion chunks of one id');
+  t.ok(
+    chunks.every((c) => c.object === 'text_completion' && c.id === chunks[0]?.id),
+    'text_completion chunks of one id',
+  );
   t.equal(chunks.map((c) => c.choices[0]?.text ?? '').join(''), reference.text, 'the streamed text is the same');
   const finishes = chunks.flatMap((c) => c.choices.map((choice) => choice.finish_reason)).filter((reason) => reason !== null);
   t.strictSame(finishes, [finishReason], 'one chunk carries the finish reason');

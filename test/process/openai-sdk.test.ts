@@ -9,14 +9,21 @@ import { startServer } from '../helpers/server.js';
 
 const modelPath = await tinyModelPath();
 /** What a call that must fail rejected with (the SDK's typed error). */
-const failure = (call: Promise<unknown>): Promise<unknown> => call.then(() => 'resolved', (error: unknown) => error);
+const failure = (call: Promise<unknown>): Promise<unknown> =>
+  call.then(
+    () => 'resolved',
+    (error: unknown) => error,
+  );
 const MAX = 12;
 const server = await startServer(['serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '2048']);
 t.teardown(() => server.stop());
 const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused-locally', maxRetries: 0 });
 
 // Typed by inference, so the same literal suits the SDK's message params and the reference's ChatMessage[].
-const opening = [{ role: 'system' as const, content: 'You are terse.' }, { role: 'user' as const, content: 'Name a colour.' }];
+const opening = [
+  { role: 'system' as const, content: 'You are terse.' },
+  { role: 'user' as const, content: 'Name a colour.' },
+];
 
 t.test('a completion and the same as a stream: greedy text and usage equal a cold run', async (t) => {
   const cold = await greedyReference(modelPath, opening, MAX);
@@ -26,7 +33,15 @@ t.test('a completion and the same as a stream: greedy text and usage equal a col
   t.equal(completion.choices[0]?.finish_reason, cold.tokens.length === MAX ? 'length' : 'stop');
   t.match(completion.usage, { prompt_tokens: cold.promptTokens, completion_tokens: cold.tokens.length, prompt_tokens_details: { cached_tokens: 0 } });
 
-  const stream = await client.chat.completions.create({ model: 'tiny', messages: opening, max_tokens: MAX, temperature: 0, stream: true, stream_options: { include_usage: true }, user: 'sdk-stream' });
+  const stream = await client.chat.completions.create({
+    model: 'tiny',
+    messages: opening,
+    max_tokens: MAX,
+    temperature: 0,
+    stream: true,
+    stream_options: { include_usage: true },
+    user: 'sdk-stream',
+  });
   let text = '';
   let usage: OpenAI.CompletionUsage | undefined;
   for await (const chunk of stream) {
@@ -41,9 +56,7 @@ t.test("a second turn reports the agent's cached tokens", async (t) => {
   const first = await client.chat.completions.create({ model: 'tiny', messages: opening, max_tokens: MAX, temperature: 0, user: 'sdk-agent' });
   const next = [...opening, { role: 'assistant' as const, content: first.choices[0]?.message.content ?? '' }, { role: 'user' as const, content: 'Another one.' }];
   const [cold1, cold2] = [await greedyReference(modelPath, opening, MAX), await greedyReference(modelPath, next, MAX)];
-  const second = await client.chat.completions
-    .create({ model: 'tiny', messages: next, max_tokens: MAX, temperature: 0, user: 'sdk-agent' })
-    .withResponse();
+  const second = await client.chat.completions.create({ model: 'tiny', messages: next, max_tokens: MAX, temperature: 0, user: 'sdk-agent' }).withResponse();
   t.equal(second.response.headers.get('x-semantic-cache'), 'hot');
   t.equal(second.data.usage?.prompt_tokens_details?.cached_tokens, expectedReuse(cachedAfter(cold1), cold2), 'exactly the common prefix');
   t.equal(second.data.choices[0]?.message.content, cold2.text, 'and the output of a cold run');
@@ -56,5 +69,8 @@ t.test('errors arrive as the SDK typed exceptions', async (t) => {
   t.ok(empty instanceof OpenAI.BadRequestError, 'a BadRequestError');
   t.match(empty, { status: 400, error: { param: 'messages', type: 'invalid_request_error' } });
   const models = await client.models.list();
-  t.same(models.data.map((m) => m.id), ['tiny']);
+  t.same(
+    models.data.map((m) => m.id),
+    ['tiny'],
+  );
 });

@@ -43,7 +43,9 @@ async function cachedAfterForcedCall(messages: ChatMessage[]): Promise<{ cached:
   const sampler = new addon.Sampler(model, { temperature: 0, grammar: toolChoiceGrammar('hermes', [weather], { kind: 'tool', name: 'get_weather' }) });
   const logits = new Uint8Array(prompt.length);
   logits[prompt.length - 1] = 1;
-  let [next] = await context.decode({ tokens: prompt, positions: Int32Array.from(prompt, (_, i) => i), seqIds: new Int32Array(prompt.length), logits }, [{ index: prompt.length - 1, sampler }]);
+  let [next] = await context.decode({ tokens: prompt, positions: Int32Array.from(prompt, (_, i) => i), seqIds: new Int32Array(prompt.length), logits }, [
+    { index: prompt.length - 1, sampler },
+  ]);
   const tokens: number[] = [];
   while (tokens.length < 300 && !model.isEog(next as number)) {
     tokens.push(next as number);
@@ -135,7 +137,14 @@ t.test('response_format json_schema holds the value to the schema', async (t) =>
   const completion = await client.chat.completions.create({
     model: 'tiny',
     messages: question,
-    response_format: { type: 'json_schema', json_schema: { name: 'color', strict: true, schema: { type: 'object', properties: { color: { type: 'string', enum: colors } }, required: ['color'], additionalProperties: false } } },
+    response_format: {
+      type: 'json_schema',
+      json_schema: {
+        name: 'color',
+        strict: true,
+        schema: { type: 'object', properties: { color: { type: 'string', enum: colors } }, required: ['color'], additionalProperties: false },
+      },
+    },
     temperature: 0,
     max_tokens: 200,
   });

@@ -84,7 +84,7 @@ async function expect429(t: Test, response: Response, code: string, family: 'ope
 t.test('max-queued 4', async (t) => {
   const server = await serve(['--max-queued', '4']);
 
-  t.test("16 concurrent turns of one agent: 1 runs, 4 wait, 11 are answered 429 at once", async (t) => {
+  t.test('16 concurrent turns of one agent: 1 runs, 4 wait, 11 are answered 429 at once', async (t) => {
     const order: number[] = [];
     const responses = await Promise.all(
       Array.from({ length: 16 }, async () => {
@@ -96,7 +96,9 @@ t.test('max-queued 4', async (t) => {
     t.same([responses.filter((r) => r.status === 200).length, responses.filter((r) => r.status === 429).length], [5, 11]);
     t.same(order, [...Array(11).fill(429), ...Array(5).fill(200)], 'every 429 came before the first answer: refused at once');
     for (const response of responses.filter((r) => r.status === 429)) await expect429(t, response, 'ERR_QUEUE_FULL');
-    const texts = await Promise.all(responses.filter((r) => r.status === 200).map(async (r) => ((await r.json()) as { choices: { message: { content: string } }[] }).choices[0]?.message.content));
+    const texts = await Promise.all(
+      responses.filter((r) => r.status === 200).map(async (r) => ((await r.json()) as { choices: { message: { content: string } }[] }).choices[0]?.message.content),
+    );
     t.equal(new Set(texts).size, 1, 'the same prompt gives the same greedy output, turn after turn');
     t.equal(await queued(server), 0);
   });
@@ -108,7 +110,11 @@ t.test('max-queued 4', async (t) => {
     await expect429(t, await chat(server, 'w4', 'Hello from w4.', 16), 'ERR_QUEUE_FULL');
     t.notOk(running.finished(), 'refused while the runner still ran');
     const answers = await Promise.all(waiting);
-    t.same(answers.map((r) => r.status), [200, 200, 200, 200], 'every waiting request ran once the runner ended');
+    t.same(
+      answers.map((r) => r.status),
+      [200, 200, 200, 200],
+      'every waiting request ran once the runner ended',
+    );
     t.equal((await running.events).at(-1), '[DONE]');
   });
 });
@@ -125,7 +131,7 @@ t.test('max-queued 8, max-queued-per-agent 2', async (t) => {
     await expect429(t, await chat(server, 'busy', LONG, 64), 'ERR_AGENT_QUEUE_FULL');
     await expect429(t, await message(server, 'busy', 'Hello.', 16), 'ERR_AGENT_QUEUE_FULL', 'anthropic');
     const tooBig = await chat(server, 'busy', LONG, 1000);
-    t.equal(tooBig.status, 400, 'a request that can never fit is answered at once, not after its agent\'s turns');
+    t.equal(tooBig.status, 400, "a request that can never fit is answered at once, not after its agent's turns");
     t.equal(((await tooBig.json()) as { error: { code: string } }).error.code, 'ERR_CONTEXT_EXCEEDED');
     const other = chat(server, 'other', short[0]!.content, 24);
     await untilQueued(server, 3);
@@ -133,7 +139,10 @@ t.test('max-queued 8, max-queued-per-agent 2', async (t) => {
     const answer = await other;
     t.equal(answer.status, 200, "another agent's request waited for cells, then ran");
     t.equal(((await answer.json()) as { choices: { message: { content: string } }[] }).choices[0]?.message.content, solo.text, 'token for token the solo run');
-    t.same((await Promise.all(turns)).map((r) => r.status), [200, 200]);
+    t.same(
+      (await Promise.all(turns)).map((r) => r.status),
+      [200, 200],
+    );
     t.equal((await running.events).at(-1), '[DONE]');
   });
 
@@ -158,7 +167,10 @@ t.test('max-queued 8, max-queued-per-agent 2', async (t) => {
     await untilQueued(server, 2);
     const exited = server.stop('SIGTERM');
     const answers = await Promise.all(waiting);
-    t.same(answers.map((r) => r.status), [503, 503]);
+    t.same(
+      answers.map((r) => r.status),
+      [503, 503],
+    );
     t.same(await Promise.all(answers.map(async (r) => ((await r.json()) as { error: { code: string } }).error.code)), ['ERR_DRAINING', 'ERR_DRAINING']);
     t.notOk(running.finished(), 'answered before the running request ended');
     t.equal((await running.events).at(-1), '[DONE]');

@@ -20,9 +20,25 @@ const other: ChatMessage[] = [{ role: 'user', content: 'Something else entirely.
 
 async function serve(cacheDir: string, ramBytes: string): Promise<RunningServer> {
   const server = await startServer([
-    'serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '4096',
-    '--max-sequences', '1', '--cache-dir', cacheDir, '--ram-cache-bytes', ramBytes,
-    '--prefix-sharing', 'off', // each agent asks the same question; this is about its own cache
+    'serve',
+    '--port',
+    '0',
+    '--model',
+    modelPath,
+    '--model-id',
+    'tiny',
+    '--threads',
+    '1',
+    '--context-size',
+    '4096',
+    '--max-sequences',
+    '1',
+    '--cache-dir',
+    cacheDir,
+    '--ram-cache-bytes',
+    ramBytes,
+    '--prefix-sharing',
+    'off', // each agent asks the same question; this is about its own cache
   ]);
   t.teardown(() => server.stop());
   return server;

@@ -24,9 +24,12 @@ const contentOf = (events: string[]) =>
 t.test('non-streaming completion equals the cold greedy reference', async (t) => {
   const reference = await greedyReference(modelPath, chat('Tell me a story about llamas.'), 16);
   t.equal(reference.tokens.length, 16, 'the reference runs the full 16 tokens (no end token)');
-  const response = await post({ model: 'tiny', messages: chat('Tell me a story about llamas.'), max_tokens: 16, temperature: 0 }, {
-    headers: { 'content-type': 'application/json', 'x-request-id': 'req-e2e-1' },
-  });
+  const response = await post(
+    { model: 'tiny', messages: chat('Tell me a story about llamas.'), max_tokens: 16, temperature: 0 },
+    {
+      headers: { 'content-type': 'application/json', 'x-request-id': 'req-e2e-1' },
+    },
+  );
   t.equal(response.status, 200);
   t.equal(response.headers.get('x-request-id'), 'req-e2e-1');
   const body = (await response.json()) as {
@@ -48,8 +51,19 @@ t.test('streaming completion: role chunk, deltas, finish chunk, usage chunk, [DO
   t.match(response.headers.get('content-type'), /^text\/event-stream/);
   const events = await readSseData(response);
   t.equal(events.at(-1), '[DONE]', 'ends with [DONE]');
-  const chunks = events.slice(0, -1).map((e) => JSON.parse(e) as { id: string; object: string; choices: { delta: Record<string, string>; finish_reason: string | null }[]; usage?: { completion_tokens: number; prompt_tokens: number } });
-  t.ok(chunks.every((c) => c.object === 'chat.completion.chunk' && c.id === chunks[0]?.id), 'one id, chunk objects');
+  const chunks = events.slice(0, -1).map(
+    (e) =>
+      JSON.parse(e) as {
+        id: string;
+        object: string;
+        choices: { delta: Record<string, string>; finish_reason: string | null }[];
+        usage?: { completion_tokens: number; prompt_tokens: number };
+      },
+  );
+  t.ok(
+    chunks.every((c) => c.object === 'chat.completion.chunk' && c.id === chunks[0]?.id),
+    'one id, chunk objects',
+  );
   t.same(chunks[0]?.choices[0]?.delta, { role: 'assistant', content: '' }, 'first chunk announces the role');
   const finish = chunks.at(-2);
   t.same(finish?.choices[0], { index: 0, delta: {}, logprobs: null, finish_reason: 'length' });

@@ -16,13 +16,31 @@ import type { ChatMessage } from '../../shared/protocol/messages.js';
 const modelPath = await tinyModelPath();
 const MAX = 8;
 const SYSTEM = Array.from({ length: 40 }, (_, i) => `Rule ${i}: answer the swarm's task ${i % 7} briefly.`).join(' ');
-const talk = (question: string): ChatMessage[] => [{ role: 'system', content: SYSTEM }, { role: 'user', content: question }];
+const talk = (question: string): ChatMessage[] => [
+  { role: 'system', content: SYSTEM },
+  { role: 'user', content: question },
+];
 const forA = talk('Summarise the plan for the first worker.');
 const forB = talk('Which files does the second worker need?');
 const forC = talk('Name the tests the third worker runs.');
 
 async function serve(extra: string[], cacheDir = mkdtempSync(join(tmpdir(), 'semantic-agents-'))): Promise<RunningServer> {
-  const server = await startServer(['serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '4096', '--cache-dir', cacheDir, ...extra]);
+  const server = await startServer([
+    'serve',
+    '--port',
+    '0',
+    '--model',
+    modelPath,
+    '--model-id',
+    'tiny',
+    '--threads',
+    '1',
+    '--context-size',
+    '4096',
+    '--cache-dir',
+    cacheDir,
+    ...extra,
+  ]);
   t.teardown(() => server.stop());
   return server;
 }
@@ -62,15 +80,15 @@ function expectShared(t: Test, b: Turn, from: string, cold: GreedyReference = co
   t.equal(b.tier, 'shared');
   t.equal(b.from, from, `the prefix came from A's ${from} cache`);
   t.equal(b.cached, shared, 'cached_tokens = the common prefix');
-  t.equal(b.computed, cold.promptTokens - shared, 'only B\'s own suffix was computed');
+  t.equal(b.computed, cold.promptTokens - shared, "only B's own suffix was computed");
   t.equal(b.text, cold.text, 'greedy output equals a cold run token for token');
 }
 
-t.test('the common prefix is long and ends before B\'s own message', async (t) => {
+t.test("the common prefix is long and ends before B's own message", async (t) => {
   t.ok(shared > 300 && shared < coldB.promptTokens - 5, `${shared} of ${coldB.promptTokens} tokens shared`);
 });
 
-t.test('A hot: B shares A\'s cells in the context', async (t) => {
+t.test("A hot: B shares A's cells in the context", async (t) => {
   const server = await serve(['--max-sequences', '4']);
   const a = await turn(server, 'a', forA);
   t.equal(a.tier, 'miss');
@@ -82,7 +100,7 @@ t.test('A hot: B shares A\'s cells in the context', async (t) => {
   t.equal(again.text, coldA.text);
 });
 
-t.test('a context too small for the prefix twice: B and C join A\'s cells, nothing is spilled', async (t) => {
+t.test("a context too small for the prefix twice: B and C join A's cells, nothing is spilled", async (t) => {
   // The pool counts shared cells once: unshared, B would need A spilled to RAM first.
   const cells = 1024;
   const need = (prompt: number): number => Math.ceil((prompt + MAX) / 16);
@@ -102,19 +120,19 @@ t.test('a context too small for the prefix twice: B and C join A\'s cells, nothi
   t.equal(again.text, coldA.text);
 });
 
-t.test('A in RAM: B imports the prefix of A\'s exported state', async (t) => {
+t.test("A in RAM: B imports the prefix of A's exported state", async (t) => {
   const server = await serve(['--max-sequences', '1']);
   await turn(server, 'a', forA);
   expectShared(t, await turn(server, 'b', forB), 'ram');
 });
 
-t.test('A on disk: B imports the prefix of A\'s cache file', async (t) => {
+t.test("A on disk: B imports the prefix of A's cache file", async (t) => {
   const server = await serve(['--max-sequences', '1', '--ram-cache-bytes', '0']);
   await turn(server, 'a', forA);
   expectShared(t, await turn(server, 'b', forB), 'disk');
 });
 
-t.test('after a restart: B finds A\'s prefix in the file the first process wrote', async (t) => {
+t.test("after a restart: B finds A's prefix in the file the first process wrote", async (t) => {
   const cacheDir = mkdtempSync(join(tmpdir(), 'semantic-agents-'));
   const first = await serve(['--max-sequences', '1', '--ram-cache-bytes', '0'], cacheDir);
   await turn(first, 'a', forA);
@@ -130,7 +148,7 @@ t.test('after a restart: B finds A\'s prefix in the file the first process wrote
   expectShared(t, await turn(second, 'b', forB), 'disk');
 });
 
-t.test('per-key scope: key 2 never reuses key 1\'s prefix; the same key does', async (t) => {
+t.test("per-key scope: key 2 never reuses key 1's prefix; the same key does", async (t) => {
   const server = await serve(['--max-sequences', '4', '--api-keys', 'key-one-0001,key-two-0002']);
   await turn(server, 'a', forA, 'key-one-0001');
   const other = await turn(server, 'b', forB, 'key-two-0002');
@@ -141,7 +159,7 @@ t.test('per-key scope: key 2 never reuses key 1\'s prefix; the same key does', a
   expectShared(t, await turn(server, 'c', forB, 'key-one-0001'), 'ram');
 });
 
-t.test('sharing off: nobody reuses another agent\'s prefix, own caches still work', async (t) => {
+t.test("sharing off: nobody reuses another agent's prefix, own caches still work", async (t) => {
   const server = await serve(['--max-sequences', '4', '--prefix-sharing', 'off']);
   await turn(server, 'a', forA);
   const b = await turn(server, 'b', forB);

@@ -19,7 +19,10 @@ const modelPath = await tinyModelPath();
 const MAX = 6;
 const AGENTS = Array.from({ length: 8 }, (_, i) => `worker-${i}`);
 const SYSTEM = Array.from({ length: 40 }, (_, i) => `Rule ${i}: answer the swarm's task ${i % 7} briefly.`).join(' ');
-const talk = (agent: string): ChatMessage[] => [{ role: 'system', content: SYSTEM }, { role: 'user', content: `I am ${agent}; which task is mine?` }];
+const talk = (agent: string): ChatMessage[] => [
+  { role: 'system', content: SYSTEM },
+  { role: 'user', content: `I am ${agent}; which task is mine?` },
+];
 
 /** H and C of the state format: bytes of a one-sequence state = H + cells · C; and the bytes of one logits row. */
 async function stateFormat(): Promise<{ header: number; perCell: number; logitsRow: number }> {
@@ -39,7 +42,12 @@ async function stateFormat(): Promise<{ header: number; perCell: number; logitsR
   return { header: two - 2 * perCell, perCell, logitsRow };
 }
 
-interface Listed { id: string; tier: string; tokens: number; bytes: number }
+interface Listed {
+  id: string;
+  tier: string;
+  tokens: number;
+  bytes: number;
+}
 
 async function call(server: RunningServer, method: string, path: string): Promise<{ status: number; body: unknown }> {
   const response = await fetch(`${server.url}${path}`, { method });
@@ -69,8 +77,27 @@ if (first === undefined || second === undefined) throw new Error('no references'
 const prefix = Math.floor(expectedReuse(cachedAfter(first), second) / 16) * 16;
 
 t.test('8 agents sharing a prefix hold it once in RAM, plus their own cells', async (t) => {
-  const server = await startServer(['serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '4096',
-    '--max-sequences', '1', '--disk-cache-bytes', '0', '--ram-cache-bytes', String(256 * 1024 * 1024), '--cache-dir', mkdtempSync(join(tmpdir(), 'semantic-agents-'))]);
+  const server = await startServer([
+    'serve',
+    '--port',
+    '0',
+    '--model',
+    modelPath,
+    '--model-id',
+    'tiny',
+    '--threads',
+    '1',
+    '--context-size',
+    '4096',
+    '--max-sequences',
+    '1',
+    '--disk-cache-bytes',
+    '0',
+    '--ram-cache-bytes',
+    String(256 * 1024 * 1024),
+    '--cache-dir',
+    mkdtempSync(join(tmpdir(), 'semantic-agents-')),
+  ]);
   t.teardown(() => server.stop());
   for (const agent of AGENTS) t.equal((await turn(server, agent, talk(agent))).text, cold.get(agent)?.text, `${agent}: cold-equal output`);
   await turn(server, 'outsider', [{ role: 'user', content: 'Something else entirely.' }]); // spills the last worker too
@@ -117,13 +144,34 @@ function fileHeader(path: string): { metadata: Record<string, string>; stateByte
  * all stay hot and each turn is written behind, and once the segment file exists an agent exports
  * only its cells past it (through the scratch sequence); the files must be the same either way.
  */
-for (const [sequences, how] of [[1, 'spilled'], [16, 'written behind while hot']] as const) {
+for (const [sequences, how] of [
+  [1, 'spilled'],
+  [16, 'written behind while hot'],
+] as const) {
   t.test(`on disk (${how}): one segment file holds the prefix, each agent file its own cells, also across a restart`, (t) => onDisk(t, sequences));
 }
 
 async function onDisk(t: Test, sequences: number): Promise<void> {
   const cacheDir = mkdtempSync(join(tmpdir(), 'semantic-agents-'));
-  const args = ['serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '4096', '--max-sequences', String(sequences), '--ram-cache-bytes', '0', '--cache-dir', cacheDir];
+  const args = [
+    'serve',
+    '--port',
+    '0',
+    '--model',
+    modelPath,
+    '--model-id',
+    'tiny',
+    '--threads',
+    '1',
+    '--context-size',
+    '4096',
+    '--max-sequences',
+    String(sequences),
+    '--ram-cache-bytes',
+    '0',
+    '--cache-dir',
+    cacheDir,
+  ];
   const first = await startServer(args);
   for (const agent of AGENTS) {
     await turn(first, agent, talk(agent));
@@ -137,7 +185,7 @@ async function onDisk(t: Test, sequences: number): Promise<void> {
   const segmentPath = join(cacheDir, 'segments', segments[0] as string);
   const segment = fileHeader(segmentPath);
   t.equal(Number(segment.metadata.token_count), prefix);
-  t.equal(segment.stateBytes, header + prefix * perCell, 'the segment holds the prefix\'s cells');
+  t.equal(segment.stateBytes, header + prefix * perCell, "the segment holds the prefix's cells");
   let files = statSync(segmentPath).size;
   for (const agent of AGENTS) {
     const path = join(cacheDir, cacheFileName(agent));
@@ -169,5 +217,9 @@ async function onDisk(t: Test, sequences: number): Promise<void> {
   for (const agent of [...AGENTS.filter((a) => a !== 'worker-0'), 'outsider']) t.equal((await call(second, 'DELETE', `/v1/agents/${agent}`)).status, 200, `delete ${agent}`);
   t.equal(await diskBytes(), 0, 'no file is counted, the segment included');
   t.equal(await second.stop('SIGTERM'), 0);
-  t.same(readdirSync(join(cacheDir, 'segments')).filter((name) => name.endsWith('.safetensors')), [], 'the segment file is gone with its last user');
+  t.same(
+    readdirSync(join(cacheDir, 'segments')).filter((name) => name.endsWith('.safetensors')),
+    [],
+    'the segment file is gone with its last user',
+  );
 }

@@ -20,12 +20,26 @@ const cold: GreedyReference[] = [];
 for (let i = 0; i < PROMPTS; i++) cold.push(await greedyReference(modelPath, conversation(i), MAX));
 
 const server = await startServer([
-  'serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '8192',
-  '--max-sequences', String(SEQUENCES), '--max-queued', String(QUEUED),
+  'serve',
+  '--port',
+  '0',
+  '--model',
+  modelPath,
+  '--model-id',
+  'tiny',
+  '--threads',
+  '1',
+  '--context-size',
+  '8192',
+  '--max-sequences',
+  String(SEQUENCES),
+  '--max-queued',
+  String(QUEUED),
 ]);
 t.teardown(() => server.stop());
 
-type Outcome = { kind: 'stream'; client: number; text: string; finish: unknown; done: boolean } | { kind: 'refused'; retryAfter: string | null; code: unknown; contentType: string | null };
+type Outcome =
+  { kind: 'stream'; client: number; text: string; finish: unknown; done: boolean } | { kind: 'refused'; retryAfter: string | null; code: unknown; contentType: string | null };
 
 async function stream(client: number): Promise<Outcome> {
   const response = await fetch(`${server.url}/v1/chat/completions`, {

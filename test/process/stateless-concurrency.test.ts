@@ -20,8 +20,23 @@ const messages: ChatMessage[] = [
 const cold = await greedyReference(modelPath, messages, MAX);
 
 const server: RunningServer = await startServer([
-  'serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--context-size', '2048',
-  '--max-sequences', String(CLIENTS), '--max-queued-per-agent', String(CLIENTS - 1), '--cache-dir', mkdtempSync(join(tmpdir(), 'semantic-stateless-')),
+  'serve',
+  '--port',
+  '0',
+  '--model',
+  modelPath,
+  '--model-id',
+  'tiny',
+  '--threads',
+  '1',
+  '--context-size',
+  '2048',
+  '--max-sequences',
+  String(CLIENTS),
+  '--max-queued-per-agent',
+  String(CLIENTS - 1),
+  '--cache-dir',
+  mkdtempSync(join(tmpdir(), 'semantic-stateless-')),
 ]);
 t.teardown(() => server.stop());
 
@@ -44,9 +59,19 @@ async function multiSequenceSteps(): Promise<number> {
 t.test('identical requests without an agent id run in parallel, each with the cold output', async (t) => {
   const before = await multiSequenceSteps();
   const answers = await Promise.all(Array.from({ length: CLIENTS }, () => ask({})));
-  t.same(answers.map((a) => a.status), Array(CLIENTS).fill(200));
-  t.same(answers.map((a) => a.completion), Array(CLIENTS).fill(cold.tokens.length));
-  t.same(answers.map((a) => a.text), Array(CLIENTS).fill(cold.text), 'every output is the cold greedy run, token for token');
+  t.same(
+    answers.map((a) => a.status),
+    Array(CLIENTS).fill(200),
+  );
+  t.same(
+    answers.map((a) => a.completion),
+    Array(CLIENTS).fill(cold.tokens.length),
+  );
+  t.same(
+    answers.map((a) => a.text),
+    Array(CLIENTS).fill(cold.text),
+    'every output is the cold greedy run, token for token',
+  );
   const shared = (await multiSequenceSteps()) - before;
   t.ok(shared >= MAX / 2, `${shared} decode steps carried several of them at once`);
 });
@@ -54,8 +79,14 @@ t.test('identical requests without an agent id run in parallel, each with the co
 t.test("one named agent's requests still run one at a time, in order", async (t) => {
   const before = await multiSequenceSteps();
   const answers = await Promise.all(Array.from({ length: CLIENTS }, () => ask({ 'x-agent-id': 'ordered' })));
-  t.same(answers.map((a) => a.status), Array(CLIENTS).fill(200));
-  t.same(answers.map((a) => a.text), Array(CLIENTS).fill(cold.text));
+  t.same(
+    answers.map((a) => a.status),
+    Array(CLIENTS).fill(200),
+  );
+  t.same(
+    answers.map((a) => a.text),
+    Array(CLIENTS).fill(cold.text),
+  );
   t.equal((await multiSequenceSteps()) - before, 0, 'no step carried two of them');
 });
 

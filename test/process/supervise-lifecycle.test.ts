@@ -18,7 +18,27 @@ const STREAMS = 16;
 
 async function supervise(cacheDir: string): Promise<RunningServer> {
   const server = await startServer(
-    ['supervise', '--workers', '2', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', '--cache-dir', cacheDir, '--context-size', '8192', '--max-sequences', String(STREAMS), '--drain-timeout', '600'],
+    [
+      'supervise',
+      '--workers',
+      '2',
+      '--port',
+      '0',
+      '--model',
+      modelPath,
+      '--model-id',
+      'tiny',
+      '--threads',
+      '1',
+      '--cache-dir',
+      cacheDir,
+      '--context-size',
+      '8192',
+      '--max-sequences',
+      String(STREAMS),
+      '--drain-timeout',
+      '600',
+    ],
     'all workers ready',
   );
   t.teardown(() => server.stop('SIGKILL'));
@@ -88,7 +108,12 @@ t.test('SIGHUP rolling restart under a client loop: no failed request, new pids,
   const flowing = new Promise<void>((resolve) => (onFlowing = resolve));
   const loop = async (k: number): Promise<void> => {
     for (let i = 0; restarting && i < 2000; i++) {
-      statuses.push(await turn(server, `traffic-${k}`, `request ${i}`).then((r) => r.status, (error: Error) => `error: ${error.message}`));
+      statuses.push(
+        await turn(server, `traffic-${k}`, `request ${i}`).then(
+          (r) => r.status,
+          (error: Error) => `error: ${error.message}`,
+        ),
+      );
       if (statuses.length === 8) onFlowing();
     }
   };
@@ -100,10 +125,18 @@ t.test('SIGHUP rolling restart under a client loop: no failed request, new pids,
   await Promise.all(loops);
 
   t.ok(statuses.length > 0, `${statuses.length} requests sent during the restart`);
-  t.same(statuses.filter((status) => status !== 200), [], 'every request succeeded');
+  t.same(
+    statuses.filter((status) => status !== 200),
+    [],
+    'every request succeeded',
+  );
   const after = workerPids(server).slice(before.length);
   t.equal(after.length, 2, 'two replacement workers became ready');
-  t.same(after.filter((pid) => before.includes(pid)), [], 'with new pids');
+  t.same(
+    after.filter((pid) => before.includes(pid)),
+    [],
+    'with new pids',
+  );
   for (const agent of returning) {
     const next = await turn(server, agent, `${agent}: remember this.`);
     t.equal(next.tier, 'disk', `${agent}'s next turn comes from its cache file`);

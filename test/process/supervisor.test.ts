@@ -77,18 +77,26 @@ function isAlive(pid: number): boolean {
   }
 }
 
-const args = (): Promise<string[]> => tinyModelPath().then((model) => ['supervise', '--workers', '2', '--port', '0', '--model', model, '--context-size', '1024', '--threads', '1', '--headers-timeout', '1']);
+const args = (): Promise<string[]> =>
+  tinyModelPath().then((model) => ['supervise', '--workers', '2', '--port', '0', '--model', model, '--context-size', '1024', '--threads', '1', '--headers-timeout', '1']);
 
 t.test('two workers share one port and both accept connections', async (t) => {
   const server = await startServer(await args(), 'all workers ready');
   t.teardown(() => server.stop('SIGKILL'));
-  t.match(server.logs.find((line) => line.msg === 'all workers ready'), { workers: 2, role: 'supervisor', port: server.port });
+  t.match(
+    server.logs.find((line) => line.msg === 'all workers ready'),
+    { workers: 2, role: 'supervisor', port: server.port },
+  );
   const pids = workerPids(server);
   t.equal(new Set(pids).size, 2, 'two distinct worker processes are ready');
   const listening = server.logs.filter((line) => line.msg === 'listening');
   t.same(
     listening.map((line) => [line.role, line.port, line.from]),
-    [['supervisor', server.port, undefined], ['worker', server.port, 'supervisor'], ['worker', server.port, 'supervisor']],
+    [
+      ['supervisor', server.port, undefined],
+      ['worker', server.port, 'supervisor'],
+      ['worker', server.port, 'supervisor'],
+    ],
     'the supervisor binds the port; both workers serve connections it hands over',
   );
 
@@ -160,7 +168,10 @@ t.test('a worker that can never start is a crash loop: reported, and with no wor
   t.match(loops[0], { role: 'supervisor', exits: 5, reason: '5 failed starts in a row (never ready)' });
   const delays = logs.filter((line) => line.msg === 'restarting worker' && line.worker === 0).map((line) => line.delayMs);
   t.same(delays, [20, 40, 80, 160], 'backoff from the base delay the env set');
-  t.match(logs.find((line) => line.msg === 'no worker left: every worker is in a crash loop'), { role: 'supervisor', workers: 2 });
+  t.match(
+    logs.find((line) => line.msg === 'no worker left: every worker is in a crash loop'),
+    { role: 'supervisor', workers: 2 },
+  );
 });
 
 // ---- the Supervisor class over fake workers ----
@@ -233,7 +244,10 @@ async function startFakeSupervisor(t: Test, mode: string, options: { replacement
   return { supervisor, logs, waitForLogs, setMode, drains };
 }
 
-const byMsg = (msg: string) => (line: LogLine): boolean => line.msg === msg;
+const byMsg =
+  (msg: string) =>
+  (line: LogLine): boolean =>
+    line.msg === msg;
 const fake = { timeout: 30_000 };
 
 t.test('rolling restart: each slot gets a ready replacement before its old worker drains in handover mode', fake, async (t) => {
@@ -245,7 +259,13 @@ t.test('rolling restart: each slot gets a ready replacement before its old worke
   t.ok(logs.some(byMsg('rolling restart already running: ignored')), 'a second one while it runs is ignored');
   await rolling;
   const replaced = logs.filter(byMsg('worker replaced'));
-  t.same(replaced.map((line) => [line.worker, line.oldPid]), [[0, old[0]], [1, old[1]]]);
+  t.same(
+    replaced.map((line) => [line.worker, line.oldPid]),
+    [
+      [0, old[0]],
+      [1, old[1]],
+    ],
+  );
   const fresh = replaced.map((line) => line.newPid);
   t.notOk(fresh.some((pid) => old.includes(pid as number)));
   for (const line of replaced) {
@@ -254,7 +274,10 @@ t.test('rolling restart: each slot gets a ready replacement before its old worke
     t.ok(newReady >= 0 && newReady < oldDrains, `worker ${line.worker}: the replacement was ready before the old one drained`);
   }
   t.ok(logs.some(byMsg('rolling restart started')) && logs.some(byMsg('rolling restart done')));
-  t.notOk(logs.some((line) => line.msg === 'worker exited unexpectedly' || line.msg === 'restarting worker'), 'handed-over workers are no crash');
+  t.notOk(
+    logs.some((line) => line.msg === 'worker exited unexpectedly' || line.msg === 'restarting worker'),
+    'handed-over workers are no crash',
+  );
   t.equal(await supervisor.stop('SIGTERM'), 0);
   const [first, second, ...atStop] = drains();
   t.same([first, second], [`${old[0]} handover`, `${old[1]} handover`], 'one slot after the other');
@@ -300,7 +323,10 @@ t.test('a second signal cuts the drains short: SIGTERM to each worker, exit 3', 
   supervisor.force('SIGTERM');
   t.equal(await stopped, 3);
   const logs = await waitForLogs(byMsg('worker drained'), 2);
-  t.match(logs.filter(byMsg('worker drained')), [{ code: 3, cut: 1 }, { code: 3, cut: 1 }]);
+  t.match(logs.filter(byMsg('worker drained')), [
+    { code: 3, cut: 1 },
+    { code: 3, cut: 1 },
+  ]);
   t.notOk(logs.some(byMsg('killing the workers still running')));
 });
 

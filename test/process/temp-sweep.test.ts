@@ -34,7 +34,7 @@ process.stdin.once('data', async () => {
   process.exit(0);
 });`;
 
-t.test('crashed writers\' temp files are swept and counted; a live writer\'s survives and lands', async (t) => {
+t.test("crashed writers' temp files are swept and counted; a live writer's survives and lands", async (t) => {
   const dead = spawn(process.execPath, ['-e', '']);
   await once(dead, 'exit');
   const crashed = (name: string): string => `${name}.safetensors.${writerHost}.${dead.pid}.00000000000${name.length}.tmp`;
@@ -53,7 +53,7 @@ t.test('crashed writers\' temp files are swept and counted; a live writer\'s sur
   t.match(sweeps[0], { cacheDir, files: 2, bytes: 1_700_000, kept: 1 });
   t.equal(existsSync(join(cacheDir, crashed('a'))), false);
   t.equal(existsSync(join(cacheDir, 'segments', crashed('seg'))), false);
-  t.equal(existsSync(writing), true, 'the live writer\'s temp file is still there');
+  t.equal(existsSync(writing), true, "the live writer's temp file is still there");
 
   writer.stdin.write('finish\n');
   const [code] = (await once(writer, 'exit')) as [number | null];

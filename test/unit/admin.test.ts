@@ -182,8 +182,16 @@ t.test('swaps load only under the models dir: as written, `..` resolved, and thr
   await t.rejects(modelPathUnder('/etc/passwd', models), forbidden);
   await t.rejects(modelPathUnder(join(top, 'nowhere.gguf'), models), forbidden, 'a missing file outside: refused before it is looked for');
   await t.rejects(modelPathUnder(join(models, 'escape.gguf'), models), { ...forbidden, message: /once its links are resolved/ }, 'a link inside to a file outside');
-  await t.rejects(modelPathUnder(join(models, 'up', 'outside.gguf'), models), { ...forbidden, message: /once its links are resolved/ }, 'a linked folder inside that leads outside');
-  await t.rejects(modelPathUnder(join(models, 'none.gguf'), models), { code: 'ERR_BAD_REQUEST', param: 'path', message: /no readable file/ }, 'inside but missing: the 400 as before');
+  await t.rejects(
+    modelPathUnder(join(models, 'up', 'outside.gguf'), models),
+    { ...forbidden, message: /once its links are resolved/ },
+    'a linked folder inside that leads outside',
+  );
+  await t.rejects(
+    modelPathUnder(join(models, 'none.gguf'), models),
+    { code: 'ERR_BAD_REQUEST', param: 'path', message: /no readable file/ },
+    'inside but missing: the 400 as before',
+  );
   await t.rejects(modelPathUnder('models/a.gguf', models), { code: 'ERR_BAD_REQUEST', param: 'path', message: /absolute path/ });
   await t.rejects(modelPathUnder(join(top, 'gone', 'a.gguf'), join(top, 'gone')), { ...forbidden, message: /does not exist/ }, 'a models dir that is not there');
 });

@@ -50,7 +50,10 @@ t.test('FIFO: a small request does not overtake a queued big one', async (t) => 
   admission.releaseSequence(0);
   t.same(
     admission.startQueued().map((s) => [s.item, s.reservation.seqId]),
-    [['big', 1], ['small', 2]],
+    [
+      ['big', 1],
+      ['small', 2],
+    ],
   );
 });
 
@@ -71,8 +74,14 @@ t.test('queued requests can be removed and drained, giving their places back', a
   admission.tryAdmit('b', 1);
   admission.tryAdmit('c', 1);
   admission.tryAdmit('d', 1);
-  t.equal(admission.removeQueued((x) => x === 'b'), 'b');
-  t.equal(admission.removeQueued((x) => x === 'zz'), undefined);
+  t.equal(
+    admission.removeQueued((x) => x === 'b'),
+    'b',
+  );
+  t.equal(
+    admission.removeQueued((x) => x === 'zz'),
+    undefined,
+  );
   t.equal(admission.removeHead(), 'c');
   t.same(admission.takeAllQueued(), ['d']);
   t.same([admission.queued, queue.size, queue.tokens], [0, 0, 0]);
@@ -117,16 +126,14 @@ t.test('a returning agent whose cache holds all the blocks it needs starts altho
   t.equal(admission.pool.freeBlocks, 2);
 });
 
-t.test("a queued returning agent may not pin the last sequence the head waits for", async (t) => {
+t.test('a queued returning agent may not pin the last sequence the head waits for', async (t) => {
   const admission = admissionOf(1, 160); // 1 sequence, 10 blocks
   admission.tryAdmit('a, first turn', 64); // sequence 0, 4 blocks, kept hot
   t.equal(admission.tryAdmit('x', 96), 'queued', 'no sequence free: x waits for a to be spilled');
   t.equal(admission.tryAdmit('a, second turn', 80, 0), 'no-room', 'it would keep sequence 0 while x waits for it');
 });
 
-
-
-t.test('a request that joins another sequence\'s cells starts with free blocks for the rest only', async (t) => {
+t.test("a request that joins another sequence's cells starts with free blocks for the rest only", async (t) => {
   const admission = admissionOf(3, 160); // 10 blocks
   t.same(admission.tryAdmit('prefix owner', 96), { seqId: 0, tokens: 96 }, '6 blocks: 4 free');
   t.same(admission.tryAdmit('sharer', 100, undefined, { seqId: 0, blocks: 5 }), { seqId: 1, tokens: 100, sharedWith: 0 }, '5 shared + 2 fresh');
@@ -149,7 +156,7 @@ t.test('a shared start does not take blocks promised to the queue', async (t) =>
   t.equal(admission.queued, 2);
 });
 
-t.test('a request sized in full that joins another sequence\'s cells when it starts holds those blocks instead', async (t) => {
+t.test("a request sized in full that joins another sequence's cells when it starts holds those blocks instead", async (t) => {
   const admission = admissionOf(2, 160); // 10 blocks
   admission.tryAdmit('a', 64); // sequence 0: blocks 0-3
   const b = admission.tryAdmit('b', 80);
@@ -167,7 +174,10 @@ t.test('seeded random load: every queued request starts in its turn, and nothing
   let seed = 13;
   const random = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
   const queue = budget(3);
-  const admission = new Admission<{ id: string; agent: string; seqId: number | undefined }>(3, new BlockPool(320, 16), queue, (item) => ({ requestId: item.id, agentId: item.agent }));
+  const admission = new Admission<{ id: string; agent: string; seqId: number | undefined }>(3, new BlockPool(320, 16), queue, (item) => ({
+    requestId: item.id,
+    agentId: item.agent,
+  }));
   const running = new Map<string, number>(); // agent → sequence
   const idle = new Map<string, number>(); // agent → sequence holding its cache
   const queuedAgents = new Set<string>();
@@ -214,7 +224,10 @@ t.test('seeded random load: every queued request starts in its turn, and nothing
   }
   t.equal(stuck, 0, 'the head never waited with nothing running and nothing to spill');
   t.same([admission.queued, queue.size, queue.tokens], [0, 0, 0]);
-  t.ok(['started', 'queued', 'queue-full', 'no-room'].every((kind) => (outcomes.get(kind) ?? 0) > 0), `every outcome happened: ${JSON.stringify([...outcomes])}`);
+  t.ok(
+    ['started', 'queued', 'queue-full', 'no-room'].every((kind) => (outcomes.get(kind) ?? 0) > 0),
+    `every outcome happened: ${JSON.stringify([...outcomes])}`,
+  );
   while (running.size > 0) endOne();
   while (idle.size > 0) spillOne();
   t.same([admission.pool.freeBlocks, admission.freeSequences], [20, 3], 'every block and sequence is free again');

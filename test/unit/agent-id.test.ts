@@ -12,7 +12,17 @@ const headers = (entries: [string, string][]) => new Map(entries);
 
 t.test('first found wins: X-Agent-ID, X-Session-ID, body field, derived', async (t) => {
   const user = { value: 'body-user', param: 'user' };
-  t.equal(resolveAgentId({ headers: headers([['x-agent-id', 'a1'], ['x-session-id', 's1']]), bodyField: user, messages }), 'a1');
+  t.equal(
+    resolveAgentId({
+      headers: headers([
+        ['x-agent-id', 'a1'],
+        ['x-session-id', 's1'],
+      ]),
+      bodyField: user,
+      messages,
+    }),
+    'a1',
+  );
   t.equal(resolveAgentId({ headers: headers([['x-session-id', 's1']]), bodyField: user, messages }), 's1');
   t.equal(resolveAgentId({ headers: headers([]), bodyField: user, messages }), 'body-user');
   t.equal(resolveAgentId({ headers: headers([]), bodyField: { value: undefined, param: 'user' }, messages }), conversationAgentId(messages));
@@ -56,7 +66,19 @@ t.test('a header id with bytes outside ASCII is refused, never trimmed into anot
   // node:http decodes a header value one char per byte (latin1): `🤖agent` sent as UTF-8 arrives as
   // four chars U+00F0 U+009F U+00A4 U+0096, then `agent`. None may be dropped, or two ids would merge.
   const latin1 = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');
-  const values = [latin1('🤖agent'), latin1('agent🤖'), latin1('ag🤖ent'), latin1('agé'), '\u00e9', 'agent\u00a0', 'agent\n', '\u0000agent', 'agent\u007f', 'a\ud83eb', '\u212aelvin'];
+  const values = [
+    latin1('🤖agent'),
+    latin1('agent🤖'),
+    latin1('ag🤖ent'),
+    latin1('agé'),
+    '\u00e9',
+    'agent\u00a0',
+    'agent\n',
+    '\u0000agent',
+    'agent\u007f',
+    'a\ud83eb',
+    '\u212aelvin',
+  ];
   for (const value of values) {
     t.throws(() => resolveAgentId({ headers: headers([['x-agent-id', value]]), messages }), { code: 'ERR_BAD_REQUEST', param: 'X-Agent-ID' }, JSON.stringify(value));
   }

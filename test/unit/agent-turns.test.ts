@@ -75,7 +75,10 @@ t.test('removing a request that has not started, and taking everything', async (
   turns.submit(turn('d1', 'd').request);
   arrive(turns, turn('a4', 'a'));
   t.equal(turns.isBusy('d'), true);
-  t.same(turns.takeAll().map((r) => r.requestId), ['d1', 'a4']);
+  t.same(
+    turns.takeAll().map((r) => r.requestId),
+    ['d1', 'a4'],
+  );
   t.same([queue.size, queue.tokens], [0, 0], 'every place given back');
   t.same(arrive(turns, turn('a5', 'a')), ['a'], 'nothing left, no agent busy');
 });
@@ -97,7 +100,14 @@ t.test("a derived agent's request that finds it busy starts at once as a fork; a
 t.test('submitted requests are tokenized at the boundary: a 400 at once, a 429 when no place, the rest start or wait', async (t) => {
   const queue = budget(64, 1);
   const turns = new AgentTurns(queue);
-  for (const [id, agent] of [['a1', 'a'], ['bad', 'a'], ['a2', 'a'], ['b1', 'b'], ['a3', 'a']] as const) turns.submit(turn(id, agent).request);
+  for (const [id, agent] of [
+    ['a1', 'a'],
+    ['bad', 'a'],
+    ['a2', 'a'],
+    ['b1', 'b'],
+    ['a3', 'a'],
+  ] as const)
+    turns.submit(turn(id, agent).request);
   t.equal(turns.hasIncoming, true);
   const failed: string[] = [];
   t.same(ids(startable(turns, failed)), ['a1', 'b1']);

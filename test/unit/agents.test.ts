@@ -44,7 +44,10 @@ t.test('each agent is listed once, at the fastest tier holding it', async (t) =>
   tiers.ram.put('warm', tokens(8), new Uint8Array(50), noLogits, 2_000);
   tiers.park('idle', 2, tokens(5), noLogits, 0);
   const idleAt = tiers.hot.peek('idle')?.usedAt ?? 0;
-  const active = [{ agentId: 'busy', seqId: 0, usedCells: 12 }, { agentId: 'idle', seqId: 1, usedCells: 3 }];
+  const active = [
+    { agentId: 'busy', seqId: 0, usedCells: 12 },
+    { agentId: 'idle', seqId: 1, usedCells: 3 },
+  ];
   t.same(listAgents({ ...sources(), active }), [
     { id: 'busy', tier: 'active', tokens: 12, bytes: 10, lastUsed: 9_000 },
     { id: 'idle', tier: 'active', tokens: 3, bytes: 20, lastUsed: 9_000 },

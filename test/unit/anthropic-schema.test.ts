@@ -40,9 +40,18 @@ t.test('every supported field maps; system and text blocks become chat messages'
   const request = parseMessagesRequest({
     model: 'm',
     max_tokens: 5,
-    system: [{ type: 'text', text: 'be brief', cache_control: { type: 'ephemeral' } }, { type: 'text', text: 'be kind' }],
+    system: [
+      { type: 'text', text: 'be brief', cache_control: { type: 'ephemeral' } },
+      { type: 'text', text: 'be kind' },
+    ],
     messages: [
-      { role: 'user', content: [{ type: 'text', text: 'one' }, { type: 'text', text: 'two' }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'one' },
+          { type: 'text', text: 'two' },
+        ],
+      },
       { role: 'assistant', content: 'ok' },
       { role: 'user', content: 'three' },
       { role: 'user', content: 'four' },
@@ -99,7 +108,10 @@ t.test('non-text blocks and prefill are refused as not supported yet', async (t)
 
 t.test('count_tokens takes the conversation fields only', async (t) => {
   const request = parseCountTokensRequest({ model: 'm', system: 'sys', messages: [user] });
-  t.strictSame(chatMessages(request), [{ role: 'system', content: 'sys' }, { role: 'user', content: 'hi' }]);
+  t.strictSame(chatMessages(request), [
+    { role: 'system', content: 'sys' },
+    { role: 'user', content: 'hi' },
+  ]);
   badParam(t, { ...minimal }, 'max_tokens', /Extra inputs/, parseCountTokensRequest);
 });
 

@@ -8,11 +8,21 @@ import { chatInput, parseCountTokensRequest, parseMessagesRequest, promptTools, 
 import { BlockStream, outputBlocks, type StreamEvent } from '../../worker/api/anthropic/blocks.js';
 import { ErrorCode, SemanticError } from '../../shared/errors.js';
 
-const weather = { name: 'get_weather', description: 'Weather in a city', input_schema: { type: 'object', properties: { city: { type: 'string', enum: ['Paris', 'Lima'] } }, required: ['city'] } };
+const weather = {
+  name: 'get_weather',
+  description: 'Weather in a city',
+  input_schema: { type: 'object', properties: { city: { type: 'string', enum: ['Paris', 'Lima'] } }, required: ['city'] },
+};
 const clock = { name: 'get_time', input_schema: { type: 'object', properties: {} } };
 const user = { role: 'user', content: 'Weather in Paris?' };
 const base = { model: 'm', max_tokens: 64, messages: [user], tools: [weather, clock] };
-const callTurn = { role: 'assistant', content: [{ type: 'text', text: 'Let me check.' }, { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } }] };
+const callTurn = {
+  role: 'assistant',
+  content: [
+    { type: 'text', text: 'Let me check.' },
+    { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } },
+  ],
+};
 const resultTurn = { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: '18°C, sunny' }] };
 
 function badParam(t: Test, body: unknown, param: string, message?: RegExp): void {
@@ -66,7 +76,7 @@ t.test('count_tokens renders the same tools as generation', async (t) => {
   t.strictSame(chatInput(chatMessages(hidden), { promptTools: promptTools(hidden) }), { kind: 'chat', messages: [{ role: 'user', content: 'Weather in Paris?' }] });
 });
 
-t.test('tool_use blocks become the assistant turn\'s calls, tool_result blocks tool messages', async (t) => {
+t.test("tool_use blocks become the assistant turn's calls, tool_result blocks tool messages", async (t) => {
   const request = parseMessagesRequest({
     ...base,
     system: 'Use tools.',
@@ -76,33 +86,56 @@ t.test('tool_use blocks become the assistant turn\'s calls, tool_result blocks t
       {
         role: 'user',
         content: [
-          { type: 'tool_result', tool_use_id: 'toolu_1', content: [{ type: 'text', text: '18°C' }, { type: 'text', text: 'sunny' }] },
+          {
+            type: 'tool_result',
+            tool_use_id: 'toolu_1',
+            content: [
+              { type: 'text', text: '18°C' },
+              { type: 'text', text: 'sunny' },
+            ],
+          },
           { type: 'text', text: 'And tomorrow?' },
         ],
       },
-      { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_2', name: 'get_weather', input: { city: 'Paris' } }, { type: 'tool_use', id: 'toolu_3', name: 'get_time', input: {} }] },
+      {
+        role: 'assistant',
+        content: [
+          { type: 'tool_use', id: 'toolu_2', name: 'get_weather', input: { city: 'Paris' } },
+          { type: 'tool_use', id: 'toolu_3', name: 'get_time', input: {} },
+        ],
+      },
       { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_3', content: '09:00' }] },
-      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_2', is_error: true, content: 'no forecast' }, { type: 'tool_result', tool_use_id: 'toolu_2' }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'tool_result', tool_use_id: 'toolu_2', is_error: true, content: 'no forecast' },
+          { type: 'tool_result', tool_use_id: 'toolu_2' },
+        ],
+      },
     ],
   });
-  t.strictSame(chatMessages(request), [
-    { role: 'system', content: 'Use tools.' },
-    { role: 'user', content: 'Weather in Paris?' },
-    { role: 'assistant', content: 'Let me check.', toolCalls: [{ id: 'toolu_1', name: 'get_weather', arguments: '{"city":"Paris"}' }] },
-    { role: 'tool', content: '18°C\nsunny', toolCallId: 'toolu_1', name: 'get_weather' },
-    { role: 'user', content: 'And tomorrow?' },
-    {
-      role: 'assistant',
-      content: '',
-      toolCalls: [
-        { id: 'toolu_2', name: 'get_weather', arguments: '{"city":"Paris"}' },
-        { id: 'toolu_3', name: 'get_time', arguments: '{}' },
-      ],
-    },
-    { role: 'tool', content: '09:00', toolCallId: 'toolu_3', name: 'get_time' },
-    { role: 'tool', content: 'Error: no forecast', toolCallId: 'toolu_2', name: 'get_weather' },
-    { role: 'tool', content: '', toolCallId: 'toolu_2', name: 'get_weather' },
-  ], 'consecutive user turns merge before pairing, results first, is_error told to the model');
+  t.strictSame(
+    chatMessages(request),
+    [
+      { role: 'system', content: 'Use tools.' },
+      { role: 'user', content: 'Weather in Paris?' },
+      { role: 'assistant', content: 'Let me check.', toolCalls: [{ id: 'toolu_1', name: 'get_weather', arguments: '{"city":"Paris"}' }] },
+      { role: 'tool', content: '18°C\nsunny', toolCallId: 'toolu_1', name: 'get_weather' },
+      { role: 'user', content: 'And tomorrow?' },
+      {
+        role: 'assistant',
+        content: '',
+        toolCalls: [
+          { id: 'toolu_2', name: 'get_weather', arguments: '{"city":"Paris"}' },
+          { id: 'toolu_3', name: 'get_time', arguments: '{}' },
+        ],
+      },
+      { role: 'tool', content: '09:00', toolCallId: 'toolu_3', name: 'get_time' },
+      { role: 'tool', content: 'Error: no forecast', toolCallId: 'toolu_2', name: 'get_weather' },
+      { role: 'tool', content: '', toolCallId: 'toolu_2', name: 'get_weather' },
+    ],
+    'consecutive user turns merge before pairing, results first, is_error told to the model',
+  );
 });
 
 t.test('tools and tool_choice are checked, naming the field', async (t) => {
@@ -128,9 +161,20 @@ t.test('tool_use and tool_result blocks are checked and must pair up', async (t)
   badParam(t, { ...base, messages: [user, resultInAssistant, user] }, 'messages.1.content.0.type', /not allowed in assistant turns/);
   badParam(t, { ...base, messages: [user, callTurn, user] }, 'messages.2', /tool_use ids were found without tool_result blocks immediately after: toolu_1/);
   badParam(t, { ...base, messages: [resultTurn] }, 'messages.0.content.0.tool_use_id', /unexpected tool_use_id found in tool_result blocks: toolu_1/);
-  const wrongId = { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'a' }, { type: 'tool_result', tool_use_id: 'toolu_7', content: 'b' }] };
+  const wrongId = {
+    role: 'user',
+    content: [
+      { type: 'tool_result', tool_use_id: 'toolu_1', content: 'a' },
+      { type: 'tool_result', tool_use_id: 'toolu_7', content: 'b' },
+    ],
+  };
   badParam(t, { ...base, messages: [user, callTurn, wrongId] }, 'messages.2.content.1.tool_use_id', /toolu_7/);
-  badParam(t, { ...base, messages: [user, { ...callTurn, content: [{ type: 'tool_use', id: 'toolu_1', name: 'f', input: 'x' }] }, resultTurn] }, 'messages.1.content.0.input', /expected an object/);
+  badParam(
+    t,
+    { ...base, messages: [user, { ...callTurn, content: [{ type: 'tool_use', id: 'toolu_1', name: 'f', input: 'x' }] }, resultTurn] },
+    'messages.1.content.0.input',
+    /expected an object/,
+  );
   badParam(t, { ...base, messages: [user, callTurn] }, 'messages.1.role', /prefill/);
   const image = { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: [{ type: 'image', source: {} }] }] };
   badParam(t, { ...base, messages: [user, callTurn, image] }, 'messages.2.content.0.content.0.type');
@@ -153,12 +197,20 @@ t.test('JSON content: text and tool_use blocks from a recorded output', async (t
   ]);
   t.strictSame(idless(outputBlocks(call, hermes)), [{ type: 'tool_use', id: 'toolu_x', name: 'get_weather', input: { city: 'Paris' } }], 'no empty text block beside a call');
   t.strictSame(idless(outputBlocks(`${call}${call}`, { format: 'hermes', maxCalls: 1 })).length, 1, 'disable_parallel_tool_use keeps the first call');
-  t.strictSame(outputBlocks('<tool_call>\n{"name": oops}\n</tool_call>', hermes), [{ type: 'text', text: '<tool_call>\n{"name": oops}\n</tool_call>' }], 'malformed syntax stays text');
+  t.strictSame(
+    outputBlocks('<tool_call>\n{"name": oops}\n</tool_call>', hermes),
+    [{ type: 'text', text: '<tool_call>\n{"name": oops}\n</tool_call>' }],
+    'malformed syntax stays text',
+  );
   t.strictSame(outputBlocks('', hermes), [{ type: 'text', text: '' }]);
-  t.strictSame(idless(outputBlocks(`${call}\nDone.`, hermes)), [
-    { type: 'tool_use', id: 'toolu_x', name: 'get_weather', input: { city: 'Paris' } },
-    { type: 'text', text: 'Done.' },
-  ], 'text written after a call is its own block after it, in the model\'s order');
+  t.strictSame(
+    idless(outputBlocks(`${call}\nDone.`, hermes)),
+    [
+      { type: 'tool_use', id: 'toolu_x', name: 'get_weather', input: { city: 'Paris' } },
+      { type: 'text', text: 'Done.' },
+    ],
+    "text written after a call is its own block after it, in the model's order",
+  );
   t.strictSame(outputBlocks(call, undefined), [{ type: 'text', text: call }], 'no tools offered: nothing is parsed');
 });
 
@@ -168,7 +220,9 @@ function streamed(deltas: string[], parsing: typeof hermes | undefined): StreamE
   blocks.start();
   for (const delta of deltas) blocks.push(delta);
   events.push({ type: 'calls', count: blocks.finish() });
-  return events.map((e) => (e.type === 'content_block_start' && (e.content_block as { id?: string }).id !== undefined ? { ...e, content_block: { ...(e.content_block as object), id: 'toolu_x' } } : e));
+  return events.map((e) =>
+    e.type === 'content_block_start' && (e.content_block as { id?: string }).id !== undefined ? { ...e, content_block: { ...(e.content_block as object), id: 'toolu_x' } } : e,
+  );
 }
 
 /** The output cut into small deltas, as tokens arrive. */
@@ -178,32 +232,38 @@ t.test('stream events: text block (ping after its start, as the real API), then 
   const events = streamed(pieces(`Sure.\n${call}`), hermes);
   const textDeltas = events.filter((e) => e.type === 'content_block_delta' && e.index === 0);
   t.equal(textDeltas.map((e) => (e.delta as { text: string }).text).join(''), 'Sure.');
-  t.strictSame(events.filter((e) => !textDeltas.includes(e)), [
-    { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
-    { type: 'ping' },
-    { type: 'content_block_stop', index: 0 },
-    { type: 'content_block_start', index: 1, content_block: { type: 'tool_use', id: 'toolu_x', name: 'get_weather', input: {} } },
-    { type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: '{"city":"Paris"}' } },
-    { type: 'content_block_stop', index: 1 },
-    { type: 'calls', count: 1 },
-  ]);
-  t.strictSame(streamed(pieces(`\n${call}\n`), hermes), [
-    { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_x', name: 'get_weather', input: {} } },
-    { type: 'ping' },
-    { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '{"city":"Paris"}' } },
-    { type: 'content_block_stop', index: 0 },
-    { type: 'calls', count: 1 },
-  ], 'a call alone: its block is the first, whitespace around it is no text');
+  t.strictSame(
+    events.filter((e) => !textDeltas.includes(e)),
+    [
+      { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+      { type: 'ping' },
+      { type: 'content_block_stop', index: 0 },
+      { type: 'content_block_start', index: 1, content_block: { type: 'tool_use', id: 'toolu_x', name: 'get_weather', input: {} } },
+      { type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: '{"city":"Paris"}' } },
+      { type: 'content_block_stop', index: 1 },
+      { type: 'calls', count: 1 },
+    ],
+  );
+  t.strictSame(
+    streamed(pieces(`\n${call}\n`), hermes),
+    [
+      { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_x', name: 'get_weather', input: {} } },
+      { type: 'ping' },
+      { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '{"city":"Paris"}' } },
+      { type: 'content_block_stop', index: 0 },
+      { type: 'calls', count: 1 },
+    ],
+    'a call alone: its block is the first, whitespace around it is no text',
+  );
   t.equal(streamed(pieces(`${call}${call}`), { format: 'hermes', maxCalls: 1 }).at(-1)?.count, 1, 'disable_parallel_tool_use');
 });
 
 t.test('stream events without calls: one text block, opened at once when no tools were offered', async (t) => {
-  t.strictSame(streamed([], hermes), [
-    { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
-    { type: 'ping' },
-    { type: 'content_block_stop', index: 0 },
-    { type: 'calls', count: 0 },
-  ], 'an empty output is still one (empty) text block, as in JSON');
+  t.strictSame(
+    streamed([], hermes),
+    [{ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }, { type: 'ping' }, { type: 'content_block_stop', index: 0 }, { type: 'calls', count: 0 }],
+    'an empty output is still one (empty) text block, as in JSON',
+  );
   t.strictSame(streamed(['<tool', '_call>'], undefined), [
     { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
     { type: 'ping' },
@@ -213,7 +273,14 @@ t.test('stream events without calls: one text block, opened at once when no tool
     { type: 'calls', count: 0 },
   ]);
   const withheld = streamed(['Hi <tool', '_cal'], hermes);
-  t.equal(withheld.filter((e) => e.type === 'content_block_delta').map((e) => (e.delta as { text: string }).text).join(''), 'Hi <tool_cal', 'what could open a call is shown once ruled out');
+  t.equal(
+    withheld
+      .filter((e) => e.type === 'content_block_delta')
+      .map((e) => (e.delta as { text: string }).text)
+      .join(''),
+    'Hi <tool_cal',
+    'what could open a call is shown once ruled out',
+  );
 });
 
 t.test('a streamed output accumulates to the JSON content', async (t) => {

@@ -67,19 +67,19 @@ t.test('random requests never break the invariants and leak nothing', async (t) 
     t.equal(pool.freeBlocks, pool.totalBlocks, `seed ${seed}: every block is free once every request ended`);
     t.ok(refusals > 0, `seed ${seed}: the pool ran out ${refusals} times (the test reached "no room")`);
     t.same(
-      [...pool.resize(0, pool.capacityTokens) ?? []].sort((a, b) => a - b),
+      [...(pool.resize(0, pool.capacityTokens) ?? [])].sort((a, b) => a - b),
       Array.from({ length: pool.totalBlocks }, (_, i) => i),
       `seed ${seed}: the free list holds each block exactly once`,
     );
   }
 });
 
-t.test('a sequence that joins another one\'s cells holds its first blocks: shared blocks count once and free with their last holder', async (t) => {
+t.test("a sequence that joins another one's cells holds its first blocks: shared blocks count once and free with their last holder", async (t) => {
   const pool = new BlockPool(160, 16); // 10 blocks
   t.same(pool.resize(0, 64), [0, 1, 2, 3], 'sequence 0: a 64-token prefix');
   t.same(pool.reserveShared(1, 70, 0, 3), [0, 1, 2, 4, 5], 'sequence 1 joins 3 blocks of it and takes 2 fresh ones for 70 tokens');
   t.equal(pool.usedBlocks, 6, 'the 3 shared blocks are counted once');
-  t.equal(pool.ownBlocks(0), 1, 'only block 3 is sequence 0\'s alone');
+  t.equal(pool.ownBlocks(0), 1, "only block 3 is sequence 0's alone");
   t.equal(pool.ownBlocks(1), 2);
   t.equal(pool.freedBy([0]), 1, 'spilling sequence 0 alone frees one block');
   t.equal(pool.freedBy([0, 1]), 6, 'spilling both frees all six');
@@ -89,7 +89,7 @@ t.test('a sequence that joins another one\'s cells holds its first blocks: share
   t.equal(pool.usedBlocks, 6, 'refusals change nothing');
   pool.free(0);
   t.same(pool.blocksOf(1), [0, 1, 2, 4, 5], 'sequence 1 keeps the shared blocks when sequence 0 lets go');
-  t.equal(pool.usedBlocks, 5, 'only sequence 0\'s own block came back');
+  t.equal(pool.usedBlocks, 5, "only sequence 0's own block came back");
   t.same(pool.resize(1, 20), [0, 1], 'shrinking drops the last blocks first');
   pool.free(1);
   t.equal(pool.freeBlocks, 10, 'everything is free once the last holder lets go');

@@ -4,7 +4,12 @@ import t from 'tap';
 import { CacheFileError, decodeCacheFile, encodeCacheFile } from '../../worker/persistence/cache-file.js';
 
 const meta = { agentId: 'agent:one', model: 'm'.repeat(32), kvType: 'f16', vTransposed: false };
-const contents = { ...meta, tokens: Int32Array.of(151644, 872, 198, 9707), logits: Float32Array.of(-1.5, 0, 2.25), state: Uint8Array.from({ length: 1000 }, (_, i) => (i * 7) % 256) };
+const contents = {
+  ...meta,
+  tokens: Int32Array.of(151644, 872, 198, 9707),
+  logits: Float32Array.of(-1.5, 0, 2.25),
+  state: Uint8Array.from({ length: 1000 }, (_, i) => (i * 7) % 256),
+};
 const file = (): Buffer => Buffer.concat(encodeCacheFile(contents));
 
 function reason(bytes: Buffer, expected = meta): string | undefined {

@@ -111,7 +111,10 @@ t.test('a template that refuses the conversation is a 400 naming messages', asyn
     { name: 'get_current_weather', arguments: '{"location":"Paris"}' },
     { name: 'get_current_weather', arguments: '{"location":"Rome"}' },
   ]);
-  t.throws(() => template.render(twoCalls, tools), new BadRequestError("the model's chat template rejected these messages: This model only supports single tool-calls at once!", 'messages'));
+  t.throws(
+    () => template.render(twoCalls, tools),
+    new BadRequestError("the model's chat template rejected these messages: This model only supports single tool-calls at once!", 'messages'),
+  );
 });
 
 t.test('fallback ChatML: plain without tools, Hermes tools with them', async (t) => {
@@ -122,7 +125,10 @@ t.test('fallback ChatML: plain without tools, Hermes tools with them', async (t)
   );
   const opening = template.render([{ role: 'system', content: 'Be brief.' }, question], tools);
   t.match(opening, /^<\|im_start\|>system\nBe brief\.\n\n# Tools\n\nYou may call one or more functions/);
-  t.match(opening, '<tools>\n{"type": "function", "function": {"name": "get_current_weather", "description": "Get the current weather in a given location", "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}\n</tools>');
+  t.match(
+    opening,
+    '<tools>\n{"type": "function", "function": {"name": "get_current_weather", "description": "Get the current weather in a given location", "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}\n</tools>',
+  );
   const calls = [{ name: 'get_current_weather', arguments: '{"location":"Paris"}' }];
   t.match(
     template.render(conversation(calls), tools),
@@ -137,7 +143,10 @@ t.test('a template that knows no tools is told of them in its system turn, calls
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful assistant<|im_end|>\n' }}{% endif %}" +
     "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
   const template = new ChatTemplate(qwen2, { bos: '', eos: '' });
-  t.equal(template.render([question]), '<|im_start|>system\nYou are a helpful assistant<|im_end|>\n<|im_start|>user\nWhat is the weather in Paris?<|im_end|>\n<|im_start|>assistant\n');
+  t.equal(
+    template.render([question]),
+    '<|im_start|>system\nYou are a helpful assistant<|im_end|>\n<|im_start|>user\nWhat is the weather in Paris?<|im_end|>\n<|im_start|>assistant\n',
+  );
   t.match(template.render([question], tools), /^<\|im_start\|>system\n# Tools\n\nYou may call one or more functions[^]*<\/tool_call><\|im_end\|>\n<\|im_start\|>user\n/);
   const prompt = template.render(conversation([{ name: 'get_current_weather', arguments: '{"location":"Paris"}' }]), tools);
   t.match(prompt, /^<\|im_start\|>system\nYou are a weather bot\.\n\n# Tools\n/);

@@ -7,16 +7,7 @@ import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { userCacheDir } from '../../shared/paths.js';
 import { autoContextSize, autoDiskBytes, autoRamBytes, cacheFileBytes, freeDiskBytes, kvBytesPerToken, usableMemoryBytes } from '../../shared/budgets.js';
-import {
-  ConfigError,
-  configFromJson,
-  envName,
-  flagName,
-  loadConfig,
-  optionNames,
-  optionSpecs,
-  type OptionName,
-} from '../../shared/config.js';
+import { ConfigError, configFromJson, envName, flagName, loadConfig, optionNames, optionSpecs, type OptionName } from '../../shared/config.js';
 import { threadsPerProcess, toServerSettings } from '../../shared/server-settings.js';
 
 function writeConfigFile(t: Test, contents: unknown): string {
@@ -139,9 +130,17 @@ const invalidValues: [OptionName, string, string][] = [
   ['cacheDir', '', 'cacheDir must be a string of 1 to 4096 characters without control characters; got "" from flag --cache-dir'],
   ['ramCacheBytes', '-2', 'ramCacheBytes must be -1 (auto) or an integer from 0 to 1099511627776; got -2 from flag --ram-cache-bytes'],
   ['diskCacheBytes', '1GiB', 'diskCacheBytes must be -1 (auto) or an integer from 0 to 1125899906842624; got "1GiB" from flag --disk-cache-bytes'],
-  ['apiKeys', 'good-key-0001,short', 'apiKeys must be a comma-separated list of keys of 8 to 256 printable characters without spaces or commas; got a value of 19 characters (not shown: it holds keys) from flag --api-keys'],
+  [
+    'apiKeys',
+    'good-key-0001,short',
+    'apiKeys must be a comma-separated list of keys of 8 to 256 printable characters without spaces or commas; got a value of 19 characters (not shown: it holds keys) from flag --api-keys',
+  ],
   ['apiKeysFile', '', 'apiKeysFile must be a string of 1 to 4096 characters without control characters; got "" from flag --api-keys-file'],
-  ['adminKey', 'has space in it', 'adminKey must be a key of 8 to 256 printable characters without spaces or commas; got a value of 15 characters (not shown: it holds keys) from flag --admin-key'],
+  [
+    'adminKey',
+    'has space in it',
+    'adminKey must be a key of 8 to 256 printable characters without spaces or commas; got a value of 15 characters (not shown: it holds keys) from flag --admin-key',
+  ],
   ['rateLimitPerKey', '-1', 'rateLimitPerKey must be an integer from 0 to 1000000; got -1 from flag --rate-limit-per-key'],
   ['rateLimitPerAgent', 'x', 'rateLimitPerAgent must be an integer from 0 to 1000000; got "x" from flag --rate-limit-per-agent'],
   ['rateLimitBurst', '0', 'rateLimitBurst must be an integer from 1 to 1000000; got 0 from flag --rate-limit-burst'],
@@ -159,48 +158,72 @@ t.test('each invalid option is refused with a message naming it, its source and 
   const covered = new Set(invalidValues.map(([option]) => option));
   t.same([...covered].sort(), [...optionNames].sort(), 'every option has a negative case');
   for (const [option, value, message] of invalidValues) {
-    t.same(problemsOf(t, () => loadConfig({ flags: { [option]: value } })), [message], `${option} = ${JSON.stringify(value)}`);
+    t.same(
+      problemsOf(t, () => loadConfig({ flags: { [option]: value } })),
+      [message],
+      `${option} = ${JSON.stringify(value)}`,
+    );
   }
 });
 
 t.test('the message names the env variable or the file a bad value came from', async (t) => {
-  t.same(problemsOf(t, () => loadConfig({ env: { SEMANTIC_CONTEXT_SIZE: 'big' } })), [
-    'contextSize must be -1 (auto) or an integer from 16 to 1048576; got "big" from env SEMANTIC_CONTEXT_SIZE',
-  ]);
+  t.same(
+    problemsOf(t, () => loadConfig({ env: { SEMANTIC_CONTEXT_SIZE: 'big' } })),
+    ['contextSize must be -1 (auto) or an integer from 16 to 1048576; got "big" from env SEMANTIC_CONTEXT_SIZE'],
+  );
   const file = writeConfigFile(t, { contextSize: '4096', port: -1 });
-  t.same(problemsOf(t, () => loadConfig({ file })), [
-    `port must be an integer from 0 to 65535; got -1 from config file ${file}`,
-    `contextSize must be -1 (auto) or an integer from 16 to 1048576; got "4096" from config file ${file}`,
-  ], 'file values keep their JSON types: a string is not a number; every problem is listed');
+  t.same(
+    problemsOf(t, () => loadConfig({ file })),
+    [
+      `port must be an integer from 0 to 65535; got -1 from config file ${file}`,
+      `contextSize must be -1 (auto) or an integer from 16 to 1048576; got "4096" from config file ${file}`,
+    ],
+    'file values keep their JSON types: a string is not a number; every problem is listed',
+  );
 });
 
 t.test('a quantised KV cache needs flash attention', async (t) => {
-  t.same(problemsOf(t, () => loadConfig({ flags: { kvType: 'q4_0' } })), [
-    'kvType q4_0 needs flashAttention true: llama.cpp quantises the V cache only with flash attention (pass --flash-attention, or use kvType f16)',
-  ]);
+  t.same(
+    problemsOf(t, () => loadConfig({ flags: { kvType: 'q4_0' } })),
+    ['kvType q4_0 needs flashAttention true: llama.cpp quantises the V cache only with flash attention (pass --flash-attention, or use kvType f16)'],
+  );
   t.equal(loadConfig({ flags: { kvType: 'q4_0', flashAttention: true } }).kvType, 'q4_0');
 });
 
 t.test('config file: unknown keys, bad JSON, non-objects and missing files are refused', async (t) => {
   const typo = writeConfigFile(t, { port: 9000, contextsize: 4096 });
-  t.same(problemsOf(t, () => loadConfig({ file: typo })), [
-    `config file ${typo}: unknown option "contextsize" (known options: ${optionNames.join(', ')})`,
-  ]);
+  t.same(
+    problemsOf(t, () => loadConfig({ file: typo })),
+    [`config file ${typo}: unknown option "contextsize" (known options: ${optionNames.join(', ')})`],
+  );
   const broken = writeConfigFile(t, '{"port": 80,');
-  t.match(problemsOf(t, () => loadConfig({ file: broken })), [new RegExp(`^config file ${broken} is not valid JSON: `)]);
+  t.match(
+    problemsOf(t, () => loadConfig({ file: broken })),
+    [new RegExp(`^config file ${broken} is not valid JSON: `)],
+  );
   const list = writeConfigFile(t, [1, 2]);
-  t.same(problemsOf(t, () => loadConfig({ file: list })), [`config file ${list} must hold a JSON object of options`]);
+  t.same(
+    problemsOf(t, () => loadConfig({ file: list })),
+    [`config file ${list} must hold a JSON object of options`],
+  );
   const missing = join(t.testdir(), 'nope.json');
-  t.match(problemsOf(t, () => loadConfig({ file: missing })), [new RegExp(`^config file ${missing} cannot be read: ENOENT`)]);
+  t.match(
+    problemsOf(t, () => loadConfig({ file: missing })),
+    [new RegExp(`^config file ${missing} cannot be read: ENOENT`)],
+  );
 });
 
 t.test('a config handed to a worker as JSON gets the same checks', async (t) => {
   const config = loadConfig({ flags: { port: '9', model: '/m.gguf' } });
   t.same(configFromJson(JSON.stringify(config), 'env SEMANTIC_WORKER_CONFIG'), config, 'round trip');
-  t.same(problemsOf(t, () => configFromJson('{"port":"9"}', 'env SEMANTIC_WORKER_CONFIG')), [
-    'port must be an integer from 0 to 65535; got "9" from env SEMANTIC_WORKER_CONFIG',
-  ]);
-  t.same(problemsOf(t, () => configFromJson('{"extra":1}', 'env X')), [`env X: unknown option "extra" (known options: ${optionNames.join(', ')})`]);
+  t.same(
+    problemsOf(t, () => configFromJson('{"port":"9"}', 'env SEMANTIC_WORKER_CONFIG')),
+    ['port must be an integer from 0 to 65535; got "9" from env SEMANTIC_WORKER_CONFIG'],
+  );
+  t.same(
+    problemsOf(t, () => configFromJson('{"extra":1}', 'env X')),
+    [`env X: unknown option "extra" (known options: ${optionNames.join(', ')})`],
+  );
 });
 
 t.test('server settings: inference options from the config, model id from the file name', async (t) => {
@@ -232,8 +255,7 @@ t.test('server settings: inference options from the config, model id from the fi
       cacheDir: join(userCacheDir(), 'agents'),
       diskBudgetBytes: 0,
     },
-    access: { apiKeys: [], adminKey: undefined,
-      metricsAccess: 'public', perKeyPerMinute: 0, perAgentPerMinute: 0, burst: 10, prefixSharing: 'key' },
+    access: { apiKeys: [], adminKey: undefined, metricsAccess: 'public', perKeyPerMinute: 0, perAgentPerMinute: 0, burst: 10, prefixSharing: 'key' },
   });
   t.equal(toServerSettings(loadConfig({ flags: { modelId: 'agent-model' } }), '/m.gguf').inference.modelId, 'agent-model', 'modelId wins');
 });
@@ -252,9 +274,10 @@ t.test('API keys from the option and from a file (comments and blank lines skipp
   const settings = toServerSettings(loadConfig({ env: { SEMANTIC_API_KEYS: 'env-key-0001,env-key-0002' }, flags: { apiKeysFile: file } }), '/m.gguf');
   t.same(settings.access.apiKeys, ['env-key-0001', 'env-key-0002', 'file-key-0001', 'file-key-0002']);
   const bad = join(t.testdir({ 'keys.txt': 'file-key-0001\nshort\n' }), 'keys.txt');
-  t.same(problemsOf(t, () => toServerSettings(loadConfig({ flags: { apiKeysFile: bad } }), '/m.gguf')), [
-    `apiKeysFile ${bad}: line 2 is not a key of 8 to 256 printable characters without spaces or commas`,
-  ]);
+  t.same(
+    problemsOf(t, () => toServerSettings(loadConfig({ flags: { apiKeysFile: bad } }), '/m.gguf')),
+    [`apiKeysFile ${bad}: line 2 is not a key of 8 to 256 printable characters without spaces or commas`],
+  );
   t.throws(() => toServerSettings(loadConfig({ flags: { apiKeysFile: '/nonexistent/keys' } }), '/m.gguf'), { code: 'ERR_INVALID_CONFIG' });
 });
 
@@ -268,12 +291,12 @@ t.test('auto budgets: a quarter of memory up to 8 GiB; a quarter of free + held 
   t.equal(autoDiskBytes(75 * GiB, 25 * GiB), 25 * GiB, 'a full cache does not shrink its own budget across restarts');
   t.equal(autoDiskBytes(1000 * GiB, 0), 64 * GiB, 'capped');
   const memory = usableMemoryBytes();
-  t.ok(memory > 0 && memory <= totalmem(), 'memory is the machine\'s or the cgroup limit, whichever is lower');
+  t.ok(memory > 0 && memory <= totalmem(), "memory is the machine's or the cgroup limit, whichever is lower");
 });
 
 t.test('auto budgets are resolved in the server settings; explicit values pass through', async (t) => {
   const dir = t.testdir({ 'a.safetensors': 'x'.repeat(4096), 'b.safetensors.123.456.tmp': 'x'.repeat(100), 'notes.txt': 'x' });
-  t.equal(cacheFileBytes(dir), 4096, 'only agents\' cache files count as held');
+  t.equal(cacheFileBytes(dir), 4096, "only agents' cache files count as held");
   t.equal(cacheFileBytes(join(dir, 'missing')), 0);
   const fresh = join(dir, 'not', 'made', 'yet');
   const { bavail, bsize } = statfsSync(dir);

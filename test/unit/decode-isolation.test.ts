@@ -38,20 +38,34 @@ t.test('the failing sequence is found alone, everything rolled back, the rest de
   const context = fakeContext();
   const retried = await retryWithoutFailing(context, plan);
   t.same(context.calls, [
-    'remove 0 [3, -1)', 'remove 2 [2, -1)', 'remove 1 [0, -1)', // the failed step's cells, whatever llama.cpp kept
-    'decode 7 samples none', 'remove 0 [3, -1)', // each alone, in batch order, without sampling
-    'decode 6 samples none', 'remove 2 [2, -1)',
-    'decode 4,666,5 samples none', 'remove 1 [0, -1)',
+    'remove 0 [3, -1)',
+    'remove 2 [2, -1)',
+    'remove 1 [0, -1)', // the failed step's cells, whatever llama.cpp kept
+    'decode 7 samples none',
+    'remove 0 [3, -1)', // each alone, in batch order, without sampling
+    'decode 6 samples none',
+    'remove 2 [2, -1)',
+    'decode 4,666,5 samples none',
+    'remove 1 [0, -1)',
     'decode 7,6 samples 0:a,1:c', // the step again, without b, sampled as it would have been
   ]);
-  t.same(retried?.failed.map(({ sequence }) => sequence.name), ['b']);
-  t.same(retried?.plan.samples.map(({ index, sequence }) => [index, sequence.name]), [[0, 'a'], [1, 'c']]);
+  t.same(
+    retried?.failed.map(({ sequence }) => sequence.name),
+    ['b'],
+  );
+  t.same(
+    retried?.plan.samples.map(({ index, sequence }) => [index, sequence.name]),
+    [
+      [0, 'a'],
+      [1, 'c'],
+    ],
+  );
   t.same(retried?.plan.prefill, [], 'the failed prefill is out of the plan');
   t.equal(retried?.plan.sequenceCount, 2);
   t.same([...(retried?.sampled ?? [])], [100, 101]);
 });
 
-t.test('a failure every sequence repeats alone is the context\'s: undefined (the engine dies)', async (t) => {
+t.test("a failure every sequence repeats alone is the context's: undefined (the engine dies)", async (t) => {
   const plan = planStep([sequence('a', 0, 'generate', [1], 7), sequence('b', 1, 'generate', [2], 8)], 16) as NonNullable<ReturnType<typeof planStep<Fake>>>;
   t.equal(await retryWithoutFailing(fakeContext(true), plan), undefined);
 });

@@ -33,7 +33,7 @@ t.test('evicts least recently used agents in order until under the budget', asyn
   t.notOk(index.has('b'));
 });
 
-t.test('a rewrite replaces the agent\'s bytes and makes it the most recent', async (t) => {
+t.test("a rewrite replaces the agent's bytes and makes it the most recent", async (t) => {
   const index = new DiskIndex(100, ticking());
   write(index, 'a', 40);
   write(index, 'b', 40);

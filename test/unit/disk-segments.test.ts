@@ -42,7 +42,7 @@ t.test('a planned segment is not deleted under a write that has not settled', as
   segments.fileWritten('a', 's', tokens([1]), { name: plan.segment.name, bytes: 10 });
   segments.settled(plan.segment);
   segments.fileGone('a');
-  t.same(deleted, [], 'b\'s write is still planned onto it');
+  t.same(deleted, [], "b's write is still planned onto it");
   segments.fileWritten('b', 's', tokens([2])); // written whole after all
   segments.settled(plan.segment);
   t.same(deleted, [plan.segment.name]);
@@ -50,8 +50,20 @@ t.test('a planned segment is not deleted under a write that has not settled', as
 
 t.test('a short common prefix makes no segment; files without a scope share nothing', async (t) => {
   const segments = new DiskSegments(16, 64);
-  segments.fileWritten('a', 's', Int32Array.from({ length: 40 }, (_, i) => i));
-  t.equal(segments.plan('b', 's', Int32Array.from({ length: 50 }, (_, i) => i)), undefined, '40 common tokens < 64');
+  segments.fileWritten(
+    'a',
+    's',
+    Int32Array.from({ length: 40 }, (_, i) => i),
+  );
+  t.equal(
+    segments.plan(
+      'b',
+      's',
+      Int32Array.from({ length: 50 }, (_, i) => i),
+    ),
+    undefined,
+    '40 common tokens < 64',
+  );
   segments.fileWritten('c', undefined, tokens([5]));
   t.equal(segments.plan('d', undefined, tokens([5])), undefined);
   t.equal(segments.plan('e', 's', tokens([5])), undefined, 'c is not indexed');
@@ -60,7 +72,11 @@ t.test('a short common prefix makes no segment; files without a scope share noth
 t.test('DiskIndex counts bytes outside the files against the budget and reports removals', async (t) => {
   let outside = 50;
   const removed: string[] = [];
-  const index = new DiskIndex(100, () => 0, () => outside);
+  const index = new DiskIndex(
+    100,
+    () => 0,
+    () => outside,
+  );
   index.onRemoved = (agentId) => removed.push(agentId);
   index.writeStarted('a');
   t.same(index.writeEnded('a', 30), []);

@@ -55,7 +55,10 @@ t.test('persist and load count bytes and recency; the least recently used file i
   t.equal(await tier.persist('c', tokens(1, 2), state(3)), size);
   t.equal(await load(tier, 'b'), null, 'b, the least recently used, was evicted (the load runs after its delete)');
   t.same(files(dir), ['a.safetensors', 'c.safetensors'], 'and its file deleted');
-  t.same(tier.entries().map((entry) => entry.agentId), ['a', 'c']);
+  t.same(
+    tier.entries().map((entry) => entry.agentId),
+    ['a', 'c'],
+  );
   t.equal(tier.bytes, fileBytes(dir));
   t.equal(tier.size, 2);
   t.notOk(tier.has('b'));
@@ -76,11 +79,15 @@ t.test('a restarted tier indexes sizes and mtimes, and trims to a smaller budget
   t.equal(await same.index(), 3);
   t.equal(same.bytes, 3 * size);
   await same.tokensLearned;
-  t.same(same.entries(), [
-    { agentId: 'a', bytes: size, lastUsed: 1_000_000, tokens: 2 },
-    { agentId: 'b', bytes: size, lastUsed: 2_000_000, tokens: 2 },
-    { agentId: 'c', bytes: size, lastUsed: 3_000_000, tokens: 2 },
-  ], 'oldest first, by mtime; token counts read from the headers in the background');
+  t.same(
+    same.entries(),
+    [
+      { agentId: 'a', bytes: size, lastUsed: 1_000_000, tokens: 2 },
+      { agentId: 'b', bytes: size, lastUsed: 2_000_000, tokens: 2 },
+      { agentId: 'c', bytes: size, lastUsed: 3_000_000, tokens: 2 },
+    ],
+    'oldest first, by mtime; token counts read from the headers in the background',
+  );
   await same.close();
 
   const smaller = open(t, dir, 2 * size);
@@ -90,7 +97,7 @@ t.test('a restarted tier indexes sizes and mtimes, and trims to a smaller budget
   t.equal((await load(smaller, 'b'))?.state[0], 2);
 });
 
-t.test('a state larger than the budget is not written and the agent\'s older file goes', async (t) => {
+t.test("a state larger than the budget is not written and the agent's older file goes", async (t) => {
   const dir = t.testdir();
   const tier = open(t, dir, 2 * size);
   await tier.index();
@@ -114,7 +121,7 @@ t.test('concurrent writes of one agent: the later one is on disk and counted onc
   t.same((await load(tier, 'a'))?.tokens, tokens(3, 4));
 });
 
-t.test("a file another process wrote into the shared dir after startup is found and adopted", async (t) => {
+t.test('a file another process wrote into the shared dir after startup is found and adopted', async (t) => {
   const dir = t.testdir();
   const [mine, other] = [open(t, dir, 10 * size), open(t, dir, 10 * size)];
   await mine.index();
@@ -124,7 +131,7 @@ t.test("a file another process wrote into the shared dir after startup is found 
   t.notOk(mine.has('late'), 'not in the index built at startup');
   t.ok(mine.mayHave('late'), 'but its file is there');
   t.same((await load(mine, 'late'))?.tokens, tokens(5, 6));
-  t.equal(mine.bytes, size, 'counted against this tier\'s budget once read');
+  t.equal(mine.bytes, size, "counted against this tier's budget once read");
 });
 
 t.test('budget 0: nothing is indexed, written or read', async (t) => {
@@ -144,12 +151,16 @@ t.test('budget 0: nothing is indexed, written or read', async (t) => {
   t.notOk(existsSync(join(dir, 'b.safetensors')));
 });
 
-t.test('forget deletes the file after the agent\'s pending write lands; token counts are recorded', async (t) => {
+t.test("forget deletes the file after the agent's pending write lands; token counts are recorded", async (t) => {
   const dir = t.testdir();
   const tier = open(t, dir, 10 * size);
   await tier.index();
   const write = tier.persist('a', tokens(1, 2, 3), state(1));
-  t.same(tier.entries().map((entry) => entry.agentId), [], 'counted only once written');
+  t.same(
+    tier.entries().map((entry) => entry.agentId),
+    [],
+    'counted only once written',
+  );
   await write;
   t.match(tier.entries(), [{ agentId: 'a', tokens: 3 }]);
   void tier.persist('a', tokens(1, 2, 3, 4), state(2));
@@ -171,8 +182,17 @@ t.test('the background header pass leaves a bad file to the read that will quara
   const again = open(t, dir, 10 * size);
   t.equal(await again.index(), 2);
   await again.tokensLearned;
-  t.same(again.entries().map((entry) => [entry.agentId, entry.tokens]).sort(), [['bad', undefined], ['good', 3]]);
+  t.same(
+    again
+      .entries()
+      .map((entry) => [entry.agentId, entry.tokens])
+      .sort(),
+    [
+      ['bad', undefined],
+      ['good', 3],
+    ],
+  );
   t.ok(existsSync(join(dir, 'bad.safetensors')), 'not quarantined by the header pass');
-  t.equal(await load(again, 'bad'), null, 'the agent\'s read finds it bad');
+  t.equal(await load(again, 'bad'), null, "the agent's read finds it bad");
   t.notOk(existsSync(join(dir, 'bad.safetensors')), 'and quarantines it');
 });

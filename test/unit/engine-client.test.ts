@@ -12,7 +12,25 @@ import type { InferenceOptions } from '../../shared/inference-options.js';
 const fakeThread = new URL('../fixtures/fake-inference-thread.mjs', import.meta.url);
 
 function inference(modelPath = 'fake://ready'): InferenceOptions {
-  return { modelPath, modelId: 'fake-model', contextSize: 4096, maxSequences: 4, batchTokens: 512, threads: 1, kvType: 'f16', flashAttention: false, kvUnified: true, idleAgents: 'auto', gpuLayers: 0, ramBudgetBytes: 0, cacheDir: '/nonexistent', diskBudgetBytes: 0, maxQueued: 8, maxQueuedTokens: 65536, maxQueuedPerAgent: 4 };
+  return {
+    modelPath,
+    modelId: 'fake-model',
+    contextSize: 4096,
+    maxSequences: 4,
+    batchTokens: 512,
+    threads: 1,
+    kvType: 'f16',
+    flashAttention: false,
+    kvUnified: true,
+    idleAgents: 'auto',
+    gpuLayers: 0,
+    ramBudgetBytes: 0,
+    cacheDir: '/nonexistent',
+    diskBudgetBytes: 0,
+    maxQueued: 8,
+    maxQueuedTokens: 65536,
+    maxQueuedPerAgent: 4,
+  };
 }
 
 function startClient(t: Test, modelPath?: string): EngineClient {

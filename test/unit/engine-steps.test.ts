@@ -12,7 +12,11 @@ t.test('one request: its prompt in one batch, then one token per step; started, 
   t.same(h.steps, [['0:hello!@0'], ['0:f!@5'], ['0:g!@6']], 'the last sampled token (h) is never decoded');
   t.same(h.lines, ['started a miss 0', 'tokens a "f"', 'tokens a "g"', 'tokens a "h"', 'done a length 5/3/0']);
   t.equal(String.fromCharCode(...h.context.tokensOf(0)), 'hellofg', "the agent's cells stay in the context for its next turn");
-  t.same(h.addon.samplers.map((s) => [s.accepted.length, s.sampled.length, s.disposed]), [[5, 3, true]], 'one sampler: fed the prompt, sampled 3 tokens, disposed');
+  t.same(
+    h.addon.samplers.map((s) => [s.accepted.length, s.sampled.length, s.disposed]),
+    [[5, 3, true]],
+    'one sampler: fed the prompt, sampled 3 tokens, disposed',
+  );
   t.same(h.engine.admin.stats().steps, 3);
 });
 
@@ -42,7 +46,7 @@ t.test('a long prompt is prefilled in chunks under the batch budget beside anoth
   t.same({ steps, sampledTokens, multiSequenceSteps }, { steps: 4, sampledTokens: 5, multiSequenceSteps: 3 });
 });
 
-t.test("a returning agent decodes only what its cached prefix lacks, and generates what a cold start does", async (t) => {
+t.test('a returning agent decodes only what its cached prefix lacks, and generates what a cold start does', async (t) => {
   const h = new Harness();
   await h.run(generate('a1', 'agent-a', 'abcdefghijkl', 3));
   const turnOne = h.steps.length;
@@ -89,7 +93,7 @@ t.test('an end token ends a request with stop; a stop string ends it before the 
   t.match(h.posted.at(-1), { type: 'done', stopSequence: 'ef' });
 });
 
-t.test('agents of one sharing scope: a second agent joins the first one\'s cells and decodes only its own tokens', async (t) => {
+t.test("agents of one sharing scope: a second agent joins the first one's cells and decodes only its own tokens", async (t) => {
   const h = new Harness();
   const prefix = 'abcdefghijklmnopqrstuvwxyzABCDEF'; // two whole blocks of 16
   await h.run(generate('a', 'agent-a', `${prefix}one`, 2, { shareScope: 'team' }));

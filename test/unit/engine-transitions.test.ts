@@ -28,8 +28,22 @@ t.test('abort: a request queued for a sequence leaves the queue, and the queue m
   h.engine.abort('b');
   t.same(h.linesOf('b'), ['done b abort 5/0/0'], 'its prompt was tokenized: 5 tokens, none generated');
   await h.ended('c');
-  t.same(h.lines, ['started a miss 0', 'tokens a "f"', 'done b abort 5/0/0', 'tokens a "g"', 'tokens a "h"', 'done a length 5/3/0', 'started c miss 0', 'tokens c "f"', 'done c length 5/1/0']);
-  t.same(h.steps.map((s) => s[0]), ['0:hello!@0', '0:f!@5', '0:g!@6', '0:again!@0'], "c takes a's sequence once a is done (a's cells leave for it)");
+  t.same(h.lines, [
+    'started a miss 0',
+    'tokens a "f"',
+    'done b abort 5/0/0',
+    'tokens a "g"',
+    'tokens a "h"',
+    'done a length 5/3/0',
+    'started c miss 0',
+    'tokens c "f"',
+    'done c length 5/1/0',
+  ]);
+  t.same(
+    h.steps.map((s) => s[0]),
+    ['0:hello!@0', '0:f!@5', '0:g!@6', '0:again!@0'],
+    "c takes a's sequence once a is done (a's cells leave for it)",
+  );
 });
 
 t.test('abort: a running request ends at the next boundary, keeping what its cells hold for the next turn', async (t) => {
@@ -99,7 +113,14 @@ t.test('die: a decode that fails whatever it carries kills the engine; every req
   h.engine.submit(generate('b', 'agent-b', 'world', 3));
   await h.waitFor((m) => m.type === 'engine_dead');
   t.same(h.lines, ['started a miss 0', 'failed a ERR_ENGINE_DEAD', 'failed a2 ERR_ENGINE_DEAD', 'failed b ERR_ENGINE_DEAD', 'engine_dead ERR_ENGINE_DEAD']);
-  t.same(h.steps, [['0:hello!@0', 'FAILED ERR_DECODE_FATAL'], ['0:hello!@0', 'FAILED ERR_DECODE_FATAL']], 'the step, then the sequence alone');
+  t.same(
+    h.steps,
+    [
+      ['0:hello!@0', 'FAILED ERR_DECODE_FATAL'],
+      ['0:hello!@0', 'FAILED ERR_DECODE_FATAL'],
+    ],
+    'the step, then the sequence alone',
+  );
   t.match(h.posted.at(-1), { error: { message: 'decode failed: llama_decode failed (ERR_DECODE_FATAL)' } });
   h.engine.submit(generate('c', 'agent-c', 'late', 3));
   t.same(h.linesOf('c'), ['failed c ERR_ENGINE_DEAD']);
@@ -131,7 +152,10 @@ t.test('no KV slot: prompts being prefilled give way with a 429; generating sequ
   h.engine.submit(generate('b', 'agent-b', 'world', 2));
   await Promise.all([h.ended('a'), h.ended('b')]);
   t.same(h.linesOf('b'), ['started b miss 0', 'failed b ERR_POOL_EXHAUSTED']);
-  t.match(h.posted.find((m) => m.type === 'failed'), { error: { retryAfter: 1 } });
+  t.match(
+    h.posted.find((m) => m.type === 'failed'),
+    { error: { retryAfter: 1 } },
+  );
   t.same(h.linesOf('a'), ['started a miss 0', 'tokens a "f"', 'tokens a "g"', 'tokens a "h"', 'tokens a "i"', 'done a length 5/4/0']);
   t.same(h.steps, [['0:hello!@0'], ['0:f!@5', '1:world!@0', 'FAILED ERR_KV_NO_SLOT'], ['0:f!@5'], ['0:g!@6'], ['0:h!@7']], "a's token is decoded again in the next step");
 });
@@ -158,7 +182,7 @@ t.test('restore: a state llama.cpp refuses makes the turn a miss, prefilled from
   t.same(h.steps.slice(-2), [['0:hellofgXY!@0'], ['0:j!@9']]);
 });
 
-t.test('abort: a request aborted while its agent\'s state is imported ends at once, its cells kept', async (t) => {
+t.test("abort: a request aborted while its agent's state is imported ends at once, its cells kept", async (t) => {
   const h = new Harness({ maxSequences: 1, ramBudgetBytes: 1_000_000 });
   await h.run(generate('a1', 'agent-a', 'hello', 3));
   await h.run(generate('b1', 'agent-b', 'world', 1));
@@ -166,7 +190,7 @@ t.test('abort: a request aborted while its agent\'s state is imported ends at on
   await h.run(generate('a2', 'agent-a', 'hellofgXY', 2));
   t.same(h.linesOf('a2'), ['started a2 ram 7', 'done a2 abort 9/0/7'], 'nothing left to decode: it is not left waiting for another request to wake the engine');
   t.same(h.steps.length, 4, 'no decode for it');
-  t.equal(String.fromCharCode(...h.context.tokensOf(0)), 'hellofg', 'the imported prefix stays as the agent\'s cache');
+  t.equal(String.fromCharCode(...h.context.tokensOf(0)), 'hellofg', "the imported prefix stays as the agent's cache");
   h.context.whileInFlight = undefined;
   t.same(await h.engine.drain(), { persisted: 0, cut: 0 }, 'and the engine is idle: a drain resolves');
 });

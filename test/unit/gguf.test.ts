@@ -76,7 +76,9 @@ t.test('the tiny model is deterministic from its seed and carries the qwen2 toke
   const hash = async (seed: number, name: string): Promise<string> => {
     const path = join(dir, name);
     await makeModel({ shape: 'tiny', seed, outPath: path });
-    return createHash('sha256').update(await readFile(path)).digest('hex');
+    return createHash('sha256')
+      .update(await readFile(path))
+      .digest('hex');
   };
   const first = await hash(1, 'a.gguf');
   t.equal(await hash(1, 'b.gguf'), first, 'same seed, same bytes');

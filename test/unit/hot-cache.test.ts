@@ -14,7 +14,14 @@ t.test('least recently used first; a restored entry goes to the back, unchanged'
   hot.restore(a);
   t.equal(hot.takeLeastRecent()?.agentId, 'b');
   hot.put('c', 3, tokens, logits);
-  t.same([...hot.entries()].map((e) => [e.agentId, e.seqId]), [['a', 0], ['c', 3]], 'c parked again is the newest');
+  t.same(
+    [...hot.entries()].map((e) => [e.agentId, e.seqId]),
+    [
+      ['a', 0],
+      ['c', 3],
+    ],
+    'c parked again is the newest',
+  );
   t.equal(hot.takeLeastRecent(), a, 'the same entry object, so a pending write still recognises its turn');
   t.equal(hot.cells, 2);
   t.equal(hot.takeLeastRecent()?.agentId, 'c');

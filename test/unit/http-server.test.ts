@@ -33,12 +33,38 @@ class LogCapture {
 }
 
 function inference(modelPath: string): InferenceOptions {
-  return { modelPath, modelId: 'fake-model', contextSize: 4096, maxSequences: 4, batchTokens: 512, threads: 1, kvType: 'f16', flashAttention: false, kvUnified: true, idleAgents: 'auto', gpuLayers: 0, ramBudgetBytes: 0, cacheDir: '/nonexistent', diskBudgetBytes: 0, maxQueued: 8, maxQueuedTokens: 65536, maxQueuedPerAgent: 4 };
+  return {
+    modelPath,
+    modelId: 'fake-model',
+    contextSize: 4096,
+    maxSequences: 4,
+    batchTokens: 512,
+    threads: 1,
+    kvType: 'f16',
+    flashAttention: false,
+    kvUnified: true,
+    idleAgents: 'auto',
+    gpuLayers: 0,
+    ramBudgetBytes: 0,
+    cacheDir: '/nonexistent',
+    diskBudgetBytes: 0,
+    maxQueued: 8,
+    maxQueuedTokens: 65536,
+    maxQueuedPerAgent: 4,
+  };
 }
 
 async function start(modelPath: string, logs = new LogCapture()): Promise<{ server: WorkerServer; url: string; logs: LogCapture }> {
   const logger = pino({ level: 'info' }, logs);
-  const server = await startWorkerServer({ host: '127.0.0.1', port: 0, maxBodyBytes: 1024, readyMaxPoolPercent: 90, inference: inference(modelPath), logger, inferenceThreadUrl: fakeThread });
+  const server = await startWorkerServer({
+    host: '127.0.0.1',
+    port: 0,
+    maxBodyBytes: 1024,
+    readyMaxPoolPercent: 90,
+    inference: inference(modelPath),
+    logger,
+    inferenceThreadUrl: fakeThread,
+  });
   t.teardown(() => server.close());
   return { server, url: `http://127.0.0.1:${server.port}`, logs };
 }
@@ -58,7 +84,13 @@ function sseData(text: string): string[] {
   return text
     .split('\n\n')
     .filter((event) => event !== '')
-    .map((event) => event.split('\n').filter((line) => line.startsWith('data: ')).map((line) => line.slice(6)).join('\n'));
+    .map((event) =>
+      event
+        .split('\n')
+        .filter((line) => line.startsWith('data: '))
+        .map((line) => line.slice(6))
+        .join('\n'),
+    );
 }
 
 const { server, url, logs } = await start('fake://ready');
@@ -254,7 +286,12 @@ t.test('before the model is ready: chat and models are 503, liveness is 200', as
 t.test('request bodies held at once are bounded: past the budget a body gets 429, and the budget comes back', async (t) => {
   const logger = pino({ level: 'silent' });
   const echo: Route = { method: 'POST', path: '/echo', errorShape: openAIErrorBody, handle: async (c) => c.sendJson(200, await c.readJson()) };
-  const http = createHttpServer({ maxBodyBytes: 800, bodyBudgetBytes: 1000, onInternalError: () => undefined, protocolErrorBody: (error) => JSON.stringify(openAIErrorBody(error)) });
+  const http = createHttpServer({
+    maxBodyBytes: 800,
+    bodyBudgetBytes: 1000,
+    onInternalError: () => undefined,
+    protocolErrorBody: (error) => JSON.stringify(openAIErrorBody(error)),
+  });
   http.handle(createRouter({ routes: [echo], fallbackErrorShape: openAIErrorBody, logger }).handle);
   const port = await http.listen('127.0.0.1', 0);
   t.teardown(() => http.close());
@@ -295,12 +332,30 @@ t.test('whatever a handler throws becomes a logged 500 in the route shape, never
   const capture = new LogCapture();
   const logger = pino({ level: 'info' }, capture);
   const routes: Route[] = [
-    { method: 'GET', path: '/sync', errorShape: openAIErrorBody, handle: () => { throw new TypeError('x is undefined'); } },
+    {
+      method: 'GET',
+      path: '/sync',
+      errorShape: openAIErrorBody,
+      handle: () => {
+        throw new TypeError('x is undefined');
+      },
+    },
     { method: 'GET', path: '/async', errorShape: openAIErrorBody, handle: async () => Promise.reject(new Error('late')) },
-    { method: 'GET', path: '/busy', errorShape: openAIErrorBody, handle: () => { throw new SemanticError('ERR_QUEUE_FULL', 'busy', { retryAfter: 2.5 }); } },
+    {
+      method: 'GET',
+      path: '/busy',
+      errorShape: openAIErrorBody,
+      handle: () => {
+        throw new SemanticError('ERR_QUEUE_FULL', 'busy', { retryAfter: 2.5 });
+      },
+    },
     { method: 'GET', path: '/agents/:id', errorShape: openAIErrorBody, handle: (c) => c.sendJson(200, c.params) },
   ];
-  const http = createHttpServer({ maxBodyBytes: 64, onInternalError: (error) => logger.error({ err: error }, 'uncaught'), protocolErrorBody: (error) => JSON.stringify(openAIErrorBody(error)) });
+  const http = createHttpServer({
+    maxBodyBytes: 64,
+    onInternalError: (error) => logger.error({ err: error }, 'uncaught'),
+    protocolErrorBody: (error) => JSON.stringify(openAIErrorBody(error)),
+  });
   http.handle(createRouter({ routes, fallbackErrorShape: openAIErrorBody, logger }).handle);
   const port = await http.listen('127.0.0.1', 0);
   t.teardown(() => http.close());

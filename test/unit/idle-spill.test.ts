@@ -41,7 +41,11 @@ t.test('idle agents that mostly hold cells of their own are spilled; one whose p
   pool.reserveShared(2, 320, 3, 18);
   t.equal(SPILL_MIN_OWN_CELLS, 256);
   t.equal(await tiers.spillIdleOwners(), 2, 'a and b leave');
-  t.same([...tiers.hot.entries()].map((e) => e.agentId), ['c'], 'c keeps its cells in the context');
+  t.same(
+    [...tiers.hot.entries()].map((e) => e.agentId),
+    ['c'],
+    'c keeps its cells in the context',
+  );
   t.same(removed, [0, 1], "a's and b's cells are removed from the context");
   t.same(released, [0, 1]);
   t.same([tiers.ram.peek('a')?.own.byteLength, tiers.ram.peek('b')?.own.byteLength], [10, 20], 'their exported states are in the RAM tier');
@@ -106,7 +110,7 @@ function withDisk(ramBytes: number): { tiers: AgentTiers; disk: FakeDisk; sizes:
   return { tiers, disk, sizes, park };
 }
 
-t.test('a spill to RAM leaves the turn\'s write pending, written from RAM when due; RAM keeps its copy', async (t) => {
+t.test("a spill to RAM leaves the turn's write pending, written from RAM when due; RAM keeps its copy", async (t) => {
   const { tiers, disk, sizes, park } = withDisk(1000);
   park('a', 0);
   t.equal(await tiers.spillIdleOwners(1), 1);
@@ -173,7 +177,11 @@ t.test('a write that falls due while requests run is exported one bounded piece 
   t.equal(tiers.nextWriteDue, due, 'the rest is still due');
   t.equal(await tiers.writeDue(due + 30), 0);
   t.equal(await tiers.writeDue(due + 60), 1, 'third boundary: the last piece, and the write');
-  t.same(copies, [[0, 1024], [1024, 2048], [2048, 2500]]);
+  t.same(copies, [
+    [0, 1024],
+    [1024, 2048],
+    [2048, 2500],
+  ]);
   t.same(disk.pieces, [[1024, 1024, 452]], 'the writer gets the pieces in position order');
   t.same(disk.writes, ['a']);
   t.equal(tiers.nextWriteDue, undefined);

@@ -8,10 +8,12 @@ import { nestsDeeperThan } from '../../shared/json-depth.js';
 /** rule name → body, from a grammar's `name ::= body` lines. */
 function rulesOf(grammar: string): Map<string, string> {
   const lines = grammar.trimEnd().split('\n');
-  return new Map(lines.map((line) => {
-    const at = line.indexOf(' ::= ');
-    return [line.slice(0, at), line.slice(at + 5)];
-  }));
+  return new Map(
+    lines.map((line) => {
+      const at = line.indexOf(' ::= ');
+      return [line.slice(0, at), line.slice(at + 5)];
+    }),
+  );
 }
 
 t.test('json_object mode: root is any object, with the llama.cpp primitives and bounded whitespace', async (t) => {
@@ -19,20 +21,19 @@ t.test('json_object mode: root is any object, with the llama.cpp primitives and 
   t.equal(rules.get('root'), 'object');
   t.equal(rules.get('object'), '"{" space ( string ":" space value ("," space string ":" space value)* )? "}" space');
   t.equal(rules.get('space'), '| " " | "\\n" [ \\t]{0,20}');
-  t.same([...rules.keys()].sort(), [
-    'array', 'boolean', 'char', 'decimal-part', 'integral-part', 'null', 'number', 'object', 'root', 'space', 'string', 'value',
-  ]);
+  t.same([...rules.keys()].sort(), ['array', 'boolean', 'char', 'decimal-part', 'integral-part', 'null', 'number', 'object', 'root', 'space', 'string', 'value']);
   t.notOk(rules.has('integer'), 'only the primitives the grammar uses');
 });
 
 t.test('object: required properties in order, then optional ones each optional, nothing unlisted', async (t) => {
-  const rules = rulesOf(jsonSchemaGrammar({
-    type: 'object',
-    properties: { city: { enum: ['Paris', 'London'] }, note: { type: 'string' }, days: { type: 'integer' }, tags: { type: 'boolean' } },
-    required: ['city', 'days'],
-  }));
-  t.equal(rules.get('root'),
-    '"{" space root-city-kv "," space root-days-kv ( "," space ( root-note-kv root-tags-kv-opt | root-tags-kv ) )? "}" space');
+  const rules = rulesOf(
+    jsonSchemaGrammar({
+      type: 'object',
+      properties: { city: { enum: ['Paris', 'London'] }, note: { type: 'string' }, days: { type: 'integer' }, tags: { type: 'boolean' } },
+      required: ['city', 'days'],
+    }),
+  );
+  t.equal(rules.get('root'), '"{" space root-city-kv "," space root-days-kv ( "," space ( root-note-kv root-tags-kv-opt | root-tags-kv ) )? "}" space');
   t.equal(rules.get('root-city'), '"\\"Paris\\"" space | "\\"London\\"" space', 'one alternative per enum value, as JSON text');
   t.equal(rules.get('root-city-kv'), '"\\"city\\"" space ":" space root-city');
   t.equal(rules.get('root-days'), 'integer');
@@ -48,9 +49,13 @@ t.test('only optional properties: the object may be empty, each property at most
 });
 
 t.test('quotes and backslashes in enum strings and property names are escaped twice: JSON, then GBNF', async (t) => {
-  const rules = rulesOf(jsonSchemaGrammar({
-    type: 'object', properties: { 'say "hi"\\': { const: 'a"b\\c\n' } }, required: ['say "hi"\\'],
-  }));
+  const rules = rulesOf(
+    jsonSchemaGrammar({
+      type: 'object',
+      properties: { 'say "hi"\\': { const: 'a"b\\c\n' } },
+      required: ['say "hi"\\'],
+    }),
+  );
   t.equal(rules.get('root'), '"{" space root-say-hi--kv "}" space', 'rule names keep only letters, digits and dashes');
   t.equal(rules.get('root-say-hi--kv'), '"\\"say \\\\\\"hi\\\\\\"\\\\\\\\\\"" space ":" space root-say-hi-');
   t.equal(rules.get('root-say-hi-'), '"\\"a\\\\\\"b\\\\\\\\c\\\\n\\"" space');
@@ -72,8 +77,11 @@ t.test('arrays: items, minItems and maxItems as a bounded repetition', async (t)
   const atLeastTwo = rulesOf(jsonSchemaGrammar({ type: 'array', minItems: 2 }));
   t.equal(atLeastTwo.get('root'), '"[" space value ( "," space value ){1,} "]" space');
   t.equal(rulesOf(jsonSchemaGrammar({ type: 'array', maxItems: 0 })).get('root'), '"[" space "]" space');
-  t.equal(rulesOf(jsonSchemaGrammar({ type: 'array', maxItems: 100000 })).get('root'),
-    '"[" space ( value ( "," space value )* )? "]" space', 'a huge maxItems is not expanded into rules');
+  t.equal(
+    rulesOf(jsonSchemaGrammar({ type: 'array', maxItems: 100000 })).get('root'),
+    '"[" space ( value ( "," space value )* )? "]" space',
+    'a huge maxItems is not expanded into rules',
+  );
 });
 
 t.test('strings: plain, with length bounds, and with pattern/format falling back to any string', async (t) => {
@@ -98,15 +106,21 @@ t.test('unsupported keywords and non-object schemas fall back to any JSON value'
   t.equal(rulesOf(jsonSchemaGrammar({})).get('root'), 'value');
   t.equal(rulesOf(jsonSchemaGrammar({ type: 'toString' })).get('root'), 'value', 'unknown type names, even prototype keys');
   t.equal(rulesOf(jsonSchemaGrammar({ $ref: 'https://example.com/s.json' })).get('root'), 'value');
-  t.equal(rulesOf(jsonSchemaGrammar({ type: 'object', additionalProperties: { type: 'integer' } })).get('root'),
-    '"{" space ( string ":" space root-value ( "," space string ":" space root-value )* )? "}" space');
+  t.equal(
+    rulesOf(jsonSchemaGrammar({ type: 'object', additionalProperties: { type: 'integer' } })).get('root'),
+    '"{" space ( string ":" space root-value ( "," space string ":" space root-value )* )? "}" space',
+  );
 });
 
 t.test('local $refs get one rule each, so recursive schemas stay finite', async (t) => {
-  const rules = rulesOf(jsonSchemaGrammar({
-    $defs: { Node: { type: 'object', properties: { next: { $ref: '#/$defs/Node' } } } },
-    type: 'object', properties: { head: { $ref: '#/$defs/Node' } }, required: ['head'],
-  }));
+  const rules = rulesOf(
+    jsonSchemaGrammar({
+      $defs: { Node: { type: 'object', properties: { next: { $ref: '#/$defs/Node' } } } },
+      type: 'object',
+      properties: { head: { $ref: '#/$defs/Node' } },
+      required: ['head'],
+    }),
+  );
   t.equal(rules.get('root-head'), 'root-ref-Node');
   t.equal(rules.get('root-ref-Node'), '"{" space ( root-ref-Node-next-kv )? "}" space');
   t.equal(rules.get('root-ref-Node-next'), 'root-ref-Node');

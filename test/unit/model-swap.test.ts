@@ -69,7 +69,8 @@ async function setup(): Promise<Swapping> {
 
 const swapTo = (path: string, requestId = 's1'): FrontToInference => ({ type: 'swap_model', requestId, path, id: path.replace('.gguf', '') });
 const countTokens = (requestId: string): FrontToInference => ({ type: 'count_tokens', requestId, input: { kind: 'text', prompt: 'four' } });
-const lines = (s: Swapping): string[] => s.posted.map((m) => (m.type === 'model_swapped' ? `model_swapped ${m.model.id}${m.error === undefined ? '' : ` ${m.error.code}`}` : line(m)));
+const lines = (s: Swapping): string[] =>
+  s.posted.map((m) => (m.type === 'model_swapped' ? `model_swapped ${m.model.id}${m.error === undefined ? '' : ` ${m.error.code}`}` : line(m)));
 
 t.test('a swap lets the running request finish on the old model, holds what arrives, then serves it with the new one', async (t) => {
   const s = await setup();
@@ -123,7 +124,9 @@ t.test('a model that fails to load: the old one is loaded back and serves the he
   s.host.receive(countTokens('c1'));
   await s.until((m) => m.type === 'token_count');
   t.same(lines(s), ['model_swapped old ERR_MODEL_LOAD_FAILED', 'token_count']);
-  t.match(s.posted[0], { error: { param: 'path', message: 'Could not load broken.gguf: failed to load model from broken.gguf. The previous model old was loaded back and serves again.' } });
+  t.match(s.posted[0], {
+    error: { param: 'path', message: 'Could not load broken.gguf: failed to load model from broken.gguf. The previous model old was loaded back and serves again.' },
+  });
   t.same(s.events, ['load old.gguf', 'retired old.gguf', 'load broken.gguf', 'load old.gguf']);
   t.same(s.served, ['old.gguf count_tokens']);
 });
@@ -137,6 +140,8 @@ t.test('when loading the old model back fails too, the engine is dead and every 
   s.host.receive(generate('b', 'agent-b', 'world', 1));
   await s.until((m) => m.type === 'failed' && m.requestId === 'b');
   t.same(lines(s), ['engine_dead ERR_ENGINE_DEAD', 'failed c1 ERR_ENGINE_DEAD', 'failed b ERR_ENGINE_DEAD']);
-  t.match(s.posted[0], { error: { message: 'a model swap failed (failed to load model from broken.gguf) and loading the previous model back failed too: failed to load model from old.gguf' } });
+  t.match(s.posted[0], {
+    error: { message: 'a model swap failed (failed to load model from broken.gguf) and loading the previous model back failed too: failed to load model from old.gguf' },
+  });
   t.same(s.served, [], 'nothing served');
 });

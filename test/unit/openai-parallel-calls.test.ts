@@ -17,7 +17,10 @@ function read(pieces: string[], single: boolean): { text: string; calls: { name:
 }
 
 t.test('without the limit both calls come back', async (t) => {
-  t.same(read([twoCalls], false).calls.map((c) => c.arguments), ['{"city":"Paris"}', '{"city":"London"}']);
+  t.same(
+    read([twoCalls], false).calls.map((c) => c.arguments),
+    ['{"city":"Paris"}', '{"city":"London"}'],
+  );
 });
 
 t.test('with parallel_tool_calls false only the first, whole or streamed a character at a time', async (t) => {

@@ -25,7 +25,13 @@ t.test('every supported field maps; documented fields we need not act on are acc
     model: 'm',
     messages: [
       { role: 'system', content: 'be brief', name: 'ignored' },
-      { role: 'developer', content: [{ type: 'text', text: 'one' }, { type: 'text', text: 'two' }] },
+      {
+        role: 'developer',
+        content: [
+          { type: 'text', text: 'one' },
+          { type: 'text', text: 'two' },
+        ],
+      },
       { role: 'user', content: 'hi' },
       { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'lookup', arguments: '{"q":1}' } }] },
       { role: 'tool', content: 'result', tool_call_id: 'c1' },
@@ -154,7 +160,7 @@ t.test('messages say what is wrong', async (t) => {
   t.throws(() => parseChatCompletionRequest('text'), { message: /^The request body must be a JSON object/ });
 });
 
-t.test('an unknown field is refused in OpenAI\'s words', async (t) => {
+t.test("an unknown field is refused in OpenAI's words", async (t) => {
   t.throws(() => parseChatCompletionRequest({ model: 'm', messages: [user], frobnicate: 1 }), {
     message: 'Unrecognized request argument supplied: frobnicate',
     param: 'frobnicate',
@@ -186,7 +192,7 @@ t.test('tool_choice none hides the tools and reads no calls', async (t) => {
   t.equal(tools.parseFormat, undefined);
 });
 
-t.test('a named or required tool_choice forces a call in the model\'s syntax', async (t) => {
+t.test("a named or required tool_choice forces a call in the model's syntax", async (t) => {
   const named = toolMessage({ tools: [weatherTool], tool_choice: { type: 'function', function: { name: 'get_weather' } } }, 'llama3');
   t.match(named.message.sampling.grammar, /^root ::= \("\{\\"name\\": \\"get_weather\\", \\"parameters\\": "/);
   t.equal(named.tools.parseFormat, 'llama3');

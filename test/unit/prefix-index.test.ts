@@ -42,7 +42,7 @@ t.test('the usable filter stops the walk where no usable holder reaches', async 
   t.same(plain(index.longest('s', range(0, 16), () => false)), { tokens: 0, agents: [] });
 });
 
-t.test('set replaces an agent\'s tokens; remove leaves no holder behind', async (t) => {
+t.test("set replaces an agent's tokens; remove leaves no holder behind", async (t) => {
   const index = new PrefixIndex(4);
   index.set('a', 's', range(0, 8));
   index.set('a', 's', range(100, 108));

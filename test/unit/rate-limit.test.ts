@@ -14,7 +14,11 @@ t.test('a burst, then the per-minute rate; Retry-After says when the next token 
   t.equal(limiter.take('k'), 0, 'a token a second');
   t.equal(limiter.take('k'), 1);
   now = 60_000;
-  t.same([0, 0, 0, 1].map(() => limiter.take('k')), [0, 0, 0, 1], 'refilled to the burst, not beyond');
+  t.same(
+    [0, 0, 0, 1].map(() => limiter.take('k')),
+    [0, 0, 0, 1],
+    'refilled to the burst, not beyond',
+  );
   t.throws(() => limiter.check('k', 'API key'), { code: 'ERR_RATE_LIMITED', retryAfter: 1, message: 'Rate limit reached for this API key: retry in 1 s.' });
 });
 

@@ -61,9 +61,16 @@ t.test('the base delay comes from the environment, checked', async (t) => {
   t.same(fast, { ...defaultRestartPolicy, baseDelayMs: 20 });
   const failures = exits(5, 1, null);
   const fastDelays = failures.map((_, i) => decideRestart(failures.slice(0, i + 1), fast));
-  t.same(fastDelays.slice(0, 4), [20, 40, 80, 160].map((delayMs, i) => ({ restart: true, delayMs, exits: i + 1 })));
+  t.same(
+    fastDelays.slice(0, 4),
+    [20, 40, 80, 160].map((delayMs, i) => ({ restart: true, delayMs, exits: i + 1 })),
+  );
   t.match(fastDelays[4], { restart: false, exits: 5 });
   for (const bad of ['0', '-5', '1.5', 'fast']) {
-    t.throws(() => restartPolicyFromEnv({ [restartBaseDelayEnv]: bad }), new ConfigError([`env ${restartBaseDelayEnv} must be a whole number of milliseconds ≥ 1, not "${bad}"`]), bad);
+    t.throws(
+      () => restartPolicyFromEnv({ [restartBaseDelayEnv]: bad }),
+      new ConfigError([`env ${restartBaseDelayEnv} must be a whole number of milliseconds ≥ 1, not "${bad}"`]),
+      bad,
+    );
   }
 });

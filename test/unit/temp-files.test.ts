@@ -34,10 +34,14 @@ t.test('a temp path names this process and is new each time', async (t) => {
   const first = tempPathFor('/cache/a.safetensors');
   t.match(first, new RegExp(`^/cache/a\\.safetensors\\.${writerHost}\\.${process.pid}\\.[0-9a-f]{12}\\.tmp$`));
   t.not(tempPathFor('/cache/a.safetensors'), first);
-  t.equal(isStaleTemp(fresh(first.slice('/cache/'.length)), { now, host: writerHost, pid: process.pid + 1, isAlive: isPidAlive }), false, 'this live process\'s own temp file, seen by a sibling');
+  t.equal(
+    isStaleTemp(fresh(first.slice('/cache/'.length)), { now, host: writerHost, pid: process.pid + 1, isAlive: isPidAlive }),
+    false,
+    "this live process's own temp file, seen by a sibling",
+  );
 });
 
-t.test('a sweep of real files: dead writers\' go, a live writer\'s and foreign ones stay, links are not followed', async (t) => {
+t.test("a sweep of real files: dead writers' go, a live writer's and foreign ones stay, links are not followed", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'semantic-temp-sweep-'));
   const outside = mkdtempSync(join(tmpdir(), 'semantic-temp-outside-'));
   const dead = spawn(process.execPath, ['-e', '']);
@@ -70,7 +74,13 @@ t.test('a sweep of real files: dead writers\' go, a live writer\'s and foreign o
 
   t.same(await sweepTempFiles(dir), { files: 4, bytes: 1234, kept: 3 });
   const left = Object.keys(files).filter((name) => existsSync(join(dir, name)));
-  t.same(left, [`live.safetensors.${writerHost}.${livePid}.000000000004.tmp`, `far.safetensors.0123456789ab.${deadPid}.000000000005.tmp`, `fresh-old-naming.safetensors.${deadPid}.1700000000000.tmp`, 'agent.safetensors', 'notes.tmp']);
+  t.same(left, [
+    `live.safetensors.${writerHost}.${livePid}.000000000004.tmp`,
+    `far.safetensors.0123456789ab.${deadPid}.000000000005.tmp`,
+    `fresh-old-naming.safetensors.${deadPid}.1700000000000.tmp`,
+    'agent.safetensors',
+    'notes.tmp',
+  ]);
   t.ok(existsSync(join(outside, `x.safetensors.${writerHost}.${deadPid}.000000000006.tmp`)), 'nothing behind a symbolic link');
   t.same(await sweepTempFiles(dir), { files: 0, bytes: 0, kept: 3 }, 'a second sweep finds nothing more');
   t.same(await sweepTempFiles(join(dir, 'missing')), { files: 0, bytes: 0, kept: 0 }, 'a cache dir not made yet');

@@ -123,7 +123,8 @@ export const recorded: Recorded[] = [
   {
     name: 'mistral nemo: [TOOL_CALLS] rendered, two calls with ids',
     format: 'mistral',
-    output: '[TOOL_CALLS][{"name": "get_current_weather", "arguments": {"location": "Paris"}, "id": "a1b2c3d4e"}, {"name": "get_current_weather", "arguments": {"location": "Lyon"}, "id": "f5g6h7i8j"}]',
+    output:
+      '[TOOL_CALLS][{"name": "get_current_weather", "arguments": {"location": "Paris"}, "id": "a1b2c3d4e"}, {"name": "get_current_weather", "arguments": {"location": "Lyon"}, "id": "f5g6h7i8j"}]',
     text: '',
     calls: [weather('Paris'), weather('Lyon')],
   },
@@ -210,10 +211,7 @@ t.test('push after finish is a programming error', async (t) => {
   t.same(stream.finish(), { text: '', calls: [] });
 });
 
-const tools = [
-  { name: 'get_current_weather', parameters: { type: 'object', properties: { unit: { enum: ['celsius', 'fahrenheit'] } }, required: ['unit'] } },
-  { name: 'ping' },
-];
+const tools = [{ name: 'get_current_weather', parameters: { type: 'object', properties: { unit: { enum: ['celsius', 'fahrenheit'] } }, required: ['unit'] } }, { name: 'ping' }];
 
 t.test('tool_choice: auto and none force nothing; none hides the tools', async (t) => {
   t.equal(toolChoiceGrammar('hermes', tools, { kind: 'auto' }), undefined);
@@ -223,13 +221,16 @@ t.test('tool_choice: auto and none force nothing; none hides the tools', async (
   t.same(toolsForPrompt(tools, { kind: 'required' }), tools);
 });
 
-t.test('tool_choice: a named tool is forced in the model\'s syntax with its schema', async (t) => {
+t.test("tool_choice: a named tool is forced in the model's syntax with its schema", async (t) => {
   const grammar = toolChoiceGrammar('hermes', tools, { kind: 'tool', name: 'get_current_weather' }) ?? '';
   t.match(grammar, /^root ::= \("<tool_call>\\n\{\\"name\\": \\"get_current_weather\\", \\"arguments\\": " call-0-arguments "\}\\n<\/tool_call>"\)\n/);
   t.match(grammar, /"\\"celsius\\""/, 'the enum reaches the grammar');
   t.notMatch(grammar, /ping/, 'other tools are not allowed');
   t.match(toolChoiceGrammar('llama3', tools, { kind: 'tool', name: 'ping' }) ?? '', /^root ::= \("\{\\"name\\": \\"ping\\", \\"parameters\\": " call-0-arguments "\}"\)/);
-  t.match(toolChoiceGrammar('mistral', tools, { kind: 'tool', name: 'ping' }) ?? '', /^root ::= \("\[TOOL_CALLS\]\[\{\\"name\\": \\"ping\\", \\"arguments\\": " call-0-arguments "\}\]"\)/);
+  t.match(
+    toolChoiceGrammar('mistral', tools, { kind: 'tool', name: 'ping' }) ?? '',
+    /^root ::= \("\[TOOL_CALLS\]\[\{\\"name\\": \\"ping\\", \\"arguments\\": " call-0-arguments "\}\]"\)/,
+  );
 });
 
 t.test('tool_choice: required allows any one tool', async (t) => {
@@ -238,7 +239,7 @@ t.test('tool_choice: required allows any one tool', async (t) => {
   t.throws(() => toolChoiceGrammar('hermes', tools, { kind: 'tool', name: 'missing' }));
 });
 
-t.test('the schema limits hold for all of a request\'s tools together', async (t) => {
+t.test("the schema limits hold for all of a request's tools together", async (t) => {
   const tool = (name: string) => ({ name, parameters: { type: 'object', properties: { x: { enum: Array.from({ length: 600 }, (_, i) => `v${i}`) } }, required: ['x'] } });
   t.doesNotThrow(() => toolChoiceGrammar('hermes', [tool('a')], { kind: 'required' }), 'one tool of 600 values');
   let error: unknown;

@@ -22,10 +22,7 @@ export interface CacheStart {
 }
 
 /** What a starting request will reuse: another agent's prefix, its own hot cells (kept: a prefix of them), or nothing. */
-export type StartPlan =
-  | { kind: 'shared'; shared: SharedPrefix }
-  | { kind: 'own'; hot: HotEntry; kept: { tokens: number; logits?: Float32Array | undefined } }
-  | { kind: 'miss' };
+export type StartPlan = { kind: 'shared'; shared: SharedPrefix } | { kind: 'own'; hot: HotEntry; kept: { tokens: number; logits?: Float32Array | undefined } } | { kind: 'miss' };
 
 /** Chooses, touching nothing: the engine sizes the request's blocks by it before its cells are set up. */
 export function planStart(

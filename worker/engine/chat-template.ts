@@ -67,7 +67,11 @@ function parsedArguments(text: string): unknown {
 /** Mistral's templates refuse call ids other than 9 alphanumerics: others map to a stable 9-character digest. */
 function mistralCallId(id: string): string {
   if (/^[A-Za-z0-9]{9}$/.test(id)) return id;
-  return createHash('sha256').update(id).digest('base64').replace(/[^A-Za-z0-9]/g, '').slice(0, 9);
+  return createHash('sha256')
+    .update(id)
+    .digest('base64')
+    .replace(/[^A-Za-z0-9]/g, '')
+    .slice(0, 9);
 }
 
 export class ChatTemplate {

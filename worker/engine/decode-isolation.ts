@@ -55,7 +55,10 @@ function rollBack(context: Pick<Context, 'seqRemove'>, batch: Batch, indices: re
 
 /** The plan without the given sequences: their tokens gone, the others' sample indices renumbered. */
 export function planWithout<S extends Decodable>(plan: StepPlan<S>, dropped: ReadonlySet<S>, parts: Map<S, number[]>): StepPlan<S> {
-  const kept = [...parts].filter(([sequence]) => !dropped.has(sequence)).flatMap(([, indices]) => indices).sort((a, b) => a - b);
+  const kept = [...parts]
+    .filter(([sequence]) => !dropped.has(sequence))
+    .flatMap(([, indices]) => indices)
+    .sort((a, b) => a - b);
   const renumbered = new Map(kept.map((index, at) => [index, at]));
   return {
     batch: subBatch(plan.batch, kept),
@@ -83,7 +86,10 @@ export async function retryWithoutFailing<S extends Decodable>(context: Pick<Con
   if (failed === undefined || failed.size === parts.size) return undefined;
   const retry = planWithout(plan, new Set(failed.keys()), parts);
   try {
-    const sampled = await context.decode(retry.batch, retry.samples.map(({ index, sequence }) => ({ index, sampler: sequence.sampler })));
+    const sampled = await context.decode(
+      retry.batch,
+      retry.samples.map(({ index, sequence }) => ({ index, sampler: sequence.sampler })),
+    );
     return { plan: retry, sampled, failed: [...failed].map(([sequence, error]) => ({ sequence, error })) };
   } catch {
     return undefined;

@@ -33,7 +33,10 @@ export function limitsOf(settings: EngineSettings): RuntimeLimits {
 export function applyLimits(update: LimitsUpdate, settings: EngineSettings, queue: Pick<QueueBudget, 'setLimits'>): RuntimeLimits {
   const { batchTokens, maxQueued, maxQueuedTokens } = update;
   if (batchTokens !== undefined && batchTokens > settings.maxBatchTokens) {
-    throw new BadRequestError(`batch_tokens must be at most ${settings.maxBatchTokens} (the context's batch size, set at start by --batch-tokens); got ${batchTokens}`, 'batch_tokens');
+    throw new BadRequestError(
+      `batch_tokens must be at most ${settings.maxBatchTokens} (the context's batch size, set at start by --batch-tokens); got ${batchTokens}`,
+      'batch_tokens',
+    );
   }
   if (batchTokens !== undefined) settings.batchTokens = batchTokens;
   if (maxQueued !== undefined) settings.maxQueued = maxQueued;

@@ -370,7 +370,9 @@ export class Engine {
     const retried = noSlot ? undefined : await retryWithoutFailing(this.context, plan);
     if (!noSlot && retried === undefined) return void this.die(error);
     for (const { sequence, error: cause } of retried?.failed ?? plan.prefill.map(({ sequence }) => ({ sequence, error }))) {
-      const why = noSlot ? new SemanticError(ErrorCode.PoolExhausted, 'no KV cells free for this prompt', { retryAfter: 1 }) : new SemanticError(ErrorCode.Internal, `decoding this request failed: ${toErrorPayload(cause).message}`);
+      const why = noSlot
+        ? new SemanticError(ErrorCode.PoolExhausted, 'no KV cells free for this prompt', { retryAfter: 1 })
+        : new SemanticError(ErrorCode.Internal, `decoding this request failed: ${toErrorPayload(cause).message}`);
       this.fail(sequence.requestId, why);
       sequence.fail();
       this.release(sequence, false, false);

@@ -89,17 +89,20 @@ export class RequestInput {
    */
   private newSampler(requested: GenerateMessage['sampling']): Sampler {
     const sampling = float32SafeSampling(requested);
-    return this.withGrammarChecked(() => new this.addon.Sampler(this.model, {
-      temperature: sampling.temperature,
-      topK: sampling.topK,
-      topP: sampling.topP,
-      minP: sampling.minP,
-      repeatPenalty: sampling.repeatPenalty,
-      frequencyPenalty: sampling.frequencyPenalty,
-      presencePenalty: sampling.presencePenalty,
-      ...(sampling.seed === undefined ? {} : { seed: sampling.seed }),
-      ...(sampling.grammar === undefined ? {} : { grammar: sampling.grammar }),
-    }));
+    return this.withGrammarChecked(
+      () =>
+        new this.addon.Sampler(this.model, {
+          temperature: sampling.temperature,
+          topK: sampling.topK,
+          topP: sampling.topP,
+          minP: sampling.minP,
+          repeatPenalty: sampling.repeatPenalty,
+          frequencyPenalty: sampling.frequencyPenalty,
+          presencePenalty: sampling.presencePenalty,
+          ...(sampling.seed === undefined ? {} : { seed: sampling.seed }),
+          ...(sampling.grammar === undefined ? {} : { grammar: sampling.grammar }),
+        }),
+    );
   }
 
   /**

@@ -61,7 +61,8 @@ export class AccessControl {
   check(headers: ReadonlyMap<string, string>, access: RouteAccess): Caller {
     if (access === 'public') return { keyId: 'public', admin: false };
     if (this.userKeys.length === 0 && this.adminKey === undefined) {
-      if (access === 'admin' && !this.adminOpenWithoutKeys) throw new SemanticError(ErrorCode.Forbidden, 'The admin routes need --admin-key on a server that listens beyond loopback.');
+      if (access === 'admin' && !this.adminOpenWithoutKeys)
+        throw new SemanticError(ErrorCode.Forbidden, 'The admin routes need --admin-key on a server that listens beyond loopback.');
       return { keyId: 'anonymous', admin: true };
     }
     const key = presentedKey(headers);

@@ -82,7 +82,13 @@ export function protocolFailureOf(error: Error & { code?: string; reason?: strin
       // RFC 9110 §9.1: a method the server does not know is 501, not a malformed request.
       return { status: 501, error: new SemanticError(ErrorCode.MethodNotImplemented, 'The request method is not one this server knows; the API uses GET, POST and DELETE.') };
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return { status: 408, error: new SemanticError(ErrorCode.RequestTimeout, `The request was not received in time (headers within ${timeouts.headersMs / 1000} s, the whole request within ${timeouts.requestMs / 1000} s).`) };
+      return {
+        status: 408,
+        error: new SemanticError(
+          ErrorCode.RequestTimeout,
+          `The request was not received in time (headers within ${timeouts.headersMs / 1000} s, the whole request within ${timeouts.requestMs / 1000} s).`,
+        ),
+      };
     default: {
       const reason = error.reason ?? error.message;
       return { status: 400, error: new SemanticError(ErrorCode.MalformedHttp, `The request is not valid HTTP/1.1: ${reason}.`) };

@@ -42,7 +42,7 @@ export class HttpMetrics {
     if (engineStats === undefined) return;
     new Gauge({
       name: 'semantic_memory_used_bytes',
-      help: 'Memory held by kind: ram_tier is the idle agents\' states (and logits rows) in the RAM tier.',
+      help: "Memory held by kind: ram_tier is the idle agents' states (and logits rows) in the RAM tier.",
       labelNames: ['kind'] as const,
       registers: [this.registry],
       async collect() {
@@ -56,7 +56,7 @@ export class HttpMetrics {
   private countWriteFailures(diskWrites: Pick<DiskWrites, 'failures'>): void {
     new Counter({
       name: 'semantic_cache_persist_failures_total',
-      help: 'Agents\' cache file writes that failed, by reason: an errno code (ENOSPC, EROFS, ...), ERR_WRITER_EXITED (the file thread died) or unknown.',
+      help: "Agents' cache file writes that failed, by reason: an errno code (ENOSPC, EROFS, ...), ERR_WRITER_EXITED (the file thread died) or unknown.",
       labelNames: ['reason'] as const,
       registers: [this.registry],
       collect() {

@@ -125,7 +125,6 @@ function findRoute(routes: readonly Route[], method: string, path: string): Matc
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-
 /** `application/json`, or a `+json` type, with any parameters (`; charset=utf-8`). */
 const jsonMediaType = /^application\/([a-z0-9.+-]*\+)?json\s*(;|$)/i;
 
@@ -262,13 +261,20 @@ export function createRouter(options: RouterOptions): Router {
     const match = findRoute(routes, exchange.method, exchange.path);
     const routePath = match.kind === 'route' ? match.route.path : exchange.path;
     // Unrouted paths are any string a client sends: one label value for all of them keeps metrics bounded.
-    logCompletion(exchange, log, routePath, options.onResponse === undefined ? undefined : (answered) => options.onResponse?.(match.kind === 'route' ? answered : { ...answered, route: '(unrouted)' }));
+    logCompletion(
+      exchange,
+      log,
+      routePath,
+      options.onResponse === undefined ? undefined : (answered) => options.onResponse?.(match.kind === 'route' ? answered : { ...answered, route: '(unrouted)' }),
+    );
     const exempt = match.kind === 'route' && match.route.servedWhileDraining === true;
     inFlight.track(exchange, match.kind === 'route' ? routePath : '(unrouted)', !exempt);
     if (draining !== undefined && !exempt) exchange.closeConnectionAfter = true;
     if (draining === 'shutdown' && !exempt) {
       const shape = match.kind === 'route' ? (match.route.errorShape ?? fallbackErrorShape) : fallbackErrorShape;
-      return createContext(exchange, requestId, log, shape, {}).sendError(new SemanticError(ErrorCode.Draining, 'The server is shutting down; retry on a new connection.', { retryAfter: 1 }));
+      return createContext(exchange, requestId, log, shape, {}).sendError(
+        new SemanticError(ErrorCode.Draining, 'The server is shutting down; retry on a new connection.', { retryAfter: 1 }),
+      );
     }
     if (match.kind === 'route') return run(match.route, createContext(exchange, requestId, log, match.route.errorShape ?? fallbackErrorShape, match.params), options.guard);
     const context = createContext(exchange, requestId, log, fallbackErrorShape, {});

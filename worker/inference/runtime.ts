@@ -105,21 +105,28 @@ async function open(addon: Addon, path: string, options: InferenceOptions): Prom
 function engineOf(environment: LoadEnvironment, model: Model, context: Context, disk: DiskTier): Engine {
   const { addon, options, post, limits } = environment;
   const contextInfo = context.info();
-  const engine = new Engine(addon, model, context, {
-    contextSize: contextInfo.nCtx,
-    sequenceSize: contextInfo.nCtxSeq,
-    maxSequences: options.maxSequences,
-    batchTokens: Math.min(options.batchTokens, contextInfo.nBatch),
-    maxBatchTokens: contextInfo.nBatch,
-    blockSize: KV_BLOCK_SIZE,
-    maxQueued: options.maxQueued,
-    maxQueuedTokens: options.maxQueuedTokens === AUTO ? 4 * contextInfo.nCtx : options.maxQueuedTokens,
-    maxQueuedPerAgent: options.maxQueuedPerAgent,
-    defaultMaxTokens: 2048,
-    ramBudgetBytes: options.ramBudgetBytes,
-    scratchSeq: scratchSequence(options),
-    spillIdleOnStart: spillsIdle(options),
-  }, post, disk);
+  const engine = new Engine(
+    addon,
+    model,
+    context,
+    {
+      contextSize: contextInfo.nCtx,
+      sequenceSize: contextInfo.nCtxSeq,
+      maxSequences: options.maxSequences,
+      batchTokens: Math.min(options.batchTokens, contextInfo.nBatch),
+      maxBatchTokens: contextInfo.nBatch,
+      blockSize: KV_BLOCK_SIZE,
+      maxQueued: options.maxQueued,
+      maxQueuedTokens: options.maxQueuedTokens === AUTO ? 4 * contextInfo.nCtx : options.maxQueuedTokens,
+      maxQueuedPerAgent: options.maxQueuedPerAgent,
+      defaultMaxTokens: 2048,
+      ramBudgetBytes: options.ramBudgetBytes,
+      scratchSeq: scratchSequence(options),
+      spillIdleOnStart: spillsIdle(options),
+    },
+    post,
+    disk,
+  );
   // Limits set at runtime carry over, the batch budget clamped to this context's: an operator's
   // earlier PATCH must never make a valid model fail to load.
   const carried = limits.batchTokens === undefined ? limits : { ...limits, batchTokens: Math.min(limits.batchTokens, contextInfo.nBatch) };
@@ -164,7 +171,8 @@ export async function loadRuntime(environment: LoadEnvironment, choice: ModelCho
     environment.startFingerprint ??= fingerprint;
     const dir = cacheDirOf(options.cacheDir, fingerprint, environment.startFingerprint);
     disk = new DiskTier(dir, fingerprint, options.kvType, !options.flashAttention, options.diskBudgetBytes);
-    disk.onWriteFailed = (agentId, error) => environment.post({ type: 'persist_failed', agentId, reason: writeFailureReason(error), message: error instanceof Error ? error.message : String(error) });
+    disk.onWriteFailed = (agentId, error) =>
+      environment.post({ type: 'persist_failed', agentId, reason: writeFailureReason(error), message: error instanceof Error ? error.message : String(error) });
     await disk.index();
     // Inside the try: whatever fails, the model, context and file thread are freed before a rollback loads the old model.
     return { model, context, disk, engine: engineOf(environment, model, context, disk), summary: summaryOf(choice, model, context, options) };

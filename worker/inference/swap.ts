@@ -89,7 +89,10 @@ export class ModelHost {
       return true;
     } catch (error) {
       const again = toErrorPayload(error).message;
-      this.environment.post({ type: 'engine_dead', error: { code: ErrorCode.EngineDead, message: `a model swap failed (${reason}) and loading the previous model back failed too: ${again}` } });
+      this.environment.post({
+        type: 'engine_dead',
+        error: { code: ErrorCode.EngineDead, message: `a model swap failed (${reason}) and loading the previous model back failed too: ${again}` },
+      });
       return false;
     }
   }

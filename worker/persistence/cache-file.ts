@@ -76,7 +76,10 @@ function vLayout(vTransposed: boolean): string {
  * empty view returns 0 instead of the running value it was given.
  */
 function checksum(data: Uint8Array[]): string {
-  return data.reduce((crc, part) => (part.byteLength > 0 ? crc32(part, crc) : crc), 0).toString(16).padStart(8, '0');
+  return data
+    .reduce((crc, part) => (part.byteLength > 0 ? crc32(part, crc) : crc), 0)
+    .toString(16)
+    .padStart(8, '0');
 }
 
 const bytesOf = (array: Int32Array | Float32Array): Uint8Array => new Uint8Array(array.buffer, array.byteOffset, array.byteLength);

@@ -7,7 +7,16 @@
 import { mkdir, open, readFile, rename, stat, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { move } from 'piscina';
-import { CacheFileError, checkCacheHeader, decodeCacheFile, encodeCacheFile, type CacheContents, type CacheFileLayout, type CacheMetadata, type SharedPrefixRef } from './cache-file.js';
+import {
+  CacheFileError,
+  checkCacheHeader,
+  decodeCacheFile,
+  encodeCacheFile,
+  type CacheContents,
+  type CacheFileLayout,
+  type CacheMetadata,
+  type SharedPrefixRef,
+} from './cache-file.js';
 import { joinStates } from '../engine/kv/state-blob.js';
 import { testFaults } from '../test-faults.js';
 import { ensureSegment, joinWithSegment, splitState, startsAt, writeAtomically, type SegmentTarget } from './segment-files.js';

@@ -102,7 +102,10 @@ export class DiskTier {
 
   /** One header read per file whose token count is unknown, most recently used first, in each agent's file order. */
   private async learnTokens(): Promise<void> {
-    const unknown = this.ledger.entries().filter((entry) => entry.tokens === undefined).reverse();
+    const unknown = this.ledger
+      .entries()
+      .filter((entry) => entry.tokens === undefined)
+      .reverse();
     for (const { agentId } of unknown) {
       if (this.closing) return;
       const task: HeaderTask = { op: 'header', path: this.pathOf(agentId), segmentsDir: this.segmentsDir, ...this.metadata(agentId) };

@@ -72,7 +72,12 @@ export async function ensureSegment(target: SegmentTarget, head: Uint8Array, tok
   if (existing?.isFile() === true && existing.size > 0) return existing.size;
   await mkdir(dirname(target.path), { recursive: true });
   const contents: CacheContents = {
-    ...metadata, agentId: segmentAgentId(target.segment), tokens: tokens.slice(0, target.tokens), logits: new Float32Array(0), state: head, prefix: undefined,
+    ...metadata,
+    agentId: segmentAgentId(target.segment),
+    tokens: tokens.slice(0, target.tokens),
+    logits: new Float32Array(0),
+    state: head,
+    prefix: undefined,
   };
   return writeAtomically(target.path, encodeCacheFile(contents));
 }

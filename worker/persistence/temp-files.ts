@@ -122,7 +122,10 @@ async function sweepFolder(dir: string, context: SweepContext, report: SweepRepo
       report.kept += 1;
       continue;
     }
-    const removed = await rm(path).then(() => true, () => false);
+    const removed = await rm(path).then(
+      () => true,
+      () => false,
+    );
     if (removed) {
       report.files += 1;
       report.bytes += stats.size;

@@ -60,9 +60,16 @@ export async function runWorker(options: RunWorkerOptions): Promise<number> {
   const { config, logger, stop, events = {} } = options;
   const settings = toServerSettings(config, options.modelPath);
   // startWorkerServer itself logs {"msg":"listening","port":N} once bound.
-  const server = await startWorkerServer({ ...settings, readyMaxPoolPercent: config.readyMaxPoolPercent, connectionsFromSupervisor: options.connectionsFromSupervisor === true, ...(options.forwardSwap === undefined ? {} : { forwardSwap: options.forwardSwap }), logger });
+  const server = await startWorkerServer({
+    ...settings,
+    readyMaxPoolPercent: config.readyMaxPoolPercent,
+    connectionsFromSupervisor: options.connectionsFromSupervisor === true,
+    ...(options.forwardSwap === undefined ? {} : { forwardSwap: options.forwardSwap }),
+    logger,
+  });
   const loopback = isLoopbackHost(settings.host);
-  if (settings.access.apiKeys.length === 0 && !loopback) logger.warn({ host: settings.host }, 'no API key is set: the API routes are open to anyone who can reach this address (the admin routes answer 403 without --admin-key)');
+  if (settings.access.apiKeys.length === 0 && !loopback)
+    logger.warn({ host: settings.host }, 'no API key is set: the API routes are open to anyone who can reach this address (the admin routes answer 403 without --admin-key)');
   options.onServer?.(server);
   if (options.connectionsFromSupervisor !== true) await events.listening?.(server.port);
 

@@ -71,7 +71,13 @@ export interface WorkerServer {
   close(): Promise<void>;
 }
 
-function routes(engine: EngineClient, router: Pick<Router, 'draining' | 'inFlight'>, limits: ReadinessLimits, agentGate: AgentGate, swaps: Pick<AdminOptions, 'forwardSwap' | 'modelsDir'>): Route[] {
+function routes(
+  engine: EngineClient,
+  router: Pick<Router, 'draining' | 'inFlight'>,
+  limits: ReadinessLimits,
+  agentGate: AgentGate,
+  swaps: Pick<AdminOptions, 'forwardSwap' | 'modelsDir'>,
+): Route[] {
   return [
     liveRoute(),
     startupRoute(engine),
@@ -153,7 +159,11 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   }
   engine.ready.then(
     // The cache budgets may be "auto" in the config: the line says what they came to on this machine.
-    (model) => logger.info({ model: model.id, port, contextSize: model.engineContext, ramCacheBytes: options.inference.ramBudgetBytes, diskCacheBytes: options.inference.diskBudgetBytes }, 'engine ready'),
+    (model) =>
+      logger.info(
+        { model: model.id, port, contextSize: model.engineContext, ramCacheBytes: options.inference.ramBudgetBytes, diskCacheBytes: options.inference.diskBudgetBytes },
+        'engine ready',
+      ),
     () => undefined, // the engine client already logged why it died
   );
   return {

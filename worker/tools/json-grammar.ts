@@ -66,12 +66,19 @@ const PRIMITIVES: Readonly<Record<string, { body: string; dependencies: readonly
 };
 
 const PRIMITIVE_FOR_TYPE: Readonly<Record<string, string>> = {
-  object: 'object', array: 'array', string: 'string', number: 'number', integer: 'integer', boolean: 'boolean', null: 'null',
+  object: 'object',
+  array: 'array',
+  string: 'string',
+  number: 'number',
+  integer: 'integer',
+  boolean: 'boolean',
+  null: 'null',
 };
 
 /** `text` as a GBNF string literal: quotes, backslashes and control characters escaped. */
 export function gbnfLiteral(text: string): string {
-  const escaped = text.replace(/["\\\r\n\t]/g, (c) => ({ '"': '\\"', '\\': '\\\\', '\r': '\\r', '\n': '\\n', '\t': '\\t' })[c] ?? c)
+  const escaped = text
+    .replace(/["\\\r\n\t]/g, (c) => ({ '"': '\\"', '\\': '\\\\', '\r': '\\r', '\n': '\\n', '\t': '\\t' })[c] ?? c)
     .replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return `"${escaped}"`;
 }
@@ -209,13 +216,14 @@ class Converter {
 
   private bodyForType(schema: { readonly [keyword: string]: unknown }, name: string): string {
     switch (schema.type) {
-      case 'object': return this.objectBody(schema, name);
-      case 'array': return this.arrayBody(schema, name);
-      case 'string': return this.stringBody(schema);
+      case 'object':
+        return this.objectBody(schema, name);
+      case 'array':
+        return this.arrayBody(schema, name);
+      case 'string':
+        return this.stringBody(schema);
       default:
-        return typeof schema.type === 'string' && Object.hasOwn(PRIMITIVE_FOR_TYPE, schema.type)
-          ? this.primitive(PRIMITIVE_FOR_TYPE[schema.type]!)
-          : this.primitive('value');
+        return typeof schema.type === 'string' && Object.hasOwn(PRIMITIVE_FOR_TYPE, schema.type) ? this.primitive(PRIMITIVE_FOR_TYPE[schema.type]!) : this.primitive('value');
     }
   }
 
@@ -264,7 +272,9 @@ class Converter {
     if (properties.length === 0) return this.mapBody(schema, name);
     const required = new Set(Array.isArray(schema.required) ? schema.required : []);
     const pairs = properties.map(([key, value]) => ({
-      key, required: required.has(key), rule: this.propertyRule(key, value as JsonSchema, name),
+      key,
+      required: required.has(key),
+      rule: this.propertyRule(key, value as JsonSchema, name),
     }));
     const mandatory = pairs.filter((p) => p.required).map((p) => p.rule);
     const optional = pairs.filter((p) => !p.required).map((p) => p.rule);

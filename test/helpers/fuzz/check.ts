@@ -49,7 +49,8 @@ function parseJson(body: Buffer): unknown {
 }
 
 const isText = (value: unknown): boolean => typeof value === 'string' && value.length > 0;
-const record = (value: unknown): Record<string, unknown> | undefined => (typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined);
+const record = (value: unknown): Record<string, unknown> | undefined =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 
 /** OpenAI: `{error: {message, type, param?, code}}`; Anthropic: `{type: 'error', error: {type, message}}`. */
 export function isErrorShape(family: Family, body: unknown): boolean {
@@ -76,7 +77,8 @@ function checkSuccess(fuzz: FuzzRequest, answer: Answer): Violation[] {
     violations.push({ kind: 'agent-id-accepted', detail: `${answer.status} for the agent id ${JSON.stringify(agent)} (bytes ${Buffer.from(agent, 'latin1').toString('hex')})` });
   }
   const streamed = String(answer.headers['content-type']).startsWith('text/event-stream');
-  if (!streamed && parseJson(answer.body) === undefined) violations.push({ kind: 'broken-success', detail: `${answer.status} with a body that is not JSON: ${answer.body.subarray(0, 120).toString()}` });
+  if (!streamed && parseJson(answer.body) === undefined)
+    violations.push({ kind: 'broken-success', detail: `${answer.status} with a body that is not JSON: ${answer.body.subarray(0, 120).toString()}` });
   return violations;
 }
 

@@ -16,10 +16,7 @@ export type ValueMutation =
   | { kind: 'deep-nesting'; at: number; levels: number; container: 'array' | 'object' }
   | { kind: 'raw-number'; at: number; text: string };
 
-export type TextMutation =
-  | { kind: 'truncate'; at: number }
-  | { kind: 'insert-bytes'; at: number; bytes: number[] }
-  | { kind: 'replace-body'; body: string };
+export type TextMutation = { kind: 'truncate'; at: number } | { kind: 'insert-bytes'; at: number; bytes: number[] } | { kind: 'replace-body'; body: string };
 
 type Path = (string | number)[];
 
@@ -31,7 +28,23 @@ const oddValue = fc.oneof(
 
 /** Strings tokenizers and JSON encoders trip on: lone surrogates, NUL, BOM, bidi controls, ZWJ emoji, combining marks. */
 const oddText = fc.oneof(
-  fc.constantFrom('\ud800', '\udfff', 'a\ud83d', '\u0000', '\ufeff', '\u202e\u2066x\u2069', '\ufffe\uffff', '👩‍👩‍👧‍👦', 'e\u0301\u0301\u0301', '\u00a0\u2028\u2029', '<|im_start|>system\n', '</s><s>[INST]', '{{ raise_exception("x") }}', '\\u0000', '%s%n%x'),
+  fc.constantFrom(
+    '\ud800',
+    '\udfff',
+    'a\ud83d',
+    '\u0000',
+    '\ufeff',
+    '\u202e\u2066x\u2069',
+    '\ufffe\uffff',
+    '👩‍👩‍👧‍👦',
+    'e\u0301\u0301\u0301',
+    '\u00a0\u2028\u2029',
+    '<|im_start|>system\n',
+    '</s><s>[INST]',
+    '{{ raise_exception("x") }}',
+    '\\u0000',
+    '%s%n%x',
+  ),
   fc.string({ unit: 'binary', maxLength: 40 }),
   fc.string({ unit: 'grapheme', maxLength: 20 }),
 );
@@ -42,10 +55,25 @@ const rawNumber = fc.constantFrom('1e400', '-1e400', '-0', '0.000000000000000000
 export const valueMutation: fc.Arbitrary<ValueMutation> = fc.oneof(
   fc.record({ kind: fc.constant('wrong-type' as const), at: fc.nat(), value: oddValue }),
   fc.record({ kind: fc.constant('drop-field' as const), at: fc.nat() }),
-  fc.record({ kind: fc.constant('extra-field' as const), at: fc.nat(), key: fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString')), value: oddValue }),
-  fc.record({ kind: fc.constant('huge-string' as const), at: fc.nat(), length: fc.integer({ min: 1_000, max: 100_000 }), unit: fc.constantFrom('x', 'é', '🤖', ' ', '\u0000', 'ab ') }),
+  fc.record({
+    kind: fc.constant('extra-field' as const),
+    at: fc.nat(),
+    key: fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString')),
+    value: oddValue,
+  }),
+  fc.record({
+    kind: fc.constant('huge-string' as const),
+    at: fc.nat(),
+    length: fc.integer({ min: 1_000, max: 100_000 }),
+    unit: fc.constantFrom('x', 'é', '🤖', ' ', '\u0000', 'ab '),
+  }),
   fc.record({ kind: fc.constant('odd-unicode' as const), at: fc.nat(), text: oddText }),
-  fc.record({ kind: fc.constant('deep-nesting' as const), at: fc.nat(), levels: fc.integer({ min: 2, max: 1_500 }), container: fc.constantFrom('array' as const, 'object' as const) }),
+  fc.record({
+    kind: fc.constant('deep-nesting' as const),
+    at: fc.nat(),
+    levels: fc.integer({ min: 2, max: 1_500 }),
+    container: fc.constantFrom('array' as const, 'object' as const),
+  }),
   fc.record({ kind: fc.constant('raw-number' as const), at: fc.nat(), text: rawNumber }),
 );
 
@@ -54,7 +82,10 @@ export const textMutation: fc.Arbitrary<TextMutation> = fc.oneof(
   fc.record({ kind: fc.constant('insert-bytes' as const), at: fc.nat(), bytes: fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 8 }) }),
   fc.record({
     kind: fc.constant('replace-body' as const),
-    body: fc.oneof(fc.constantFrom('', ' ', 'null', '[]', '"x"', '0', '{}', '{"a":1}{"b":2}', '{"model":"tiny",}', "{'model':'tiny'}", '\ufeff{}', 'model=tiny&messages=hi'), fc.string({ maxLength: 64 })),
+    body: fc.oneof(
+      fc.constantFrom('', ' ', 'null', '[]', '"x"', '0', '{}', '{"a":1}{"b":2}', '{"model":"tiny",}', "{'model':'tiny'}", '\ufeff{}', 'model=tiny&messages=hi'),
+      fc.string({ maxLength: 64 }),
+    ),
   }),
 );
 

@@ -52,21 +52,41 @@ export interface FuzzRequest {
 const printable = fc.integer({ min: 0x20, max: 0x7e }).map((code) => String.fromCharCode(code));
 const highByte = fc.integer({ min: 0x80, max: 0xff }).map((code) => String.fromCharCode(code));
 /** Any value node:http writes without refusing it. */
-const headerText = fc.string({ unit: fc.oneof({ weight: 8, arbitrary: printable }, { weight: 1, arbitrary: highByte }, { weight: 1, arbitrary: fc.constant('\t') }), maxLength: 40 });
+const headerText = fc.string({
+  unit: fc.oneof({ weight: 8, arbitrary: printable }, { weight: 1, arbitrary: highByte }, { weight: 1, arbitrary: fc.constant('\t') }),
+  maxLength: 40,
+});
 /** Text as UTF-8 bytes on the wire (node:http writes header strings as latin1). */
 const utf8Bytes = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');
 
 const validAgentId = fc.stringMatching(/^[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,40}$/);
 const agentIdValue = fc.oneof(
   { weight: 4, arbitrary: validAgentId },
-  { weight: 1, arbitrary: fc.constantFrom('../escape', '.hidden', 'a/b', 'a b', 'a'.repeat(129), 'agent\\1', 'agent%2F..', 'CON', 'agent\u00e9', utf8Bytes('🤖agent'), utf8Bytes('агент')) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom('../escape', '.hidden', 'a/b', 'a b', 'a'.repeat(129), 'agent\\1', 'agent%2F..', 'CON', 'agent\u00e9', utf8Bytes('🤖agent'), utf8Bytes('агент')),
+  },
   { weight: 1, arbitrary: headerText },
   { weight: 1, arbitrary: fc.string({ unit: 'grapheme', maxLength: 12 }).map(utf8Bytes) },
 );
 
 const contentType = fc.oneof(
   { weight: 12, arbitrary: fc.constant('application/json') },
-  { weight: 3, arbitrary: fc.constantFrom('application/json; charset=utf-8', 'APPLICATION/JSON', 'application/json;charset=latin1', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/jsonx', 'text/event-stream', '*/*', '') },
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom(
+      'application/json; charset=utf-8',
+      'APPLICATION/JSON',
+      'application/json;charset=latin1',
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+      'application/jsonx',
+      'text/event-stream',
+      '*/*',
+      '',
+    ),
+  },
   { weight: 1, arbitrary: headerText },
   { weight: 1, arbitrary: fc.constant(undefined) },
 );
@@ -78,7 +98,11 @@ const headerSet = fc.record(
     'x-agent-id': agentIdValue,
     'x-session-id': agentIdValue,
     'x-request-id': fc.oneof(fc.stringMatching(/^[A-Za-z0-9._:-]{1,128}$/), headerText),
-    authorization: fc.oneof(fc.constant('Bearer sk-test'), headerText.map((text) => `Bearer ${text}`), headerText),
+    authorization: fc.oneof(
+      fc.constant('Bearer sk-test'),
+      headerText.map((text) => `Bearer ${text}`),
+      headerText,
+    ),
     'x-api-key': headerText,
     'anthropic-version': fc.oneof(fc.constant('2023-06-01'), headerText),
     accept: fc.constantFrom('application/json', 'text/event-stream', '*/*', 'text/html', ''),
@@ -93,12 +117,25 @@ function withoutUndefined(headers: Record<string, string | undefined>): Record<s
 
 /** A JSON Schema as a tool's parameters or a response format's schema: mostly sane ones, which reach the grammar builder. */
 const leafSchema = fc.oneof(
-  fc.constantFrom({ type: 'string' }, { type: 'integer' }, { type: 'number' }, { type: 'boolean' }, { type: 'null' }, { type: 'string', enum: ['a', 'b'] }, { type: 'array', items: { type: 'string' } }, {}),
+  fc.constantFrom(
+    { type: 'string' },
+    { type: 'integer' },
+    { type: 'number' },
+    { type: 'boolean' },
+    { type: 'null' },
+    { type: 'string', enum: ['a', 'b'] },
+    { type: 'array', items: { type: 'string' } },
+    {},
+  ),
   fc.record({ type: fc.constant('string'), maxLength: fc.nat(5), pattern: fc.constantFrom('^a+$', '[0-9]{2}', '(', '.*') }, { requiredKeys: ['type'] }),
 );
-const objectSchema = fc.dictionary(fc.stringMatching(/^[a-z_]{1,8}$/), leafSchema, { maxKeys: 3 }).chain((properties) =>
-  fc.subarray(Object.keys(properties)).map((required) => ({ type: 'object', properties, required })));
-const toolSchema = fc.oneof({ weight: 4, arbitrary: objectSchema }, { weight: 1, arbitrary: fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }) });
+const objectSchema = fc
+  .dictionary(fc.stringMatching(/^[a-z_]{1,8}$/), leafSchema, { maxKeys: 3 })
+  .chain((properties) => fc.subarray(Object.keys(properties)).map((required) => ({ type: 'object', properties, required })));
+const toolSchema = fc.oneof(
+  { weight: 4, arbitrary: objectSchema },
+  { weight: 1, arbitrary: fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }) },
+);
 
 function overridesFor(modelId: string): Overrides {
   const tinyCount = fc.integer({ min: 1, max: 3 });

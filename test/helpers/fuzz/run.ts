@@ -57,7 +57,13 @@ function noteTime(tally: FuzzTally, ms: number, fuzz: FuzzRequest): void {
  * Each case must keep every invariant but the `tolerated` kinds, which are counted and reported but
  * do not fail the run (a known finding whose fix lands elsewhere).
  */
-export function fuzzProperty(baseUrl: string, agent: Agent, tally: FuzzTally, tolerated: ReadonlySet<ViolationKind> = new Set(), rssEvery = 0): fc.IAsyncPropertyWithHooks<[FuzzRequest]> {
+export function fuzzProperty(
+  baseUrl: string,
+  agent: Agent,
+  tally: FuzzTally,
+  tolerated: ReadonlySet<ViolationKind> = new Set(),
+  rssEvery = 0,
+): fc.IAsyncPropertyWithHooks<[FuzzRequest]> {
   return fc.asyncProperty(fuzzRequest(fuzzModelId), async (fuzz) => {
     const started = performance.now();
     const { violations, status } = await probe(baseUrl, fuzz, agent);
@@ -78,8 +84,17 @@ export function fuzzProperty(baseUrl: string, agent: Agent, tally: FuzzTally, to
 
 /** The tally as lines of text: answers by status, cases by mutation, violations with an example each. */
 export function formatTally(tally: FuzzTally): string {
-  const sorted = (map: Map<string, number>): string => [...map].sort(([a], [b]) => a.localeCompare(b)).map(([key, count]) => `${key}: ${count}`).join(', ');
-  const lines = [`cases: ${tally.cases}`, `answers by status: ${sorted(tally.byStatus)}`, `cases by mutation: ${sorted(tally.byMutation)}`, `cases by route: ${sorted(tally.byRoute)}`];
+  const sorted = (map: Map<string, number>): string =>
+    [...map]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([key, count]) => `${key}: ${count}`)
+      .join(', ');
+  const lines = [
+    `cases: ${tally.cases}`,
+    `answers by status: ${sorted(tally.byStatus)}`,
+    `cases by mutation: ${sorted(tally.byMutation)}`,
+    `cases by route: ${sorted(tally.byRoute)}`,
+  ];
   if (tally.violations.size === 0) lines.push('violations: none');
   for (const [kind, { count, example }] of tally.violations) lines.push(`violation ${kind}: ${count}, first: ${example}`);
   if (tally.rss.length > 0) lines.push(`RSS by cases: ${tally.rss.map(({ cases, bytes }) => `${cases}: ${(bytes / 1024 / 1024).toFixed(0)} MiB`).join(', ')}`);

@@ -37,7 +37,9 @@ function mergeTurns(messages: readonly AnthropicMessage[]): Turn[] {
   for (const [i, m] of messages.entries()) {
     const path = `messages.${i}`;
     const blocks: Located<ContentBlock>[] =
-      typeof m.content === 'string' ? [{ block: { type: 'text', text: m.content }, path: `${path}.content` }] : m.content.map((block, j) => ({ block, path: `${path}.content.${j}` }));
+      typeof m.content === 'string'
+        ? [{ block: { type: 'text', text: m.content }, path: `${path}.content` }]
+        : m.content.map((block, j) => ({ block, path: `${path}.content.${j}` }));
     const last = turns.at(-1);
     if (last?.role === m.role) last.blocks.push(...blocks);
     else turns.push({ role: m.role, path, blocks });

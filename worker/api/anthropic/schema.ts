@@ -72,7 +72,10 @@ const conversation = {
 
 export const messagesRequestSchema = z.strictObject({
   ...conversation,
-  max_tokens: z.number({ error: required('an integer') }).int().min(1),
+  max_tokens: z
+    .number({ error: required('an integer') })
+    .int()
+    .min(1),
   metadata: z.strictObject({ user_id: z.string().max(256).nullish() }).nullish(),
   stop_sequences: z.array(z.string().min(1, 'stop sequences must not be empty')).max(maxStopStrings).nullish(),
   stream: z.boolean().nullish(),
@@ -196,7 +199,11 @@ export function toolUse(request: CountTokensRequest, format: ToolFormat): ToolUs
   const choice = toToolChoice(request);
   const promptTools = toolsForPrompt(tools, choice);
   const grammar = promptTools.length === 0 ? undefined : toolChoiceGrammar(format, tools, choice);
-  const single = request.tool_choice !== null && request.tool_choice !== undefined && 'disable_parallel_tool_use' in request.tool_choice && request.tool_choice.disable_parallel_tool_use === true;
+  const single =
+    request.tool_choice !== null &&
+    request.tool_choice !== undefined &&
+    'disable_parallel_tool_use' in request.tool_choice &&
+    request.tool_choice.disable_parallel_tool_use === true;
   return { promptTools, grammar, maxCalls: single ? 1 : Infinity };
 }
 

@@ -35,15 +35,15 @@ export const toolsField = z
     // A call names its function: two of one name would make the call ambiguous.
     const seen = new Set<string>();
     tools.forEach((tool, index) => {
-      if (seen.has(tool.function.name)) context.addIssue({ code: 'custom', path: [index, 'function', 'name'], message: `function names must be unique; '${tool.function.name}' is given twice` });
+      if (seen.has(tool.function.name))
+        context.addIssue({ code: 'custom', path: [index, 'function', 'name'], message: `function names must be unique; '${tool.function.name}' is given twice` });
       seen.add(tool.function.name);
     });
   });
 
-export const toolChoiceField = z.union(
-  [z.enum(['none', 'auto', 'required']), z.object({ type: z.literal('function'), function: z.object({ name: z.string().min(1) }) })],
-  { error: "expected 'none', 'auto', 'required' or {type: 'function', function: {name}}" },
-);
+export const toolChoiceField = z.union([z.enum(['none', 'auto', 'required']), z.object({ type: z.literal('function'), function: z.object({ name: z.string().min(1) }) })], {
+  error: "expected 'none', 'auto', 'required' or {type: 'function', function: {name}}",
+});
 
 export const responseFormatField = z.discriminatedUnion(
   'type',

@@ -45,14 +45,24 @@ export type SwapForwarder = (path: string, id: string) => Promise<SwapAnswer>;
 
 const swapSchema = z.strictObject({
   path: z.string().min(1).max(4096),
-  id: z.string().min(1).max(256).regex(/^[^\p{Cc}]+$/u, 'must not contain control characters').optional(),
+  id: z
+    .string()
+    .min(1)
+    .max(256)
+    .regex(/^[^\p{Cc}]+$/u, 'must not contain control characters')
+    .optional(),
 });
 const configSchema = z.strictObject({
   batch_tokens: z.number().int().min(1).optional(),
   max_queued: z.number().int().min(0).max(100_000).optional(),
   max_queued_tokens: z.number().int().min(0).optional(),
 });
-const clearSchema = z.strictObject({ tiers: z.array(z.enum(['hot', 'ram', 'disk'])).min(1).optional() });
+const clearSchema = z.strictObject({
+  tiers: z
+    .array(z.enum(['hot', 'ram', 'disk']))
+    .min(1)
+    .optional(),
+});
 
 /** The admin routes answer in the OpenAI shape; an unknown field is named as not being one. */
 const adminWording: IssueWording = {
@@ -86,7 +96,13 @@ export function toApiModel(model: ModelSummary): Record<string, unknown> {
 }
 
 export function toApiLimits(limits: RuntimeLimits): Record<string, unknown> {
-  return { object: 'admin.config', batch_tokens: limits.batchTokens, max_batch_tokens: limits.maxBatchTokens, max_queued: limits.maxQueued, max_queued_tokens: limits.maxQueuedTokens };
+  return {
+    object: 'admin.config',
+    batch_tokens: limits.batchTokens,
+    max_batch_tokens: limits.maxBatchTokens,
+    max_queued: limits.maxQueued,
+    max_queued_tokens: limits.maxQueuedTokens,
+  };
 }
 
 /** Whether `path` is `root` or below it (both absolute and normalised). */
@@ -96,7 +112,9 @@ function isUnder(path: string, root: string): boolean {
 }
 
 function outsideModelsDir(path: string, modelsDir: string, how: string): SemanticError {
-  return new SemanticError(ErrorCode.ModelPathForbidden, `${path} is outside the models dir ${modelsDir}${how}: the admin API loads models only from there (--models-dir)`, { param: 'path' });
+  return new SemanticError(ErrorCode.ModelPathForbidden, `${path} is outside the models dir ${modelsDir}${how}: the admin API loads models only from there (--models-dir)`, {
+    param: 'path',
+  });
 }
 
 /**
@@ -110,7 +128,8 @@ export async function modelPathUnder(path: string, modelsDir: string): Promise<s
   const root = resolve(modelsDir);
   const realRoot = await realpath(root).catch(() => undefined);
   if (!isUnder(resolve(path), root) && (realRoot === undefined || !isUnder(resolve(path), realRoot))) throw outsideModelsDir(path, root, '');
-  if (realRoot === undefined) throw new SemanticError(ErrorCode.ModelPathForbidden, `the models dir ${root} does not exist: no model can be swapped in (--models-dir)`, { param: 'path' });
+  if (realRoot === undefined)
+    throw new SemanticError(ErrorCode.ModelPathForbidden, `the models dir ${root} does not exist: no model can be swapped in (--models-dir)`, { param: 'path' });
   const real = await realpath(path).catch(() => undefined);
   if (real === undefined) badField('path', `no readable file at ${path}`);
   if (!isUnder(real, realRoot)) throw outsideModelsDir(path, root, ` once its links are resolved (${real})`);

@@ -28,7 +28,7 @@ function blockHash(previous: number, tokens: ArrayLike<number>, from: number, to
     b = Math.imul(b ^ (t + 0x9e3779b9), 0x5bd1e995);
     b ^= b >>> 15;
   }
-  return (b >>> 0) % 2 ** 21 * 2 ** 32 + (a >>> 0);
+  return ((b >>> 0) % 2 ** 21) * 2 ** 32 + (a >>> 0);
 }
 
 function scopeSeed(scope: string): number {

@@ -62,10 +62,14 @@ export class RamCache {
     const logits = keptLogits(allLogits, state.byteLength);
     if (state.byteLength + logits.byteLength > this.budgetBytes) return undefined;
     const entry: RamEntry = { agentId, tokens, logits, own: state, usedAt, scope };
-    this.segments.place(entry, (id) => this.entries.get(id), (other, own) => {
-      this.bytesHeld += own.byteLength - other.own.byteLength;
-      other.own = own;
-    });
+    this.segments.place(
+      entry,
+      (id) => this.entries.get(id),
+      (other, own) => {
+        this.bytesHeld += own.byteLength - other.own.byteLength;
+        other.own = own;
+      },
+    );
     this.entries.set(agentId, entry);
     this.bytesHeld += ownBytes(entry);
     while (this.bytes > this.budgetBytes) this.dropLeastRecent();

@@ -96,7 +96,13 @@ export class RamSegments {
   }
 
   /** A new segment from the longest whole-block prefix the entry shares with a loose entry of its scope. */
-  private fromPartner(entry: RamEntry, scope: string, chain: number[], entryOf: (agentId: string) => RamEntry | undefined, rebase: (other: RamEntry, own: Uint8Array) => void): Segment | undefined {
+  private fromPartner(
+    entry: RamEntry,
+    scope: string,
+    chain: number[],
+    entryOf: (agentId: string) => RamEntry | undefined,
+    rebase: (other: RamEntry, own: Uint8Array) => void,
+  ): Segment | undefined {
     const found = this.loose.longest(scope, entry.tokens, (id) => id !== entry.agentId, PARTNER_CANDIDATES);
     if (found.tokens < this.minShared) return undefined;
     let best: { other: RamEntry; length: number } | undefined;

@@ -184,7 +184,7 @@ export function buildState(pieces: CellPick[]): Uint8Array {
 function copyCells(out: Uint8Array, at: number, state: ParsedState, layout: Section, run: number, cells: number[]): number {
   const cellCount = state.positions.length;
   const base = layout.offset + run * cellCount * layout.cellBytes;
-  for (let i = 0; i < cells.length; ) {
+  for (let i = 0; i < cells.length;) {
     const first = cells[i] as number;
     let n = 1;
     while (i + n < cells.length && cells[i + n] === first + n) n++;

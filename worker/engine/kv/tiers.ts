@@ -369,6 +369,9 @@ export class AgentTiers {
   }
 
   private reportWrite(agentId: string, written: Promise<number>): void {
-    written.then((bytes) => bytes > 0 && this.onWritten(agentId, bytes), () => undefined);
+    written.then(
+      (bytes) => bytes > 0 && this.onWritten(agentId, bytes),
+      () => undefined,
+    );
   }
 }
