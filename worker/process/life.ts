@@ -1,7 +1,7 @@
 /**
  * The life of one worker process, shared by `semantic serve` and the supervisor's workers: start the
  * HTTP front and the engine (which logs "listening"), say "ready", wait until asked to stop, drain
- * (worker/drain.ts), close. It returns the exit code: 0, or ExitCode.DrainCut when the drain's
+ * (drain.ts), close. It returns the exit code: 0, or ExitCode.DrainCut when the drain's
  * deadline or a second signal cut it short. Tests and the supervisor wait for the log lines.
  */
 import type { Logger } from 'pino';
