@@ -97,7 +97,7 @@ t.test('events wait while the socket is backpressured and go out in order when i
   stream.send('1');
   stream.send('2');
   stream.send('3');
-  t.same(target.written, ['data: 1\n\n'], 'uWS took the first event; the rest wait');
+  t.same(target.written, ['data: 1\n\n'], 'the socket took the first event; the rest wait');
   t.equal(stream.backlog, 18);
   stream.end();
   t.equal(target.ended, false, 'the end waits for the queue');

@@ -97,7 +97,7 @@ export class SseStream {
     this.open();
     if (this.exchange.finished || this.ending) return;
     if (this.backpressured) return this.hold(text);
-    // uWS takes the bytes either way; false means it buffered them and later events must wait here.
+    // The socket takes the bytes either way; false means Node buffered them and later events must wait here.
     if (!this.exchange.write(text)) this.backpressured = true;
   }
 

@@ -1,5 +1,5 @@
 /**
- * One worker process's server: the uWS front on the main thread plus the inference thread behind the
+ * One worker process's server: the node:http front on the main thread plus the inference thread behind the
  * engine client. It listens before the model is loaded, so /health/live answers during a long load
  * while chat requests get 503 ERR_NOT_READY until `ready` resolves.
  */
