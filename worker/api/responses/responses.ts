@@ -63,14 +63,16 @@ async function conversationOf(request: ConversationRequest, store: ResponseStore
   return { previous, history, input, tools };
 }
 
-/** The chain's agent; a stored first turn names its chain by its own id unless a header names the agent. */
+/**
+ * The chain's agent; a stored first turn names its chain by its own id unless a header names the
+ * agent. A header's id is checked even where the chain's agent wins: it is never let through unchecked.
+ */
 function agentOf(context: RequestContext, request: ResponseCreateRequest, conversation: Conversation, id: string): { agentId: string; derived: boolean } {
-  if (conversation.previous !== undefined) return { agentId: conversation.previous.agentId, derived: false };
   const headers = context.exchange.headers;
-  const stored = request.store !== false;
-  if (stored && !headers.has('x-agent-id') && !headers.has('x-session-id')) return { agentId: id, derived: false };
-  const user = stored ? undefined : (request.user ?? undefined);
-  return resolveAgent({ headers, bodyField: { value: user, param: 'user', opaque: true }, messages: conversation.input.messages });
+  const named = headers.has('x-agent-id') || headers.has('x-session-id') ? resolveAgent({ headers, messages: [] }) : undefined;
+  if (conversation.previous !== undefined) return { agentId: conversation.previous.agentId, derived: false };
+  if (request.store !== false) return named ?? { agentId: id, derived: false };
+  return resolveAgent({ headers, bodyField: { value: request.user ?? undefined, param: 'user', opaque: true }, messages: conversation.input.messages });
 }
 
 function generateMessage(request: ResponseCreateRequest, requestId: string, agentId: string, conversation: Conversation): GenerateMessage {
