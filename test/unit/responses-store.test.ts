@@ -24,11 +24,13 @@ t.test('a record is readable at once, written to a file, and found again after a
   await written;
   t.same(readdirSync(dir), ['resp_a1.json']);
   writeFileSync(join(dir, 'resp_junk.json'), '{not json');
+  writeFileSync(join(dir, 'resp_other.json'), JSON.stringify(record('resp_not_other', 'a')));
   writeFileSync(join(dir, 'notes.txt'), 'ignored');
   const restarted = await ResponseStore.open(dir, 1 << 20);
   t.same(await restarted.get('resp_a1'), first);
   t.equal(restarted.bytes, bytesOf(first), 'only the readable record is counted');
   t.equal(await restarted.get('resp_none'), undefined);
+  t.equal(await restarted.get('resp_other'), undefined, 'a file whose record names another id is no record');
   t.equal(await restarted.get('../etc/passwd'), undefined, 'an id that is not storable never reaches the file system');
 });
 

@@ -36,6 +36,11 @@ const fileSuffix = '.json';
 /** A temp file this old was left by a writer that died (a write takes milliseconds). */
 const staleTempMs = 60 * 60 * 1000;
 
+/** A file edited or damaged by hand is no record rather than a 500 on the turn that reads it. */
+function isRecordOf(id: string, record: Partial<StoredResponse> | null): record is StoredResponse {
+  return typeof record?.agentId === 'string' && Array.isArray(record.history) && record.response?.id === id;
+}
+
 export class ResponseStore {
   /** Recency order: the Map's insertion order, a record used is re-inserted at the end. */
   private readonly index = new Map<string, IndexEntry>();
@@ -112,13 +117,14 @@ export class ResponseStore {
     return join(dir, id + fileSuffix);
   }
 
-  /** A file another process is writing, removed, or not JSON reads as no record. */
+  /** A file another process is writing, removed, not JSON, or not a record reads as no record. */
   private async read(id: string): Promise<StoredResponse | undefined> {
     if (this.dir === undefined) return undefined;
     const text = await readFile(this.pathOf(this.dir, id), 'utf8').catch(() => undefined);
     if (text === undefined) return undefined;
     try {
-      return JSON.parse(text) as StoredResponse;
+      const record = JSON.parse(text) as Partial<StoredResponse> | null;
+      return isRecordOf(id, record) ? record : undefined;
     } catch {
       return undefined;
     }
