@@ -4,13 +4,15 @@
  * while chat requests get 503 ERR_NOT_READY until `ready` resolves.
  */
 import type { Socket } from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { ModelSummary } from '../../shared/protocol/messages.js';
 import { EngineClient } from '../engine-client.js';
 import { openAIRoutes } from '../api/openai/chat.js';
 import { anthropicRoutes } from '../api/anthropic/messages.js';
 import { completionRoutes } from '../api/openai/completions.js';
+import { responsesRoutes } from '../api/responses/responses.js';
+import { ResponseStore } from '../api/responses/store.js';
 import { agentRoutes } from '../api/ops/agents.js';
 import { adminRoutes, type AdminOptions, type SwapForwarder } from '../api/ops/admin.js';
 import { drainWorker, type DrainOptions, type DrainOutcome } from './drain.js';
@@ -77,6 +79,7 @@ function routes(
   limits: ReadinessLimits,
   agentGate: AgentGate,
   swaps: Pick<AdminOptions, 'forwardSwap' | 'modelsDir'>,
+  responses: ResponseStore,
 ): Route[] {
   return [
     liveRoute(),
@@ -85,6 +88,7 @@ function routes(
     engineStatsRoute(engine),
     ...openAIRoutes(engine, agentGate),
     ...completionRoutes(engine, agentGate),
+    ...responsesRoutes(engine, responses, agentGate),
     ...anthropicRoutes(engine, agentGate),
     ...agentRoutes(engine),
     ...adminRoutes(engine, { router, readiness: limits, ...swaps }),
@@ -133,6 +137,9 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
     ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     onInternalError: (error) => logger.error({ err: error }, 'uncaught error in an HTTP callback (a bug)'),
   });
+  // Stored responses sit beside the agents' cache files, under the same budget (store.ts).
+  const { cacheDir, diskBudgetBytes, ramBudgetBytes } = options.inference;
+  const responses = await ResponseStore.open(diskBudgetBytes > 0 ? join(cacheDir, 'responses') : undefined, diskBudgetBytes > 0 ? diskBudgetBytes : ramBudgetBytes);
   const limits = { maxQueued: options.inference.maxQueued, maxPoolPercent: options.readyMaxPoolPercent };
   // The readiness route reports the router's drain state, so the table is filled once the router exists.
   const table: Route[] = [];
@@ -140,7 +147,7 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   const metrics = new HttpMetrics(() => engine.stats(), engine.diskWrites);
   const router = createRouter({ routes: table, logger, guard, onResponse: (answered) => metrics.observe(answered) });
   const swaps = { forwardSwap: options.forwardSwap, modelsDir: resolve(options.modelsDir ?? dirname(options.inference.modelPath)) };
-  table.push(...routes(engine, router, limits, agentGate, swaps), metricsRoute(metrics.registry, options.access?.metricsAccess ?? 'public'));
+  table.push(...routes(engine, router, limits, agentGate, swaps, responses), metricsRoute(metrics.registry, options.access?.metricsAccess ?? 'public'));
   http.handle(router.handle);
   let port = options.port;
   let bound = false;

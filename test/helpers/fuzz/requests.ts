@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { chatCompletionRequestSchema } from '../../../worker/api/openai/schema.js';
 import { completionRequestSchema } from '../../../worker/api/openai/completions-schema.js';
 import { countTokensRequestSchema, messagesRequestSchema } from '../../../worker/api/anthropic/schema.js';
+import { inputTokensSchema, responseCreateSchema } from '../../../worker/api/responses/schema.js';
 import { schemaArbitrary, type JsonSchema, type Overrides } from './schema-arbitrary.js';
 import { applyTextMutation, applyValueMutation, textMutation, valueMutation, type TextMutation, type ValueMutation } from './mutations.js';
 
@@ -31,6 +32,8 @@ const schemas = new Map<string, z.ZodType>([
   ['/v1/completions', completionRequestSchema],
   ['/v1/messages', messagesRequestSchema],
   ['/v1/messages/count_tokens', countTokensRequestSchema],
+  ['/v1/responses', responseCreateSchema],
+  ['/v1/responses/input_tokens', inputTokensSchema],
 ]);
 
 export const endpoints: readonly Endpoint[] = [
@@ -38,6 +41,8 @@ export const endpoints: readonly Endpoint[] = [
   { path: '/v1/completions', family: 'openai', namesAgent: true },
   { path: '/v1/messages', family: 'anthropic', namesAgent: true },
   { path: '/v1/messages/count_tokens', family: 'anthropic', namesAgent: false },
+  { path: '/v1/responses', family: 'openai', namesAgent: true },
+  { path: '/v1/responses/input_tokens', family: 'openai', namesAgent: false },
 ];
 
 export interface FuzzRequest {
@@ -143,6 +148,7 @@ function overridesFor(modelId: string): Overrides {
     model: fc.oneof({ weight: 9, arbitrary: fc.constant(modelId) }, { weight: 1, arbitrary: fc.string({ maxLength: 12 }) }),
     max_tokens: tinyCount,
     max_completion_tokens: tinyCount,
+    max_output_tokens: tinyCount,
     user: validAgentId,
     prompt: fc.oneof(fc.string({ maxLength: 24 }), fc.tuple(fc.string({ maxLength: 24 }))),
     parameters: toolSchema,
@@ -152,12 +158,13 @@ function overridesFor(modelId: string): Overrides {
 }
 
 /**
- * OpenAI's max_tokens is optional; without it (never generated, or dropped by a mutation) a request
+ * OpenAI's max_tokens (the Responses API's max_output_tokens) is optional; without it (never generated, or dropped by a mutation) a request
  * would run to the default length, seconds of decoding that test nothing new, so one is set.
  */
 function capped(endpoint: Endpoint, body: unknown): unknown {
-  if (endpoint.family !== 'openai' || typeof body !== 'object' || body === null || Array.isArray(body)) return body;
+  if (endpoint.family !== 'openai' || endpoint.path === '/v1/responses/input_tokens' || typeof body !== 'object' || body === null || Array.isArray(body)) return body;
   const fields = body as Record<string, unknown>;
+  if (endpoint.path === '/v1/responses') return fields.max_output_tokens === undefined ? { ...fields, max_output_tokens: 2 } : body;
   return fields.max_tokens === undefined && fields.max_completion_tokens === undefined ? { ...fields, max_tokens: 2 } : body;
 }
 
@@ -192,7 +199,7 @@ function requestTo(endpoint: Endpoint, modelId: string): fc.Arbitrary<FuzzReques
     }));
 }
 
-/** One hostile request to any of the four routes. */
+/** One hostile request to any of the routes. */
 export function fuzzRequest(modelId: string): fc.Arbitrary<FuzzRequest> {
   return fc.oneof(...endpoints.map((endpoint) => requestTo(endpoint, modelId)));
 }
