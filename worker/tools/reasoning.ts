@@ -16,6 +16,8 @@
  * `<think>` and before `</think>` are dropped, and so are those between `</think>` and the answer. One
  * block only, at the start: a `<think>` later in the answer is answer text.
  */
+import type { ReasoningRequest } from '../../shared/protocol/messages.js';
+
 export const thinkOpen = '<think>';
 export const thinkClose = '</think>';
 
@@ -30,6 +32,16 @@ export type ReasoningStart = 'reasoning' | 'may-open' | 'answer';
 export interface ReasoningStarts {
   thinkingOn: ReasoningStart;
   thinkingOff: ReasoningStart;
+}
+
+/**
+ * Where a request's output starts, from the model summary's starts (null: the model does not reason)
+ * and the request's reasoning (absent: the template's default, thinking on): how an API family builds
+ * its ReasoningStream for a generation.
+ */
+export function reasoningStartFor(starts: ReasoningStarts | null, request: ReasoningRequest | undefined): ReasoningStart {
+  if (starts === null) return 'answer';
+  return request?.enabled === false ? starts.thinkingOff : starts.thinkingOn;
 }
 
 /** Whether a chat template teaches its model to reason in `<think>` blocks. */
