@@ -346,9 +346,7 @@ export class Engine {
     if (notify && sequence.cut) {
       this.fail(sequence.requestId, drainingError('the server drain deadline passed before this request finished'));
     } else if (notify) {
-      const usage = { promptTokens: sequence.prompt.length, completionTokens: sequence.generated, cachedTokens: sequence.cachedTokens };
-      const reasoningTokens = sequence.reasoning === undefined ? {} : { reasoningTokens: sequence.reasoning.tokens };
-      this.postDone(sequence.requestId, sequence.finishReason ?? 'stop', { ...usage, ...reasoningTokens }, sequence.text.matchedStop);
+      this.postDone(sequence.requestId, sequence.finishReason ?? 'stop', sequence.usage, sequence.text.matchedStop);
     }
     const held = keepCache ? this.context.seqPosMax(sequence.seqId) + 1 : 0;
     if (held <= 0) {

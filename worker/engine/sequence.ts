@@ -10,7 +10,7 @@
  */
 import type { Sampler } from './addon.js';
 import type { Reservation } from './admission.js';
-import type { CacheTier, FinishReason, GenerateMessage } from '../../shared/protocol/messages.js';
+import type { CacheTier, FinishReason, GenerateMessage, Usage } from '../../shared/protocol/messages.js';
 import { TextStream } from './text-stream.js';
 import type { RestoreSource } from './kv/tiers.js';
 import { worthWriting } from './kv/write-behind.js';
@@ -159,6 +159,12 @@ export class Sequence {
 
   get cachedTokens(): number {
     return this.reused;
+  }
+
+  /** What its `done` reports; reasoning tokens only where the output started in or before a think block. */
+  get usage(): Usage {
+    const usage = { promptTokens: this.prompt.length, completionTokens: this.generated, cachedTokens: this.reused };
+    return this.reasoning === undefined ? usage : { ...usage, reasoningTokens: this.reasoning.tokens };
   }
 
   /**
