@@ -75,6 +75,33 @@ t.test('reasoning_effort minimal: exactly its budget of sampled tokens, then the
   const reasoningTokens = completion.usage?.completion_tokens_details?.reasoning_tokens ?? 0;
   t.ok(reasoningTokens > budget && reasoningTokens <= budget + 4, `the budget plus the close's tokens (${reasoningTokens})`);
   t.equal(completion.usage?.completion_tokens, max);
+
+  const stream = await client.chat.completions.create({
+    model: 'tiny',
+    messages: question,
+    max_tokens: max,
+    temperature: 0,
+    reasoning_effort: 'minimal',
+    stream: true,
+    user: 'minimal-sse',
+  });
+  const kinds: string[] = []; // the kind of each delta in order, repeats collapsed
+  const seen = (kind: string): void => void (kinds.at(-1) !== kind && kinds.push(kind));
+  let [reasoning, content] = ['', ''];
+  for await (const chunk of stream) {
+    const delta = chunk.choices[0]?.delta;
+    const part = reasoningOf(delta);
+    if (part !== undefined) {
+      reasoning += part;
+      seen('reasoning');
+    }
+    if (delta?.content !== undefined && delta.content !== null && delta.content !== '') {
+      content += delta.content;
+      seen('content');
+    }
+  }
+  t.same([reasoning, content], [reasoningOf(message), message?.content], 'streamed: the same reasoning and answer');
+  t.same(kinds, ['reasoning', 'content'], 'all reasoning deltas come before the answer');
 });
 
 t.test('reasoning_effort none: thinking off, the prompt closes an empty block and the output is all answer', async (t) => {
