@@ -15,6 +15,11 @@ export const makeModelFlags: Record<string, Options> = {
   shape: { choices: modelShapes, default: 'tiny', describe: 'Architecture and size: tiny (tests, the demo) or the Qwen2.5-0.5B shape (benchmarks).' },
   seed: { requiresArg: true, default: '0', describe: `Random seed (an integer from 0 to ${maxSeed}); the same seed gives the same file.` },
   out: { requiresArg: true, describe: 'Where to write the GGUF file.', defaultDescription: 'the user cache path `serve` uses for this shape and seed' },
+  reasoning: {
+    type: 'boolean',
+    default: false,
+    describe: 'Give the model a chat template that reasons as Qwen3 does (<think>…</think>, enable_thinking), opening the think block in the prompt.',
+  },
   vocab: { requiresArg: true, describe: 'Vocabulary GGUF to take the tokenizer from.', defaultDescription: "llama.cpp's Qwen2 vocabulary" },
 };
 
@@ -27,10 +32,11 @@ function parseSeed(text: unknown): number {
 export async function makeModelCommand(argv: Record<string, unknown>): Promise<void> {
   const shape = argv.shape as ModelShape;
   const seed = parseSeed(argv.seed);
-  const outPath = typeof argv.out === 'string' ? resolve(argv.out) : defaultModelPath(shape, seed);
+  const reasoning = argv.reasoning === true;
+  const outPath = typeof argv.out === 'string' ? resolve(argv.out) : defaultModelPath(shape, seed, { reasoning });
   const vocabPath = typeof argv.vocab === 'string' ? resolve(argv.vocab) : undefined;
   await mkdir(dirname(outPath), { recursive: true });
-  await makeModel({ shape, seed, outPath, ...(vocabPath === undefined ? {} : { vocabPath }) });
+  await makeModel({ shape, seed, outPath, reasoning, ...(vocabPath === undefined ? {} : { vocabPath }) });
   const { size } = await stat(outPath);
   process.stdout.write(`${outPath}\n${size} bytes (${(size / 1024 / 1024).toFixed(1)} MiB)\n`);
 }

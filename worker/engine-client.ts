@@ -21,6 +21,7 @@ import type {
   GenerateMessage,
   InferenceToFront,
   ModelSummary,
+  ReasoningRequest,
   RuntimeLimits,
 } from '../shared/protocol/messages.js';
 import type { InferenceOptions } from '../shared/inference-options.js';
@@ -161,8 +162,8 @@ export class EngineClient implements GenerationEngine {
   }
 
   /** Prompt tokens of `input`, rendered and tokenized as generation does; rejects with the engine's coded error. */
-  countTokens(input: GenerateInput): Promise<number> {
-    return this.ask({ type: 'count_tokens', input }, (reply) => (reply.type === 'token_count' ? reply.inputTokens : undefined));
+  countTokens(input: GenerateInput, reasoning?: ReasoningRequest): Promise<number> {
+    return this.ask({ type: 'count_tokens', input, ...(reasoning === undefined ? {} : { reasoning }) }, (reply) => (reply.type === 'token_count' ? reply.inputTokens : undefined));
   }
 
   /** The Agents API (worker/engine/kv/agents.ts); rejects with the engine's coded error (404, 409). */

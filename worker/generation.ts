@@ -5,7 +5,7 @@
  * the engine is reached.
  */
 import type { ErrorPayload } from '../shared/errors.js';
-import type { DoneMessage, GenerateInput, GenerateMessage, ModelSummary, StartedMessage, TokensMessage } from '../shared/protocol/messages.js';
+import type { DoneMessage, GenerateInput, GenerateMessage, ModelSummary, ReasoningRequest, StartedMessage, TokensMessage } from '../shared/protocol/messages.js';
 
 /** A request's end as a client sees it: aborts are never reported as a finish reason. */
 export type CompletedMessage = DoneMessage & { finishReason: 'stop' | 'length' };
@@ -33,6 +33,6 @@ export interface GenerationEngine {
   unavailable(): ErrorPayload | undefined;
   /** Every outcome, a refusal included, reaches `handlers` asynchronously. */
   generate(message: GenerateMessage, handlers: GenerationHandlers): Generation;
-  /** Prompt tokens of `input`, rendered and tokenized as generation does; rejects with the engine's coded error. */
-  countTokens(input: GenerateInput): Promise<number>;
+  /** Prompt tokens of `input`, rendered and tokenized as generation does (with `reasoning`'s `enable_thinking`); rejects with the engine's coded error. */
+  countTokens(input: GenerateInput, reasoning?: ReasoningRequest): Promise<number>;
 }

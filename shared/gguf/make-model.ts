@@ -11,6 +11,7 @@ import { TensorType, ValueType, type GgufValue } from './format.js';
 import { readGgufMetadata } from './reader.js';
 import { writeGguf, type TensorSpec } from './writer.js';
 import { seededRandom } from '../seeded-random.js';
+import { reasoningChatTemplate } from './reasoning-template.js';
 
 export type ModelShape = 'tiny' | 'qwen2.5-0.5b';
 export const modelShapes: readonly ModelShape[] = ['tiny', 'qwen2.5-0.5b'];
@@ -62,10 +63,15 @@ export function defaultVocabPath(): string {
   return join(projectRoot(), 'deps', 'llama.cpp', 'models', 'ggml-vocab-qwen2.gguf');
 }
 
-export function defaultModelPath(shape: ModelShape, seed = 0): string {
+/** Which chat template the model carries: the vocabulary's own (Qwen2's), or one that reasons (reasoning-template.ts). */
+export interface TemplateChoice {
+  reasoning?: boolean;
+}
+
+export function defaultModelPath(shape: ModelShape, seed = 0, { reasoning = false }: TemplateChoice = {}): string {
   const override = process.env.SEMANTIC_MODEL_CACHE;
   const dir = override !== undefined && override !== '' ? override : join(userCacheDir(), 'models');
-  return join(dir, `semantic-${shape}-seed${seed}-v${FORMAT_VERSION}.gguf`);
+  return join(dir, `semantic-${shape}${reasoning ? '-reasoning' : ''}-seed${seed}-v${FORMAT_VERSION}.gguf`);
 }
 
 /** Values per generated chunk: whole Q8_0 blocks, small enough that no tensor is ever held whole. */
@@ -140,7 +146,7 @@ function architectureMetadata(shape: ModelShape, h: Hyperparameters, seed: numbe
   ];
 }
 
-export interface MakeModelOptions {
+export interface MakeModelOptions extends TemplateChoice {
   shape: ModelShape;
   seed: number;
   outPath: string;
@@ -154,14 +160,15 @@ export async function makeModel(options: MakeModelOptions): Promise<void> {
   if (tokens?.type !== ValueType.ARRAY) throw new Error('the vocabulary GGUF has no tokenizer.ggml.tokens');
   const metadata = new Map<string, GgufValue>(architectureMetadata(options.shape, h, options.seed));
   for (const [key, value] of vocabMetadata) if (key.startsWith('tokenizer.')) metadata.set(key, value);
+  if (options.reasoning === true) metadata.set('tokenizer.chat_template', { type: ValueType.STRING, value: reasoningChatTemplate });
   await writeGguf(options.outPath, metadata, tensorList(h, tokens.value.length, options.seed));
 }
 
-/** The cached model of this shape and seed, generated on first use (safe if processes race: rename is atomic). */
-export async function ensureModel(shape: ModelShape, seed = 0): Promise<string> {
-  const path = defaultModelPath(shape, seed);
+/** The cached model of this shape, seed and template, generated on first use (safe if processes race: rename is atomic). */
+export async function ensureModel(shape: ModelShape, seed = 0, template: TemplateChoice = {}): Promise<string> {
+  const path = defaultModelPath(shape, seed, template);
   if (existsSync(path) && (await stat(path)).size > 0) return path;
   await mkdir(join(path, '..'), { recursive: true });
-  await makeModel({ shape, seed, outPath: path });
+  await makeModel({ shape, seed, outPath: path, ...template });
   return path;
 }

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { ErrorCode } from '../errors.js';
 
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 const requestId = z.string().min(1).max(200);
 const count = z.number().int().nonnegative();
@@ -39,6 +39,8 @@ export const chatMessageSchema = z.object({
   /** A tool message: the call it answers, and the tool's name when known. */
   toolCallId: z.string().optional(),
   name: z.string().optional(),
+  /** An assistant turn's reasoning, given to the template as `reasoning_content` (Qwen3's templates render it only in a tool-call loop in progress). */
+  reasoning: z.string().optional(),
 });
 export type ChatMessage = z.infer<typeof chatMessageSchema>;
 
@@ -64,6 +66,18 @@ const generateInputSchema = z.discriminatedUnion('kind', [
 ]);
 export type GenerateInput = z.infer<typeof generateInputSchema>;
 
+/** Where a reasoning model's output starts (worker/tools/reasoning.ts): inside `<think>`, where it may open one, or at the answer. */
+const reasoningStartSchema = z.enum(['reasoning', 'may-open', 'answer']);
+
+/**
+ * A request's reasoning, for a model whose template reasons (ignored by others): `enabled` is the
+ * template's `enable_thinking`; `budgetTokens` bounds the tokens generated inside the think block,
+ * after which the engine writes `</think>` itself and the answer follows. Off on a template that
+ * ignores `enable_thinking` (its prompt opens the block anyway) is a budget of 0.
+ */
+export const reasoningRequestSchema = z.object({ enabled: z.boolean(), budgetTokens: count.optional() });
+export type ReasoningRequest = z.infer<typeof reasoningRequestSchema>;
+
 const modelSummarySchema = z.object({
   id: z.string(),
   path: z.string(),
@@ -75,10 +89,16 @@ const modelSummarySchema = z.object({
   maxSequences: count,
   /** How this model writes tool calls (worker/tools/format.ts), detected from its chat template. */
   toolFormat: z.enum(['hermes', 'llama3', 'mistral']),
+  /**
+   * Null: the chat template does not reason. Otherwise where the output starts with thinking on and
+   * off (a ReasoningStream over the generated text starts there: worker/tools/reasoning.ts).
+   */
+  reasoning: z.object({ thinkingOn: reasoningStartSchema, thinkingOff: reasoningStartSchema }).nullable(),
 });
 export type ModelSummary = z.infer<typeof modelSummarySchema>;
 
-const usageSchema = z.object({ promptTokens: count, completionTokens: count, cachedTokens: count });
+/** `reasoningTokens`: completion tokens generated inside the think block (its closing tag included); reasoning models only. */
+const usageSchema = z.object({ promptTokens: count, completionTokens: count, cachedTokens: count, reasoningTokens: count.optional() });
 export type Usage = z.infer<typeof usageSchema>;
 
 const finishReasonSchema = z.enum(['stop', 'length', 'abort']);
@@ -148,12 +168,14 @@ export const generateSchema = z.object({
    * are independent, so one that finds its agent busy runs at once, beside it, instead of in order.
    */
   agentIdDerived: z.boolean().optional(),
+  /** Absent: the template's default (Qwen3 thinks), unbounded but by max tokens. */
+  reasoning: reasoningRequestSchema.optional(),
 });
 /** Idempotent: aborting an unknown or finished request does nothing. Applied between steps. */
 export const abortSchema = z.object({ type: z.literal('abort'), requestId });
 export const statsRequestSchema = z.object({ type: z.literal('stats_request'), requestId });
 /** How many prompt tokens `input` is, rendered and tokenized exactly as `generate` would; answered by `token_count` or `failed`. */
-export const countTokensSchema = z.object({ type: z.literal('count_tokens'), requestId, input: generateInputSchema });
+export const countTokensSchema = z.object({ type: z.literal('count_tokens'), requestId, input: generateInputSchema, reasoning: reasoningRequestSchema.optional() });
 /**
  * Stop admitting (later requests fail ERR_DRAINING), answer waiting requests ERR_DRAINING, let running
  * ones finish, write every idle agent's unwritten turn to its cache file; then `drained`.

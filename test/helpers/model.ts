@@ -4,3 +4,8 @@ import { ensureModel } from '../../shared/gguf/make-model.js';
 export function tinyModelPath(): Promise<string> {
   return ensureModel('tiny');
 }
+
+/** The tiny model with a chat template that reasons as Qwen3 does (shared/gguf/reasoning-template.ts): its prompt opens `<think>`. */
+export function tinyReasoningModelPath(): Promise<string> {
+  return ensureModel('tiny', 0, { reasoning: true });
+}

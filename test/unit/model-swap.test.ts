@@ -41,7 +41,7 @@ async function setup(): Promise<Swapping> {
       const context = await addon.createContext(model, { nCtx: 256, nSeqMax: 4, nBatch: 64 });
       const engine = new Engine(env.addon, model, context, { ...baseSettings }, env.post);
       pathOf.set(engine, path);
-      const summary = { id, path, architecture: 'fake', contextLength: 4096, vocabSize: 128, engineContext: 256, maxSequences: 4, toolFormat: 'hermes' as const };
+      const summary = { id, path, architecture: 'fake', contextLength: 4096, vocabSize: 128, engineContext: 256, maxSequences: 4, toolFormat: 'hermes' as const, reasoning: null };
       return { model, context, engine, disk: undefined as unknown as DiskTier, summary };
     },
     async retire(runtime) {

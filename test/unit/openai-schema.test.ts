@@ -33,7 +33,7 @@ t.test('every supported field maps; documented fields we need not act on are acc
         ],
       },
       { role: 'user', content: 'hi' },
-      { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'lookup', arguments: '{"q":1}' } }] },
+      { role: 'assistant', content: null, reasoning_content: 'Look it up.', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'lookup', arguments: '{"q":1}' } }] },
       { role: 'tool', content: 'result', tool_call_id: 'c1' },
     ],
     max_tokens: 99,
@@ -75,13 +75,14 @@ t.test('every supported field maps; documented fields we need not act on are acc
         { role: 'system', content: 'be brief' },
         { role: 'developer', content: 'one\ntwo' },
         { role: 'user', content: 'hi' },
-        { role: 'assistant', content: '', toolCalls: [{ id: 'c1', name: 'lookup', arguments: '{"q":1}' }] },
+        { role: 'assistant', content: '', reasoning: 'Look it up.', toolCalls: [{ id: 'c1', name: 'lookup', arguments: '{"q":1}' }] },
         { role: 'tool', content: 'result', toolCallId: 'c1', name: 'lookup' },
       ],
     },
     sampling: { temperature: 0, topP: 0.9, topK: 40, minP: 0.05, repeatPenalty: 1.1, frequencyPenalty: 2, presencePenalty: -0.5, seed: 42 },
     stop: ['\n\n', 'END'],
     maxTokens: 32,
+    reasoning: { enabled: true, budgetTokens: 1024 },
   });
   const parsed = parseChatCompletionRequest(body);
   t.equal(parsed.stream, true);
@@ -215,4 +216,18 @@ t.test('response_format json_object and json_schema set a JSON grammar', async (
   t.match(schema.message.sampling.grammar, /"\\"a\\""/);
   t.equal(schema.tools.parseFormat, undefined, 'no tools, no call parsing');
   t.equal(toolMessage({ response_format: { type: 'text' } }).message.sampling.grammar, undefined);
+});
+
+t.test('reasoning_effort: none turns thinking off, the others are budgets; a grammar turns thinking off', async (t) => {
+  const withEffort = (reasoning_effort: unknown, extra: object = {}) =>
+    toGenerateMessage(parseChatCompletionRequest({ model: 'm', messages: [user], reasoning_effort, ...extra }), 'r', 'a').reasoning;
+  t.equal(withEffort(undefined), undefined, 'no effort: the template default, unbounded');
+  t.equal(withEffort(null), undefined);
+  t.same(withEffort('none'), { enabled: false });
+  t.same(
+    ['minimal', 'low', 'medium', 'high', 'xhigh'].map((effort) => withEffort(effort)?.budgetTokens),
+    [256, 1024, 4096, 16384, 32768],
+  );
+  t.same(withEffort('high', { response_format: { type: 'json_object' } }), { enabled: false }, 'JSON mode');
+  t.throws(() => parseChatCompletionRequest({ model: 'm', messages: [user], reasoning_effort: 'max' }), { code: 'ERR_BAD_REQUEST', param: 'reasoning_effort' });
 });

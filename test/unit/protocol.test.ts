@@ -34,7 +34,17 @@ const front: FrontToInference[] = [
 const inference: InferenceToFront[] = [
   {
     type: 'ready',
-    model: { id: 'tiny', path: '/m.gguf', architecture: 'qwen2', contextLength: 8192, vocabSize: 151936, engineContext: 4096, maxSequences: 8, toolFormat: 'hermes' },
+    model: {
+      id: 'tiny',
+      path: '/m.gguf',
+      architecture: 'qwen2',
+      contextLength: 8192,
+      vocabSize: 151936,
+      engineContext: 4096,
+      maxSequences: 8,
+      toolFormat: 'hermes',
+      reasoning: null,
+    },
   },
   { type: 'started', requestId: 'r1', promptTokens: 12, cachedTokens: 8, cacheTier: 'hot' },
   { type: 'tokens', requestId: 'r1', text: 'wörld', tokenCount: 1 },

@@ -13,6 +13,7 @@
  * reuses the busy agent's cells through prefix sharing. A fork's cache is not kept: the agent's own
  * turns keep the conversation's.
  */
+import type { ReasoningStart } from '../tools/reasoning.js';
 import type { GenerateMessage } from '../../shared/protocol/messages.js';
 import { queueRefusalError, type QueueBudget, type QueueRefusal } from './queue-budget.js';
 
@@ -29,6 +30,8 @@ export interface Turn {
   request: GenerateMessage;
   prompt: Int32Array;
   maxTokens: number;
+  /** Where the output starts: inside a think block the prompt opened, ... (worker/tools/reasoning.ts). */
+  reasoningStart?: ReasoningStart;
 }
 
 /** What became of an arriving turn: it starts (as given, or as a fork), waits behind its agent's turn, or may not wait. */

@@ -17,6 +17,7 @@ import type { ChatMessage, ToolDefinition } from '../../shared/protocol/messages
 import { BadRequestError } from '../../shared/errors.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../../shared/json-depth.js';
 import { detectToolFormat } from '../tools/format.js';
+import { reasoningStartOf, templateReasons, type ReasoningStarts } from '../tools/reasoning.js';
 
 /** Qwen 2.5's tools preamble, word for word: what Hermes-format models were trained to read. */
 const toolsPreamble =
@@ -81,6 +82,8 @@ export class ChatTemplate {
   /** The template renders assistant `tool_calls`; otherwise they are written into the content, Hermes style. */
   private readonly rendersToolCalls: boolean;
   private readonly mapCallId: (id: string) => string;
+  /** Null: the template does not reason. Otherwise where output starts with thinking on and off. */
+  readonly reasoning: ReasoningStarts | null;
 
   constructor(
     source: string | null,
@@ -90,10 +93,14 @@ export class ChatTemplate {
     this.rendersTools = source === null || /\btools\b/.test(source);
     this.rendersToolCalls = source === null || source.includes('tool_calls');
     this.mapCallId = detectToolFormat(source) === 'mistral' ? mistralCallId : (id) => id;
+    this.reasoning = templateReasons(source) ? this.probeReasoning() : null;
   }
 
-  /** The prompt text for the next assistant turn. `developer` is OpenAI's newer name for `system`. */
-  render(messages: readonly ChatMessage[], tools?: readonly ToolDefinition[]): string {
+  /**
+   * The prompt text for the next assistant turn. `developer` is OpenAI's newer name for `system`.
+   * `thinking` is passed as `enable_thinking` (Qwen3's switch); undefined leaves the template's default.
+   */
+  render(messages: readonly ChatMessage[], tools?: readonly ToolDefinition[], thinking?: boolean): string {
     const hasTools = tools !== undefined && tools.length > 0;
     let mapped = messages.map((message) => this.templateMessage(message));
     if (hasTools && !this.rendersTools) mapped = withToolsPreamble(mapped, tools);
@@ -104,11 +111,24 @@ export class ChatTemplate {
         ...(hasTools ? { tools: tools.map((tool) => ({ type: 'function', function: tool })) } : {}),
         bos_token: this.tokens.bos,
         eos_token: this.tokens.eos,
+        ...(thinking === undefined ? {} : { enable_thinking: thinking }),
       });
     } catch (error) {
       // Templates raise on conversations they do not support (e.g. roles out of order).
       throw new BadRequestError(`the model's chat template rejected these messages: ${(error as Error).message}`, 'messages');
     }
+  }
+
+  /** Where output starts after a one-message conversation, thinking on and off (a template that cannot render it: as on, from its prompt). */
+  private probeReasoning(): ReasoningStarts {
+    const probe = (thinking: boolean) => {
+      try {
+        return reasoningStartOf(this.render([{ role: 'user', content: 'Hi' }], undefined, thinking), thinking);
+      } catch {
+        return 'may-open';
+      }
+    };
+    return { thinkingOn: probe(true), thinkingOff: probe(false) };
   }
 
   private templateMessage(message: ChatMessage): TemplateMessage {
@@ -122,6 +142,7 @@ export class ChatTemplate {
     }
     if (message.toolCallId !== undefined) mapped.tool_call_id = this.mapCallId(message.toolCallId);
     if (message.name !== undefined) mapped.name = message.name;
+    if (message.reasoning !== undefined) mapped.reasoning_content = message.reasoning;
     return mapped;
   }
 }

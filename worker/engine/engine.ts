@@ -21,10 +21,12 @@ import { RequestInput } from './request-input.js';
 import { countStep, planStep, type StepPlan } from './scheduler.js';
 import { retryWithoutFailing, type Retried } from './decode-isolation.js';
 import { Sequence } from './sequence.js';
+import { reasoningBudgetFor } from './reasoning-budget.js';
+import type { ReasoningStarts } from '../tools/reasoning.js';
 import type { EngineSettings } from './settings.js';
 import { restoreSaved } from './restore.js';
 import { drainingError, ErrorCode, SemanticError, toErrorPayload } from '../../shared/errors.js';
-import type { CacheTier, FinishReason, GenerateInput, GenerateMessage, InferenceToFront, SharedFrom } from '../../shared/protocol/messages.js';
+import type { CacheTier, FinishReason, GenerateInput, GenerateMessage, InferenceToFront, ReasoningRequest, SharedFrom, Usage } from '../../shared/protocol/messages.js';
 
 interface Prepared extends Turn {
   /** The agent's hot cache, pinned (not spillable) while the request waits. */
@@ -88,13 +90,13 @@ export class Engine {
   /** Idempotent; a running sequence is freed at the next step boundary. */
   abort(requestId: string): void {
     if (this.turns.remove(requestId)) {
-      this.postDone(requestId, 'abort', 0, 0, 0);
+      this.postDone(requestId, 'abort', { promptTokens: 0, completionTokens: 0, cachedTokens: 0 });
       return this.kick(); // a turn that was next in line passed its agent's turn on
     }
     const queued = this.admission.removeQueued((p) => p.request.requestId === requestId);
     if (queued !== undefined) {
       this.unpin(queued);
-      this.postDone(requestId, 'abort', queued.prompt.length, 0, 0);
+      this.postDone(requestId, 'abort', { promptTokens: queued.prompt.length, completionTokens: 0, cachedTokens: 0 });
       this.turns.turnEnded(queued.request.agentId);
       return this.kick(); // its agent's next request, or the queue behind it, may go on now
     }
@@ -130,8 +132,13 @@ export class Engine {
   }
 
   /** Prompt tokens of `input` as generation would count them (Anthropic count_tokens); throws coded 400s. */
-  countTokens(input: GenerateInput): number {
-    return this.input.prompt(input).length;
+  countTokens(input: GenerateInput, reasoning?: ReasoningRequest): number {
+    return this.input.prompt(input, reasoning).length;
+  }
+
+  /** Null: the model's template does not reason; otherwise where its output starts, thinking on and off (the model summary). */
+  get reasoning(): ReasoningStarts | null {
+    return this.input.reasoning;
   }
 
   /** Before a model swap unloads the model: every request already submitted runs to its end (the front
@@ -275,7 +282,8 @@ export class Engine {
     const { request, prompt } = prepared;
     const { cachedTokens, cacheTier } = found;
     const sampler = this.input.sampler(request, prompt);
-    const sequence = new Sequence({ ...request, maxTokens: prepared.maxTokens }, prompt, sampler, reservation, cachedTokens, found.logits);
+    const reasoning = reasoningBudgetFor(request, prepared.reasoningStart ?? 'answer', () => this.input.closeTokens());
+    const sequence = new Sequence({ ...request, maxTokens: prepared.maxTokens }, prompt, sampler, reservation, cachedTokens, found.logits, reasoning);
     this.active.set(request.requestId, sequence);
     // While it runs, its prompt's cells can be shared as they are prefilled.
     if (request.shareScope !== undefined && !isFork(request.agentId)) this.tiers.prefixes.set(request.agentId, request.shareScope, prompt);
@@ -306,6 +314,7 @@ export class Engine {
 
   private acceptToken(sequence: Sequence, token: number): void {
     if (!sequence.startGenerating()) return;
+    token = sequence.steer(token);
     if (this.model.isEog(token)) return this.finish(sequence, 'stop');
     const text = sequence.append(token, this.model.tokenToPiece(token, { special: sequence.rendersSpecialTokens }));
     if (text !== '') this.post({ type: 'tokens', requestId: sequence.requestId, text, tokenCount: 1 });
@@ -337,7 +346,7 @@ export class Engine {
     if (notify && sequence.cut) {
       this.fail(sequence.requestId, drainingError('the server drain deadline passed before this request finished'));
     } else if (notify) {
-      this.postDone(sequence.requestId, sequence.finishReason ?? 'stop', sequence.prompt.length, sequence.generated, sequence.cachedTokens, sequence.text.matchedStop);
+      this.postDone(sequence.requestId, sequence.finishReason ?? 'stop', sequence.usage, sequence.text.matchedStop);
     }
     const held = keepCache ? this.context.seqPosMax(sequence.seqId) + 1 : 0;
     if (held <= 0) {
@@ -351,8 +360,8 @@ export class Engine {
     this.turns.turnEnded(sequence.agentId);
   }
 
-  private postDone(requestId: string, finishReason: FinishReason, promptTokens: number, completionTokens: number, cachedTokens: number, stopSequence?: string): void {
-    this.post({ type: 'done', requestId, finishReason, usage: { promptTokens, completionTokens, cachedTokens }, ...(stopSequence === undefined ? {} : { stopSequence }) });
+  private postDone(requestId: string, finishReason: FinishReason, usage: Usage, stopSequence?: string): void {
+    this.post({ type: 'done', requestId, finishReason, usage, ...(stopSequence === undefined ? {} : { stopSequence }) });
   }
 
   private fail(requestId: string, error: unknown): void {

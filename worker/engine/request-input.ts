@@ -6,7 +6,11 @@
 import type { Addon, Model, Sampler } from './addon.js';
 import { ChatTemplate } from './chat-template.js';
 import { BadRequestError, ContextExceededError, ErrorCode, SemanticError } from '../../shared/errors.js';
-import type { GenerateInput, GenerateMessage } from '../../shared/protocol/messages.js';
+import type { GenerateInput, GenerateMessage, ReasoningRequest } from '../../shared/protocol/messages.js';
+import { reasoningStartOf, thinkClose, type ReasoningStart, type ReasoningStarts } from '../tools/reasoning.js';
+
+/** What the engine writes to end a think block whose budget is spent: the block's close as Qwen3's template writes it. */
+const forcedClose = `\n${thinkClose}\n\n`;
 
 /** A temperature below this is greedy: dividing logits by it would overflow the sampler's float32. */
 export const minSamplingTemperature = 1e-6;
@@ -50,30 +54,51 @@ export class RequestInput {
     this.maxPromptChars = capacity * longestPiece(info.vocabSize, piece);
   }
 
-  /** The prompt's tokens and the max tokens to generate; throws a coded 400 error for what cannot run. */
-  tokens(request: GenerateMessage): { prompt: Int32Array; maxTokens: number } {
-    const prompt = this.prompt(request.input, this.maxPromptChars);
+  /** Null: the model's template does not reason; otherwise where its output starts, thinking on and off. */
+  get reasoning(): ReasoningStarts | null {
+    return this.template.reasoning;
+  }
+
+  /** The tokens of the text that closes a think block (`\n</think>\n\n`), fed in place of sampled ones when a budget is spent. */
+  closeTokens(): Int32Array {
+    return this.model.tokenize(forcedClose, { addSpecial: false, parseSpecial: true });
+  }
+
+  /**
+   * The prompt's tokens, the max tokens to generate, and where the output starts (inside a think
+   * block the prompt opened, ...); throws a coded 400 error for what cannot run.
+   */
+  tokens(request: GenerateMessage): { prompt: Int32Array; maxTokens: number; reasoningStart: ReasoningStart } {
+    const { tokens: prompt, reasoningStart } = this.promptOf(request.input, request.reasoning, this.maxPromptChars);
     this.checkGrammar(request.sampling.grammar);
     const maxTokens = request.maxTokens ?? Math.min(this.defaultMaxTokens, this.capacity - prompt.length);
     if (maxTokens < 1 || prompt.length + maxTokens > this.capacity) {
       throw new ContextExceededError(prompt.length + Math.max(maxTokens, 1), this.capacity);
     }
-    return { prompt, maxTokens };
+    return { prompt, maxTokens, reasoningStart };
+  }
+
+  /** The prompt's tokens, as generation counts them. */
+  prompt(input: GenerateInput, reasoning?: ReasoningRequest): Int32Array {
+    return this.promptOf(input, reasoning).tokens;
   }
 
   /**
    * The prompt's tokens: the one path both generation and token counting take. A text over `maxChars`
-   * is refused untokenized, as more tokens than the context holds.
+   * is refused untokenized, as more tokens than the context holds. A raw text prompt that opened a
+   * think block starts inside it too, whatever the template.
    */
-  prompt(input: GenerateInput, maxChars = Infinity): Int32Array {
-    const text = input.kind === 'chat' ? this.template.render(input.messages, input.tools) : input.prompt;
+  private promptOf(input: GenerateInput, reasoning: ReasoningRequest | undefined, maxChars = Infinity): { tokens: Int32Array; reasoningStart: ReasoningStart } {
+    const thinking = this.template.reasoning === null ? undefined : reasoning?.enabled;
+    const text = input.kind === 'chat' ? this.template.render(input.messages, input.tools, thinking) : input.prompt;
     if (text.length > maxChars) {
       const message = `The prompt is ${text.length} characters, more than the ${this.capacity} tokens one sequence holds can encode (${maxChars} characters at most).`;
       throw new SemanticError(ErrorCode.ContextExceeded, message, { param: input.kind === 'chat' ? 'messages' : 'prompt' });
     }
     const prompt = this.model.tokenize(text, { addSpecial: true, parseSpecial: true });
     if (prompt.length === 0) throw new BadRequestError('the prompt is empty', input.kind === 'chat' ? 'messages' : 'prompt');
-    return prompt;
+    const reasoningStart = reasoningStartOf(text, this.template.reasoning !== null && input.kind === 'chat' && thinking !== false);
+    return { tokens: prompt, reasoningStart };
   }
 
   /** A sampler for the request, having seen the prompt (for repetition penalties). */

@@ -10,10 +10,11 @@
  */
 import type { Sampler } from './addon.js';
 import type { Reservation } from './admission.js';
-import type { CacheTier, FinishReason, GenerateMessage } from '../../shared/protocol/messages.js';
+import type { CacheTier, FinishReason, GenerateMessage, Usage } from '../../shared/protocol/messages.js';
 import { TextStream } from './text-stream.js';
 import type { RestoreSource } from './kv/tiers.js';
 import { worthWriting } from './kv/write-behind.js';
+import type { ReasoningBudget } from './reasoning-budget.js';
 
 /** `restoring`: waiting for its agent's saved state to be imported before its first prefill. */
 export type SequencePhase = 'restoring' | 'prefill' | 'generate' | 'finished';
@@ -55,6 +56,8 @@ export class Sequence {
     private reused: number,
     /** The logits after the cached prompt, when the whole prompt is cached (see `takeSavedLogits`). */
     savedLogits?: Float32Array,
+    /** Its think block, followed and bounded: none when the output starts at the answer. */
+    readonly reasoning?: ReasoningBudget,
   ) {
     this.text = new TextStream(request.stop);
     this.prefilled = reused;
@@ -102,12 +105,19 @@ export class Sequence {
     return true;
   }
 
+  /** The token to take in place of the one sampled: itself, or a token closing a think block whose budget is spent. */
+  steer(sampled: number): number {
+    return this.reasoning?.steer(sampled) ?? sampled;
+  }
+
   /** Takes a sampled token that is not an end token; returns the text it completes (held back while a stop string may start). */
   append(token: number, piece: Uint8Array): string {
     this.generated++;
     this.output.push(token);
     this.pendingToken = token;
-    return this.text.push(piece);
+    const text = this.text.push(piece);
+    this.reasoning?.observe(text);
+    return text;
   }
 
   get reachedMaxTokens(): boolean {
@@ -149,6 +159,12 @@ export class Sequence {
 
   get cachedTokens(): number {
     return this.reused;
+  }
+
+  /** What its `done` reports; reasoning tokens only where the output started in or before a think block. */
+  get usage(): Usage {
+    const usage = { promptTokens: this.prompt.length, completionTokens: this.generated, cachedTokens: this.reused };
+    return this.reasoning === undefined ? usage : { ...usage, reasoningTokens: this.reasoning.tokens };
   }
 
   /**

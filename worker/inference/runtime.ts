@@ -134,7 +134,7 @@ function engineOf(environment: LoadEnvironment, model: Model, context: Context, 
   return engine;
 }
 
-function summaryOf(choice: ModelChoice, model: Model, context: Context, options: InferenceOptions): ModelSummary {
+function summaryOf(choice: ModelChoice, model: Model, context: Context, options: InferenceOptions, reasoning: ModelSummary['reasoning']): ModelSummary {
   const info = model.info();
   const contextInfo = context.info();
   return {
@@ -146,6 +146,7 @@ function summaryOf(choice: ModelChoice, model: Model, context: Context, options:
     engineContext: contextInfo.nCtx,
     maxSequences: options.maxSequences,
     toolFormat: detectToolFormat(info.chatTemplate),
+    reasoning,
   };
 }
 
@@ -175,7 +176,8 @@ export async function loadRuntime(environment: LoadEnvironment, choice: ModelCho
       environment.post({ type: 'persist_failed', agentId, reason: writeFailureReason(error), message: error instanceof Error ? error.message : String(error) });
     await disk.index();
     // Inside the try: whatever fails, the model, context and file thread are freed before a rollback loads the old model.
-    return { model, context, disk, engine: engineOf(environment, model, context, disk), summary: summaryOf(choice, model, context, options) };
+    const engine = engineOf(environment, model, context, disk);
+    return { model, context, disk, engine, summary: summaryOf(choice, model, context, options, engine.reasoning) };
   } catch (error) {
     await disk?.close();
     context.dispose();

@@ -58,7 +58,7 @@ function serve(engine: Engine, message: FrontToInference, environment: LoadEnvir
     case 'stats_request':
       return post({ type: 'stats', requestId: message.requestId, stats: engine.admin.stats() });
     case 'count_tokens':
-      return answer(message.requestId, () => ({ type: 'token_count', requestId: message.requestId, inputTokens: engine.countTokens(message.input) }));
+      return answer(message.requestId, () => ({ type: 'token_count', requestId: message.requestId, inputTokens: engine.countTokens(message.input, message.reasoning) }));
     case 'agents_request':
       return answerLater(message.requestId, engine.admin.agents(message), (outcome) => ({ type: 'agents_result', requestId: message.requestId, outcome }));
     case 'configure':

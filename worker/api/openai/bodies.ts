@@ -31,6 +31,8 @@ export interface OpenAIUsage {
   completion_tokens: number;
   total_tokens: number;
   prompt_tokens_details: { cached_tokens: number };
+  /** Reasoning models only: completion tokens generated inside the think block. */
+  completion_tokens_details?: { reasoning_tokens: number };
 }
 
 export function toOpenAIUsage(usage: Usage): OpenAIUsage {
@@ -39,6 +41,7 @@ export function toOpenAIUsage(usage: Usage): OpenAIUsage {
     completion_tokens: usage.completionTokens,
     total_tokens: usage.promptTokens + usage.completionTokens,
     prompt_tokens_details: { cached_tokens: usage.cachedTokens },
+    ...(usage.reasoningTokens === undefined ? {} : { completion_tokens_details: { reasoning_tokens: usage.reasoningTokens } }),
   };
 }
 
@@ -49,9 +52,13 @@ export function finishReasonOf(done: CompletedMessage, calls: number): ClientFin
   return calls > 0 && done.finishReason !== 'length' ? 'tool_calls' : done.finishReason;
 }
 
-/** Content is null when the model only called tools, as OpenAI words it. */
-export function completionBody(meta: CompletionMeta, text: string, done: CompletedMessage, calls: readonly OpenAIToolCall[] = []): unknown {
-  const message = calls.length === 0 ? { role: 'assistant', content: text } : { role: 'assistant', content: text === '' ? null : text, tool_calls: calls };
+/**
+ * Content is null when the model only called tools, as OpenAI words it. A reasoning model's think
+ * block is `reasoning_content`, as llama-server, vLLM and DeepSeek's API return it (absent when empty).
+ */
+export function completionBody(meta: CompletionMeta, text: string, done: CompletedMessage, calls: readonly OpenAIToolCall[] = [], reasoning = ''): unknown {
+  const answer = calls.length === 0 ? { role: 'assistant', content: text } : { role: 'assistant', content: text === '' ? null : text, tool_calls: calls };
+  const message = reasoning === '' ? answer : { ...answer, reasoning_content: reasoning };
   return {
     id: meta.id,
     object: 'chat.completion',
@@ -62,7 +69,7 @@ export function completionBody(meta: CompletionMeta, text: string, done: Complet
   };
 }
 
-type ChunkDelta = { role?: 'assistant'; content?: string; tool_calls?: (OpenAIToolCall & { index: number })[] };
+type ChunkDelta = { role?: 'assistant'; content?: string; reasoning_content?: string; tool_calls?: (OpenAIToolCall & { index: number })[] };
 
 export function completionChunk(meta: CompletionMeta, delta: ChunkDelta, finishReason: ClientFinishReason | null = null): unknown {
   return {

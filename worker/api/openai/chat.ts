@@ -10,27 +10,30 @@ import type { GenerationEngine } from '../../generation.js';
 import { noAgentLimit, type AgentGate } from '../../http/rate-limit.js';
 import type { RequestContext, Route } from '../../http/router.js';
 import { completionBody, completionChunk, openAIErrorBody, usageChunk } from './bodies.js';
-import { firstCallOnly, textOutput } from './output.js';
+import { afterReasoning, firstCallOnly, textOutput } from './output.js';
+import { ReasoningStream, reasoningStartFor } from '../../tools/reasoning.js';
 import { chatMessages, parseChatCompletionRequest, toChatGeneration, type ChatCompletionRequest } from './schema.js';
 import { serveOpenAI, type OpenAIEndpoint, type PreparedRequest } from './serve.js';
 import type { CompletionFormat } from './sink.js';
 import { toOpenAIToolCall } from './tools.js';
 
 const chatFormat: CompletionFormat = {
-  body: (meta, text, done, calls = []) => completionBody(meta, text, done, calls.map(toOpenAIToolCall)),
+  body: (meta, text, done, calls = [], reasoning = '') => completionBody(meta, text, done, calls.map(toOpenAIToolCall), reasoning),
   opening: (meta) => completionChunk(meta, { role: 'assistant', content: '' }),
   text: (meta, text) => completionChunk(meta, { content: text }),
+  reasoning: (meta, reasoning) => completionChunk(meta, { reasoning_content: reasoning }),
   toolCalls: (meta, calls, firstIndex) => completionChunk(meta, { tool_calls: calls.map((call, i) => ({ index: firstIndex + i, ...toOpenAIToolCall(call) })) }),
   finish: (meta, finishReason) => completionChunk(meta, {}, finishReason),
   usage: (meta, usage) => usageChunk(meta, usage),
 };
 
-/** A chat request with tools has its output read for calls in the served model's syntax. */
+/** A reasoning model's think block is split off first; a chat request with tools has the answer read for calls in the served model's syntax. */
 function prepareChat(request: ChatCompletionRequest, requestId: string, agentId: string, model: ModelSummary): PreparedRequest {
   const { message, tools } = toChatGeneration(request, requestId, agentId, model.toolFormat);
-  if (tools.parseFormat === undefined) return { message, output: textOutput() };
-  const calls = new ToolCallStream(tools.parseFormat);
-  return { message, output: request.parallel_tool_calls === false ? firstCallOnly(calls) : calls };
+  const calls = tools.parseFormat === undefined ? undefined : new ToolCallStream(tools.parseFormat);
+  const answer = calls === undefined ? textOutput() : request.parallel_tool_calls === false ? firstCallOnly(calls) : calls;
+  const start = reasoningStartFor(model.reasoning, message.reasoning);
+  return { message, output: start === 'answer' ? answer : afterReasoning(new ReasoningStream(start), answer) };
 }
 
 const chatEndpoint: OpenAIEndpoint<ChatCompletionRequest> = { idPrefix: 'chatcmpl', format: chatFormat, opening: chatMessages, prepare: prepareChat };

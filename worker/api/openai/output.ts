@@ -1,11 +1,14 @@
 /**
  * How the generated text is read for an OpenAI client: as text, or as text and the tool calls parsed
- * out of it (chat with tools, worker/tools/tool-calls.ts).
+ * out of it (chat with tools, worker/tools/tool-calls.ts), after a reasoning model's think block is
+ * split off (worker/tools/reasoning.ts).
  */
 import type { ParsedToolCall } from '../../tools/tool-calls.js';
+import type { ReasoningStream } from '../../tools/reasoning.js';
 
-/** What the model wrote, as the client sees it: text, and the calls parsed out of it (chat with tools). */
+/** What the model wrote, as the client sees it: reasoning (`reasoning_content`), text, and the calls parsed out of it (chat with tools). */
 export interface ModelOutput {
+  reasoning?: string;
   text: string;
   calls: ParsedToolCall[];
 }
@@ -28,4 +31,20 @@ export function firstCallOnly(reader: OutputReader): OutputReader {
     return { text: output.text, calls };
   };
   return { push: (text) => limit(reader.push(text)), finish: () => limit(reader.finish()) };
+}
+
+/** Reasoning first: the think block is split off, and only the answer is read by `reader` (so calls come from the answer only). */
+export function afterReasoning(reasoning: ReasoningStream, reader: OutputReader): OutputReader {
+  return {
+    push(text) {
+      const part = reasoning.push(text);
+      return { ...reader.push(part.answer), reasoning: part.reasoning };
+    },
+    finish() {
+      const part = reasoning.finish();
+      const last = reader.push(part.answer);
+      const rest = reader.finish();
+      return { reasoning: part.reasoning, text: last.text + rest.text, calls: [...last.calls, ...rest.calls] };
+    },
+  };
 }

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { badRequestOf, type IssueWording } from '../request-checks.js';
 import { defaultSampling, maxStopStrings } from '../sampling.js';
 import type { ChatMessage, GenerateInput, GenerateMessage, SamplingParams } from '../../../shared/protocol/messages.js';
+import { reasoningEfforts, reasoningForEffort } from '../reasoning-effort.js';
 import type { ToolFormat } from '../../tools/format.js';
 import { assistantToolCall, responseFormatField, toolChoiceField, toolsField, toolUse, type ToolUse } from './tools.js';
 
@@ -22,7 +23,15 @@ const name = z.string().nullish();
 
 const message = z.discriminatedUnion('role', [
   z.object({ role: z.enum(['system', 'developer', 'user']), content, name }),
-  z.object({ role: z.literal('assistant'), content: content.nullish(), name, refusal: z.string().nullish(), tool_calls: z.array(assistantToolCall).nullish() }),
+  z.object({
+    role: z.literal('assistant'),
+    content: content.nullish(),
+    name,
+    refusal: z.string().nullish(),
+    tool_calls: z.array(assistantToolCall).nullish(),
+    /** A reasoning model's earlier reasoning, as llama-server, vLLM and DeepSeek return it; handed to the template. */
+    reasoning_content: z.string().nullish(),
+  }),
   z.object({ role: z.literal('tool'), content, tool_call_id: z.string({ error: 'a tool message needs the tool_call_id of the call it answers' }).min(1) }),
 ]);
 
@@ -60,7 +69,8 @@ const acceptedChatFields = {
   store: z.boolean().nullish(),
   metadata: z.record(z.string(), z.string()).nullish(),
   service_tier: z.string().nullish(),
-  reasoning_effort: z.string().nullish(),
+  /** Bounds a reasoning model's think block (reasoning-effort.ts); ignored by models that do not reason. */
+  reasoning_effort: z.enum(reasoningEfforts).nullish(),
   verbosity: z.string().nullish(),
   prediction: z.object({ type: z.literal('content'), content }).nullish(),
   parallel_tool_calls: z.boolean().nullish(),
@@ -148,6 +158,7 @@ export function chatMessages(request: ChatCompletionRequest): ChatMessage[] {
       return { role: 'tool', content: contentText(m.content), toolCallId: m.tool_call_id, ...(toolName === undefined ? {} : { name: toolName }) };
     }
     const mapped: ChatMessage = { role: m.role, content: contentText(m.content) };
+    if (m.role === 'assistant' && typeof m.reasoning_content === 'string' && m.reasoning_content !== '') mapped.reasoning = m.reasoning_content;
     if (m.role === 'assistant' && m.tool_calls !== null && m.tool_calls !== undefined && m.tool_calls.length > 0) {
       for (const call of m.tool_calls) callNames.set(call.id, call.function.name);
       mapped.toolCalls = m.tool_calls.map((call) => ({ id: call.id, name: call.function.name, arguments: call.function.arguments }));
@@ -173,6 +184,9 @@ export function toChatGeneration(request: ChatCompletionRequest, requestId: stri
   const input: GenerateInput = { kind: 'chat', messages: chatMessages(request), ...(tools.promptTools.length > 0 ? { tools: tools.promptTools } : {}) };
   const message = toOpenAIGenerateMessage(request, input, request.max_completion_tokens ?? request.max_tokens, requestId, agentId);
   if (tools.grammar !== undefined) message.sampling.grammar = tools.grammar;
+  // A grammar shapes the whole output, so a forced call or JSON answer is written with thinking off.
+  const reasoning = tools.grammar === undefined ? reasoningForEffort(request.reasoning_effort) : { enabled: false };
+  if (reasoning !== undefined) message.reasoning = reasoning;
   return { message, tools };
 }
 

@@ -12,11 +12,13 @@ import type { ModelOutput, OutputReader } from './output.js';
 
 /** How one OpenAI endpoint words a completion: its body and its chunks. */
 export interface CompletionFormat {
-  /** `calls`: parsed from the output (chat with tools only). */
-  body(meta: CompletionMeta, text: string, done: CompletedMessage, calls?: ParsedToolCall[]): unknown;
+  /** `calls`: parsed from the output (chat with tools only); `reasoning`: a reasoning model's think block (chat only). */
+  body(meta: CompletionMeta, text: string, done: CompletedMessage, calls?: ParsedToolCall[], reasoning?: string): unknown;
   /** Sent once the request is admitted, before any text (chat's role chunk); legacy completions have none. */
   opening?(meta: CompletionMeta): unknown;
   text(meta: CompletionMeta, text: string): unknown;
+  /** Reasoning as it is read (chat's `reasoning_content` deltas); comes before any text. */
+  reasoning?(meta: CompletionMeta, reasoning: string): unknown;
   /** Calls completed by a delta, numbered from `firstIndex` in the stream; only chat has them. */
   toolCalls?(meta: CompletionMeta, calls: ParsedToolCall[], firstIndex: number): unknown;
   /** The chunk that carries the finish reason. */
@@ -33,8 +35,9 @@ export interface Completion {
 
 /** All the output, gathered into one body when generation ends. */
 export function completionJsonSink({ format, meta, output }: Completion): JsonSink {
-  const gathered: ModelOutput = { text: '', calls: [] };
+  const gathered: Required<ModelOutput> = { reasoning: '', text: '', calls: [] };
   const gather = (part: ModelOutput): void => {
+    gathered.reasoning += part.reasoning ?? '';
     gathered.text += part.text;
     gathered.calls.push(...part.calls);
   };
@@ -43,7 +46,7 @@ export function completionJsonSink({ format, meta, output }: Completion): JsonSi
     text: (text) => gather(output.push(text)),
     body(done) {
       gather(output.finish());
-      return format.body(meta, gathered.text, done, gathered.calls);
+      return format.body(meta, gathered.text, done, gathered.calls, gathered.reasoning);
     },
   };
 }
@@ -55,6 +58,7 @@ export function completionStreamSink({ format, meta, output }: Completion, inclu
   let callCount = 0;
   const chunks = (part: ModelOutput): SinkEvent[] => {
     const events: SinkEvent[] = [];
+    if (part.reasoning !== undefined && part.reasoning !== '' && format.reasoning !== undefined) events.push(json(format.reasoning(meta, part.reasoning)));
     if (part.text !== '') events.push(json(format.text(meta, part.text)));
     if (part.calls.length > 0 && format.toolCalls !== undefined) events.push(json(format.toolCalls(meta, part.calls, callCount)));
     callCount += part.calls.length;

@@ -92,6 +92,8 @@ export function toApiModel(model: ModelSummary): Record<string, unknown> {
     engine_context: model.engineContext,
     max_sequences: model.maxSequences,
     tool_format: model.toolFormat,
+    // Null: the chat template does not reason; otherwise where output starts, thinking on and off.
+    reasoning: model.reasoning === null ? null : { thinking_on: model.reasoning.thinkingOn, thinking_off: model.reasoning.thinkingOff },
   };
 }
 
