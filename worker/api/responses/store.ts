@@ -96,10 +96,10 @@ export class ResponseStore {
     return { record, agentStillStored };
   }
 
+  /** The folder is made by the first write, so a server that stores nothing leaves none, and a read-only cache dir is no failure to start. */
   private async indexDir(dir: string): Promise<void> {
-    await mkdir(dir, { recursive: true });
     const found: { id: string; entry: IndexEntry; mtimeMs: number }[] = [];
-    for (const name of await readdir(dir)) {
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
       const path = join(dir, name);
       const stats = await stat(path).catch(() => undefined);
       if (stats === undefined || !stats.isFile()) continue;
@@ -133,15 +133,15 @@ export class ResponseStore {
   private async write(dir: string, id: string, text: string): Promise<void> {
     const temp = `${this.pathOf(dir, id)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
     try {
+      await mkdir(dir, { recursive: true });
       await writeFile(temp, text);
       // Deleted (or evicted) while being written: the file must not come back.
       if (!this.index.has(id)) return await rm(temp, { force: true });
       await rename(temp, this.pathOf(dir, id));
-    } catch {
-      await rm(temp, { force: true }).catch(() => undefined);
-      return; // a full disk loses the record's persistence, never the answer
-    } finally {
       this.memory.delete(id);
+    } catch {
+      // A full or read-only disk loses the record's persistence, never the answer: it stays in memory.
+      await rm(temp, { force: true }).catch(() => undefined);
     }
   }
 
