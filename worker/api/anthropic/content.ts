@@ -11,11 +11,14 @@ import { BadRequestError } from '../../../shared/errors.js';
 import type { ChatMessage, ToolCall } from '../../../shared/protocol/messages.js';
 import type { AnthropicMessage, ContentBlock, CountTokensRequest } from './schema.js';
 
-type TextBlocks = string | { text: string }[];
+type TextBlocks = string | ({ type: 'text'; text: string } | { type: 'tool_reference' })[];
 
-/** Blocks are joined with newlines, as the OpenAI route joins parts: one conversation, one prompt. */
+/**
+ * Blocks are joined with newlines, as the OpenAI route joins parts: one conversation, one prompt. A
+ * tool_reference has no text: it puts its tool's definition among the prompt's tools (schema.ts).
+ */
 function joinText(value: TextBlocks): string {
-  return typeof value === 'string' ? value : value.map((block) => block.text).join('\n');
+  return typeof value === 'string' ? value : value.flatMap((block) => (block.type === 'text' ? [block.text] : [])).join('\n');
 }
 
 /** One block and where the request had it, for errors naming the field. */
@@ -60,6 +63,8 @@ function assistantMessage(turn: Turn): ChatMessage {
     const { block } = located;
     if (block.type === 'text') texts.push(block.text);
     else if (block.type === 'tool_use') calls.push({ id: block.id, name: block.name, arguments: JSON.stringify(block.input) });
+    else if (block.type === 'thinking' || block.type === 'redacted_thinking')
+      continue; // earlier reasoning is not rendered (schema.ts)
     else wrongTurn(located, 'assistant');
   }
   return { role: 'assistant', content: texts.join('\n'), ...(calls.length === 0 ? {} : { toolCalls: calls }) };
