@@ -205,3 +205,27 @@ t.test('max_tokens is held to what one sequence can still hold; the prompt is co
   t.equal(counts, 2);
   t.equal(await fittedMaxTokens(engine, input, 32000, 400), 32000, 'no room at all: passed on for the engine to refuse');
 });
+
+t.test('system messages inside the conversation (Claude Code sends them) are rendered where they stand', async (t) => {
+  const request = parseMessagesRequest({
+    ...minimal,
+    system: 'top',
+    messages: [
+      user,
+      { role: 'system', content: 'Agent types: claude, Explore.' },
+      { role: 'system', content: [{ type: 'text', text: 'Only until the next user turn.' }], clear_at: 'next_user_message' },
+      { role: 'assistant', content: 'Hello.' },
+      { role: 'user', content: 'again' },
+      { role: 'system', content: 'Shown: no user turn after it.', clear_at: 'next_user_message', output_config: { effort: 'low' } },
+    ],
+  });
+  t.strictSame(chatMessages(request), [
+    { role: 'system', content: 'top' },
+    { role: 'user', content: 'hi' },
+    { role: 'system', content: 'Agent types: claude, Explore.' },
+    { role: 'assistant', content: 'Hello.' },
+    { role: 'user', content: 'again' },
+    { role: 'system', content: 'Shown: no user turn after it.' },
+  ]);
+  refused(t, { ...minimal, messages: [{ role: 'developer', content: 'x' }] }, 'messages.0.role', /./);
+});

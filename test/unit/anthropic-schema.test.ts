@@ -93,7 +93,7 @@ t.test('fields are checked strictly, unknown top-level fields are refused as the
   badParam(t, { ...minimal, temperature: 1.5 }, 'temperature');
   badParam(t, { ...minimal, top_k: -1 }, 'top_k');
   badParam(t, { ...minimal, messages: [] }, 'messages');
-  badParam(t, { ...minimal, messages: [{ role: 'system', content: 'x' }] }, 'messages.0.role');
+  badParam(t, { ...minimal, messages: [{ role: 'developer', content: 'x' }] }, 'messages.0.role');
   badParam(t, { ...minimal, messages: [{ role: 'user', content: 3 }] }, 'messages.0.content');
   badParam(t, { ...minimal, stop_sequences: [''] }, 'stop_sequences.0');
   badParam(t, { ...minimal, system: 7 }, 'system');

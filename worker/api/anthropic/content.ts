@@ -35,16 +35,31 @@ interface Turn {
   blocks: Located<ContentBlock>[];
 }
 
-function mergeTurns(messages: readonly AnthropicMessage[]): Turn[] {
-  const turns: Turn[] = [];
+type SystemMessage = Extract<AnthropicMessage, { role: 'system' }>;
+
+/** A system message's text, or undefined where it is not shown any more (`clear_at`) or has none. */
+function systemText(m: SystemMessage, i: number, messages: readonly AnthropicMessage[]): string | undefined {
+  if (m.clear_at === 'next_user_message' && messages.slice(i + 1).some((later) => later.role === 'user')) return undefined;
+  const text = m.content === undefined ? '' : joinText(m.content);
+  return text === '' ? undefined : text;
+}
+
+/** Turns of one role merged; a system message in the conversation stands as its own turn. */
+function mergeTurns(messages: readonly AnthropicMessage[]): (Turn | ChatMessage)[] {
+  const turns: (Turn | ChatMessage)[] = [];
   for (const [i, m] of messages.entries()) {
     const path = `messages.${i}`;
+    if (m.role === 'system') {
+      const text = systemText(m, i, messages);
+      if (text !== undefined) turns.push({ role: 'system', content: text });
+      continue;
+    }
     const blocks: Located<ContentBlock>[] =
       typeof m.content === 'string'
         ? [{ block: { type: 'text', text: m.content }, path: `${path}.content` }]
         : m.content.map((block, j) => ({ block, path: `${path}.content.${j}` }));
     const last = turns.at(-1);
-    if (last?.role === m.role) last.blocks.push(...blocks);
+    if (last !== undefined && 'blocks' in last && last.role === m.role) last.blocks.push(...blocks);
     else turns.push({ role: m.role, path, blocks });
   }
   return turns;
@@ -128,7 +143,8 @@ export function chatMessages(request: CountTokensRequest): ChatMessage[] {
   if (system !== '') out.push({ role: 'system', content: system });
   let calls: readonly ToolCall[] = [];
   for (const turn of mergeTurns(request.messages)) {
-    if (turn.role === 'assistant') {
+    if (!('blocks' in turn)) out.push(turn);
+    else if (turn.role === 'assistant') {
       const message = assistantMessage(turn);
       calls = message.toolCalls ?? [];
       out.push(message);

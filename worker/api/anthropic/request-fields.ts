@@ -117,7 +117,7 @@ const blocksOf = (content: unknown): MaybeMarked[] => (Array.isArray(content) ? 
  * Whether the request marked anything for caching (a `cache_control` at the top level, or on a system,
  * tool or message block, or on a block inside a tool result): the real API reports cache writes only then.
  */
-export function asksForCaching(request: { cache_control?: unknown; system?: unknown; tools?: readonly MaybeMarked[] | null; messages: readonly { content: unknown }[] }): boolean {
+export function asksForCaching(request: { cache_control?: unknown; system?: unknown; tools?: readonly MaybeMarked[] | null; messages: readonly { content?: unknown }[] }): boolean {
   if (marked(request)) return true;
   const blocks = [...blocksOf(request.system), ...(request.tools ?? []), ...request.messages.flatMap((m) => blocksOf(m.content))];
   return blocks.some((block) => marked(block) || blocksOf(block.content).some(marked));

@@ -56,7 +56,19 @@ const toolResultBlock = z.object({
 
 const contentBlock = z.discriminatedUnion('type', [textBlock, toolUseBlock, toolResultBlock, thinkingBlock, redactedThinkingBlock]);
 const content = z.union([z.string(), z.array(contentBlock)], { error: 'expected a string or an array of content blocks' });
-const message = z.object({ role: z.enum(['user', 'assistant']), content });
+/**
+ * A system message inside the conversation (the mid-conversation-system beta, which Claude Code sends):
+ * rendered where it stands; with `clear_at: "next_user_message"` only until a later user turn exists.
+ */
+const systemMessage = z.object({
+  role: z.literal('system'),
+  content: textContent.optional(),
+  clear_at: z.enum(['next_user_message', 'never']).nullish(),
+  output_config: z.looseObject({}).nullish(),
+});
+const message = z.discriminatedUnion('role', [z.object({ role: z.enum(['user', 'assistant']), content }), systemMessage], {
+  error: 'expected a message with role "user", "assistant" or "system"',
+});
 
 /** A client tool: the model sees its name, description and input schema (a JSON Schema for an object). */
 const tool = z.object({
@@ -202,7 +214,7 @@ export function toToolChoice(request: CountTokensRequest): ToolChoice {
 function referencedTools(request: CountTokensRequest): Set<string> {
   const names = new Set<string>();
   for (const m of request.messages) {
-    if (typeof m.content === 'string') continue;
+    if (m.role === 'system' || typeof m.content === 'string') continue;
     for (const block of m.content) {
       if (block.type !== 'tool_result' || typeof block.content !== 'object') continue;
       for (const part of block.content) if (part.type === 'tool_reference') names.add(part.tool_name);
