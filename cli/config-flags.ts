@@ -21,6 +21,8 @@ function flagOption(option: OptionName): Options {
   const shownDefault = shownDefaults[option] ?? String(spec.default);
   const describe = `${spec.doc} Allowed: ${spec.allowed}. Env: ${envName(option)}.`;
   if (spec.kind === 'boolean') return { type: 'boolean', describe, defaultDescription: shownDefault };
+  // Repeatable (the parser keeps only the last of other repeated flags): every occurrence is kept.
+  if (spec.kind === 'list') return { type: 'string', array: true, requiresArg: true, describe, defaultDescription: 'none' };
   return { requiresArg: true, describe, defaultDescription: shownDefault };
 }
 
@@ -34,6 +36,15 @@ export function configFlags(command: ConfigCommand): Record<string, Options> {
     flags[flagName(option)] = flagOption(option);
   }
   return flags;
+}
+
+/**
+ * The parser keeps every occurrence of a repeated flag: a list option (`--model-alias`) keeps them all,
+ * any other flag its last, as a CLI user expects of `--port 1 --port 2`.
+ */
+export function lastOfRepeated(argv: Record<string, unknown>): void {
+  const lists = new Set(optionNames.filter((option) => optionSpecs[option].kind === 'list').map(flagName));
+  for (const [key, value] of Object.entries(argv)) if (key !== '_' && Array.isArray(value) && !lists.has(key)) argv[key] = value.at(-1);
 }
 
 /** The config a command runs with: its flags over `process.env` over the `--config` file over defaults. */

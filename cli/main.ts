@@ -6,7 +6,7 @@
  */
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { configFlags } from './config-flags.js';
+import { configFlags, lastOfRepeated } from './config-flags.js';
 import { describeFailure, UsageError } from '../shared/exit.js';
 import { makeModelCommand, makeModelFlags } from './make-model.js';
 import { printConfig } from './print-config.js';
@@ -31,7 +31,8 @@ function buildCli(args: string[]): Argv {
       .scriptName('semantic')
       .usage('$0 <command> [options]\n\nSemantic serves one local GGUF model to many agents over OpenAI-compatible HTTP.')
       // Values stay text for the config's own checks; only kebab-case keys, so an unknown flag is named once.
-      .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false, 'duplicate-arguments-array': false, 'camel-case-expansion': false })
+      .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false, 'duplicate-arguments-array': true, 'camel-case-expansion': false })
+      .middleware(lastOfRepeated, true)
       .command('serve', 'Run one server process (no supervisor).', (y) => y.options(configFlags('serve')), run(serve))
       .command('supervise', 'Run N worker processes on one port, restarting any that crash.', (y) => y.options(configFlags('supervise')), run(supervise))
       .command('version', 'Print the Semantic version and the llama.cpp release it is built against.', (y) => y, run(printVersion))

@@ -12,8 +12,8 @@ import { AUTO } from './budgets.js';
 import { kvTypes } from './inference-options.js';
 import { z } from 'zod';
 
-/** How text from env/flags is read: files carry JSON types, env and flags carry strings. */
-type OptionKind = 'integer' | 'boolean' | 'string' | 'enum';
+/** How text from env/flags is read: files carry JSON types, env and flags carry strings (a list: comma-separated). */
+type OptionKind = 'integer' | 'boolean' | 'string' | 'enum' | 'list';
 
 export interface OptionSpec<T> {
   kind: OptionKind;
@@ -56,6 +56,19 @@ function textOption(doc: string, maxLength: number, spaces: 'spaces allowed' | '
   return { kind: 'string', schema, default: undefined, allowed: `a string of 1 to ${maxLength} characters ${kind}`, doc };
 }
 
+/**
+ * A list of names without whitespace or commas: a JSON array in a file; comma-separated in the env; in
+ * flags, the flag repeated or comma-separated (llama-server's `--alias` takes a comma-separated list too).
+ */
+function listOption(doc: string, maxItems: number, maxLength: number): OptionSpec<string[]> {
+  const item = z
+    .string()
+    .min(1)
+    .max(maxLength)
+    .regex(/^[^\s\p{Cc},]+$/u);
+  return { kind: 'list', schema: z.array(item).max(maxItems), default: [], allowed: `up to ${maxItems} names of 1 to ${maxLength} characters without whitespace or commas`, doc };
+}
+
 const MiB = 1024 * 1024;
 
 /** An API key: printable ASCII without spaces or commas (commas separate keys in one value). */
@@ -93,6 +106,11 @@ export const optionSpecs = {
     'spaces allowed',
   ),
   modelId: textOption('The id clients send as `model` and see in /v1/models.', 256, 'no spaces'),
+  modelAlias: listOption(
+    "More ids the served model answers to, on every API and in /v1/models (repeat the flag, or separate with commas), like llama-server's --alias: e.g. claude-sonnet-4-5 for Claude Code, which refuses model names it does not know. They stay after an admin model swap.",
+    64,
+    256,
+  ),
   contextSize: {
     kind: 'integer',
     schema: z.union([z.literal(AUTO), z.number().int().min(16).max(1_048_576)]),
@@ -266,6 +284,7 @@ interface Layer {
 function fromText(kind: OptionKind, text: string): unknown {
   const trimmed = text.trim();
   if (kind === 'integer' && /^[+-]?\d+$/.test(trimmed)) return Number(trimmed);
+  if (kind === 'list') return trimmed === '' ? [] : trimmed.split(',').map((name) => name.trim());
   if (kind === 'boolean') {
     if (/^(true|1|yes|on)$/i.test(trimmed)) return true;
     if (/^(false|0|no|off)$/i.test(trimmed)) return false;
@@ -311,18 +330,24 @@ function envLayer(env: Record<string, string | undefined>): Layer {
   return { values, origin: (option) => `env ${envName(option)}` };
 }
 
+/** A list option's flag given more than once arrives as an array of texts, each of which may hold several names. */
+function flagValue(kind: OptionKind, flag: unknown): unknown {
+  if (kind === 'list' && Array.isArray(flag)) return flag.flatMap((part) => (typeof part === 'string' ? (fromText(kind, part) as string[]) : [part]));
+  return typeof flag === 'string' ? fromText(kind, flag) : flag;
+}
+
 function flagLayer(flags: Partial<Record<OptionName, unknown>>): Layer {
   const values: Partial<Record<OptionName, unknown>> = {};
   for (const option of optionNames) {
     const flag = flags[option];
-    if (flag !== undefined) values[option] = typeof flag === 'string' ? fromText(optionSpecs[option].kind, flag) : flag;
+    if (flag !== undefined) values[option] = flagValue(optionSpecs[option].kind, flag);
   }
   return { values, origin: (option) => `flag --${flagName(option)}` };
 }
 
 function describeValue(value: unknown, secret = false): string {
   if (secret) return typeof value === 'string' ? `a value of ${value.length} characters (not shown: it holds keys)` : typeof value;
-  return typeof value === 'string' ? JSON.stringify(value) : String(value);
+  return typeof value === 'string' || Array.isArray(value) ? JSON.stringify(value) : String(value);
 }
 
 /** Checks that span options: llama.cpp would refuse these mixes only once the model is loading. */

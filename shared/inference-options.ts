@@ -12,6 +12,8 @@ export interface InferenceOptions {
   modelPath: string;
   /** The id clients use in `model` and see in /v1/models. */
   modelId: string;
+  /** More ids the served model answers to (`modelAlias`); absent: none. */
+  modelAliases?: readonly string[];
   /** KV cells of the one context, shared by all sequences; -1: sized from the model and memory. */
   contextSize: number;
   /** Sequences decoded together at most (continuous batching width). */

@@ -108,6 +108,7 @@ export function toServerSettings(config: Config, modelPath: string): ServerSetti
     inference: {
       modelPath,
       modelId: config.modelId ?? defaultModelId(modelPath),
+      modelAliases: config.modelAlias,
       contextSize: config.contextSize,
       maxSequences: config.maxSequences,
       batchTokens: config.batchTokens,

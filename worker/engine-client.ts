@@ -89,8 +89,12 @@ export class EngineClient implements GenerationEngine {
   private drainWaiter: { promise: Promise<DrainReport>; resolve(report: DrainReport): void } | undefined;
   private settleReady!: { resolve(model: ModelSummary): void; reject(error: Error): void };
 
+  /** More ids the served model answers to, whichever it is (they outlive a swap). */
+  readonly modelAliases: readonly string[];
+
   constructor(options: EngineClientOptions) {
     this.log = options.logger;
+    this.modelAliases = options.inference.modelAliases ?? [];
     this.diskWrites = new DiskWrites(options.logger);
     this.maxQueued = options.inference.maxQueued;
     this.ready = new Promise<ModelSummary>((resolve, reject) => {

@@ -29,6 +29,8 @@ export interface Generation {
 export interface GenerationEngine {
   /** The loaded model, once ready. */
   readonly model: ModelSummary | undefined;
+  /** More ids requests may name the model by (`modelAlias`), whichever model is loaded. */
+  readonly modelAliases?: readonly string[];
   /** Why a request cannot be served now (loading, dead), or undefined when it can. */
   unavailable(): ErrorPayload | undefined;
   /** Every outcome, a refusal included, reaches `handlers` asynchronously. */

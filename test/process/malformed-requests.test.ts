@@ -160,7 +160,14 @@ const cases: Case[] = [
   { name: 'anthropic: not JSON', path: M, raw: '{', status: 400, type: bad, family: 'anthropic' },
   { name: 'anthropic: no max_tokens', path: M, body: { model: 'tiny', messages: user }, status: 400, type: bad, family: 'anthropic' },
   { name: 'anthropic: max_tokens 0', path: M, body: msgs({ max_tokens: 0 }), status: 400, type: bad, family: 'anthropic' },
-  { name: 'anthropic: a system role in messages', path: M, body: msgs({ messages: [{ role: 'system', content: 'x' }] }), status: 400, type: bad, family: 'anthropic' },
+  {
+    name: 'anthropic: a developer role in messages (system is a beta role there)',
+    path: M,
+    body: msgs({ messages: [{ role: 'developer', content: 'x' }] }),
+    status: 400,
+    type: bad,
+    family: 'anthropic',
+  },
   { name: 'anthropic: an unknown top-level field', path: M, body: msgs({ frequency_penalty: 1 }), status: 400, type: bad, family: 'anthropic' },
   { name: 'anthropic: system is a number', path: M, body: msgs({ system: 3 }), status: 400, type: bad, family: 'anthropic' },
   {

@@ -93,11 +93,10 @@ t.test('fields are checked strictly, unknown top-level fields are refused as the
   badParam(t, { ...minimal, temperature: 1.5 }, 'temperature');
   badParam(t, { ...minimal, top_k: -1 }, 'top_k');
   badParam(t, { ...minimal, messages: [] }, 'messages');
-  badParam(t, { ...minimal, messages: [{ role: 'system', content: 'x' }] }, 'messages.0.role');
+  badParam(t, { ...minimal, messages: [{ role: 'developer', content: 'x' }] }, 'messages.0.role');
   badParam(t, { ...minimal, messages: [{ role: 'user', content: 3 }] }, 'messages.0.content');
   badParam(t, { ...minimal, stop_sequences: [''] }, 'stop_sequences.0');
   badParam(t, { ...minimal, system: 7 }, 'system');
-  badParam(t, { ...minimal, thinking: { type: 'enabled', budget_tokens: 1024 } }, 'thinking.type', /extended thinking is not supported/);
 });
 
 t.test('non-text blocks and prefill are refused as not supported yet', async (t) => {
@@ -124,8 +123,17 @@ t.test('usage: input_tokens excludes cache reads, so input + cache_read = the wh
   });
 });
 
+t.test('usage with cache_control: the computed prompt tokens are a cache write, input_tokens 0, the sum still the whole prompt', async (t) => {
+  t.strictSame(toAnthropicUsage({ promptTokens: 100, cachedTokens: 60, completionTokens: 7 }, true), {
+    input_tokens: 0,
+    output_tokens: 7,
+    cache_creation_input_tokens: 40,
+    cache_read_input_tokens: 60,
+  });
+});
+
 t.test('bodies: message, message_start and the error shape', async (t) => {
-  const meta = { id: 'msg_1', model: 'tiny' };
+  const meta = { id: 'msg_1', model: 'tiny', caching: false };
   const done = { type: 'done' as const, requestId: 'r', finishReason: 'length' as const, usage: { promptTokens: 10, cachedTokens: 0, completionTokens: 3 } };
   t.strictSame(messageBody(meta, [{ type: 'text', text: 'abc' }], done), {
     id: 'msg_1',

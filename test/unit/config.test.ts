@@ -36,6 +36,7 @@ t.test('defaults: every option has one and they pass their own checks', async (t
     port: 8080,
     model: undefined,
     modelId: undefined,
+    modelAlias: [],
     contextSize: -1,
     maxSequences: 8,
     batchTokens: 512,
@@ -105,6 +106,23 @@ t.test('env and flag text is read by the option kind', async (t) => {
   t.equal(loadConfig({ flags: { flashAttention: false }, env: { SEMANTIC_FLASH_ATTENTION: '1' } }).flashAttention, false, 'a boolean flag from yargs wins');
 });
 
+t.test('modelAlias: a list from a repeated flag, a comma-separated flag or env value, or a JSON array in a file', async (t) => {
+  t.strictSame(loadConfig({ flags: { modelAlias: ['claude-sonnet-4-5', 'claude-haiku-4-5,gpt-4o'] } }).modelAlias, ['claude-sonnet-4-5', 'claude-haiku-4-5', 'gpt-4o']);
+  t.strictSame(loadConfig({ flags: { modelAlias: 'a' } }).modelAlias, ['a']);
+  t.strictSame(loadConfig({ env: { SEMANTIC_MODEL_ALIAS: 'a, b' } }).modelAlias, ['a', 'b']);
+  t.strictSame(loadConfig({ env: { SEMANTIC_MODEL_ALIAS: 'a' }, flags: { modelAlias: 'b' } }).modelAlias, ['b'], 'flags replace the env list');
+  t.strictSame(configFromJson('{"modelAlias":["x","y"]}', 'test').modelAlias, ['x', 'y']);
+  t.strictSame(
+    problemsOf(t, () => loadConfig({ flags: { modelAlias: 'a,,b' } })),
+    ['modelAlias must be up to 64 names of 1 to 256 characters without whitespace or commas; got ["a","","b"] from flag --model-alias'],
+  );
+  t.strictSame(
+    problemsOf(t, () => loadConfig({ flags: { modelAlias: 'my model' } })),
+    ['modelAlias must be up to 64 names of 1 to 256 characters without whitespace or commas; got ["my model"] from flag --model-alias'],
+  );
+  t.strictSame(toServerSettings(loadConfig({ flags: { modelAlias: 'claude-sonnet-4-5' } }), '/m.gguf').inference.modelAliases, ['claude-sonnet-4-5']);
+});
+
 const invalidValues: [OptionName, string, string][] = [
   ['host', 'my host', 'host must be a host name or IP address (letters, digits, ".", ":", "_", "-"); got "my host" from flag --host'],
   ['port', '65536', 'port must be an integer from 0 to 65535; got 65536 from flag --port'],
@@ -112,6 +130,7 @@ const invalidValues: [OptionName, string, string][] = [
   ['model', '', 'model must be a string of 1 to 4096 characters without control characters; got "" from flag --model'],
   ['model', 'a.gguf\n{"msg":"forged"}', 'model must be a string of 1 to 4096 characters without control characters; got "a.gguf\\n{\\"msg\\":\\"forged\\"}" from flag --model'],
   ['modelId', 'my model', 'modelId must be a string of 1 to 256 characters without whitespace; got "my model" from flag --model-id'],
+  ['modelAlias', 'a,,b', 'modelAlias must be up to 64 names of 1 to 256 characters without whitespace or commas; got ["a","","b"] from flag --model-alias'],
   ['contextSize', '-5', 'contextSize must be -1 (auto) or an integer from 16 to 1048576; got -5 from flag --context-size'],
   ['contextSize', '1.5', 'contextSize must be -1 (auto) or an integer from 16 to 1048576; got "1.5" from flag --context-size'],
   ['maxSequences', '0', 'maxSequences must be an integer from 1 to 256; got 0 from flag --max-sequences'],
@@ -239,6 +258,7 @@ t.test('server settings: inference options from the config, model id from the fi
     inference: {
       modelPath: '/models/Qwen2.5-0.5B-Instruct.Q8_0.gguf',
       modelId: 'Qwen2.5-0.5B-Instruct.Q8_0',
+      modelAliases: [],
       contextSize: 4096,
       maxSequences: 8,
       batchTokens: 512,

@@ -40,12 +40,24 @@ export function badRequestOf(error: z.ZodError, wording: IssueWording): BadReque
   return new BadRequestError(wording.badField(param, issue.message), param);
 }
 
-/** The model a request names must be the one this server runs; `describe` words the 404 the API's way. */
-export function servedModel(engine: Pick<GenerationEngine, 'model' | 'unavailable'>, requested: string, describe: (requested: string, served: string) => string): ModelSummary {
+/** The ids the served model answers to: its own, then its aliases (`modelAlias`), as /v1/models lists them. */
+export function servedIds(engine: Pick<GenerationEngine, 'modelAliases'>, model: Pick<ModelSummary, 'id'>): string[] {
+  return [model.id, ...(engine.modelAliases ?? []).filter((alias) => alias !== model.id)];
+}
+
+/**
+ * The model a request names must be the one this server runs, by its id or an alias; `describe` words
+ * the 404 the API's way.
+ */
+export function servedModel(
+  engine: Pick<GenerationEngine, 'model' | 'unavailable' | 'modelAliases'>,
+  requested: string,
+  describe: (requested: string, served: string) => string,
+): ModelSummary {
   const unavailable = engine.unavailable();
   if (unavailable !== undefined) throw SemanticError.fromPayload(unavailable);
   const model = engine.model;
   if (model === undefined) throw new SemanticError(ErrorCode.NotReady, 'The model is still loading.', { retryAfter: 1 });
-  if (requested !== model.id) throw new SemanticError(ErrorCode.ModelNotFound, describe(requested, model.id), { param: 'model' });
+  if (!servedIds(engine, model).includes(requested)) throw new SemanticError(ErrorCode.ModelNotFound, describe(requested, model.id), { param: 'model' });
   return model;
 }

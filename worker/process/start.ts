@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { ModelSummary } from '../../shared/protocol/messages.js';
 import { EngineClient } from '../engine-client.js';
 import { openAIRoutes } from '../api/openai/chat.js';
-import { anthropicRoutes } from '../api/anthropic/messages.js';
+import { anthropicRoutes, type AnthropicSettings } from '../api/anthropic/messages.js';
 import { completionRoutes } from '../api/openai/completions.js';
 import { responsesRoutes } from '../api/responses/responses.js';
 import { ResponseStore } from '../api/responses/store.js';
@@ -80,6 +80,7 @@ function routes(
   agentGate: AgentGate,
   swaps: Pick<AdminOptions, 'forwardSwap' | 'modelsDir'>,
   responses: ResponseStore,
+  settings: AnthropicSettings,
 ): Route[] {
   return [
     liveRoute(),
@@ -89,7 +90,7 @@ function routes(
     ...openAIRoutes(engine, agentGate),
     ...completionRoutes(engine, agentGate),
     ...responsesRoutes(engine, responses, agentGate),
-    ...anthropicRoutes(engine, agentGate),
+    ...anthropicRoutes(engine, agentGate, settings),
     ...agentRoutes(engine),
     ...adminRoutes(engine, { router, readiness: limits, ...swaps }),
   ];
@@ -147,7 +148,10 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   const metrics = new HttpMetrics(() => engine.stats(), engine.diskWrites);
   const router = createRouter({ routes: table, logger, guard, onResponse: (answered) => metrics.observe(answered) });
   const swaps = { forwardSwap: options.forwardSwap, modelsDir: resolve(options.modelsDir ?? dirname(options.inference.modelPath)) };
-  table.push(...routes(engine, router, limits, agentGate, swaps, responses), metricsRoute(metrics.registry, options.access?.metricsAccess ?? 'public'));
+  table.push(
+    ...routes(engine, router, limits, agentGate, swaps, responses, { kvUnified: options.inference.kvUnified }),
+    metricsRoute(metrics.registry, options.access?.metricsAccess ?? 'public'),
+  );
   http.handle(router.handle);
   let port = options.port;
   let bound = false;

@@ -118,9 +118,11 @@ function lowerBound(schema: JsonSchema, step: number): number {
   return Math.max(schema.minimum ?? -1000, -1000);
 }
 
+/** At most 1000, or 1000 above a higher minimum (thinking's budget_tokens starts at 1024). */
 function upperBound(schema: JsonSchema, step: number): number {
-  if (schema.exclusiveMaximum !== undefined) return Math.min(schema.exclusiveMaximum - step, 1000);
-  return Math.min(schema.maximum ?? 1000, 1000);
+  const cap = Math.max(1000, (schema.minimum ?? schema.exclusiveMinimum ?? 0) + 1000);
+  if (schema.exclusiveMaximum !== undefined) return Math.min(schema.exclusiveMaximum - step, cap);
+  return Math.min(schema.maximum ?? cap, cap);
 }
 
 function numberArbitrary(schema: JsonSchema): fc.Arbitrary<number> {

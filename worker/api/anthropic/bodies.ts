@@ -2,10 +2,16 @@
  * Anthropic's words for a message: the body, its usage and stop fields, the stream's first event and
  * the error body.
  *
- * Usage follows the real API's prompt-caching accounting: `input_tokens` are the prompt tokens this
- * request computed, `cache_read_input_tokens` those reused from the agent's cache, so their sum is the
- * whole prompt (what count_tokens reports). `cache_creation_input_tokens` is always 0: caching here
- * is automatic and costs nothing extra, so no token is ever billed as a cache write.
+ * Usage follows the real API's prompt-caching accounting, whose three prompt counts add up to the whole
+ * prompt (what count_tokens reports):
+ * - `cache_read_input_tokens`: the prompt tokens reused from the agent's cache (always reported: the
+ *   cache here is automatic, and a client should see what it saved);
+ * - `cache_creation_input_tokens`: the prompt tokens this request computed and left in the agent's
+ *   cache for its next turn, reported only when the request marked something with `cache_control`, as
+ *   the real API writes the cache only then; `input_tokens` is then 0, as the whole prompt is kept;
+ * - `input_tokens`: without any `cache_control`, the prompt tokens this request computed.
+ * Claude Code marks every request, so it sees what the real API would show it: the first turn a cache
+ * write, each later turn a read of the earlier turns and a write of the new part.
  */
 import { randomBytes } from 'node:crypto';
 import { describeError, type ErrorPayload } from '../../../shared/errors.js';
@@ -29,12 +35,13 @@ export interface AnthropicUsage {
   cache_read_input_tokens: number;
 }
 
-/** See the module comment: input_tokens + cache_read_input_tokens = the whole prompt. */
-export function toAnthropicUsage(usage: Usage): AnthropicUsage {
+/** See the module comment; `caching`: the request marked something with `cache_control`. */
+export function toAnthropicUsage(usage: Usage, caching = false): AnthropicUsage {
+  const computed = usage.promptTokens - usage.cachedTokens;
   return {
-    input_tokens: usage.promptTokens - usage.cachedTokens,
+    input_tokens: caching ? 0 : computed,
     output_tokens: usage.completionTokens,
-    cache_creation_input_tokens: 0,
+    cache_creation_input_tokens: caching ? computed : 0,
     cache_read_input_tokens: usage.cachedTokens,
   };
 }
@@ -57,10 +64,12 @@ export function toStopFields(done: Pick<CompletedMessage, 'finishReason' | 'stop
 export interface MessageMeta {
   id: string;
   model: string;
+  /** The request marked something with `cache_control` (usage reports cache writes). */
+  caching: boolean;
 }
 
-export function newMessageMeta(model: string): MessageMeta {
-  return { id: `msg_${randomBytes(12).toString('hex')}`, model };
+export function newMessageMeta(model: string, caching = false): MessageMeta {
+  return { id: `msg_${randomBytes(12).toString('hex')}`, model, caching };
 }
 
 export function messageBody(meta: MessageMeta, content: OutputBlock[], done: CompletedMessage): unknown {
@@ -72,13 +81,13 @@ export function messageBody(meta: MessageMeta, content: OutputBlock[], done: Com
     model: meta.model,
     content,
     ...toStopFields(done, calls),
-    usage: toAnthropicUsage(done.usage),
+    usage: toAnthropicUsage(done.usage, meta.caching),
   };
 }
 
 /** The stream's first event: the message with no content yet and the prompt's usage. */
 export function messageStart(meta: MessageMeta, started: StartedMessage): StreamEvent {
-  const usage = toAnthropicUsage({ promptTokens: started.promptTokens, cachedTokens: started.cachedTokens, completionTokens: 0 });
+  const usage = toAnthropicUsage({ promptTokens: started.promptTokens, cachedTokens: started.cachedTokens, completionTokens: 0 }, meta.caching);
   const message = { id: meta.id, type: 'message', role: 'assistant', model: meta.model, content: [], stop_reason: null, stop_sequence: null, usage };
   return { type: 'message_start', message };
 }

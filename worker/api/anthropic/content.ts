@@ -11,11 +11,14 @@ import { BadRequestError } from '../../../shared/errors.js';
 import type { ChatMessage, ToolCall } from '../../../shared/protocol/messages.js';
 import type { AnthropicMessage, ContentBlock, CountTokensRequest } from './schema.js';
 
-type TextBlocks = string | { text: string }[];
+type TextBlocks = string | ({ type: 'text'; text: string } | { type: 'tool_reference' })[];
 
-/** Blocks are joined with newlines, as the OpenAI route joins parts: one conversation, one prompt. */
+/**
+ * Blocks are joined with newlines, as the OpenAI route joins parts: one conversation, one prompt. A
+ * tool_reference has no text: it puts its tool's definition among the prompt's tools (schema.ts).
+ */
 function joinText(value: TextBlocks): string {
-  return typeof value === 'string' ? value : value.map((block) => block.text).join('\n');
+  return typeof value === 'string' ? value : value.flatMap((block) => (block.type === 'text' ? [block.text] : [])).join('\n');
 }
 
 /** One block and where the request had it, for errors naming the field. */
@@ -32,16 +35,31 @@ interface Turn {
   blocks: Located<ContentBlock>[];
 }
 
-function mergeTurns(messages: readonly AnthropicMessage[]): Turn[] {
-  const turns: Turn[] = [];
+type SystemMessage = Extract<AnthropicMessage, { role: 'system' }>;
+
+/** A system message's text, or undefined where it is not shown any more (`clear_at`) or has none. */
+function systemText(m: SystemMessage, i: number, messages: readonly AnthropicMessage[]): string | undefined {
+  if (m.clear_at === 'next_user_message' && messages.slice(i + 1).some((later) => later.role === 'user')) return undefined;
+  const text = m.content === undefined ? '' : joinText(m.content);
+  return text === '' ? undefined : text;
+}
+
+/** Turns of one role merged; a system message in the conversation stands as its own turn. */
+function mergeTurns(messages: readonly AnthropicMessage[]): (Turn | ChatMessage)[] {
+  const turns: (Turn | ChatMessage)[] = [];
   for (const [i, m] of messages.entries()) {
     const path = `messages.${i}`;
+    if (m.role === 'system') {
+      const text = systemText(m, i, messages);
+      if (text !== undefined) turns.push({ role: 'system', content: text });
+      continue;
+    }
     const blocks: Located<ContentBlock>[] =
       typeof m.content === 'string'
         ? [{ block: { type: 'text', text: m.content }, path: `${path}.content` }]
         : m.content.map((block, j) => ({ block, path: `${path}.content.${j}` }));
     const last = turns.at(-1);
-    if (last?.role === m.role) last.blocks.push(...blocks);
+    if (last !== undefined && 'blocks' in last && last.role === m.role) last.blocks.push(...blocks);
     else turns.push({ role: m.role, path, blocks });
   }
   return turns;
@@ -60,6 +78,8 @@ function assistantMessage(turn: Turn): ChatMessage {
     const { block } = located;
     if (block.type === 'text') texts.push(block.text);
     else if (block.type === 'tool_use') calls.push({ id: block.id, name: block.name, arguments: JSON.stringify(block.input) });
+    else if (block.type === 'thinking' || block.type === 'redacted_thinking')
+      continue; // earlier reasoning is not rendered (schema.ts)
     else wrongTurn(located, 'assistant');
   }
   return { role: 'assistant', content: texts.join('\n'), ...(calls.length === 0 ? {} : { toolCalls: calls }) };
@@ -123,7 +143,8 @@ export function chatMessages(request: CountTokensRequest): ChatMessage[] {
   if (system !== '') out.push({ role: 'system', content: system });
   let calls: readonly ToolCall[] = [];
   for (const turn of mergeTurns(request.messages)) {
-    if (turn.role === 'assistant') {
+    if (!('blocks' in turn)) out.push(turn);
+    else if (turn.role === 'assistant') {
       const message = assistantMessage(turn);
       calls = message.toolCalls ?? [];
       out.push(message);
@@ -132,5 +153,7 @@ export function chatMessages(request: CountTokensRequest): ChatMessage[] {
       calls = [];
     }
   }
+  // Only system messages without text (cleared or empty): nothing to prompt with, and the engine takes no empty conversation.
+  if (out.length === 0) throw new BadRequestError('messages: at least one message with content is required', 'messages');
   return out;
 }

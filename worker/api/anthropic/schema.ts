@@ -3,8 +3,9 @@
  * protocol message they become. Unlike the OpenAI route (whose clients send many vendor extras), the
  * real Anthropic API refuses unknown top-level fields, and so do we: a 400 naming the field, so a
  * client relying on a feature we lack learns it at once instead of getting a silently different
- * answer. For the same reason server tools, extended thinking, assistant prefill and non-text blocks
- * (images, documents) are refused with a message saying they are not supported yet.
+ * answer. For the same reason server tools, assistant prefill and non-text blocks (images, documents)
+ * are refused with a message saying they are not supported yet. The newer and beta fields clients send
+ * (thinking, context_management, output_config…) are declared in request-fields.ts.
  */
 import { z } from 'zod';
 import { BadRequestError } from '../../../shared/errors.js';
@@ -13,12 +14,12 @@ import type { ChatMessage, GenerateInput, GenerateMessage, SamplingParams, ToolD
 import type { ToolFormat } from '../../tools/format.js';
 import { toolChoiceGrammar, toolsForPrompt, type ToolChoice } from '../../tools/tool-choice.js';
 import { defaultSampling, maxStopStrings } from '../sampling.js';
+import { jsonSchemaGrammar } from '../../tools/json-grammar.js';
+import { cacheControl, checkBetaFields, checkThinkingBudget, extraRequestFields, outputSchema, thinkingConfig, thinkingRequest, type ThinkingRequest } from './request-fields.js';
 
 const required = (expected: string) => (issue: { input?: unknown }) => (issue.input === undefined ? 'Field required' : `expected ${expected}`);
 const requiredString = () => z.string({ error: required('a string') });
 
-/** `cache_control` is accepted and ignored: every agent's prompt is cached automatically. */
-const cacheControl = z.object({ type: z.literal('ephemeral'), ttl: z.enum(['5m', '1h']).optional() }).nullish();
 const textBlock = z.object({ type: z.literal('text'), text: z.string(), cache_control: cacheControl, citations: z.array(z.unknown()).nullish() });
 const textContent = z.union([z.string(), z.array(textBlock)], { error: 'expected a string or an array of text blocks' });
 
@@ -31,18 +32,43 @@ const toolUseBlock = z.object({
   cache_control: cacheControl,
 });
 
+/**
+ * The assistant's reasoning, echoed back by clients in its turn. It is not rendered into the prompt:
+ * a model that does not reason never saw it in training, and reasoning templates drop old reasoning.
+ */
+const thinkingBlock = z.object({ type: z.literal('thinking'), thinking: z.string(), signature: z.string().optional() });
+const redactedThinkingBlock = z.object({ type: z.literal('redacted_thinking'), data: z.string() });
+
+/** A tool search's result (advanced-tool-use beta): it loads the named deferred tool into the prompt. */
+const toolReferenceBlock = z.object({ type: z.literal('tool_reference'), tool_name: requiredString().min(1), cache_control: cacheControl });
+const toolResultContent = z.union([z.string(), z.array(z.discriminatedUnion('type', [textBlock, toolReferenceBlock]))], {
+  error: 'expected a string or an array of text and tool_reference blocks',
+});
+
 /** The result of one call, in the user turn after it. */
 const toolResultBlock = z.object({
   type: z.literal('tool_result'),
   tool_use_id: requiredString().min(1),
-  content: textContent.optional(),
+  content: toolResultContent.optional(),
   is_error: z.boolean().optional(),
   cache_control: cacheControl,
 });
 
-const contentBlock = z.discriminatedUnion('type', [textBlock, toolUseBlock, toolResultBlock]);
+const contentBlock = z.discriminatedUnion('type', [textBlock, toolUseBlock, toolResultBlock, thinkingBlock, redactedThinkingBlock]);
 const content = z.union([z.string(), z.array(contentBlock)], { error: 'expected a string or an array of content blocks' });
-const message = z.object({ role: z.enum(['user', 'assistant']), content });
+/**
+ * A system message inside the conversation (the mid-conversation-system beta, which Claude Code sends):
+ * rendered where it stands; with `clear_at: "next_user_message"` only until a later user turn exists.
+ */
+const systemMessage = z.object({
+  role: z.literal('system'),
+  content: textContent.optional(),
+  clear_at: z.enum(['next_user_message', 'never']).nullish(),
+  output_config: z.looseObject({}).nullish(),
+});
+const message = z.discriminatedUnion('role', [z.object({ role: z.enum(['user', 'assistant']), content }), systemMessage], {
+  error: 'expected a message with role "user", "assistant" or "system"',
+});
 
 /** A client tool: the model sees its name, description and input schema (a JSON Schema for an object). */
 const tool = z.object({
@@ -51,6 +77,14 @@ const tool = z.object({
   description: z.string().optional(),
   input_schema: z.looseObject({ type: z.literal('object', 'expected "object": a tool takes an object') }, { error: required('an object') }),
   cache_control: cacheControl,
+  /** Left out of the prompt until a tool_reference block (a tool search's result) names it, as the real API does. */
+  defer_loading: z.boolean().optional(),
+  // Accepted, with no effect here: `strict` (calls forced by a grammar are valid anyway, free ones are
+  // parsed as the model wrote them), `input_examples`, `eager_input_streaming`, `allowed_callers`.
+  strict: z.boolean().optional(),
+  input_examples: z.array(z.record(z.string(), z.unknown())).optional(),
+  eager_input_streaming: z.boolean().nullish(),
+  allowed_callers: z.array(z.string()).optional(),
 });
 
 const parallel = { disable_parallel_tool_use: z.boolean().optional() };
@@ -67,7 +101,8 @@ const conversation = {
   system: textContent.nullish(),
   tools: z.array(tool).nullish(),
   tool_choice: toolChoice.nullish(),
-  thinking: z.object({ type: z.literal('disabled', 'extended thinking is not supported by this server yet') }).nullish(),
+  thinking: thinkingConfig.nullish(),
+  ...extraRequestFields,
 };
 
 export const messagesRequestSchema = z.strictObject({
@@ -82,8 +117,6 @@ export const messagesRequestSchema = z.strictObject({
   temperature: z.number().min(0).max(1).nullish(),
   top_p: z.number().gt(0).max(1).nullish(),
   top_k: z.number().int().nonnegative().nullish(),
-  /** Accepted and ignored: there is one tier here. */
-  service_tier: z.enum(['auto', 'standard_only']).nullish(),
 });
 
 export const countTokensRequestSchema = z.strictObject(conversation);
@@ -99,7 +132,7 @@ const anthropicWording: IssueWording = {
   badField: (param, message) => `${param}: ${message}`,
 };
 
-const supportedBlocks = new Set(['text', 'tool_use', 'tool_result']);
+const supportedBlocks = new Set(['text', 'tool_use', 'tool_result', 'thinking', 'redacted_thinking']);
 
 /** Block types the real API has and we do not (images, documents, thinking, server tools' blocks). */
 function rejectBlocks(value: unknown, path: string, supported: ReadonlySet<string>): void {
@@ -153,12 +186,15 @@ function parse<T extends CountTokensRequest>(schema: z.ZodType<T>, body: unknown
   const parsed = schema.safeParse(body);
   if (!parsed.success) throw badRequestOf(parsed.error, anthropicWording);
   checkTools(parsed.data);
+  checkBetaFields(parsed.data);
   return parsed.data;
 }
 
 /** Throws BadRequestError naming the first offending field. */
 export function parseMessagesRequest(body: unknown): MessagesRequest {
-  return parse(messagesRequestSchema, body);
+  const request = parse(messagesRequestSchema, body);
+  checkThinkingBudget(request.thinking, request.max_tokens);
+  return request;
 }
 
 export function parseCountTokensRequest(body: unknown): CountTokensRequest {
@@ -174,9 +210,28 @@ export function toToolChoice(request: CountTokensRequest): ToolChoice {
   return { kind: 'none' };
 }
 
-/** The request's tools in the protocol's shape: `input_schema` is the JSON Schema of the call's arguments. */
+/** Tools a tool_reference block in the conversation loaded. */
+function referencedTools(request: CountTokensRequest): Set<string> {
+  const names = new Set<string>();
+  for (const m of request.messages) {
+    if (m.role === 'system' || typeof m.content === 'string') continue;
+    for (const block of m.content) {
+      if (block.type !== 'tool_result' || typeof block.content !== 'object') continue;
+      for (const part of block.content) if (part.type === 'tool_reference') names.add(part.tool_name);
+    }
+  }
+  return names;
+}
+
+/**
+ * The request's tools in the protocol's shape: `input_schema` is the JSON Schema of the call's arguments.
+ * A deferred tool (`defer_loading`) is in it only once a tool search loaded it.
+ */
 export function toolDefinitions(request: CountTokensRequest): ToolDefinition[] {
-  return (request.tools ?? []).map((t) => ({ name: t.name, ...(t.description === undefined ? {} : { description: t.description }), parameters: t.input_schema }));
+  const loaded = referencedTools(request);
+  return (request.tools ?? [])
+    .filter((t) => t.defer_loading !== true || loaded.has(t.name))
+    .map((t) => ({ name: t.name, ...(t.description === undefined ? {} : { description: t.description }), parameters: t.input_schema }));
 }
 
 /** How the model may answer this request: which tools it is told of, whether its calls are parsed, how many are kept. */
@@ -222,14 +277,43 @@ function toSampling(request: MessagesRequest, grammar: string | undefined): Samp
   };
 }
 
-export function toGenerateMessage(request: MessagesRequest, messages: ChatMessage[], requestId: string, agentId: string, use: ToolUse): GenerateMessage {
-  return {
+/**
+ * The grammar the answer is held to: a forced call's; else, when no tool is offered, the structured
+ * output's (`output_config.format`, `output_format`). With tools offered the model must stay free to call one.
+ */
+function answerGrammar(request: MessagesRequest, use: ToolUse): string | undefined {
+  if (use.grammar !== undefined || use.promptTools.length > 0) return use.grammar;
+  const format = outputSchema(request);
+  return format === undefined ? undefined : jsonSchemaGrammar(format.schema, format.param);
+}
+
+/**
+ * The seam of the reasoning work: the request's thinking, parsed, reaches the generate message here.
+ * Until the protocol carries it the message goes unchanged, which is also what a model that does not
+ * reason must do: answer with no thinking block.
+ */
+function withThinking(message: GenerateMessage, thinking: ThinkingRequest): GenerateMessage {
+  void thinking; // the reasoning work's hook: nothing to carry until the protocol has a field for it
+  return message;
+}
+
+/** `maxTokens`: max_tokens, or less where the context cannot hold it (messages.ts). */
+export function toGenerateMessage(
+  request: MessagesRequest,
+  messages: ChatMessage[],
+  requestId: string,
+  agentId: string,
+  use: ToolUse,
+  maxTokens = request.max_tokens,
+): GenerateMessage {
+  const message: GenerateMessage = {
     type: 'generate',
     requestId,
     agentId,
     input: chatInput(messages, use),
-    sampling: toSampling(request, use.grammar),
-    maxTokens: request.max_tokens,
+    sampling: toSampling(request, answerGrammar(request, use)),
+    maxTokens,
     stop: request.stop_sequences ?? [],
   };
+  return withThinking(message, thinkingRequest(request.thinking));
 }

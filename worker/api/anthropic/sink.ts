@@ -46,7 +46,7 @@ export function messageStreamSink({ meta, parsing, requestId }: MessageOutput): 
     },
     finish(done) {
       const calls = blocks.finish();
-      pending.push({ type: 'message_delta', delta: toStopFields(done, calls), usage: toAnthropicUsage(done.usage) }, { type: 'message_stop' });
+      pending.push({ type: 'message_delta', delta: toStopFields(done, calls), usage: toAnthropicUsage(done.usage, meta.caching) }, { type: 'message_stop' });
       return take();
     },
     error: (error) => named({ ...anthropicErrorBody(error) }),

@@ -9,6 +9,7 @@ import { ToolCallStream } from '../../tools/tool-calls.js';
 import type { GenerationEngine } from '../../generation.js';
 import { noAgentLimit, type AgentGate } from '../../http/rate-limit.js';
 import type { RequestContext, Route } from '../../http/router.js';
+import { servedIds } from '../request-checks.js';
 import { completionBody, completionChunk, openAIErrorBody, usageChunk } from './bodies.js';
 import { afterReasoning, firstCallOnly, textOutput } from './output.js';
 import { ReasoningStream, reasoningStartFor } from '../../tools/reasoning.js';
@@ -45,7 +46,8 @@ async function chatCompletions(context: RequestContext, engine: GenerationEngine
 function listModels(context: RequestContext, engine: GenerationEngine, readyAt: () => number): void {
   const model = engine.model;
   if (model === undefined) throw SemanticError.fromPayload(engine.unavailable() ?? { code: ErrorCode.NotReady, message: 'The model is still loading.' });
-  context.sendJson(200, { object: 'list', data: [{ id: model.id, object: 'model', created: readyAt(), owned_by: 'semantic' }] });
+  const data = servedIds(engine, model).map((id) => ({ id, object: 'model', created: readyAt(), owned_by: 'semantic' }));
+  context.sendJson(200, { object: 'list', data });
 }
 
 export function openAIRoutes(engine: GenerationEngine, agentGate: AgentGate = noAgentLimit): Route[] {
