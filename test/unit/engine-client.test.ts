@@ -8,30 +8,11 @@ import type { GenerateMessage } from '../../shared/protocol/messages.js';
 import { EngineClient } from '../../worker/engine-client.js';
 import type { CompletedMessage } from '../../worker/generation.js';
 import type { InferenceOptions } from '../../shared/inference-options.js';
+import { fakeInferenceOptions } from '../helpers/fake-inference-options.js';
 
 const fakeThread = new URL('../fixtures/fake-inference-thread.mjs', import.meta.url);
 
-function inference(modelPath = 'fake://ready'): InferenceOptions {
-  return {
-    modelPath,
-    modelId: 'fake-model',
-    contextSize: 4096,
-    maxSequences: 4,
-    batchTokens: 512,
-    threads: 1,
-    kvType: 'f16',
-    flashAttention: false,
-    kvUnified: true,
-    idleAgents: 'auto',
-    gpuLayers: 0,
-    ramBudgetBytes: 0,
-    cacheDir: '/nonexistent',
-    diskBudgetBytes: 0,
-    maxQueued: 8,
-    maxQueuedTokens: 65536,
-    maxQueuedPerAgent: 4,
-  };
-}
+const inference = (modelPath = 'fake://ready'): InferenceOptions => fakeInferenceOptions(modelPath);
 
 function startClient(t: Test, modelPath?: string): EngineClient {
   const client = new EngineClient({ inference: inference(modelPath), logger: pino({ level: 'silent' }), threadUrl: fakeThread });

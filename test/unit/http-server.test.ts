@@ -10,7 +10,7 @@ import { createRouter, type Route } from '../../worker/http/router.js';
 import { createHttpServer } from '../../worker/http/http-server.js';
 import { connect, type Socket } from 'node:net';
 import { parseResponses, sendRaw, type RawResponse } from '../helpers/raw-http.js';
-import type { InferenceOptions } from '../../shared/inference-options.js';
+import { fakeInferenceOptions } from '../helpers/fake-inference-options.js';
 import { startWorkerServer, type WorkerServer } from '../../worker/process/start.js';
 
 const fakeThread = new URL('../fixtures/fake-inference-thread.mjs', import.meta.url);
@@ -32,27 +32,7 @@ class LogCapture {
   }
 }
 
-function inference(modelPath: string): InferenceOptions {
-  return {
-    modelPath,
-    modelId: 'fake-model',
-    contextSize: 4096,
-    maxSequences: 4,
-    batchTokens: 512,
-    threads: 1,
-    kvType: 'f16',
-    flashAttention: false,
-    kvUnified: true,
-    idleAgents: 'auto',
-    gpuLayers: 0,
-    ramBudgetBytes: 0,
-    cacheDir: '/nonexistent',
-    diskBudgetBytes: 0,
-    maxQueued: 8,
-    maxQueuedTokens: 65536,
-    maxQueuedPerAgent: 4,
-  };
-}
+const inference = fakeInferenceOptions;
 
 async function start(modelPath: string, logs = new LogCapture()): Promise<{ server: WorkerServer; url: string; logs: LogCapture }> {
   const logger = pino({ level: 'info' }, logs);
