@@ -11,6 +11,8 @@ export interface SoakSettings {
   restartEveryMinutes: number;
   burstEverySeconds: number;
   warmupSeconds: number;
+  /** Length of the windows whose RSS medians the growth compares (soak-sampler.ts says why). */
+  windowSeconds: number;
   sampleSeconds: number;
   concurrency: number;
   burstSize: number;
@@ -86,15 +88,15 @@ function processTable(processes: readonly ProcessSummary[]): string {
     p.role,
     String(p.pid),
     `${p.firstSeconds}-${p.lastSeconds}`,
-    p.warm === undefined ? '-' : mib(p.warm.rssBytes),
-    mib(p.last.rssBytes),
+    p.warmRssMedianBytes === undefined ? '-' : mib(p.warmRssMedianBytes),
+    p.endRssMedianBytes === undefined ? '-' : mib(p.endRssMedianBytes),
     mib(p.maxRssBytes),
     p.rssGrowthPercent === undefined ? '-' : p.rssGrowthPercent.toFixed(1),
     p.warm === undefined ? '-' : String(p.warm.fds),
     String(p.last.fds),
     String(p.maxFds),
   ]);
-  return table(['process', 'pid', 'seen (s)', 'RSS warm MiB', 'RSS end MiB', 'RSS max MiB', 'growth %', 'fds warm', 'fds end', 'fds max'], rows);
+  return table(['process', 'pid', 'seen (s)', 'RSS warm MiB*', 'RSS end MiB*', 'RSS max MiB', 'growth %', 'fds warm', 'fds end', 'fds max'], rows);
 }
 
 /** The cache dir and the processes' total RSS at about ten points of the run. */
@@ -124,6 +126,7 @@ export function formatReport(report: SoakReport): string {
     ...report.goals.map((goal) => `  [${goal.met ? 'met' : 'MISSED'}] ${goal.name}: ${goal.detail}`),
     '',
     processTable(report.processes),
+    `* RSS warm: the median over the ${report.settings.windowSeconds} s after a process's ${report.settings.warmupSeconds} s warm-up; RSS end: the median over its last ${report.settings.windowSeconds} s; growth compares the two.`,
     '',
     timeline(report.samples),
     '',

@@ -6,7 +6,7 @@
  * and open fds and the cache dir's bytes (bench/soak-sampler.ts), then prints the goals and tables
  * and writes everything, every sample included, as JSON (docs/reliability.md, "Soak", reads it).
  *
- *   npm run soak -- --minutes 60 [--restart-every 5] [--burst-every 60] [--clients 4] [--warmup-seconds 60] [--sample-seconds 5] [--out soak.json]
+ *   npm run soak -- --minutes 60 [--restart-every 5] [--burst-every 60] [--clients 4] [--warmup-seconds 60] [--window-seconds 60] [--sample-seconds 5] [--out soak.json]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -27,6 +27,7 @@ const { values } = parseArgs({
     'burst-every': { type: 'string', default: '60' },
     clients: { type: 'string', default: '4' },
     'warmup-seconds': { type: 'string', default: '60' },
+    'window-seconds': { type: 'string', default: '60' },
     'sample-seconds': { type: 'string', default: '5' },
     out: { type: 'string' },
   },
@@ -149,7 +150,7 @@ async function soak(settings: SoakSettings, cacheDir: string): Promise<SoakRepor
   const cacheBytes = samples.filter((s) => s.atSeconds >= settings.warmupSeconds).map((s) => s.cacheBytes);
   const partial = {
     settings,
-    processes: summarise(samples, settings.warmupSeconds),
+    processes: summarise(samples, settings.warmupSeconds, settings.windowSeconds),
     traffic: traffic.tally,
     restarts: { ...restarts, done: server.restartsDone() },
     supervisorExitCode,
@@ -170,6 +171,7 @@ const settings: SoakSettings = {
   restartEveryMinutes: positive('restart-every', values['restart-every']),
   burstEverySeconds: positive('burst-every', values['burst-every']),
   warmupSeconds: positive('warmup-seconds', values['warmup-seconds']),
+  windowSeconds: positive('window-seconds', values['window-seconds']),
   sampleSeconds: positive('sample-seconds', values['sample-seconds']),
   concurrency: Math.round(positive('clients', values.clients)),
   /** More than the workers can run and queue together, so the surplus must get 429 at once. */
