@@ -80,7 +80,7 @@ t.test("reasoning items open their turn as its reasoning: content, or our encryp
       { type: 'reasoning', id: 'rs_1', summary: [{ type: 'summary_text', text: 'not this' }], content: [{ type: 'reasoning_text', text: 'think' }] },
       { type: 'message', role: 'assistant', content: 'a' },
       { role: 'user', content: 'q2' },
-      { type: 'reasoning', id: 'rs_2', summary: [], encrypted_content: carriedReasoning('again') },
+      { type: 'reasoning', id: 'rs_2', summary: [], content: [], encrypted_content: carriedReasoning('again') },
       call,
       { type: 'function_call_output', call_id: 'call_1', output: 'out' },
       { type: 'reasoning', id: 'rs_3', summary: [], encrypted_content: 'gAAAAB-openai-s-own' },

@@ -30,9 +30,9 @@ function addCall(messages: ChatMessage[], call: { call_id: string; name: string;
 
 /** The reasoning's own text, or the text our `encrypted_content` carries back; summaries are not the reasoning. */
 function reasoningText(item: ReasoningInput): string {
-  if (item.content !== null && item.content !== undefined) return item.content.map((part) => part.text).join('');
-  const carried = item.encrypted_content === null || item.encrypted_content === undefined ? undefined : reasoningFromCarried(item.encrypted_content);
-  return carried ?? '';
+  const text = (item.content ?? []).map((part) => part.text).join('');
+  if (text !== '' || item.encrypted_content === null || item.encrypted_content === undefined) return text;
+  return reasoningFromCarried(item.encrypted_content) ?? '';
 }
 
 /** An assistant turn opened by reasoning alone, waiting for its message or calls. */
