@@ -3,6 +3,7 @@
 // and bad input is a 400 naming the field at fault.
 import t from 'tap';
 import { SemanticError } from '../../shared/errors.js';
+import { carriedReasoning } from '../../worker/api/responses/bodies.js';
 import { appendInput, assistantTurn, promptMessages } from '../../worker/api/responses/conversation.js';
 import { inputTokensSchema, parseResponsesBody, responseCreateSchema } from '../../worker/api/responses/schema.js';
 import { responsesToolUse } from '../../worker/api/responses/tools.js';
@@ -32,7 +33,7 @@ t.test('a string input is one user message; instructions open the prompt but sta
   ]);
 });
 
-t.test('items: messages with or without type, calls of one turn together, outputs told their call, reasoning left out', async (t) => {
+t.test('items: messages with or without type, calls of one turn together, outputs told their call, reasoning without text left out', async (t) => {
   const request = parse({
     model: 'm',
     input: [
@@ -70,7 +71,41 @@ t.test('items: messages with or without type, calls of one turn together, output
   ]);
 });
 
+t.test("reasoning items open their turn as its reasoning: content, or our encrypted_content; another server's is ignored", async (t) => {
+  const call = { type: 'function_call', call_id: 'call_1', name: 'f', arguments: '{}' };
+  const request = parse({
+    model: 'm',
+    input: [
+      { role: 'user', content: 'q' },
+      { type: 'reasoning', id: 'rs_1', summary: [{ type: 'summary_text', text: 'not this' }], content: [{ type: 'reasoning_text', text: 'think' }] },
+      { type: 'message', role: 'assistant', content: 'a' },
+      { role: 'user', content: 'q2' },
+      { type: 'reasoning', id: 'rs_2', summary: [], content: [], encrypted_content: carriedReasoning('again') },
+      call,
+      { type: 'function_call_output', call_id: 'call_1', output: 'out' },
+      { type: 'reasoning', id: 'rs_3', summary: [], encrypted_content: 'gAAAAB-openai-s-own' },
+      { type: 'message', role: 'assistant', content: 'b' },
+      { type: 'reasoning', id: 'rs_4', summary: [], content: [{ type: 'reasoning_text', text: 'dangling' }] },
+    ],
+  });
+  t.strictSame(appendInput([], request.input), [
+    { role: 'user', content: 'q' },
+    { role: 'assistant', content: 'a', reasoning: 'think' },
+    { role: 'user', content: 'q2' },
+    { role: 'assistant', content: '', reasoning: 'again', toolCalls: [{ id: 'call_1', name: 'f', arguments: '{}' }] },
+    { role: 'tool', content: 'out', toolCallId: 'call_1', name: 'f' },
+    { role: 'assistant', content: 'b' },
+  ]);
+  t.equal(refusal({ model: 'm', input: 'hi', reasoning: { effort: 'extreme' } }).param, 'reasoning.effort');
+  t.equal(refusal({ model: 'm', input: 'hi', reasoning: { summary: 'long' } }).param, 'reasoning.summary');
+});
+
 t.test("a response's output is the assistant turn the next prompt renders", async (t) => {
+  t.strictSame(assistantTurn([{ type: 'reasoning', id: 'rs_1', summary: [], content: [{ type: 'reasoning_text', text: 'hm' }], status: 'completed' }]), {
+    role: 'assistant',
+    content: '',
+    reasoning: 'hm',
+  });
   const turn = assistantTurn([
     { type: 'message', id: 'msg_1', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: 'ok', annotations: [], logprobs: [] }] },
     { type: 'function_call', id: 'fc_1', call_id: 'call_1', name: 'f', arguments: '{}', status: 'completed' },

@@ -5,7 +5,9 @@ import t from 'tap';
 import type { CompletedMessage } from '../../worker/generation.js';
 import type { ResponseObject, ResponseSettings } from '../../worker/api/responses/bodies.js';
 import { responseJsonSink, responseStreamSink, type ResponseRun } from '../../worker/api/responses/sink.js';
-import { textOutput } from '../../worker/api/openai/output.js';
+import { afterReasoning, textOutput } from '../../worker/api/openai/output.js';
+import { ReasoningStream } from '../../worker/tools/reasoning.js';
+import { reasoningFromCarried } from '../../worker/api/responses/bodies.js';
 import { ToolCallStream } from '../../worker/tools/tool-calls.js';
 import type { SinkEvent, StreamSink } from '../../worker/api/run-generation.js';
 import type { StartedMessage } from '../../shared/protocol/messages.js';
@@ -16,7 +18,7 @@ const done = (finishReason: 'stop' | 'length'): CompletedMessage =>
 
 function run(calls = false): ResponseRun & { stored: ResponseObject[] } {
   const stored: ResponseObject[] = [];
-  return { settings, output: calls ? new ToolCallStream('hermes') : textOutput(), finished: (response) => stored.push(response), stored };
+  return { settings, output: calls ? new ToolCallStream('hermes') : textOutput(), carryReasoning: false, finished: (response) => stored.push(response), stored };
 }
 
 type Event = { type: string; sequence_number: number } & Record<string, unknown>;
@@ -123,4 +125,40 @@ t.test('stream: no output is an empty message; a cut is response.incomplete; a f
   t.match(all.at(-1), { response: { status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' } } });
   const failed = sink.error({ code: 'ERR_ENGINE_DEAD', message: 'gone' });
   t.strictSame(failed, { json: { type: 'error', code: 'ERR_ENGINE_DEAD', message: 'gone', param: null, sequence_number: all.length }, name: 'error' });
+});
+
+t.test('stream: the think block is a reasoning item before the message, its text as reasoning_text deltas', async (t) => {
+  const r = { ...run(), output: afterReasoning(new ReasoningStream('reasoning'), textOutput()), carryReasoning: true };
+  const usage = { promptTokens: 10, completionTokens: 9, cachedTokens: 0, reasoningTokens: 6 };
+  const { all } = streamAll(responseStreamSink(r), ['\nSo', ' then', '</think>\n\nHi'], { ...done('stop'), usage });
+  t.strictSame(
+    all.map((event) => event.type),
+    [
+      'response.created',
+      'response.in_progress',
+      'response.output_item.added',
+      'response.content_part.added',
+      'response.reasoning_text.delta',
+      'response.reasoning_text.delta',
+      'response.reasoning_text.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      'response.output_item.added',
+      'response.content_part.added',
+      'response.output_text.delta',
+      'response.output_text.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      'response.completed',
+    ],
+  );
+  t.match(all[2], { output_index: 0, item: { type: 'reasoning', id: /^rs_[0-9a-f]{48}$/, summary: [], content: [], status: 'in_progress' } });
+  t.match(all[3], { output_index: 0, content_index: 0, part: { type: 'reasoning_text', text: '' } });
+  t.match(all[6], { output_index: 0, text: 'So then' });
+  t.match(all[9], { output_index: 1, item: { type: 'message' } });
+  const [reasoning, message] = r.stored[0]?.output ?? [];
+  t.match(reasoning, { type: 'reasoning', status: 'completed', content: [{ type: 'reasoning_text', text: 'So then' }] });
+  t.equal(reasoningFromCarried((reasoning as { encrypted_content: string }).encrypted_content), 'So then', 'include asked for encrypted_content');
+  t.match(message, { type: 'message', content: [{ text: 'Hi' }] });
+  t.match(r.stored[0]?.usage, { output_tokens: 9, output_tokens_details: { reasoning_tokens: 6 } });
 });

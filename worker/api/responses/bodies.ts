@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Usage } from '../../../shared/protocol/messages.js';
 
-/** A fresh id as OpenAI spells them: `resp_…`, `msg_…`, `fc_…`, `call_…` and 48 hex digits. */
-export const newId = (prefix: 'resp' | 'msg' | 'fc' | 'call'): string => `${prefix}_${randomBytes(24).toString('hex')}`;
+/** A fresh id as OpenAI spells them: `resp_…`, `msg_…`, `rs_…`, `fc_…`, `call_…` and 48 hex digits. */
+export const newId = (prefix: 'resp' | 'msg' | 'rs' | 'fc' | 'call'): string => `${prefix}_${randomBytes(24).toString('hex')}`;
 
 export interface OutputText {
   type: 'output_text';
@@ -36,7 +36,41 @@ export interface FunctionCallItem {
   status: ItemStatus;
 }
 
-export type OutputItem = MessageItem | FunctionCallItem;
+export interface ReasoningText {
+  type: 'reasoning_text';
+  text: string;
+}
+
+/**
+ * A reasoning model's think block (the SDK's `ResponseReasoningItem`), before the answer's items. Its
+ * text is `content`, as OpenAI's open-weight models and vLLM give it; `summary` stays empty, since no
+ * summary is written. `encrypted_content` only when `include` asks for it (`carriedReasoning`).
+ */
+export interface ReasoningItem {
+  type: 'reasoning';
+  id: string;
+  summary: [];
+  content: ReasoningText[];
+  encrypted_content?: string;
+  status: ItemStatus;
+}
+
+/** Marks our own `encrypted_content`, so another server's is told apart (and ignored). */
+const carriedPrefix = 'semantic-reasoning:';
+
+/**
+ * `encrypted_content`, for clients that keep no state (`store: false`) and send reasoning back only
+ * this way: not encrypted (the text is in `content` anyway), an opaque base64 copy the server reads back.
+ */
+export const carriedReasoning = (text: string): string => Buffer.from(carriedPrefix + text).toString('base64');
+
+/** The text of our own `encrypted_content`; undefined for anything else (OpenAI's really is encrypted). */
+export function reasoningFromCarried(value: string): string | undefined {
+  const decoded = Buffer.from(value, 'base64').toString('utf8');
+  return decoded.startsWith(carriedPrefix) ? decoded.slice(carriedPrefix.length) : undefined;
+}
+
+export type OutputItem = ReasoningItem | MessageItem | FunctionCallItem;
 
 export interface ResponseUsage {
   input_tokens: number;
@@ -51,8 +85,8 @@ export function toResponseUsage(usage: Usage): ResponseUsage {
     input_tokens: usage.promptTokens,
     input_tokens_details: { cached_tokens: usage.cachedTokens },
     output_tokens: usage.completionTokens,
-    // Reasoning output items come with reasoning models (issue 15, capability 2); none are counted yet.
-    output_tokens_details: { reasoning_tokens: 0 },
+    // The think block's tokens, its close included (the engine counts them); part of output_tokens.
+    output_tokens_details: { reasoning_tokens: usage.reasoningTokens ?? 0 },
     total_tokens: usage.promptTokens + usage.completionTokens,
   };
 }
@@ -78,6 +112,8 @@ export interface ResponseSettings {
   tools: unknown[];
   truncation: 'auto' | 'disabled';
   user: string | null;
+  /** As requested; no summary is ever written, whatever `summary` asks. */
+  reasoning: { effort: string | null; summary: string | null };
 }
 
 export interface ResponseObject extends ResponseSettings {
@@ -87,7 +123,6 @@ export interface ResponseObject extends ResponseSettings {
   error: null;
   incomplete_details: { reason: 'max_output_tokens' } | null;
   output: OutputItem[];
-  reasoning: { effort: null; summary: null };
   service_tier: 'default';
   usage: ResponseUsage | null;
   completed_at?: number;
@@ -103,7 +138,6 @@ export function inProgressResponse(settings: ResponseSettings): ResponseObject {
     error: null,
     incomplete_details: null,
     output: [],
-    reasoning: { effort: null, summary: null },
     service_tier: 'default',
     usage: null,
   };

@@ -13,15 +13,17 @@
  */
 import { agentTerms, resolveAgent } from '../../../shared/agent-id.js';
 import { BadRequestError, ErrorCode, SemanticError } from '../../../shared/errors.js';
-import type { ChatMessage, GenerateInput, GenerateMessage, ModelSummary } from '../../../shared/protocol/messages.js';
+import type { ChatMessage, GenerateInput, GenerateMessage, ModelSummary, ReasoningRequest } from '../../../shared/protocol/messages.js';
 import type { EngineClient } from '../../engine-client.js';
 import type { GenerationEngine } from '../../generation.js';
 import { noAgentLimit, type AgentGate } from '../../http/rate-limit.js';
 import type { RequestContext, Route } from '../../http/router.js';
 import { ToolCallStream } from '../../tools/tool-calls.js';
 import { openAIErrorBody } from '../openai/bodies.js';
-import { firstCallOnly, textOutput, type OutputReader } from '../openai/output.js';
+import { ReasoningStream, reasoningStartFor } from '../../tools/reasoning.js';
+import { afterReasoning, firstCallOnly, textOutput, type OutputReader } from '../openai/output.js';
 import type { ToolUse } from '../openai/tools.js';
+import { reasoningForEffort } from '../reasoning-effort.js';
 import { servedModel } from '../request-checks.js';
 import { runGeneration } from '../run-generation.js';
 import { defaultSampling } from '../sampling.js';
@@ -75,18 +77,27 @@ function agentOf(context: RequestContext, request: ResponseCreateRequest, conver
   return resolveAgent({ headers, bodyField: { value: request.user ?? undefined, param: 'user', opaque: true }, messages: conversation.input.messages });
 }
 
+/** As on chat completions: a grammar shapes the whole output, so a forced call or JSON answer is written with thinking off. */
+function reasoningOf(request: ConversationRequest, tools: ToolUse): ReasoningRequest | undefined {
+  return tools.grammar === undefined ? reasoningForEffort(request.reasoning?.effort) : { enabled: false };
+}
+
 function generateMessage(request: ResponseCreateRequest, requestId: string, agentId: string, conversation: Conversation): GenerateMessage {
   const sampling = { ...defaultSampling, temperature: request.temperature ?? defaultSampling.temperature, topP: request.top_p ?? defaultSampling.topP };
   const message: GenerateMessage = { type: 'generate', requestId, agentId, input: conversation.input, sampling, stop: [] };
   if (conversation.tools.grammar !== undefined) message.sampling.grammar = conversation.tools.grammar;
+  const reasoning = reasoningOf(request, conversation.tools);
+  if (reasoning !== undefined) message.reasoning = reasoning;
   if (request.max_output_tokens !== null && request.max_output_tokens !== undefined) message.maxTokens = request.max_output_tokens;
   return message;
 }
 
-function outputReader(request: ResponseCreateRequest, tools: ToolUse): OutputReader {
-  if (tools.parseFormat === undefined) return textOutput();
-  const calls = new ToolCallStream(tools.parseFormat);
-  return request.parallel_tool_calls === false ? firstCallOnly(calls) : calls;
+/** Reasoning first, then the answer, read for calls when tools may be called (calls come from the answer only). */
+function outputReader(request: ResponseCreateRequest, message: GenerateMessage, model: ModelSummary, tools: ToolUse): OutputReader {
+  const calls = tools.parseFormat === undefined ? undefined : new ToolCallStream(tools.parseFormat);
+  const answer = calls === undefined ? textOutput() : request.parallel_tool_calls === false ? firstCallOnly(calls) : calls;
+  const start = reasoningStartFor(model.reasoning, message.reasoning);
+  return start === 'answer' ? answer : afterReasoning(new ReasoningStream(start), answer);
 }
 
 /** What the response echoes of its request, as OpenAI fills in the defaults. */
@@ -108,6 +119,7 @@ function settingsOf(request: ResponseCreateRequest, id: string, model: ModelSumm
     tools: (request.tools ?? []).map((tool) => ({ ...tool, strict: tool.strict ?? true })),
     truncation: request.truncation ?? 'disabled',
     user: request.user ?? null,
+    reasoning: { effort: request.reasoning?.effort ?? null, summary: request.reasoning?.summary ?? request.reasoning?.generate_summary ?? null },
   };
 }
 
@@ -118,15 +130,17 @@ async function create(context: RequestContext, engine: ResponsesEngine, agentGat
   const id = newId('resp');
   const { agentId, derived } = agentOf(context, request, conversation, id);
   const shareScope = agentGate(agentId, context.exchange.headers);
+  const message = generateMessage(request, context.requestId, agentId, conversation);
   const run = {
     settings: settingsOf(request, id, model),
-    output: outputReader(request, conversation.tools),
+    output: outputReader(request, message, model, conversation.tools),
+    carryReasoning: request.include?.includes('reasoning.encrypted_content') === true,
     finished: (response: ResponseObject) => {
       if (request.store !== false) store.put({ response, agentId, history: [...conversation.history, assistantTurn(response.output)] });
     },
   };
   const sink = request.stream === true ? responseStreamSink(run) : responseJsonSink(run);
-  runGeneration(context, engine, agentTerms(generateMessage(request, context.requestId, agentId, conversation), shareScope, derived), sink);
+  runGeneration(context, engine, agentTerms(message, shareScope, derived), sink);
 }
 
 function notFound(id: string): SemanticError {
@@ -173,7 +187,8 @@ async function forgetAgent(context: RequestContext, engine: ResponsesEngine, age
 async function countInputTokens(context: RequestContext, engine: ResponsesEngine, store: ResponseStore): Promise<void> {
   const request = parseResponsesBody(inputTokensSchema, await context.readJson());
   const conversation = await conversationOf(request, store, modelOf(engine, request.model));
-  context.sendJson(200, { object: 'response.input_tokens', input_tokens: await engine.countTokens(conversation.input) });
+  const tokens = await engine.countTokens(conversation.input, reasoningOf(request, conversation.tools));
+  context.sendJson(200, { object: 'response.input_tokens', input_tokens: tokens });
 }
 
 export function responsesRoutes(engine: ResponsesEngine, store: ResponseStore, agentGate: AgentGate = noAgentLimit): Route[] {

@@ -7,6 +7,7 @@
  * output items they got, with their ids and statuses. `null` counts as absent.
  */
 import { z } from 'zod';
+import { reasoningEfforts } from '../reasoning-effort.js';
 import { badRequestOf, type IssueWording } from '../request-checks.js';
 
 const notSupported = (what: string): string => `${what} is not supported by this server`;
@@ -36,8 +37,14 @@ const content = z.union([z.string(), z.array(contentPart)], { error: 'expected a
 const messageItem = z.object({ type: z.literal('message'), role: z.enum(['user', 'assistant', 'system', 'developer']), content });
 const functionCallItem = z.object({ type: z.literal('function_call'), call_id: z.string().min(1), name: z.string().min(1), arguments: z.string() });
 const functionCallOutputItem = z.object({ type: z.literal('function_call_output'), call_id: z.string().min(1), output: content });
-/** Earlier reasoning sent back: accepted, and left out of the prompt until reasoning models land (capability 2). */
-const reasoningItem = z.object({ type: z.literal('reasoning') });
+const textOf = <T extends string>(type: T) => z.object({ type: z.literal(type), text: z.string() });
+/** Earlier reasoning sent back (the SDK's `ResponseReasoningItem`): its text is the assistant turn's reasoning. */
+const reasoningItem = z.object({
+  type: z.literal('reasoning'),
+  summary: z.array(textOf('summary_text')).nullish(),
+  content: z.array(textOf('reasoning_text')).nullish(),
+  encrypted_content: z.string().nullish(),
+});
 
 const item = z.preprocess(
   // EasyInputMessage may leave `type` out.
@@ -77,6 +84,8 @@ const textFormat = z.discriminatedUnion(
 );
 export type TextFormat = z.infer<typeof textFormat>;
 
+const summaryKind = z.enum(['auto', 'concise', 'detailed']);
+
 /** Fields both routes read. */
 const conversationFields = {
   model: z.string().min(1).nullish(),
@@ -87,8 +96,8 @@ const conversationFields = {
   tool_choice: toolChoice.nullish(),
   parallel_tool_calls: z.boolean().nullish(),
   text: z.object({ format: textFormat.nullish(), verbosity: z.enum(['low', 'medium', 'high']).nullish() }).nullish(),
-  /** Reasoning models (capability 2) will read it; accepted now, as any model that does not reason does. */
-  reasoning: z.object({ effort: z.string().nullish(), summary: z.string().nullish(), generate_summary: z.string().nullish() }).nullish(),
+  /** `effort` bounds a reasoning model's think block (reasoning-effort.ts); no summary is written, whatever is asked. */
+  reasoning: z.object({ effort: z.enum(reasoningEfforts).nullish(), summary: summaryKind.nullish(), generate_summary: summaryKind.nullish() }).nullish(),
   truncation: z.enum(['auto', 'disabled']).nullish(),
   conversation: z.null(notSupported("'conversation' (use previous_response_id)")).optional(),
 };

@@ -15,8 +15,10 @@ import { OutputAssembler, type ItemEvent } from './output-items.js';
 
 export interface ResponseRun {
   settings: ResponseSettings;
-  /** Reads the generated text: all text, or text and tool calls. */
+  /** Reads the generated text: reasoning first for a reasoning model, then all text, or text and tool calls. */
   output: OutputReader;
+  /** `include` asked for `reasoning.encrypted_content`. */
+  carryReasoning: boolean;
   /** The finished response, before it is sent. */
   finished(response: ResponseObject): void;
 }
@@ -32,7 +34,7 @@ function finish(run: ResponseRun, assembler: OutputAssembler, done: CompletedMes
 }
 
 export function responseJsonSink(run: ResponseRun): JsonSink {
-  const assembler = new OutputAssembler();
+  const assembler = new OutputAssembler(run.carryReasoning);
   return {
     mode: 'json',
     text: (text) => void assembler.push(run.output.push(text)),
@@ -46,7 +48,7 @@ export function errorEvent(error: ErrorPayload, sequenceNumber: number): { type:
 }
 
 export function responseStreamSink(run: ResponseRun): StreamSink {
-  const assembler = new OutputAssembler();
+  const assembler = new OutputAssembler(run.carryReasoning);
   let sequence = 0;
   const numbered = (events: ItemEvent[]): SinkEvent[] => events.map((event) => ({ json: { ...event, sequence_number: sequence++ }, name: event.type }));
   return {
