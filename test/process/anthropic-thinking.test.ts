@@ -85,7 +85,7 @@ t.test('disabled and absent: the prompt closes an empty block, the output is all
   const cold = await greedyReference(reasoningPath, chat, MAX, false);
   const disabled = await client.messages.create({ ...base, max_tokens: MAX, thinking: { type: 'disabled' }, metadata: { user_id: 'off' } });
   t.strictSame(disabled.content, [{ type: 'text', text: cold.text }]);
-  t.equal(disabled.usage.input_tokens + disabled.usage.cache_read_input_tokens, cold.promptTokens);
+  t.equal(disabled.usage.input_tokens + (disabled.usage.cache_read_input_tokens ?? 0), cold.promptTokens);
   const absent = await client.messages.create({ ...base, max_tokens: MAX, metadata: { user_id: 'absent' } });
   t.strictSame(absent.content, disabled.content, 'no thinking field is thinking off, as on the real API');
   const [off, on] = [await client.messages.countTokens(counted), await client.messages.countTokens({ ...counted, thinking: { type: 'adaptive' } })];
