@@ -15,13 +15,16 @@ export interface GreedyReference {
   text: string;
 }
 
-/** `input`: chat messages, rendered with the model's template, or a raw prompt string, tokenized as is. */
-export async function greedyReference(modelPath: string, input: ChatMessage[] | string, count: number): Promise<GreedyReference> {
+/**
+ * `input`: chat messages, rendered with the model's template, or a raw prompt string, tokenized as is.
+ * `thinking`: the template's `enable_thinking` (undefined: its default).
+ */
+export async function greedyReference(modelPath: string, input: ChatMessage[] | string, count: number, thinking?: boolean): Promise<GreedyReference> {
   const addon = loadAddon();
   const model: Model = await addon.loadModel(modelPath);
   const info = model.info();
   const piece = (token: number): string => model.detokenize(Int32Array.of(token), { special: true });
-  const text = typeof input === 'string' ? input : new ChatTemplate(info.chatTemplate, { bos: piece(info.bos), eos: piece(info.eos) }).render(input);
+  const text = typeof input === 'string' ? input : new ChatTemplate(info.chatTemplate, { bos: piece(info.bos), eos: piece(info.eos) }).render(input, undefined, thinking);
   const prompt = model.tokenize(text, {
     addSpecial: true,
     parseSpecial: true,

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { chatMessages } from '../../worker/api/anthropic/content.js';
 import { parseCountTokensRequest, parseMessagesRequest, promptTools, toGenerateMessage, toolUse } from '../../worker/api/anthropic/schema.js';
-import { asksForCaching, thinkingRequest } from '../../worker/api/anthropic/request-fields.js';
+import { asksForCaching } from '../../worker/api/anthropic/request-fields.js';
 import { fittedMaxTokens, sequenceCapacity } from '../../worker/api/anthropic/fit-context.js';
 import { ErrorCode, SemanticError } from '../../shared/errors.js';
 import type { GenerateInput } from '../../shared/protocol/messages.js';
@@ -37,7 +37,7 @@ t.test("Claude Code's captured request parses whole: 12 tools, the deferred one 
   const names = promptTools(request).map((tool) => tool.name);
   t.equal(names.length, 11);
   t.notOk(names.includes('DeferredToolPlaceholder'), 'defer_loading: true is not rendered until a tool_reference loads it');
-  t.strictSame(thinkingRequest(request.thinking), { kind: 'on', budgetTokens: 31999 });
+  t.strictSame(generateOf(fixture).reasoning, { enabled: true, budgetTokens: 31999 });
   t.ok(asksForCaching(request));
   const messages = chatMessages(request);
   t.strictSame(
@@ -46,21 +46,33 @@ t.test("Claude Code's captured request parses whole: 12 tools, the deferred one 
   );
 });
 
-t.test('thinking: enabled, adaptive, disabled and between_tools are accepted; the generate message is the one without thinking', async (t) => {
-  const plain = generateOf(minimal);
-  for (const thinking of [
-    { type: 'enabled', budget_tokens: 1024 },
-    { type: 'enabled', budget_tokens: 2047, display: 'omitted' },
-    { type: 'adaptive' },
-    { type: 'adaptive', display: 'summarized' },
-    { type: 'disabled' },
-    { type: 'between_tools' },
-  ]) {
-    t.strictSame(generateOf({ ...minimal, thinking }), plain, JSON.stringify(thinking));
+t.test('thinking: enabled is a budget, adaptive and between_tools unbounded, disabled and absent off; the rest of the message unchanged', async (t) => {
+  const { reasoning, ...plain } = generateOf(minimal);
+  t.strictSame(reasoning, { enabled: false }, 'no thinking field: off, as the real API answers without thinking');
+  const cases: [unknown, unknown][] = [
+    [
+      { type: 'enabled', budget_tokens: 1024 },
+      { enabled: true, budgetTokens: 1024 },
+    ],
+    [
+      { type: 'enabled', budget_tokens: 2047, display: 'omitted' },
+      { enabled: true, budgetTokens: 2047 },
+    ],
+    [{ type: 'adaptive' }, { enabled: true }],
+    [{ type: 'adaptive', display: 'summarized' }, { enabled: true }],
+    [{ type: 'disabled' }, { enabled: false }],
+    [{ type: 'between_tools' }, { enabled: true }],
+  ];
+  for (const [thinking, expected] of cases) {
+    const { reasoning: got, ...rest } = generateOf({ ...minimal, thinking });
+    t.strictSame(got, expected, JSON.stringify(thinking));
+    t.strictSame(rest, plain);
   }
-  t.strictSame(thinkingRequest({ type: 'adaptive' }), { kind: 'on', budgetTokens: undefined });
-  t.strictSame(thinkingRequest({ type: 'disabled' }), { kind: 'off' });
-  t.strictSame(thinkingRequest(undefined), { kind: 'off' });
+  const tools = [{ name: 'f', input_schema: { type: 'object' } }];
+  const forced = generateOf({ ...minimal, thinking: { type: 'adaptive' }, tools, tool_choice: { type: 'any' } });
+  t.strictSame(forced.reasoning, { enabled: false }, 'a forced call is written with thinking off (its grammar shapes the whole output)');
+  const free = generateOf({ ...minimal, thinking: { type: 'adaptive' }, tools });
+  t.strictSame(free.reasoning, { enabled: true }, 'free to call: thinking stays on');
 });
 
 t.test("thinking: the real API's 400s — budget under 1024, budget not under max_tokens, unknown type, no budget", async (t) => {
@@ -70,7 +82,7 @@ t.test("thinking: the real API's 400s — budget under 1024, budget not under ma
   refused(t, { ...minimal, thinking: { type: 'sometimes' } }, 'thinking.type', /./);
 });
 
-t.test('thinking and redacted_thinking blocks echoed in assistant turns are accepted and not rendered', async (t) => {
+t.test("thinking and redacted_thinking blocks echoed in assistant turns are accepted; the thinking is the turn's reasoning", async (t) => {
   const turns = [
     user,
     {
@@ -86,7 +98,7 @@ t.test('thinking and redacted_thinking blocks echoed in assistant turns are acce
   const request = parseMessagesRequest({ ...minimal, messages: turns });
   t.strictSame(chatMessages(request), [
     { role: 'user', content: 'hi' },
-    { role: 'assistant', content: 'Hello.' },
+    { role: 'assistant', content: 'Hello.', reasoning: 'Let me think.' },
     { role: 'user', content: 'again' },
   ]);
   refused(

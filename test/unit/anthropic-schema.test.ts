@@ -33,6 +33,7 @@ t.test('a minimal body maps to a chat generate with Anthropic defaults and its m
     sampling: { temperature: 1, topP: 1, topK: 0, minP: 0, repeatPenalty: 1, frequencyPenalty: 0, presencePenalty: 0 },
     maxTokens: 8,
     stop: [],
+    reasoning: { enabled: false },
   });
 });
 

@@ -1,12 +1,15 @@
 /**
- * The model's text as an Anthropic message's content blocks: text, and a `tool_use` block per call
- * the model wrote in its own syntax (worker/tools/tool-calls.ts). The JSON body is built by replaying
+ * The model's text as an Anthropic message's content blocks: a reasoning model's `thinking` block
+ * first (thinking.ts), then text, and a `tool_use` block per call the model wrote in its own syntax
+ * (worker/tools/tool-calls.ts), read from the answer only. The JSON body is built by replaying
  * the stream's events, so a streamed message accumulates to the non-streamed one block for block, in
  * the model's order (text written after a call is its own block after the call, in both).
  */
 import { randomBytes } from 'node:crypto';
 import type { ToolFormat } from '../../tools/format.js';
 import { ToolCallStream, type ParsedToolCall, type ToolCallPart } from '../../tools/tool-calls.js';
+import type { ReasoningStart } from '../../tools/reasoning.js';
+import { ThinkingEvents } from './thinking.js';
 
 /** How calls are read from this request's output; absent when the model was told of no tools. */
 export interface CallParsing {
@@ -17,7 +20,8 @@ export interface CallParsing {
 
 export type TextBlock = { type: 'text'; text: string };
 export type ToolUseBlock = { type: 'tool_use'; id: string; name: string; input: Record<string, unknown> };
-export type OutputBlock = TextBlock | ToolUseBlock;
+export type ThinkingBlock = { type: 'thinking'; thinking: string; signature: string };
+export type OutputBlock = ThinkingBlock | TextBlock | ToolUseBlock;
 
 /** One event of a message stream: its `type` is also the SSE event name. */
 export interface StreamEvent {
@@ -36,13 +40,14 @@ function toolUseBlock(call: ParsedToolCall): ToolUseBlock {
 }
 
 /**
- * The JSON body's content: the blocks the stream would send for this output. Without calls it is one
- * text block, empty or not, as before tools existed; with calls a text block is there only where the
- * model wrote text beside them.
+ * The JSON body's content: the blocks the stream would send for this output. Without calls the answer
+ * is one text block, empty or not, as before tools existed (after the thinking block, if any); with
+ * calls a text block is there only where the model wrote text beside them. `reasoning`: where the
+ * output starts (`answer`: no thinking block).
  */
-export function outputBlocks(output: string, parsing: CallParsing | undefined): OutputBlock[] {
+export function outputBlocks(output: string, parsing: CallParsing | undefined, reasoning: ReasoningStart = 'answer'): OutputBlock[] {
   const blocks: OutputBlock[] = [];
-  const stream = new BlockStream((event) => collectBlock(blocks, event), parsing);
+  const stream = new BlockStream((event) => collectBlock(blocks, event), parsing, reasoning);
   stream.start();
   stream.push(output);
   stream.finish();
@@ -55,20 +60,27 @@ function collectBlock(blocks: OutputBlock[], event: StreamEvent): void {
   if (event.type === 'content_block_start') blocks[index] = { ...(event.content_block as OutputBlock) };
   if (event.type !== 'content_block_delta') return;
   const block = blocks[index]!;
-  const delta = event.delta as { type: string; text?: string; partial_json?: string };
-  if (block.type === 'text') block.text += delta.text ?? '';
+  const delta = event.delta as { type: string; text?: string; partial_json?: string; thinking?: string; signature?: string };
+  if (block.type === 'thinking') {
+    block.thinking += delta.thinking ?? '';
+    block.signature = delta.signature ?? block.signature;
+  } else if (block.type === 'text') block.text += delta.text ?? '';
   else block.input = JSON.parse(delta.partial_json ?? '{}') as Record<string, unknown>;
 }
 
 /**
- * The stream's content events. Without tools the text block opens at once; with tools a block opens
- * only when its first text or call is known, since the output may begin with a call. Either way `ping`
- * follows the first `content_block_start`, where the real API sends it. A call is one `tool_use`
+ * The stream's content events. A reasoning model's thinking block comes first (thinking.ts). Without
+ * tools or thinking the text block opens at once; else a block opens only when its first text or call
+ * is known, since the output may begin with a call or the answer may not have started. Either way
+ * `ping` follows the first `content_block_start`, where the real API sends it. A call is one `tool_use`
  * block: start with an empty input, its arguments as one `input_json_delta`, stop.
  */
 export class BlockStream {
   private readonly parser: ToolCallStream | undefined;
+  private readonly thinking: ThinkingEvents | undefined;
   private index = -1;
+  /** Whether a text or tool_use block was opened: without one, finish opens an empty text block. */
+  private answered = false;
   private textOpen = false;
   private calls = 0;
   private pinged = false;
@@ -76,16 +88,23 @@ export class BlockStream {
   constructor(
     private readonly send: (event: StreamEvent) => void,
     private readonly parsing: CallParsing | undefined,
+    reasoning: ReasoningStart = 'answer',
   ) {
     this.parser = parsing === undefined ? undefined : new ToolCallStream(parsing.format);
+    this.thinking = reasoning === 'answer' ? undefined : new ThinkingEvents(reasoning, send, (block) => this.openBlock(block));
   }
 
   /** Right after `message_start`. */
   start(): void {
-    if (this.parser === undefined) this.openText();
+    if (this.thinking !== undefined) this.thinking.start();
+    else if (this.parser === undefined) this.openText();
   }
 
   push(delta: string): void {
+    this.answer(this.thinking === undefined ? delta : this.thinking.push(delta));
+  }
+
+  private answer(delta: string): void {
     if (this.parser === undefined) return this.text(delta);
     this.emit(this.parser.pushParts(delta));
   }
@@ -100,8 +119,9 @@ export class BlockStream {
 
   /** At the end of generation: flushes withheld text, closes the last block. Returns how many calls were made. */
   finish(): number {
+    if (this.thinking !== undefined) this.answer(this.thinking.finish());
     if (this.parser !== undefined) this.emit(this.parser.finishParts());
-    if (this.index < 0) this.openText();
+    if (!this.answered) this.openText();
     this.closeText();
     return this.calls;
   }
@@ -113,10 +133,17 @@ export class BlockStream {
   }
 
   private openText(): void {
-    this.index++;
     this.textOpen = true;
-    this.send({ type: 'content_block_start', index: this.index, content_block: { type: 'text', text: '' } });
+    this.answered = true;
+    this.openBlock({ type: 'text', text: '' });
+  }
+
+  /** The next block's `content_block_start` (and the stream's one `ping`); its index. */
+  private openBlock(contentBlock: Record<string, unknown>): number {
+    this.index++;
+    this.send({ type: 'content_block_start', index: this.index, content_block: contentBlock });
     this.pingOnce();
+    return this.index;
   }
 
   private pingOnce(): void {
@@ -135,10 +162,9 @@ export class BlockStream {
     if (this.calls >= (this.parsing?.maxCalls ?? 0)) return;
     this.calls++;
     this.closeText();
-    this.index++;
+    this.answered = true;
     const { id, name, input } = toolUseBlock(call);
-    this.send({ type: 'content_block_start', index: this.index, content_block: { type: 'tool_use', id, name, input: {} } });
-    this.pingOnce();
+    this.openBlock({ type: 'tool_use', id, name, input: {} });
     this.send({ type: 'content_block_delta', index: this.index, delta: { type: 'input_json_delta', partial_json: JSON.stringify(input) } });
     this.send({ type: 'content_block_stop', index: this.index });
   }

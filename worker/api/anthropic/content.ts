@@ -10,6 +10,7 @@
 import { BadRequestError } from '../../../shared/errors.js';
 import type { ChatMessage, ToolCall } from '../../../shared/protocol/messages.js';
 import type { AnthropicMessage, ContentBlock, CountTokensRequest } from './schema.js';
+import { checkThinkingBlock } from './thinking.js';
 
 type TextBlocks = string | ({ type: 'text'; text: string } | { type: 'tool_reference' })[];
 
@@ -70,19 +71,31 @@ function wrongTurn(located: Located<ContentBlock>, role: string): never {
   throw new BadRequestError(`${param}: '${located.block.type}' blocks are not allowed in ${role} turns`, param);
 }
 
-/** The assistant turn: its text, and its calls with arguments as compact JSON text. */
+/**
+ * The assistant turn: its text, its calls with arguments as compact JSON text, and its thinking as the
+ * turn's reasoning (the template's `reasoning_content`, as the OpenAI route passes it; the template
+ * decides whether to render it). A thinking block this server signed must come back unmodified
+ * (thinking.ts); a redacted one's data cannot be read and is dropped.
+ */
 function assistantMessage(turn: Turn): ChatMessage {
   const texts: string[] = [];
   const calls: ToolCall[] = [];
+  const thoughts: string[] = [];
   for (const located of turn.blocks) {
     const { block } = located;
     if (block.type === 'text') texts.push(block.text);
     else if (block.type === 'tool_use') calls.push({ id: block.id, name: block.name, arguments: JSON.stringify(block.input) });
-    else if (block.type === 'thinking' || block.type === 'redacted_thinking')
-      continue; // earlier reasoning is not rendered (schema.ts)
-    else wrongTurn(located, 'assistant');
+    else if (block.type === 'thinking') {
+      checkThinkingBlock(block, located.path);
+      if (block.thinking !== '') thoughts.push(block.thinking);
+    } else if (block.type !== 'redacted_thinking') wrongTurn(located, 'assistant');
   }
-  return { role: 'assistant', content: texts.join('\n'), ...(calls.length === 0 ? {} : { toolCalls: calls }) };
+  return {
+    role: 'assistant',
+    content: texts.join('\n'),
+    ...(calls.length === 0 ? {} : { toolCalls: calls }),
+    ...(thoughts.length === 0 ? {} : { reasoning: thoughts.join('\n') }),
+  };
 }
 
 /** `is_error` results are told to the model as errors: it has no other way to see the flag. */

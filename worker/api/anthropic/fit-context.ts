@@ -8,7 +8,7 @@
  * context is still the engine's 400. The OpenAI family keeps its 400: its clients name max_tokens
  * themselves, and its 400 tells them the room left.
  */
-import type { GenerateInput, ModelSummary } from '../../../shared/protocol/messages.js';
+import type { GenerateInput, ModelSummary, ReasoningRequest } from '../../../shared/protocol/messages.js';
 import type { GenerationEngine } from '../../generation.js';
 
 /** The engine's KV block: a sequence holds a whole number of them (worker/inference/runtime.ts). */
@@ -35,8 +35,14 @@ function promptTokensAtMost(input: GenerateInput): number {
  * `maxTokens`, or the room the prompt leaves in one sequence where that is less. The prompt is counted
  * (rendered and tokenized as generation does) only when the request could overflow.
  */
-export async function fittedMaxTokens(engine: Pick<GenerationEngine, 'countTokens'>, input: GenerateInput, maxTokens: number, capacity: number): Promise<number> {
+export async function fittedMaxTokens(
+  engine: Pick<GenerationEngine, 'countTokens'>,
+  input: GenerateInput,
+  maxTokens: number,
+  capacity: number,
+  reasoning?: ReasoningRequest,
+): Promise<number> {
   if (maxTokens + promptTokensAtMost(input) <= capacity) return maxTokens;
-  const room = capacity - (await engine.countTokens(input));
+  const room = capacity - (await engine.countTokens(input, reasoning));
   return room >= 1 ? Math.min(maxTokens, room) : maxTokens;
 }

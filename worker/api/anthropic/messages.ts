@@ -15,7 +15,8 @@ import { anthropicErrorBody, newMessageMeta } from './bodies.js';
 import { fittedMaxTokens, sequenceCapacity } from './fit-context.js';
 import { asksForCaching } from './request-fields.js';
 import { chatMessages } from './content.js';
-import { chatInput, parseCountTokensRequest, parseMessagesRequest, promptTools, toGenerateMessage, toolUse } from './schema.js';
+import { chatInput, parseCountTokensRequest, parseMessagesRequest, requestReasoning, toGenerateMessage, toolUse } from './schema.js';
+import { reasoningStartFor } from '../../tools/reasoning.js';
 import { messageJsonSink, messageStreamSink } from './sink.js';
 
 /** The real API's wording: the field, then what is wrong with it. */
@@ -38,11 +39,13 @@ async function createMessage(context: RequestContext, engine: GenerationEngine, 
   });
   const shareScope = agentGate(agentId, context.exchange.headers);
   const use = toolUse(request, model.toolFormat);
-  const maxTokens = await fittedMaxTokens(engine, chatInput(messages, use), request.max_tokens, sequenceCapacity(model, settings.kvUnified));
+  const reasoning = requestReasoning(request, use);
+  const maxTokens = await fittedMaxTokens(engine, chatInput(messages, use), request.max_tokens, sequenceCapacity(model, settings.kvUnified), reasoning);
   const message = agentTerms(toGenerateMessage(request, messages, context.requestId, agentId, use, maxTokens), shareScope, derived);
   const output = {
     meta: newMessageMeta(request.model, asksForCaching(request)),
     parsing: use.promptTools.length === 0 ? undefined : { format: model.toolFormat, maxCalls: use.maxCalls },
+    reasoning: reasoningStartFor(model.reasoning, message.reasoning),
     requestId: context.requestId,
   };
   runGeneration(context, engine, message, request.stream === true ? messageStreamSink(output) : messageJsonSink(output));
@@ -50,8 +53,9 @@ async function createMessage(context: RequestContext, engine: GenerationEngine, 
 
 async function countTokens(context: RequestContext, engine: GenerationEngine): Promise<void> {
   const request = parseCountTokensRequest(await context.readJson());
-  servedModel(engine, request.model, notServed);
-  const inputTokens = await engine.countTokens(chatInput(chatMessages(request), { promptTools: promptTools(request) }));
+  const model = servedModel(engine, request.model, notServed);
+  const use = toolUse(request, model.toolFormat);
+  const inputTokens = await engine.countTokens(chatInput(chatMessages(request), use), requestReasoning(request, use));
   context.sendJson(200, { input_tokens: inputTokens }, { 'request-id': context.requestId });
 }
 

@@ -22,7 +22,8 @@ export const minThinkingBudget = 1024;
 
 /**
  * Extended thinking: `enabled` with a budget, `adaptive` (the model decides), `disabled`, and
- * `between_tools`. A model that does not reason answers every one of them without a thinking block.
+ * `between_tools`; what each does is in thinking.ts. A model that does not reason answers every one
+ * of them without a thinking block. `display` is accepted and ignored: the thinking is always shown.
  */
 export const thinkingConfig = z.discriminatedUnion('type', [
   z.object({
@@ -38,17 +39,6 @@ export const thinkingConfig = z.discriminatedUnion('type', [
   z.object({ type: z.literal('between_tools') }),
 ]);
 export type ThinkingConfig = z.infer<typeof thinkingConfig>;
-
-/**
- * What the request asks of reasoning, in the engine's terms: the seam the reasoning work hooks into
- * (toGenerateMessage carries it to the generate message). `budgetTokens` bounds an `enabled` request.
- */
-export type ThinkingRequest = { kind: 'off' } | { kind: 'on'; budgetTokens: number | undefined };
-
-export function thinkingRequest(config: ThinkingConfig | null | undefined): ThinkingRequest {
-  if (config === null || config === undefined || config.type === 'disabled') return { kind: 'off' };
-  return { kind: 'on', budgetTokens: config.type === 'enabled' ? config.budget_tokens : undefined };
-}
 
 /** The real API checks the budget against max_tokens: thinking counts towards max_tokens. */
 export function checkThinkingBudget(config: ThinkingConfig | null | undefined, maxTokens: number): void {

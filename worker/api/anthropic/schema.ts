@@ -10,12 +10,13 @@
 import { z } from 'zod';
 import { BadRequestError } from '../../../shared/errors.js';
 import { badRequestOf, type IssueWording } from '../request-checks.js';
-import type { ChatMessage, GenerateInput, GenerateMessage, SamplingParams, ToolDefinition } from '../../../shared/protocol/messages.js';
+import type { ChatMessage, GenerateInput, GenerateMessage, ReasoningRequest, SamplingParams, ToolDefinition } from '../../../shared/protocol/messages.js';
 import type { ToolFormat } from '../../tools/format.js';
 import { toolChoiceGrammar, toolsForPrompt, type ToolChoice } from '../../tools/tool-choice.js';
 import { defaultSampling, maxStopStrings } from '../sampling.js';
 import { jsonSchemaGrammar } from '../../tools/json-grammar.js';
-import { cacheControl, checkBetaFields, checkThinkingBudget, extraRequestFields, outputSchema, thinkingConfig, thinkingRequest, type ThinkingRequest } from './request-fields.js';
+import { cacheControl, checkBetaFields, checkThinkingBudget, extraRequestFields, outputSchema, thinkingConfig } from './request-fields.js';
+import { reasoningOf } from './thinking.js';
 
 const required = (expected: string) => (issue: { input?: unknown }) => (issue.input === undefined ? 'Field required' : `expected ${expected}`);
 const requiredString = () => z.string({ error: required('a string') });
@@ -33,8 +34,9 @@ const toolUseBlock = z.object({
 });
 
 /**
- * The assistant's reasoning, echoed back by clients in its turn. It is not rendered into the prompt:
- * a model that does not reason never saw it in training, and reasoning templates drop old reasoning.
+ * The assistant's reasoning, echoed back by clients in its turn: the turn's reasoning for the template,
+ * which decides whether to render it (reasoning templates keep only a tool loop's in progress; others
+ * never saw it in training). A redacted block's data cannot be read, and is dropped (content.ts).
  */
 const thinkingBlock = z.object({ type: z.literal('thinking'), thinking: z.string(), signature: z.string().optional() });
 const redactedThinkingBlock = z.object({ type: z.literal('redacted_thinking'), data: z.string() });
@@ -281,20 +283,15 @@ function toSampling(request: MessagesRequest, grammar: string | undefined): Samp
  * The grammar the answer is held to: a forced call's; else, when no tool is offered, the structured
  * output's (`output_config.format`, `output_format`). With tools offered the model must stay free to call one.
  */
-function answerGrammar(request: MessagesRequest, use: ToolUse): string | undefined {
+function answerGrammar(request: CountTokensRequest, use: ToolUse): string | undefined {
   if (use.grammar !== undefined || use.promptTools.length > 0) return use.grammar;
   const format = outputSchema(request);
   return format === undefined ? undefined : jsonSchemaGrammar(format.schema, format.param);
 }
 
-/**
- * The seam of the reasoning work: the request's thinking, parsed, reaches the generate message here.
- * Until the protocol carries it the message goes unchanged, which is also what a model that does not
- * reason must do: answer with no thinking block.
- */
-function withThinking(message: GenerateMessage, thinking: ThinkingRequest): GenerateMessage {
-  void thinking; // the reasoning work's hook: nothing to carry until the protocol has a field for it
-  return message;
+/** The request's `thinking` as the generate message's reasoning (thinking.ts); count_tokens renders with it too. */
+export function requestReasoning(request: CountTokensRequest, use: ToolUse): ReasoningRequest {
+  return reasoningOf(request.thinking, answerGrammar(request, use) !== undefined);
 }
 
 /** `maxTokens`: max_tokens, or less where the context cannot hold it (messages.ts). */
@@ -306,7 +303,7 @@ export function toGenerateMessage(
   use: ToolUse,
   maxTokens = request.max_tokens,
 ): GenerateMessage {
-  const message: GenerateMessage = {
+  return {
     type: 'generate',
     requestId,
     agentId,
@@ -314,6 +311,6 @@ export function toGenerateMessage(
     sampling: toSampling(request, answerGrammar(request, use)),
     maxTokens,
     stop: request.stop_sequences ?? [],
+    reasoning: requestReasoning(request, use),
   };
-  return withThinking(message, thinkingRequest(request.thinking));
 }

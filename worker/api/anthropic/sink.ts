@@ -6,11 +6,14 @@
 import type { JsonSink, SinkEvent, StreamSink } from '../run-generation.js';
 import { anthropicErrorBody, messageBody, messageStart, toAnthropicUsage, toStopFields, type MessageMeta } from './bodies.js';
 import { BlockStream, outputBlocks, type CallParsing, type StreamEvent } from './blocks.js';
+import type { ReasoningStart } from '../../tools/reasoning.js';
 
 /** One message: `parsing` is absent when the model was told of no tools. */
 export interface MessageOutput {
   meta: MessageMeta;
   parsing: CallParsing | undefined;
+  /** Where the output starts (worker/tools/reasoning.ts): anything but `answer` may begin with a thinking block. */
+  reasoning: ReasoningStart;
   requestId: string;
 }
 
@@ -18,19 +21,19 @@ export interface MessageOutput {
 const named = (event: StreamEvent): SinkEvent => ({ json: event, name: event.type });
 
 /** The text gathered, read into blocks once generation ends. */
-export function messageJsonSink({ meta, parsing, requestId }: MessageOutput): JsonSink {
+export function messageJsonSink({ meta, parsing, reasoning, requestId }: MessageOutput): JsonSink {
   let text = '';
   return {
     mode: 'json',
     headers: { 'request-id': requestId },
     text: (delta) => void (text += delta),
-    body: (done) => messageBody(meta, outputBlocks(text, parsing), done),
+    body: (done) => messageBody(meta, outputBlocks(text, parsing, reasoning), done),
   };
 }
 
-export function messageStreamSink({ meta, parsing, requestId }: MessageOutput): StreamSink {
+export function messageStreamSink({ meta, parsing, reasoning, requestId }: MessageOutput): StreamSink {
   const pending: StreamEvent[] = [];
-  const blocks = new BlockStream((event) => pending.push(event), parsing);
+  const blocks = new BlockStream((event) => pending.push(event), parsing, reasoning);
   const take = (): SinkEvent[] => pending.splice(0).map(named);
   return {
     mode: 'stream',
