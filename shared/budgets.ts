@@ -77,6 +77,20 @@ export function diskBudgetBytes(configured: number, cacheDir: string): number {
   return configured === AUTO ? autoDiskBytes(freeDiskBytes(cacheDir), cacheFileBytes(cacheDir)) : configured;
 }
 
+/** The share of a tier's budget that stored responses (the Responses API) may hold: 1/8. */
+const responsesShare = 8;
+
+/**
+ * One budget, two kinds of bytes: the agents' caches and the Responses API's stored responses live in
+ * the same tier (files under the cache dir, or memory without a disk tier), and together they must
+ * stay within the figure the operator gave. A record is a conversation's text, a cache file its KV
+ * state (hundreds of times larger per token), so the records get a fixed eighth and the agents the rest.
+ */
+export function splitTierBudget(bytes: number): { agentBytes: number; responseBytes: number } {
+  const responseBytes = Math.floor(bytes / responsesShare);
+  return { agentBytes: bytes - responseBytes, responseBytes };
+}
+
 /** What the KV cache's size per token depends on (ModelInfo from the addon). */
 export interface KvShape {
   layerCount: number;

@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { ModelSummary } from '../../shared/protocol/messages.js';
+import { splitTierBudget } from '../../shared/budgets.js';
 import { EngineClient } from '../engine-client.js';
 import { openAIRoutes } from '../api/openai/chat.js';
 import { anthropicRoutes, type AnthropicSettings } from '../api/anthropic/messages.js';
@@ -127,8 +128,13 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   // Before the inference thread writes: a crash mid-write leaves temp files outside the disk budget.
   const swept = await sweepTempFiles(options.inference.cacheDir);
   logger.info({ cacheDir: options.inference.cacheDir, ...swept }, 'stale temp files swept');
+  // Stored responses sit beside the agents' caches, in the same tier, within the same budget (budgets.ts).
+  const { cacheDir, diskBudgetBytes, ramBudgetBytes } = options.inference;
+  const storeOnDisk = diskBudgetBytes > 0;
+  const tierSplit = splitTierBudget(storeOnDisk ? diskBudgetBytes : ramBudgetBytes);
+  const inference = storeOnDisk ? { ...options.inference, diskBudgetBytes: tierSplit.agentBytes } : { ...options.inference, ramBudgetBytes: tierSplit.agentBytes };
   const engine = new EngineClient({
-    inference: options.inference,
+    inference,
     logger: logger.child({ component: 'engine-client' }),
     ...(options.inferenceThreadUrl === undefined ? {} : { threadUrl: options.inferenceThreadUrl }),
   });
@@ -138,9 +144,7 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
     ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     onInternalError: (error) => logger.error({ err: error }, 'uncaught error in an HTTP callback (a bug)'),
   });
-  // Stored responses sit beside the agents' cache files, under the same budget (store.ts).
-  const { cacheDir, diskBudgetBytes, ramBudgetBytes } = options.inference;
-  const responses = await ResponseStore.open(diskBudgetBytes > 0 ? join(cacheDir, 'responses') : undefined, diskBudgetBytes > 0 ? diskBudgetBytes : ramBudgetBytes);
+  const responses = await ResponseStore.open(storeOnDisk ? join(cacheDir, 'responses') : undefined, tierSplit.responseBytes);
   const limits = { maxQueued: options.inference.maxQueued, maxPoolPercent: options.readyMaxPoolPercent };
   // The readiness route reports the router's drain state, so the table is filled once the router exists.
   const table: Route[] = [];
