@@ -40,7 +40,7 @@ t.test('anonymize keeps the request structure and replaces prose and ids', async
   t.equal(filled.model, 'claude-sonnet-4-5');
   t.same(filled.system[0], body.system[0], 'the billing header stays');
   t.same(filled.system[1], { type: 'text', text: 'The and Always From', cache_control: { type: 'ephemeral' } });
-  t.equal(filled.messages[0]!.content[0]!.text, 'The their');
+  t.same(filled.messages[0], { role: 'user', content: [{ type: 'text', text: 'The their' }] });
   t.same(filled.messages[1]!.content[0], { type: 'tool_use', id: '00000_00000', name: 'Bash', input: { command: 'an' } });
   t.same(filled.messages[2]!.content[0], { type: 'tool_result', tool_use_id: '00000_00000', content: 'a.and' });
   t.same(filled.tools[0]!.input_schema, {
