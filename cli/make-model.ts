@@ -20,6 +20,12 @@ export const makeModelFlags: Record<string, Options> = {
     default: false,
     describe: 'Give the model a chat template that reasons as Qwen3 does (<think>…</think>, enable_thinking), opening the think block in the prompt.',
   },
+  'ends-turns': {
+    type: 'boolean',
+    default: false,
+    describe:
+      'Make the end-of-turn token (<|im_end|>) likely at every step, so sampled answers end by themselves after a few to a few dozen tokens (for agent clients such as Claude Code, which treat an answer cut at max_tokens as an error), with a trained context of 32768. Tiny shape only.',
+  },
   vocab: { requiresArg: true, describe: 'Vocabulary GGUF to take the tokenizer from.', defaultDescription: "llama.cpp's Qwen2 vocabulary" },
 };
 
@@ -32,11 +38,12 @@ function parseSeed(text: unknown): number {
 export async function makeModelCommand(argv: Record<string, unknown>): Promise<void> {
   const shape = argv.shape as ModelShape;
   const seed = parseSeed(argv.seed);
-  const reasoning = argv.reasoning === true;
-  const outPath = typeof argv.out === 'string' ? resolve(argv.out) : defaultModelPath(shape, seed, { reasoning });
+  const variant = { reasoning: argv.reasoning === true, endsTurns: argv['ends-turns'] === true };
+  if (variant.endsTurns && shape !== 'tiny') throw new UsageError(`--ends-turns is tuned for the tiny shape only; got --shape ${shape}`);
+  const outPath = typeof argv.out === 'string' ? resolve(argv.out) : defaultModelPath(shape, seed, variant);
   const vocabPath = typeof argv.vocab === 'string' ? resolve(argv.vocab) : undefined;
   await mkdir(dirname(outPath), { recursive: true });
-  await makeModel({ shape, seed, outPath, reasoning, ...(vocabPath === undefined ? {} : { vocabPath }) });
+  await makeModel({ shape, seed, outPath, ...variant, ...(vocabPath === undefined ? {} : { vocabPath }) });
   const { size } = await stat(outPath);
   process.stdout.write(`${outPath}\n${size} bytes (${(size / 1024 / 1024).toFixed(1)} MiB)\n`);
 }

@@ -12,6 +12,7 @@ import { readGgufMetadata } from './reader.js';
 import { writeGguf, type TensorSpec } from './writer.js';
 import { seededRandom } from '../seeded-random.js';
 import { reasoningChatTemplate } from './reasoning-template.js';
+import { endsTurnsTensors, type EndsTurnsPlan } from './ends-turns.js';
 
 export type ModelShape = 'tiny' | 'qwen2.5-0.5b';
 export const modelShapes: readonly ModelShape[] = ['tiny', 'qwen2.5-0.5b'];
@@ -63,16 +64,25 @@ export function defaultVocabPath(): string {
   return join(projectRoot(), 'deps', 'llama.cpp', 'models', 'ggml-vocab-qwen2.gguf');
 }
 
-/** Which chat template the model carries: the vocabulary's own (Qwen2's), or one that reasons (reasoning-template.ts). */
-export interface TemplateChoice {
+/** Variants of a shape and seed; each has its own file, and the plain model's bytes never change with them. */
+export interface ModelVariant {
+  /** A chat template that reasons (reasoning-template.ts) instead of the vocabulary's own (Qwen2's). */
   reasoning?: boolean;
+  /**
+   * Answers that end by themselves: end-of-turn likely at every step (ends-turns.ts), and a trained
+   * context of 32768 so that an agent's long first prompt fits with default settings.
+   */
+  endsTurns?: boolean;
 }
 
-export function defaultModelPath(shape: ModelShape, seed = 0, { reasoning = false }: TemplateChoice = {}): string {
+export function defaultModelPath(shape: ModelShape, seed = 0, { reasoning = false, endsTurns = false }: ModelVariant = {}): string {
   const override = process.env.SEMANTIC_MODEL_CACHE;
   const dir = override !== undefined && override !== '' ? override : join(userCacheDir(), 'models');
-  return join(dir, `semantic-${shape}${reasoning ? '-reasoning' : ''}-seed${seed}-v${FORMAT_VERSION}.gguf`);
+  return join(dir, `semantic-${shape}${reasoning ? '-reasoning' : ''}${endsTurns ? '-ends-turns' : ''}-seed${seed}-v${FORMAT_VERSION}.gguf`);
 }
+
+/** Claude Code's first prompt is about 27,000 tokens; the tiny shape's own 8192 would need --context-size. */
+const endsTurnsContextLength = 32768;
 
 /** Values per generated chunk: whole Q8_0 blocks, small enough that no tensor is ever held whole. */
 const CHUNK = 1 << 20;
@@ -146,7 +156,7 @@ function architectureMetadata(shape: ModelShape, h: Hyperparameters, seed: numbe
   ];
 }
 
-export interface MakeModelOptions extends TemplateChoice {
+export interface MakeModelOptions extends ModelVariant {
   shape: ModelShape;
   seed: number;
   outPath: string;
@@ -154,21 +164,28 @@ export interface MakeModelOptions extends TemplateChoice {
 }
 
 export async function makeModel(options: MakeModelOptions): Promise<void> {
-  const h = shapes[options.shape];
+  const h = options.endsTurns === true ? { ...shapes[options.shape], contextLength: endsTurnsContextLength } : shapes[options.shape];
   const vocabMetadata = await readGgufMetadata(options.vocabPath ?? defaultVocabPath());
   const tokens = vocabMetadata.get('tokenizer.ggml.tokens');
   if (tokens?.type !== ValueType.ARRAY) throw new Error('the vocabulary GGUF has no tokenizer.ggml.tokens');
   const metadata = new Map<string, GgufValue>(architectureMetadata(options.shape, h, options.seed));
   for (const [key, value] of vocabMetadata) if (key.startsWith('tokenizer.')) metadata.set(key, value);
   if (options.reasoning === true) metadata.set('tokenizer.chat_template', { type: ValueType.STRING, value: reasoningChatTemplate });
-  await writeGguf(options.outPath, metadata, tensorList(h, tokens.value.length, options.seed));
+  const tensors = tensorList(h, tokens.value.length, options.seed);
+  await writeGguf(options.outPath, metadata, options.endsTurns === true ? endsTurnsTensors(tensors, endsTurnsPlan(h, tokens.value)) : tensors);
 }
 
-/** The cached model of this shape, seed and template, generated on first use (safe if processes race: rename is atomic). */
-export async function ensureModel(shape: ModelShape, seed = 0, template: TemplateChoice = {}): Promise<string> {
-  const path = defaultModelPath(shape, seed, template);
+function endsTurnsPlan(h: Hyperparameters, tokens: unknown[]): EndsTurnsPlan {
+  const [endOfTurnToken, newlineToken] = [tokens.indexOf('<|im_end|>'), tokens.indexOf('Ċ')];
+  if (endOfTurnToken < 0 || newlineToken < 0) throw new Error('the vocabulary has no <|im_end|> or newline token');
+  return { embedding: h.embedding, endOfTurnToken, newlineToken };
+}
+
+/** The cached model of this shape, seed and variant, generated on first use (safe if processes race: rename is atomic). */
+export async function ensureModel(shape: ModelShape, seed = 0, variant: ModelVariant = {}): Promise<string> {
+  const path = defaultModelPath(shape, seed, variant);
   if (existsSync(path) && (await stat(path)).size > 0) return path;
   await mkdir(join(path, '..'), { recursive: true });
-  await makeModel({ shape, seed, outPath: path, ...template });
+  await makeModel({ shape, seed, outPath: path, ...variant });
   return path;
 }

@@ -9,3 +9,8 @@ export function tinyModelPath(): Promise<string> {
 export function tinyReasoningModelPath(): Promise<string> {
   return ensureModel('tiny', 0, { reasoning: true });
 }
+
+/** The tiny model whose sampled answers end by themselves (make-model --ends-turns): end-of-turn is likely at every step. */
+export function tinyEndsTurnsModelPath(): Promise<string> {
+  return ensureModel('tiny', 0, { endsTurns: true });
+}

@@ -246,3 +246,16 @@ t.test('a conversation of system messages without text is a 400, not a frame the
   const request = parseCountTokensRequest({ model: 'tiny', messages: [{ role: 'system' }] });
   t.throws(() => chatMessages(request), { message: 'messages: at least one message with content is required' });
 });
+
+t.test("Claude Code 2.1.197's main request (test/fixtures, its text replaced) parses whole: 24 tools, all in the prompt", async (t) => {
+  const captured = JSON.parse(readFileSync(new URL('../fixtures/claude-code-2.1.197-messages-request.json', import.meta.url), 'utf8')) as {
+    headers: Record<string, string>;
+    body: unknown;
+  };
+  t.match(captured.headers['anthropic-beta'], /claude-code-20250219/);
+  t.notOk('authorization' in captured.headers || 'x-api-key' in captured.headers, 'no credentials in the fixture');
+  const request = parseMessagesRequest(captured.body);
+  t.equal(promptTools(request).length, 24);
+  t.strictSame(thinkingRequest(request.thinking), { kind: 'on', budgetTokens: 31999 });
+  t.ok(asksForCaching(request), 'it marks cache_control');
+});
