@@ -7,6 +7,7 @@ import t, { type Test } from 'tap';
 import { chatMessages } from '../../worker/api/anthropic/content.js';
 import { parseCountTokensRequest, parseMessagesRequest, promptTools, toGenerateMessage, toolUse } from '../../worker/api/anthropic/schema.js';
 import { asksForCaching } from '../../worker/api/anthropic/request-fields.js';
+import { reasoningOf } from '../../worker/api/anthropic/thinking.js';
 import { fittedMaxTokens, sequenceCapacity } from '../../worker/api/anthropic/fit-context.js';
 import { ErrorCode, SemanticError } from '../../shared/errors.js';
 import type { GenerateInput } from '../../shared/protocol/messages.js';
@@ -256,6 +257,6 @@ t.test("Claude Code 2.1.197's main request (test/fixtures, its text replaced) pa
   t.notOk('authorization' in captured.headers || 'x-api-key' in captured.headers, 'no credentials in the fixture');
   const request = parseMessagesRequest(captured.body);
   t.equal(promptTools(request).length, 24);
-  t.strictSame(thinkingRequest(request.thinking), { kind: 'on', budgetTokens: 31999 });
+  t.strictSame(reasoningOf(request.thinking, false), { enabled: true, budgetTokens: 31999 });
   t.ok(asksForCaching(request), 'it marks cache_control');
 });
