@@ -42,6 +42,7 @@ export async function supervise(argv: Record<string, unknown>): Promise<number> 
     workerScript: cliScript,
     workerArgs: ['worker'],
     restartPolicy,
+    scrapeTimeoutMs: config.scrapeTimeoutMs,
   });
   onSecondSignal = (signal) => supervisor.force(signal);
   onHangup = () => void supervisor.rollingRestart();

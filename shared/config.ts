@@ -237,6 +237,15 @@ export const optionSpecs = {
     'Seconds a client has to send a whole request, body included (e.g. a body shorter than its Content-Length); past it: 408 and the connection closes. Never limits a response. At least headers-timeout.',
   ),
   logLevel: enumOption(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info', 'Lowest level of log lines written.'),
+  scrapeTimeoutMs: {
+    ...integerOption(
+      3000,
+      100,
+      60_000,
+      "Milliseconds a scrape of GET /metrics under `semantic supervise` waits for each worker's metrics; a worker that has not answered by then is left out of that scrape and counted in semantic_scrape_workers_missing. Keep it under Prometheus's scrape_timeout (10 s by default).",
+    ),
+    superviseOnly: true,
+  },
   workers: { ...integerOption(2, 1, 64, 'Worker processes `semantic supervise` runs on the shared port; each loads its own model copy.'), superviseOnly: true },
 } as const;
 

@@ -12,6 +12,7 @@ import { runWorker } from './life.js';
 import { StopRequest, stopOnSignals } from '../../shared/stop-requests.js';
 import type { SwapAnswer } from '../api/ops/admin.js';
 import type { WorkerServer } from './start.js';
+import { FleetScrapes, reportMetrics } from './fleet-scrape.js';
 
 /**
  * An admin model swap on a supervised worker is the supervisor's: it becomes a rolling restart onto
@@ -49,11 +50,17 @@ export async function worker(): Promise<number> {
   const stop = new StopRequest();
   stopOnSignals(stop, logger);
   const swaps = new SupervisorSwaps();
+  const scrapes = new FleetScrapes(config.scrapeTimeoutMs, logger);
   let server: WorkerServer | undefined;
   listenToSupervisor({
     // Sent only once this worker said it is ready, so the server exists by then.
     onConnection: (socket) => (server === undefined ? socket.destroy() : server.adopt(socket)),
-    onMessage: (message) => (message.type === 'drain' ? stop.request('supervisor drain', message.mode) : swaps.answered(message)),
+    onMessage: (message) => {
+      if (message.type === 'drain') stop.request('supervisor drain', message.mode);
+      else if (message.type === 'swap_answer') swaps.answered(message);
+      else if (message.type === 'metrics_answer') scrapes.answered(message);
+      else void reportMetrics(message.id, server === undefined ? undefined : () => server!.processMetricsJson(), logger);
+    },
     onInvalid: (reason) => logger.error({ reason }, 'invalid IPC message from the supervisor (a bug)'),
     onDisconnect: () => {
       logger.warn('the supervisor is gone (IPC channel closed): stopping');
@@ -69,6 +76,7 @@ export async function worker(): Promise<number> {
     connectionsFromSupervisor: true,
     onServer: (created) => (server = created),
     forwardSwap: (path, id) => swaps.ask(path, id),
+    fleetMetrics: () => scrapes.ask(),
     events: {
       listening: (port) => sendToSupervisor({ type: 'listening', port }),
       ready: (model, port) => sendToSupervisor({ type: 'ready', port, model: model.id }),
