@@ -17,6 +17,7 @@ import { decideRestart, defaultRestartPolicy, type RestartPolicy, type SlotExit 
 import { ConnectionDispatcher } from './dispatcher.js';
 import { WorkerProcess, type WorkerExitStatus } from './worker-process.js';
 import { FleetMetrics } from './fleet-metrics.js';
+import { workerLogFile } from '../shared/logger.js';
 
 export interface SupervisorOptions {
   workers: number;
@@ -224,11 +225,15 @@ export class Supervisor {
   }
 
   private forkWorker(slot: Slot): WorkerProcess {
+    // A rolling restart's replacement runs beside the slot's old worker for a while: another log file.
+    const lane = [...this.live].some((worker) => worker.slot === slot.index && worker.lane === 0) ? 1 : 0;
+    const { logFile } = this.workerConfig;
     const worker = new WorkerProcess({
       slot: slot.index,
+      lane,
       script: this.options.workerScript,
       args: this.options.workerArgs,
-      config: { ...this.workerConfig, port: this.port },
+      config: { ...this.workerConfig, port: this.port, ...(logFile === undefined ? {} : { logFile: workerLogFile(logFile, slot.index, lane) }) },
       now: () => performance.now(),
       logger: this.log,
       port: this.port,

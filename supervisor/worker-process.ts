@@ -20,6 +20,8 @@ export interface WorkerExitStatus {
 
 export interface ForkWorkerOptions {
   slot: number;
+  /** Which of the slot's two log files it writes (logger.ts `workerLogFile`): 1 while the slot's previous worker still runs. */
+  lane: 0 | 1;
   script: string;
   args: string[];
   /** Resolved config for the worker, passed in its environment (ipc.ts says why). */
@@ -38,6 +40,7 @@ export interface ForkWorkerOptions {
 
 export class WorkerProcess implements ConnectionTarget, MetricsSource {
   readonly slot: number;
+  readonly lane: 0 | 1;
   readonly pid: number | undefined;
   /** True once it became ready, false if it exited before. */
   readonly ready: Promise<boolean>;
@@ -56,6 +59,7 @@ export class WorkerProcess implements ConnectionTarget, MetricsSource {
 
   constructor(private readonly options: ForkWorkerOptions) {
     this.slot = options.slot;
+    this.lane = options.lane;
     this.log = options.logger;
     this.child = fork(options.script, options.args, {
       env: { ...process.env, ...mallocArenaDefault(process.env), [workerConfigEnv]: JSON.stringify(options.config) },

@@ -5,7 +5,7 @@
  * supervisor died: a worker never outlives its supervisor.
  */
 import { configFromJson } from '../../shared/config.js';
-import { createLogger } from '../../shared/logger.js';
+import { createLogger, logDestination, logFileSettings } from '../../shared/logger.js';
 import { hasSupervisor, listenToSupervisor, sendToSupervisor, workerConfigEnv } from '../../shared/protocol/ipc.js';
 import { UsageError } from '../../shared/exit.js';
 import { runWorker } from './life.js';
@@ -46,7 +46,7 @@ export async function worker(): Promise<number> {
   const config = configFromJson(process.env[workerConfigEnv] ?? '', `env ${workerConfigEnv}`);
   const modelPath = config.model;
   if (modelPath === undefined) throw new UsageError(`env ${workerConfigEnv} names no model: the supervisor resolves it before forking`);
-  const logger = createLogger('worker', config.logLevel);
+  const logger = createLogger('worker', config.logLevel, await logDestination(logFileSettings(config)));
   const stop = new StopRequest();
   stopOnSignals(stop, logger);
   const swaps = new SupervisorSwaps();
