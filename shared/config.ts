@@ -238,7 +238,7 @@ export const optionSpecs = {
   ),
   logLevel: enumOption(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info', 'Lowest level of log lines written.'),
   logFile: textOption(
-    "Also write the log lines to files (JSON, one per line, as on stdout), rotated and pruned (logFileSize, logFileFrequency, logFileCount): <stem>.<n><ext>, e.g. semantic.log → semantic.1.log, semantic.2.log, … Under `semantic supervise` that is the supervisor's; worker slot i writes <stem>.worker-<i>.<n><ext> (<stem>.worker-<i>b… for a rolling restart's replacement while its predecessor drains), so no two processes write one file. The folder is created if missing.",
+    "Also write the log lines to files (JSON, one per line, as on stdout), rotated and pruned (logFileSize, logFileFrequency, logFileCount): <stem>.<date>.<n><ext>, e.g. semantic.log → semantic.2026-12-07.1.log, semantic.2026-12-07.2.log, … (no date with logFileFrequency none; the hour too with hourly). Under `semantic supervise` that is the supervisor's; worker slot i writes <stem>.worker-<i>.<date>.<n><ext> (<stem>.worker-<i>b… for a rolling restart's replacement while its predecessor drains), so no two processes write one file. The folder is created if missing.",
     4096,
     'spaces allowed',
   ),

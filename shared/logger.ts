@@ -41,7 +41,7 @@ function stdoutDestination(): DestinationStream {
 
 /** Where and how log files rotate (the logFile* options). */
 export interface LogFileSettings {
-  /** `<stem><ext>`: files are `<stem>.<n><ext>`. */
+  /** `<stem><ext>`: files are `<stem>.<n><ext>`, or `<stem>.<date>.<n><ext>` with a frequency. */
   path: string;
   /** pino-roll's size: digits and k, m or g. */
   size: string;
@@ -79,6 +79,13 @@ export function workerLogFile(path: string, slot: number, lane: 0 | 1): string {
 }
 
 /**
+ * With a time rotation, the period is in the name (`<stem>.<date>.<n><ext>`): pino-roll restarts its
+ * numbering each period after a restart, and it prunes by number within a date, so without the date a
+ * restart on a later day would number new files below the old ones and prune the file being written.
+ */
+const dateFormats = { daily: 'yyyy-MM-dd', hourly: 'yyyy-MM-dd-HH' } as const;
+
+/**
  * Stdout, plus the rotated files when `file` is set. pino-roll 4 keeps `limit.count` files in all when
  * it writes synchronously (the new file exists when it prunes) and prunes files of earlier runs too
  * (`removeOtherLogFiles`), so the count holds across restarts.
@@ -88,7 +95,7 @@ export async function logDestination(file: LogFileSettings | undefined): Promise
   const rolled = await pinoRoll({
     file: file.path,
     size: file.size,
-    ...(file.frequency === 'none' ? {} : { frequency: file.frequency }),
+    ...(file.frequency === 'none' ? {} : { frequency: file.frequency, dateFormat: dateFormats[file.frequency] }),
     limit: { count: file.count, removeOtherLogFiles: true },
     mkdir: true,
     sync: true,

@@ -14,6 +14,8 @@ declare module 'pino-roll' {
     frequency?: 'daily' | 'hourly' | number;
     /** Files kept; with `removeOtherLogFiles`, files of earlier runs count too. */
     limit?: { count?: number; removeOtherLogFiles?: boolean };
+    /** date-fns format of the period in the name (needs `frequency`): `<stem>.<date>.<n>.<ext>`. */
+    dateFormat?: string;
     /** Creates the folder. */
     mkdir?: boolean;
     /** A `current.log` symlink to the file being written, in its folder. */
