@@ -117,6 +117,8 @@ t.test('supervise --workers 2: one scrape adds up both workers; a stopped or kil
     partial.has(`process_resident_memory_bytes{worker="${answeringSlot}"}`) && !partial.has(`process_resident_memory_bytes{worker="${answeringSlot === '0' ? '1' : '0'}"}`),
     "the stopped worker's series are absent, the other's complete",
   );
+  // Logged before the answer went out, but stdout and the HTTP response are two pipes: wait for it.
+  await logged(server, (line) => line.msg === SPREAD);
   t.match(
     server.logs.find((line) => line.msg === SPREAD),
     { missing: [{ pid: silent, reason: 'timeout' }], timeoutMs: SCRAPE_TIMEOUT_MS },
