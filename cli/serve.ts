@@ -1,5 +1,5 @@
 /** `semantic serve`: one worker process, no supervisor (development, one process per container). */
-import { createLogger } from '../shared/logger.js';
+import { createLogger, logDestination, logFileSettings } from '../shared/logger.js';
 import { configFromArgv } from './config-flags.js';
 import { ExitCode } from '../shared/exit.js';
 import { resolveModelPath } from './model-path.js';
@@ -8,7 +8,7 @@ import { StopRequest, stopOnSignals } from '../shared/stop-requests.js';
 
 export async function serve(argv: Record<string, unknown>): Promise<number> {
   const config = configFromArgv(argv);
-  const logger = createLogger('serve', config.logLevel);
+  const logger = createLogger('serve', config.logLevel, await logDestination(logFileSettings(config)));
   const stop = new StopRequest();
   stopOnSignals(stop, logger);
   const modelPath = await resolveModelPath(config, logger);

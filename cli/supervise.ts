@@ -7,7 +7,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { createLogger } from '../shared/logger.js';
+import { createLogger, logDestination, logFileSettings } from '../shared/logger.js';
 import { resolvedModelsDir, threadsPerProcess } from '../shared/server-settings.js';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { restartPolicyFromEnv } from '../supervisor/restart-policy.js';
@@ -22,7 +22,7 @@ const cliScript = fileURLToPath(new URL('./main.js', import.meta.url));
 export async function supervise(argv: Record<string, unknown>): Promise<number> {
   const config = configFromArgv(argv);
   const restartPolicy = restartPolicyFromEnv(process.env);
-  const logger = createLogger('supervisor', config.logLevel);
+  const logger = createLogger('supervisor', config.logLevel, await logDestination(logFileSettings(config)));
   const stop = new StopRequest();
   // Until the workers exist, a second signal exits at once and SIGHUP has nothing to restart.
   let onSecondSignal = (_signal: NodeJS.Signals): void => process.exit(ExitCode.Failure);
@@ -42,6 +42,7 @@ export async function supervise(argv: Record<string, unknown>): Promise<number> 
     workerScript: cliScript,
     workerArgs: ['worker'],
     restartPolicy,
+    scrapeTimeoutMs: config.scrapeTimeoutMs,
   });
   onSecondSignal = (signal) => supervisor.force(signal);
   onHangup = () => void supervisor.rollingRestart();

@@ -237,6 +237,34 @@ export const optionSpecs = {
     'Seconds a client has to send a whole request, body included (e.g. a body shorter than its Content-Length); past it: 408 and the connection closes. Never limits a response. At least headers-timeout.',
   ),
   logLevel: enumOption(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info', 'Lowest level of log lines written.'),
+  logFile: textOption(
+    "Also write the log lines to files (JSON, one per line, as on stdout), rotated and pruned (logFileSize, logFileFrequency, logFileCount): <stem>.<date>.<n><ext>, e.g. semantic.log → semantic.2026-12-07.1.log, semantic.2026-12-07.2.log, … (no date with logFileFrequency none; the hour too with hourly). Under `semantic supervise` that is the supervisor's; worker slot i writes <stem>.worker-<i>.<date>.<n><ext> (<stem>.worker-<i>b… for a rolling restart's replacement while its predecessor drains), so no two processes write one file. The folder is created if missing.",
+    4096,
+    'spaces allowed',
+  ),
+  logFileSize: {
+    kind: 'string',
+    schema: z.string().regex(/^[1-9]\d{0,5}[kmg]$/),
+    default: '10m',
+    allowed: 'a size: a number of 1 to 6 digits followed by k, m or g (KiB, MiB, GiB), e.g. 10m',
+    doc: 'A log file is rotated once it reaches this size (the line that crosses it still goes in it).',
+  } satisfies OptionSpec<string>,
+  logFileFrequency: enumOption(['daily', 'hourly', 'none'], 'daily', 'A log file is also rotated at each midnight (daily) or full hour (hourly), local time; none: by size only.'),
+  logFileCount: integerOption(
+    10,
+    1,
+    10_000,
+    'Log files kept per process name, the one being written included; older ones are deleted at each rotation, files of earlier runs with that name included.',
+  ),
+  scrapeTimeoutMs: {
+    ...integerOption(
+      3000,
+      100,
+      60_000,
+      "Milliseconds a scrape of GET /metrics under `semantic supervise` waits for each worker's metrics; a worker that has not answered by then is left out of that scrape and counted in semantic_scrape_workers_missing. Keep it under Prometheus's scrape_timeout (10 s by default).",
+    ),
+    superviseOnly: true,
+  },
   workers: { ...integerOption(2, 1, 64, 'Worker processes `semantic supervise` runs on the shared port; each loads its own model copy.'), superviseOnly: true },
 } as const;
 

@@ -16,6 +16,8 @@ import { ExitCode } from '../shared/exit.js';
 import { decideRestart, defaultRestartPolicy, type RestartPolicy, type SlotExit } from './restart-policy.js';
 import { ConnectionDispatcher } from './dispatcher.js';
 import { WorkerProcess, type WorkerExitStatus } from './worker-process.js';
+import { FleetMetrics } from './fleet-metrics.js';
+import { workerLogFile } from '../shared/logger.js';
 
 export interface SupervisorOptions {
   workers: number;
@@ -30,6 +32,8 @@ export interface SupervisorOptions {
   replacementReadyTimeoutMs?: number;
   /** After a forced stop, workers still running this much later are killed. */
   killAfterForceMs?: number;
+  /** How long a fleet scrape of GET /metrics waits for each worker's metrics (fleet-metrics.ts); default 3 s. */
+  scrapeTimeoutMs?: number;
 }
 
 interface Slot {
@@ -53,6 +57,7 @@ export class Supervisor {
   private readonly log: Logger;
   private readonly policy: RestartPolicy;
   private readonly dispatcher: ConnectionDispatcher;
+  private readonly fleetMetrics: FleetMetrics;
   private port: number;
   private stopping = false;
   private forced = false;
@@ -72,6 +77,8 @@ export class Supervisor {
     this.slots = Array.from({ length: options.workers }, (_, index) => ({ index, worker: undefined, exits: [], restartTimer: undefined }));
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     this.dispatcher = new ConnectionDispatcher(() => [...this.live], this.log);
+    const counts = { alive: () => this.live.size, ready: () => this.slots.filter((slot) => slot.worker?.isReady === true).length };
+    this.fleetMetrics = new FleetMetrics(counts, this.log);
   }
 
   /** Resolves once every worker is forked (not ready: the "all workers ready" line says that). */
@@ -93,7 +100,7 @@ export class Supervisor {
       clearTimeout(slot.restartTimer);
       slot.restartTimer = undefined;
     }
-    for (const worker of this.live) worker.drain('shutdown');
+    for (const worker of this.live) this.drainWorker(worker, 'shutdown');
     this.finishIfAllExited();
     return this.stopped;
   }
@@ -210,7 +217,7 @@ export class Supervisor {
     Object.assign(slot, { worker: replacement, exits: [], restartTimer: undefined });
     this.logWhenAllReady();
     if (old !== undefined) {
-      old.drain('handover');
+      this.drainWorker(old, 'handover');
       await old.exited;
     }
     this.log.info({ worker: slot.index, oldPid: old?.pid, newPid: replacement.pid }, 'worker replaced');
@@ -218,11 +225,15 @@ export class Supervisor {
   }
 
   private forkWorker(slot: Slot): WorkerProcess {
+    // A rolling restart's replacement runs beside the slot's old worker for a while: another log file.
+    const lane = [...this.live].some((worker) => worker.slot === slot.index && worker.lane === 0) ? 1 : 0;
+    const { logFile } = this.workerConfig;
     const worker = new WorkerProcess({
       slot: slot.index,
+      lane,
       script: this.options.workerScript,
       args: this.options.workerArgs,
-      config: { ...this.workerConfig, port: this.port },
+      config: { ...this.workerConfig, port: this.port, ...(logFile === undefined ? {} : { logFile: workerLogFile(logFile, slot.index, lane) }) },
       now: () => performance.now(),
       logger: this.log,
       port: this.port,
@@ -231,6 +242,7 @@ export class Supervisor {
         this.logWhenAllReady();
       },
       onSwapRequest: (asking, path, id) => this.onSwapRequest(asking, path, id),
+      onMetricsRequest: (asking, id) => void this.answerScrape(asking, id),
     });
     this.live.add(worker);
     this.log.info({ worker: slot.index, pid: worker.pid }, 'worker started');
@@ -278,8 +290,32 @@ export class Supervisor {
     this.log.info({ worker: slot.index, delayMs: decision.delayMs, exits: decision.exits }, 'restarting worker');
     slot.restartTimer = setTimeout(() => {
       slot.restartTimer = undefined;
-      if (!this.stopping && slot.worker === undefined) slot.worker = this.forkWorker(slot);
+      if (this.stopping || slot.worker !== undefined) return;
+      slot.worker = this.forkWorker(slot);
+      this.fleetMetrics.countRestart();
     }, decision.delayMs);
+  }
+
+  private drainWorker(worker: WorkerProcess, mode: 'shutdown' | 'handover'): void {
+    if (!worker.isDraining && !worker.hasExited) this.fleetMetrics.countDrain(mode);
+    worker.drain(mode);
+  }
+
+  /**
+   * A scrape reached `asking`: the whole fleet's metrics go back to it. Ready workers are asked, in slot
+   * order, each slot's current process before a replacement's predecessor (their per-worker series keep
+   * the current one's values: metric-aggregation.ts).
+   */
+  private async answerScrape(asking: WorkerProcess, id: number): Promise<void> {
+    const current = (worker: WorkerProcess): number => (this.slots[worker.slot]?.worker === worker ? 0 : 1);
+    const sources = [...this.live].filter((worker) => worker.isReady).sort((a, b) => a.slot - b.slot || current(a) - current(b));
+    try {
+      const { text, contentType } = await this.fleetMetrics.scrape(sources, this.options.scrapeTimeoutMs ?? 3000);
+      asking.answerMetrics(id, text, contentType);
+    } catch (error) {
+      this.log.error({ error: (error as Error).message }, 'fleet scrape failed (a bug): the worker answers with its own metrics');
+      asking.answerMetrics(id, '', 'text/plain', (error as Error).message);
+    }
   }
 
   private killRemaining(reason: string): void {

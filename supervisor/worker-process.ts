@@ -8,6 +8,8 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { isInvalid, parseWorkerMessage, sendConnectionToWorker, sendToWorker, workerConfigEnv, type DrainMode, type WorkerMessage } from '../shared/protocol/ipc.js';
 import type { ConnectionTarget } from './dispatcher.js';
+import type { MetricFamilyJson } from '../shared/metric-aggregation.js';
+import type { MetricsSource, MissedReport } from './fleet-metrics.js';
 
 export interface WorkerExitStatus {
   code: number | null;
@@ -18,6 +20,8 @@ export interface WorkerExitStatus {
 
 export interface ForkWorkerOptions {
   slot: number;
+  /** Which of the slot's two log files it writes (logger.ts `workerLogFile`): 1 while the slot's previous worker still runs. */
+  lane: 0 | 1;
   script: string;
   args: string[];
   /** Resolved config for the worker, passed in its environment (ipc.ts says why). */
@@ -30,10 +34,13 @@ export interface ForkWorkerOptions {
   onReady(worker: WorkerProcess): void;
   /** Its admin API asked for another model; answer with `answerSwap`. */
   onSwapRequest(worker: WorkerProcess, path: string, id: string): void;
+  /** A scrape of GET /metrics reached it: answer with the fleet's exposition (`answerMetrics`). */
+  onMetricsRequest(worker: WorkerProcess, id: number): void;
 }
 
-export class WorkerProcess implements ConnectionTarget {
+export class WorkerProcess implements ConnectionTarget, MetricsSource {
   readonly slot: number;
+  readonly lane: 0 | 1;
   readonly pid: number | undefined;
   /** True once it became ready, false if it exited before. */
   readonly ready: Promise<boolean>;
@@ -46,9 +53,13 @@ export class WorkerProcess implements ConnectionTarget {
   private isExited = false;
   private stoppedCode: number | undefined;
   private readyTime: number | undefined;
+  /** `collect_metrics` asks waiting for their `metrics_report`, by id. */
+  private readonly metricsAsks = new Map<number, (report: MetricFamilyJson[] | MissedReport) => void>();
+  private nextMetricsAsk = 0;
 
   constructor(private readonly options: ForkWorkerOptions) {
     this.slot = options.slot;
+    this.lane = options.lane;
     this.log = options.logger;
     this.child = fork(options.script, options.args, {
       env: { ...process.env, ...mallocArenaDefault(process.env), [workerConfigEnv]: JSON.stringify(options.config) },
@@ -66,6 +77,7 @@ export class WorkerProcess implements ConnectionTarget {
       this.child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
         this.isExited = true;
         resolveReady(false);
+        for (const settle of this.metricsAsks.values()) settle('exited');
         resolve({ code, signal, stoppedCode: this.stoppedCode });
       });
     });
@@ -117,6 +129,27 @@ export class WorkerProcess implements ConnectionTarget {
     sendToWorker(this.child, { type: 'swap_answer', accepted, ...(reason === undefined ? {} : { reason }) });
   }
 
+  /** Asks for its metrics JSON; settles with why not when it does not answer within `timeoutMs` or exits first. */
+  collectMetrics(timeoutMs: number): Promise<MetricFamilyJson[] | MissedReport> {
+    if (this.isExited) return Promise.resolve('exited');
+    const id = this.nextMetricsAsk++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => settle('timeout'), timeoutMs);
+      const settle = (report: MetricFamilyJson[] | MissedReport): void => {
+        clearTimeout(timer);
+        this.metricsAsks.delete(id);
+        resolve(report);
+      };
+      this.metricsAsks.set(id, settle);
+      if (!sendToWorker(this.child, { type: 'collect_metrics', id })) settle('unsent');
+    });
+  }
+
+  /** The fleet's exposition, for its `metrics_request` `id`. */
+  answerMetrics(id: number, text: string, contentType: string, error?: string): void {
+    sendToWorker(this.child, { type: 'metrics_answer', id, text, contentType, ...(error === undefined ? {} : { error }) });
+  }
+
   kill(): void {
     if (!this.isExited) this.child.kill('SIGKILL');
   }
@@ -166,6 +199,11 @@ export class WorkerProcess implements ConnectionTarget {
         this.stoppedCode = message.code;
         this.log.info({ ...ids, code: message.code, cut: message.cut }, 'worker drained');
         return;
+      case 'metrics_request':
+        return this.options.onMetricsRequest(this, message.id);
+      case 'metrics_report':
+        // An answer after its ask timed out finds no one waiting: dropped.
+        return this.metricsAsks.get(message.id)?.(message.metrics);
       case 'swap_model':
         this.log.info({ ...ids, path: message.path, id: message.id }, 'model swap asked for');
         return this.options.onSwapRequest(this, message.path, message.id);

@@ -6,6 +6,11 @@
  * message is a bug to log, never a state change to guess at. Bump IPC_VERSION on any change an
  * older peer would misread.
  *
+ * Messages added later leave IPC_VERSION alone when an older peer simply rejects them as invalid (it
+ * logs them and changes nothing) and the sender copes with no answer: the metrics messages are such,
+ * so an old supervisor and a new worker still agree on everything else during an upgrade's rolling
+ * restart, where a bumped version would make every message between them invalid.
+ *
  * The channel itself is a message too: a worker whose channel closes knows its supervisor died and
  * exits, so no worker outlives its supervisor. A worker that cannot serve says `engine_dead` before it
  * exits, so the supervisor never has to guess why it went away.
@@ -14,6 +19,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { z } from 'zod';
 import { errorPayloadSchema } from './messages.js';
+import type { MetricFamilyJson } from '../metric-aggregation.js';
 
 export const IPC_VERSION = 1;
 
@@ -24,6 +30,29 @@ export const IPC_VERSION = 1;
 export const workerConfigEnv = 'SEMANTIC_WORKER_CONFIG';
 
 const port = z.number().int().min(1).max(65535);
+/** Pairs an answer with its question; each side numbers its own questions. */
+const id = z.number().int().nonnegative();
+
+/** JSON turns NaN and ±Infinity into null: read back as NaN, which Prometheus's text format writes as such. */
+const sampleValue = z
+  .number()
+  .nullable()
+  .transform((value) => value ?? Number.NaN);
+const metricFamilySchema = z.object({
+  name: z.string().min(1).max(256),
+  help: z.string().max(4096),
+  type: z.string().max(32),
+  aggregator: z.string().max(32),
+  values: z
+    .array(
+      z.object({
+        value: sampleValue,
+        labels: z.record(z.string(), z.union([z.string(), z.number()])),
+        metricName: z.string().max(256).optional(),
+      }),
+    )
+    .max(100_000),
+}) satisfies z.ZodType<MetricFamilyJson, unknown>;
 
 const workerMessageSchema = z.discriminatedUnion('type', [
   /** Up, its IPC listener attached; once its model is ready it says `listening`, then `ready`. */
@@ -46,6 +75,10 @@ const workerMessageSchema = z.discriminatedUnion('type', [
    * supervisor answers `swap_answer` and, if it accepts, replaces every worker with one on that model.
    */
   z.object({ type: z.literal('swap_model'), path: z.string().min(1), id: z.string().min(1) }),
+  /** A scrape of GET /metrics reached this worker: it asks for the whole fleet's exposition (`metrics_answer`). */
+  z.object({ type: z.literal('metrics_request'), id }),
+  /** The answer to `collect_metrics`: this process's metrics, as prom-client's `registry.getMetricsAsJSON()`. */
+  z.object({ type: z.literal('metrics_report'), id, metrics: z.array(metricFamilySchema).max(10_000) }),
 ]);
 
 /**
@@ -64,6 +97,13 @@ const supervisorMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('connection') }),
   /** Whether a `swap_model` was accepted (a rolling restart onto the model has begun), or why not. */
   z.object({ type: z.literal('swap_answer'), accepted: z.boolean(), reason: z.string().optional() }),
+  /** A fleet scrape is being put together: report your metrics (`metrics_report` with this id). */
+  z.object({ type: z.literal('collect_metrics'), id }),
+  /**
+   * The fleet's exposition for the worker's `metrics_request` `id`: the body of its scrape's answer.
+   * With `error`, the supervisor could not put it together: the worker answers with its own metrics.
+   */
+  z.object({ type: z.literal('metrics_answer'), id, text: z.string(), contentType: z.string().min(1), error: z.string().optional() }),
 ]);
 
 export type WorkerMessage = z.infer<typeof workerMessageSchema>;

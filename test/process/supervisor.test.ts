@@ -180,13 +180,14 @@ t.test('a worker that can never start is a crash loop: reported, and with no wor
  * A worker that speaks the IPC protocol and nothing else. Its behaviour is the word in the control
  * file when it starts: serve (ready; drains at once), fail (exits 1 before ready), hang (never ready),
  * stuck (a drain ends only at SIGTERM, exit 3), deaf (ignores SIGTERM too). It appends "pid mode" to
- * `<control>.drains` for each drain it is asked for.
+ * `<control>.drains` for each drain it is asked for, and its log file (config logFile) to `<control>.logfiles`.
  */
 const fakeWorkerSource = `
 import { appendFileSync, readFileSync } from 'node:fs';
 const control = process.argv[2];
 const mode = readFileSync(control, 'utf8').trim();
-const { port } = JSON.parse(process.env.${workerConfigEnv});
+const { port, logFile } = JSON.parse(process.env.${workerConfigEnv});
+appendFileSync(control + '.logfiles', (logFile ?? 'none') + '\\n');
 const send = (message, done) => process.send([${IPC_VERSION}, message], done);
 const exit = (code, cut) => send({ type: 'stopped', code, cut }, () => process.exit(code));
 process.on('disconnect', () => process.exit(0));
@@ -209,9 +210,16 @@ interface FakeSupervisor {
   setMode(mode: string): void;
   /** "pid mode" for each drain the fake workers were asked for. */
   drains(): string[];
+  /** The log file each fake worker was given, in the order they started. */
+  logFiles(): string[];
 }
 
-async function startFakeSupervisor(t: Test, mode: string, options: { replacementReadyTimeoutMs?: number; killAfterForceMs?: number } = {}): Promise<FakeSupervisor> {
+async function startFakeSupervisor(
+  t: Test,
+  mode: string,
+  options: { replacementReadyTimeoutMs?: number; killAfterForceMs?: number } = {},
+  logFile?: string,
+): Promise<FakeSupervisor> {
   const dir = mkdtempSync(join(tmpdir(), 'semantic-fake-workers-'));
   const script = join(dir, 'fake-worker.mjs');
   const control = join(dir, 'mode');
@@ -226,7 +234,7 @@ async function startFakeSupervisor(t: Test, mode: string, options: { replacement
       for (const check of [...onLine]) check();
     },
   });
-  const workerConfig = loadConfig({ flags: { port: 0 } });
+  const workerConfig = loadConfig({ flags: { port: 0, ...(logFile === undefined ? {} : { logFile }) } });
   const supervisor = new Supervisor({ workers: 2, workerConfig, logger, workerScript: script, workerArgs: [control], ...options });
   t.teardown(() => supervisor.force('test over'));
   const waitForLogs = (matches: (line: LogLine) => boolean, count = 1): Promise<LogLine[]> =>
@@ -241,7 +249,8 @@ async function startFakeSupervisor(t: Test, mode: string, options: { replacement
     });
   await supervisor.start();
   const drains = (): string[] => readFileSync(`${control}.drains`, 'utf8').trim().split('\n');
-  return { supervisor, logs, waitForLogs, setMode, drains };
+  const logFiles = (): string[] => readFileSync(`${control}.logfiles`, 'utf8').trim().split('\n');
+  return { supervisor, logs, waitForLogs, setMode, drains, logFiles };
 }
 
 const byMsg =
@@ -249,6 +258,21 @@ const byMsg =
   (line: LogLine): boolean =>
     line.msg === msg;
 const fake = { timeout: 30_000 };
+
+t.test("log files: each worker writes its slot's own, and a rolling restart's replacement another while its predecessor drains", fake, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'semantic-fake-logs-'));
+  const { supervisor, waitForLogs, logFiles } = await startFakeSupervisor(t, 'serve', {}, join(dir, 'semantic.log'));
+  await waitForLogs(byMsg('all workers ready'));
+  await supervisor.rollingRestart();
+  await supervisor.rollingRestart();
+  const names = logFiles().map((path) => path.slice(dir.length + 1));
+  t.same(names.slice(0, 2).sort(), ['semantic.worker-0.log', 'semantic.worker-1.log'], 'one file name per slot');
+  t.same(
+    names.slice(2),
+    ['semantic.worker-0b.log', 'semantic.worker-1b.log', 'semantic.worker-0.log', 'semantic.worker-1.log'],
+    'replacements alternate names, so a slot never has two writers on one file',
+  );
+});
 
 t.test('rolling restart: each slot gets a ready replacement before its old worker drains in handover mode', fake, async (t) => {
   const { supervisor, logs, waitForLogs, drains } = await startFakeSupervisor(t, 'serve');

@@ -67,6 +67,11 @@ t.test('defaults: every option has one and they pass their own checks', async (t
     headersTimeout: 10,
     requestTimeout: 60,
     logLevel: 'info',
+    logFile: undefined,
+    logFileSize: '10m',
+    logFileFrequency: 'daily',
+    logFileCount: 10,
+    scrapeTimeoutMs: 3000,
     workers: 2,
   });
   for (const option of optionNames) t.ok(optionSpecs[option].doc.length > 20, `${option} is documented`);
@@ -171,6 +176,11 @@ const invalidValues: [OptionName, string, string][] = [
   ['metricsAccess', 'open', 'metricsAccess must be one of public, user, admin; got "open" from flag --metrics-access'],
   ['logLevel', 'verbose', 'logLevel must be one of trace, debug, info, warn, error, fatal, silent; got "verbose" from flag --log-level'],
   ['workers', '0', 'workers must be an integer from 1 to 64; got 0 from flag --workers'],
+  ['logFile', '/var/log/x\n.log', 'logFile must be a string of 1 to 4096 characters without control characters; got "/var/log/x\\n.log" from flag --log-file'],
+  ['logFileFrequency', 'weekly', 'logFileFrequency must be one of daily, hourly, none; got "weekly" from flag --log-file-frequency'],
+  ['logFileSize', '10', 'logFileSize must be a size: a number of 1 to 6 digits followed by k, m or g (KiB, MiB, GiB), e.g. 10m; got "10" from flag --log-file-size'],
+  ['logFileCount', '0', 'logFileCount must be an integer from 1 to 10000; got 0 from flag --log-file-count'],
+  ['scrapeTimeoutMs', '10', 'scrapeTimeoutMs must be an integer from 100 to 60000; got 10 from flag --scrape-timeout-ms'],
 ];
 
 t.test('each invalid option is refused with a message naming it, its source and the allowed range', async (t) => {

@@ -24,3 +24,22 @@ t.test("engine_dead carries the thread protocol's error payload: a known code, a
   t.ok(isInvalid(dead({ code: 'ERR_NOT_A_CODE', message: 'x' }) as object), 'an unknown code');
   t.ok(isInvalid(dead({ code: 'ERR_ENGINE_DEAD', message: 'x', retryAfter: -1 }) as object), 'a negative retryAfter (the old copy of the schema let it through)');
 });
+
+t.test("the fleet scrape's messages: a metrics report keeps NaN (null in JSON) and refuses a malformed family", async (t) => {
+  const family = { name: 'semantic_request_total', help: 'h', type: 'counter', aggregator: 'sum', values: [{ value: null, labels: { route: '/x', status: 200 } }] };
+  // Node's IPC serialises as JSON: NaN arrives as null and is read back as NaN.
+  const report = parseWorkerMessage(JSON.parse(JSON.stringify([IPC_VERSION, { type: 'metrics_report', id: 3, metrics: [family] }])));
+  t.ok(!isInvalid(report) && report.type === 'metrics_report' && Number.isNaN(report.metrics[0]?.values[0]?.value));
+  t.ok(
+    isInvalid(parseWorkerMessage([IPC_VERSION, { type: 'metrics_report', id: 3, metrics: [{ ...family, values: [{ value: 'x', labels: {} }] }] }])),
+    'a value that is no number',
+  );
+  t.ok(isInvalid(parseWorkerMessage([IPC_VERSION, { type: 'metrics_request', id: -1 }])), 'a negative id');
+  t.same(parseSupervisorMessage([IPC_VERSION, { type: 'collect_metrics', id: 0 }]), { type: 'collect_metrics', id: 0 });
+  t.same(parseSupervisorMessage([IPC_VERSION, { type: 'metrics_answer', id: 1, text: 'a 1\n', contentType: 'text/plain' }]), {
+    type: 'metrics_answer',
+    id: 1,
+    text: 'a 1\n',
+    contentType: 'text/plain',
+  });
+});

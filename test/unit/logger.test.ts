@@ -2,7 +2,7 @@
 // another process name its pid, and never contain an API key wherever in the logged object it sits.
 import t from 'tap';
 import { Writable } from 'node:stream';
-import { createLogger, redactionCensor } from '../../shared/logger.js';
+import { createLogger, logFileSettings, redactionCensor, workerLogFile } from '../../shared/logger.js';
 
 function capture(): { lines: Record<string, unknown>[]; stream: Writable } {
   const lines: Record<string, unknown>[] = [];
@@ -50,4 +50,13 @@ t.test('secrets are redacted at the top level and in nested headers and configs'
     req: { headers: { authorization: redactionCensor, 'x-api-key': redactionCensor, 'content-type': 'application/json' } },
     config: { apiKey: redactionCensor },
   });
+});
+
+t.test('log files: each process of a supervised fleet has a name of its own, with an extension pino-roll numbers before', async (t) => {
+  t.equal(workerLogFile('/var/log/semantic/semantic.log', 0, 0), '/var/log/semantic/semantic.worker-0.log');
+  t.equal(workerLogFile('/var/log/semantic/semantic.log', 3, 1), '/var/log/semantic/semantic.worker-3b.log', "a replacement beside its slot's draining worker");
+  t.equal(workerLogFile('/var/log.d/semantic', 1, 0), '/var/log.d/semantic.worker-1.log', 'no extension: .log (a dot in a folder is no extension)');
+  const settings = { logFileSize: '1k', logFileFrequency: 'none', logFileCount: 2 } as const;
+  t.equal(logFileSettings({ logFile: undefined, ...settings }), undefined);
+  t.same(logFileSettings({ logFile: 'logs/semantic', ...settings }), { path: 'logs/semantic.log', size: '1k', frequency: 'none', count: 2 });
 });

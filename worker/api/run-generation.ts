@@ -7,7 +7,8 @@
  */
 import { SemanticError, type ErrorPayload } from '../../shared/errors.js';
 import type { GenerateMessage, StartedMessage } from '../../shared/protocol/messages.js';
-import type { CompletedMessage, Generation, GenerationEngine } from '../generation.js';
+import { performance } from 'node:perf_hooks';
+import type { CompletedMessage, Generation, GenerationEngine, GenerationHandlers } from '../generation.js';
 import type { ResponseHeaders } from '../http/http-exchange.js';
 import type { RequestContext } from '../http/router.js';
 import { SseStream } from '../http/sse.js';
@@ -54,8 +55,42 @@ export function cacheHeaders(started: StartedMessage): Record<string, string> {
 
 /** Runs `message` on the engine and answers it as `sink` words it; the client leaving aborts it. */
 export function runGeneration(context: RequestContext, engine: GenerationEngine, message: GenerateMessage, sink: GenerationSink): void {
-  const generation = sink.mode === 'json' ? answerAsJson(context, engine, message, sink) : answerAsStream(context, engine, message, sink);
+  context.annotate({ agentId: message.agentId });
+  const logged: GenerationEngine['generate'] = (generate, handlers) => engine.generate(generate, annotating(context, handlers));
+  const generation = sink.mode === 'json' ? answerAsJson(context, logged, message, sink) : answerAsStream(context, logged, message, sink);
   abortOnDisconnect(context, generation);
+}
+
+const roundMs = (ms: number): number => Math.round(ms * 10) / 10;
+
+/**
+ * The request's log line learns what its generation did: the tier its cache came from, prompt tokens
+ * computed and reused, time to first token (from the request's arrival), tokens generated, how it ended.
+ */
+function annotating(context: RequestContext, handlers: GenerationHandlers): GenerationHandlers {
+  let firstToken = true;
+  return {
+    onStarted: (started) => {
+      const { cacheTier: tier, promptTokens, cachedTokens } = started;
+      context.annotate({ tier, promptTokens, cachedTokens, computedTokens: promptTokens - cachedTokens });
+      handlers.onStarted(started);
+    },
+    onTokens: (tokens) => {
+      if (firstToken && tokens.tokenCount > 0) {
+        firstToken = false;
+        context.annotate({ ttftMs: roundMs(performance.now() - context.exchange.receivedAt) });
+      }
+      handlers.onTokens(tokens);
+    },
+    onDone: (done) => {
+      context.annotate({ completionTokens: done.usage.completionTokens, finishReason: done.finishReason });
+      handlers.onDone(done);
+    },
+    onFailed: (error) => {
+      context.annotate({ errorCode: error.code });
+      handlers.onFailed(error);
+    },
+  };
 }
 
 /** Aborts the generation the moment the client goes away, so its sequence is freed at once. */
@@ -69,9 +104,9 @@ function headersOf(started: StartedMessage, sink: GenerationSink): ResponseHeade
   return { ...cacheHeaders(started), ...sink.headers };
 }
 
-function answerAsJson(context: RequestContext, engine: GenerationEngine, message: GenerateMessage, sink: JsonSink): Generation {
+function answerAsJson(context: RequestContext, generate: GenerationEngine['generate'], message: GenerateMessage, sink: JsonSink): Generation {
   let headers: ResponseHeaders = {};
-  return engine.generate(message, {
+  return generate(message, {
     onStarted: (started) => {
       headers = headersOf(started, sink);
     },
@@ -89,9 +124,9 @@ function send(sse: SseStream, events: readonly SinkEvent[]): void {
 }
 
 /** The stream opens with its first event, so a failure before any event still gets its real status. */
-function answerAsStream(context: RequestContext, engine: GenerationEngine, message: GenerateMessage, sink: StreamSink): Generation {
+function answerAsStream(context: RequestContext, generate: GenerationEngine['generate'], message: GenerateMessage, sink: StreamSink): Generation {
   let sse = new SseStream(context.exchange);
-  return engine.generate(message, {
+  return generate(message, {
     onStarted: (started) => {
       sse = new SseStream(context.exchange, { headers: headersOf(started, sink) });
       send(sse, sink.open(started));

@@ -23,8 +23,10 @@ export interface RequestContext {
   /** Echoed from a valid `X-Request-ID` or generated; also the protocol requestId. */
   readonly requestId: string;
   readonly exchange: HttpExchange;
-  /** Carries `requestId` in every line. */
+  /** Carries `requestId` (and the client's `traceId`, when it sent a W3C traceparent) in every line. */
   readonly log: Logger;
+  /** Adds fields to the request's one completion line (what a generation learnt: agent, tier, tokens, TTFT). */
+  annotate(fields: Readonly<Record<string, unknown>>): void;
   /** `:name` segments of the route's path. */
   readonly params: Readonly<Record<string, string>>;
   /** The body as JSON: ERR_UNSUPPORTED_MEDIA_TYPE, ERR_BODY_TOO_LARGE, ERR_INVALID_JSON (also for invalid UTF-8), ERR_ABORTED. */
@@ -163,13 +165,31 @@ function errorHeaders(error: ErrorPayload): Record<string, string> {
   return headers;
 }
 
-function createContext(exchange: HttpExchange, requestId: string, log: Logger, errorShape: ErrorShape, params: Record<string, string>): RequestContext {
+/** A request's log: its child logger and the fields its completion line adds. */
+interface RequestLog {
+  log: Logger;
+  line: Record<string, unknown>;
+}
+
+const traceparentPattern = /^[\da-f]{2}-([\da-f]{32})-[\da-f]{16}-[\da-f]{2}$/;
+
+/**
+ * The trace id of a W3C `traceparent` header (version-traceid-parentid-flags, lowercase hex), or
+ * undefined when there is none or it is malformed or all zeros (invalid by the spec).
+ */
+export function traceIdOf(traceparent: string | undefined): string | undefined {
+  const traceId = traceparentPattern.exec(traceparent?.trim() ?? '')?.[1];
+  return traceId === undefined || /^0+$/.test(traceId) ? undefined : traceId;
+}
+
+function createContext(exchange: HttpExchange, requestId: string, { log, line }: RequestLog, errorShape: ErrorShape, params: Record<string, string>): RequestContext {
   const sendJson = (status: number, body: unknown, headers: ResponseHeaders = {}): void =>
     exchange.respond(status, { 'Content-Type': 'application/json', ...headers }, JSON.stringify(body));
   return {
     requestId,
     exchange,
     log,
+    annotate: (fields) => void Object.assign(line, fields),
     params,
     readJson: () => readJson(exchange),
     sendJson,
@@ -202,11 +222,11 @@ function run(route: Route, context: RequestContext, guard: RouterOptions['guard'
 }
 
 /** Logs one line (and tells `onResponse`) when the response ended or the client went away. */
-function logCompletion(exchange: HttpExchange, log: Logger, route: string, onResponse: RouterOptions['onResponse']): void {
+function logCompletion(exchange: HttpExchange, { log, line }: RequestLog, route: string, onResponse: RouterOptions['onResponse']): void {
   exchange.onClose((aborted) => {
     const seconds = (performance.now() - exchange.receivedAt) / 1000;
     const durationMs = Math.round(seconds * 10_000) / 10;
-    log.info({ method: exchange.method, route, status: exchange.statusCode ?? null, durationMs, aborted }, 'request');
+    log.info({ method: exchange.method, route, status: exchange.statusCode ?? null, durationMs, aborted, ...line }, 'request');
     onResponse?.({ route, method: exchange.method, status: exchange.statusCode ?? 0, seconds });
   });
 }
@@ -253,7 +273,8 @@ export function createRouter(options: RouterOptions): Router {
   let draining: DrainMode | undefined;
   const handle = (exchange: HttpExchange): void => {
     const requestId = chooseRequestId(exchange.headers.get('x-request-id'));
-    const log = logger.child({ requestId });
+    const traceId = traceIdOf(exchange.headers.get('traceparent'));
+    const requestLog: RequestLog = { log: logger.child(traceId === undefined ? { requestId } : { requestId, traceId }), line: {} };
     exchange.baseHeaders = () => ({
       'X-Request-ID': requestId,
       'X-Response-Time': `${(performance.now() - exchange.receivedAt).toFixed(1)}ms`,
@@ -263,7 +284,7 @@ export function createRouter(options: RouterOptions): Router {
     // Unrouted paths are any string a client sends: one label value for all of them keeps metrics bounded.
     logCompletion(
       exchange,
-      log,
+      requestLog,
       routePath,
       options.onResponse === undefined ? undefined : (answered) => options.onResponse?.(match.kind === 'route' ? answered : { ...answered, route: '(unrouted)' }),
     );
@@ -272,12 +293,12 @@ export function createRouter(options: RouterOptions): Router {
     if (draining !== undefined && !exempt) exchange.closeConnectionAfter = true;
     if (draining === 'shutdown' && !exempt) {
       const shape = match.kind === 'route' ? (match.route.errorShape ?? fallbackErrorShape) : fallbackErrorShape;
-      return createContext(exchange, requestId, log, shape, {}).sendError(
+      return createContext(exchange, requestId, requestLog, shape, {}).sendError(
         new SemanticError(ErrorCode.Draining, 'The server is shutting down; retry on a new connection.', { retryAfter: 1 }),
       );
     }
-    if (match.kind === 'route') return run(match.route, createContext(exchange, requestId, log, match.route.errorShape ?? fallbackErrorShape, match.params), options.guard);
-    const context = createContext(exchange, requestId, log, fallbackErrorShape, {});
+    if (match.kind === 'route') return run(match.route, createContext(exchange, requestId, requestLog, match.route.errorShape ?? fallbackErrorShape, match.params), options.guard);
+    const context = createContext(exchange, requestId, requestLog, fallbackErrorShape, {});
     if (match.kind === 'none') return context.sendError(new SemanticError(ErrorCode.NotFound, `No route for ${exchange.method} ${exchange.path}.`));
     const allowed = match.allowed.join(', ');
     const payload = { code: ErrorCode.MethodNotAllowed, message: `${exchange.method} is not allowed on ${exchange.path}; use ${allowed}.` };

@@ -15,6 +15,7 @@ import type { StopRequest } from '../../shared/stop-requests.js';
 import type { DrainOutcome } from './drain.js';
 import type { SwapForwarder } from '../api/ops/admin.js';
 import { isLoopbackHost } from '../http/access.js';
+import type { FleetMetricsSource } from '../api/ops/metrics.js';
 
 /** What the supervisor's workers forward over IPC; `serve` needs none of it. */
 export interface WorkerLifecycleEvents {
@@ -37,6 +38,8 @@ export interface RunWorkerOptions {
   onServer?: (server: WorkerServer) => void;
   /** A supervisor's worker: admin model swaps are forwarded to the supervisor (a rolling restart). */
   forwardSwap?: SwapForwarder;
+  /** A supervisor's worker: GET /metrics answers with the whole fleet's metrics (fleet-scrape.ts). */
+  fleetMetrics?: FleetMetricsSource;
 }
 
 type Outcome = { kind: 'ready'; model: ModelSummary } | { kind: 'failed'; error: unknown } | { kind: 'stop'; reason: string };
@@ -65,6 +68,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<number> {
     readyMaxPoolPercent: config.readyMaxPoolPercent,
     connectionsFromSupervisor: options.connectionsFromSupervisor === true,
     ...(options.forwardSwap === undefined ? {} : { forwardSwap: options.forwardSwap }),
+    ...(options.fleetMetrics === undefined ? {} : { fleetMetrics: options.fleetMetrics }),
     logger,
   });
   const loopback = isLoopbackHost(settings.host);

@@ -24,7 +24,8 @@ import { AccessControl, isLoopbackHost, type Caller, type RouteAccess } from '..
 import { RateLimiter, type AgentGate } from '../http/rate-limit.js';
 import type { AccessSettings } from '../../shared/server-settings.js';
 import { HttpMetrics } from '../http/metrics.js';
-import { metricsRoute } from '../api/ops/metrics.js';
+import { metricsRoute, type FleetMetricsSource } from '../api/ops/metrics.js';
+import type { MetricFamilyJson } from '../../shared/metric-aggregation.js';
 import { engineStatsRoute } from '../api/ops/debug.js';
 import type { InferenceOptions } from '../../shared/inference-options.js';
 import { sweepTempFiles } from '../persistence/temp-files.js';
@@ -50,6 +51,8 @@ export interface WorkerServerOptions {
   connectionsFromSupervisor?: boolean;
   /** A worker of `semantic supervise`: admin model swaps go to the supervisor, which owns the model path. */
   forwardSwap?: SwapForwarder;
+  /** A worker of `semantic supervise`: GET /metrics answers with the whole fleet's metrics. */
+  fleetMetrics?: FleetMetricsSource;
   /** The only folder an admin model swap may load from; absent: the folder of `inference.modelPath`. */
   modelsDir?: string;
   inference: InferenceOptions;
@@ -68,6 +71,11 @@ export interface WorkerServer {
   /** Resolves when the model is loaded; rejects if the inference thread dies first. */
   ready: Promise<ModelSummary>;
   engine: EngineClient;
+  /**
+   * This process's metrics as JSON, for a supervisor's fleet scrape. A stand-in for the full
+   * `processMetricsJson()` (the inference thread's registry merged in), which replaces it.
+   */
+  processMetricsJson(): Promise<MetricFamilyJson[]>;
   /** The multi-phase drain (drain.ts); the server is still open afterwards: close it. */
   drain(options: DrainOptions): Promise<DrainOutcome>;
   /** Stops listening, drops open connections and stops the inference thread. */
@@ -154,7 +162,7 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   const swaps = { forwardSwap: options.forwardSwap, modelsDir: resolve(options.modelsDir ?? dirname(options.inference.modelPath)) };
   table.push(
     ...routes(engine, router, limits, agentGate, swaps, responses, { kvUnified: options.inference.kvUnified }),
-    metricsRoute(metrics.registry, options.access?.metricsAccess ?? 'public'),
+    metricsRoute(metrics.registry, options.access?.metricsAccess ?? 'public', options.fleetMetrics),
   );
   http.handle(router.handle);
   let port = options.port;
@@ -189,6 +197,7 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
     adopt: (socket) => http.adopt(socket),
     ready: engine.ready,
     engine,
+    processMetricsJson: async () => (await metrics.registry.getMetricsAsJSON()) as unknown as MetricFamilyJson[],
     drain: (drainOptions) => drainWorker({ http, router, engine, logger }, drainOptions),
     async close() {
       http.close();

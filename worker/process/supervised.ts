@@ -5,13 +5,14 @@
  * supervisor died: a worker never outlives its supervisor.
  */
 import { configFromJson } from '../../shared/config.js';
-import { createLogger } from '../../shared/logger.js';
+import { createLogger, logDestination, logFileSettings } from '../../shared/logger.js';
 import { hasSupervisor, listenToSupervisor, sendToSupervisor, workerConfigEnv } from '../../shared/protocol/ipc.js';
 import { UsageError } from '../../shared/exit.js';
 import { runWorker } from './life.js';
 import { StopRequest, stopOnSignals } from '../../shared/stop-requests.js';
 import type { SwapAnswer } from '../api/ops/admin.js';
 import type { WorkerServer } from './start.js';
+import { FleetScrapes, reportMetrics } from './fleet-scrape.js';
 
 /**
  * An admin model swap on a supervised worker is the supervisor's: it becomes a rolling restart onto
@@ -45,15 +46,21 @@ export async function worker(): Promise<number> {
   const config = configFromJson(process.env[workerConfigEnv] ?? '', `env ${workerConfigEnv}`);
   const modelPath = config.model;
   if (modelPath === undefined) throw new UsageError(`env ${workerConfigEnv} names no model: the supervisor resolves it before forking`);
-  const logger = createLogger('worker', config.logLevel);
+  const logger = createLogger('worker', config.logLevel, await logDestination(logFileSettings(config)));
   const stop = new StopRequest();
   stopOnSignals(stop, logger);
   const swaps = new SupervisorSwaps();
+  const scrapes = new FleetScrapes(config.scrapeTimeoutMs, logger);
   let server: WorkerServer | undefined;
   listenToSupervisor({
     // Sent only once this worker said it is ready, so the server exists by then.
     onConnection: (socket) => (server === undefined ? socket.destroy() : server.adopt(socket)),
-    onMessage: (message) => (message.type === 'drain' ? stop.request('supervisor drain', message.mode) : swaps.answered(message)),
+    onMessage: (message) => {
+      if (message.type === 'drain') stop.request('supervisor drain', message.mode);
+      else if (message.type === 'swap_answer') swaps.answered(message);
+      else if (message.type === 'metrics_answer') scrapes.answered(message);
+      else void reportMetrics(message.id, server === undefined ? undefined : () => server!.processMetricsJson(), logger);
+    },
     onInvalid: (reason) => logger.error({ reason }, 'invalid IPC message from the supervisor (a bug)'),
     onDisconnect: () => {
       logger.warn('the supervisor is gone (IPC channel closed): stopping');
@@ -69,6 +76,7 @@ export async function worker(): Promise<number> {
     connectionsFromSupervisor: true,
     onServer: (created) => (server = created),
     forwardSwap: (path, id) => swaps.ask(path, id),
+    fleetMetrics: () => scrapes.ask(),
     events: {
       listening: (port) => sendToSupervisor({ type: 'listening', port }),
       ready: (model, port) => sendToSupervisor({ type: 'ready', port, model: model.id }),

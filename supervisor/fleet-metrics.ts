@@ -1,0 +1,123 @@
+/**
+ * One scrape for the whole fleet. A scrape of GET /metrics reaches one worker (the supervisor hands
+ * connections out in turn); that worker asks the supervisor (`metrics_request`), which asks every ready
+ * worker for its metrics JSON (`collect_metrics`), waits for them up to the scrape timeout, aggregates
+ * them with prom-client's static `AggregatorRegistry.aggregate` (by the rule of shared/metric-aggregation.ts)
+ * and appends its own metrics. Not `AggregatorRegistry.clusterMetrics()`: that needs node:cluster, and one
+ * silent worker fails the whole scrape there. Here a worker that does not answer in time (stopped,
+ * stalled, exiting) is counted in `semantic_scrape_workers_missing` and the scrape still answers with
+ * the others, so a dashboard loses one worker's series rather than the fleet's.
+ *
+ * A worker that exits takes its counters out of the sum: Prometheus reads the drop as a counter reset
+ * (`rate()` copes; an absolute `increase()` over the restart undercounts by what the worker had counted).
+ */
+import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import { prepareForAggregation, type MetricFamilyJson } from '../shared/metric-aggregation.js';
+
+/** Why a worker's report is not in a scrape. */
+export type MissedReport = 'timeout' | 'exited' | 'unsent';
+
+/** A worker as a fleet scrape sees it. */
+export interface MetricsSource {
+  readonly slot: number;
+  readonly pid: number | undefined;
+  /** Its metrics, or why they did not come within `timeoutMs`. */
+  collectMetrics(timeoutMs: number): Promise<MetricFamilyJson[] | MissedReport>;
+}
+
+export interface FleetCounts {
+  /** Worker processes running, a rolling restart's replacement included. */
+  alive(): number;
+  /** Slots whose worker is ready. */
+  ready(): number;
+}
+
+export interface FleetExposition {
+  text: string;
+  contentType: string;
+}
+
+export class FleetMetrics {
+  private readonly registry = new Registry();
+  private readonly restarts = new Counter({
+    name: 'semantic_worker_restarts_total',
+    help: 'Workers started again after an unexpected exit (the restart policy allowed it).',
+    registers: [this.registry],
+  });
+  private readonly drains = new Counter({
+    name: 'semantic_worker_drains_total',
+    help: 'Workers asked to drain, by mode: shutdown (the supervisor stops) or handover (a rolling restart replaced them).',
+    labelNames: ['mode'] as const,
+    registers: [this.registry],
+  });
+  private readonly missed = new Counter({
+    name: 'semantic_scrape_missed_reports_total',
+    help: "Workers' metrics missing from fleet scrapes, by reason: timeout (no answer within the scrape timeout), exited (it exited while asked), unsent (its IPC channel was closed).",
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(
+    counts: FleetCounts,
+    private readonly log: Logger,
+  ) {
+    new Gauge({
+      name: 'semantic_workers_alive',
+      help: "Worker processes running, a rolling restart's replacement included.",
+      registers: [this.registry],
+      collect() {
+        this.set(counts.alive());
+      },
+    });
+    new Gauge({
+      name: 'semantic_workers_ready',
+      help: 'Worker slots whose process is ready to serve.',
+      registers: [this.registry],
+      collect() {
+        this.set(counts.ready());
+      },
+    });
+  }
+
+  countRestart(): void {
+    this.restarts.inc();
+  }
+
+  countDrain(mode: string): void {
+    this.drains.inc({ mode });
+  }
+
+  /**
+   * The fleet's exposition: every source's metrics aggregated, then the supervisor's own. `sources` go
+   * in the order a per-worker series keeps: for a slot shared during a handover, the current process first.
+   */
+  async scrape(sources: readonly MetricsSource[], timeoutMs: number): Promise<FleetExposition> {
+    this.log.debug({ workers: sources.map((source) => source.slot) }, 'fleet scrape: asking the workers for their metrics');
+    const reports = await Promise.all(sources.map((source) => source.collectMetrics(timeoutMs)));
+    const families: MetricFamilyJson[][] = [];
+    const missing: { worker: number; pid: number | undefined; reason: MissedReport }[] = [];
+    for (const [index, report] of reports.entries()) {
+      const source = sources[index]!;
+      if (typeof report === 'string') missing.push({ worker: source.slot, pid: source.pid, reason: report });
+      else families.push(prepareForAggregation(report, String(source.slot)));
+    }
+    for (const { reason } of missing) this.missed.inc({ reason });
+    if (missing.length > 0) this.log.warn({ missing, timeoutMs }, 'fleet scrape: answered without some workers');
+    const aggregated = AggregatorRegistry.aggregate(families as unknown as Parameters<typeof AggregatorRegistry.aggregate>[0]) as Registry;
+    const merged = Registry.merge([aggregated, this.registry, scrapeRegistry(missing.length)]);
+    return { text: await merged.metrics(), contentType: merged.contentType };
+  }
+}
+
+/** This scrape's own gauge, in a registry of its own: concurrent scrapes each report their own count. */
+function scrapeRegistry(missing: number): Registry {
+  const registry = new Registry();
+  const gauge = new Gauge({
+    name: 'semantic_scrape_workers_missing',
+    help: 'Ready workers whose metrics are missing from this scrape (no answer within the scrape timeout, or exited while asked); their series are absent from it.',
+    registers: [registry],
+  });
+  gauge.set(missing);
+  return registry;
+}
