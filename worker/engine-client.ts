@@ -28,6 +28,7 @@ import type { InferenceOptions } from '../shared/inference-options.js';
 import { HeldGenerations } from './held-generations.js';
 import { QueueFullLatch } from './queue-full.js';
 import { DiskWrites } from './disk-writes.js';
+import { recordThreadSpans, traceGeneration } from './tracing/spans.js';
 import type { Generation, GenerationEngine, GenerationHandlers } from './generation.js';
 
 export type EngineState = 'starting' | 'ready' | 'dead' | 'closed';
@@ -144,11 +145,16 @@ export class EngineClient implements GenerationEngine {
     return this.start(message, handlers);
   }
 
-  private start(message: GenerateMessage, handlers: GenerationHandlers): Generation {
+  private start(untraced: GenerateMessage, untracedHandlers: GenerationHandlers): Generation {
+    const { message, handlers, aborted } = traceGeneration(untraced, untracedHandlers, this.summary?.id ?? '');
     const requestId = this.freeRequestId(message.requestId);
     this.pending.set(requestId, { handlers, aborted: false });
     this.post({ ...message, requestId });
-    return { requestId, abort: () => this.abort(requestId) };
+    const abort = (): void => {
+      aborted();
+      this.abort(requestId);
+    };
+    return { requestId, abort };
   }
 
   /** Idempotent: the engine frees the sequence at once; no handler of the request runs afterwards. */
@@ -303,6 +309,8 @@ export class EngineClient implements GenerationEngine {
         return this.diskWrites.written(message);
       case 'persist_failed':
         return this.diskWrites.writeFailed(message);
+      case 'spans':
+        return recordThreadSpans(message.spans);
       case 'drained':
         return this.drainWaiter?.resolve({ persisted: message.persisted, cut: message.cut });
       default:

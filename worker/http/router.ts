@@ -13,6 +13,7 @@ import type { DrainMode } from '../../shared/protocol/ipc.js';
 import type { RouteAccess } from './access.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../../shared/json-depth.js';
 import { houseErrorBody } from './error-body.js';
+import { inRequestSpan } from '../tracing/spans.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -276,7 +277,10 @@ export function createRouter(options: RouterOptions): Router {
         new SemanticError(ErrorCode.Draining, 'The server is shutting down; retry on a new connection.', { retryAfter: 1 }),
       );
     }
-    if (match.kind === 'route') return run(match.route, createContext(exchange, requestId, log, match.route.errorShape ?? fallbackErrorShape, match.params), options.guard);
+    if (match.kind === 'route') {
+      const { route, params } = match;
+      return inRequestSpan(exchange, routePath, () => run(route, createContext(exchange, requestId, log, route.errorShape ?? fallbackErrorShape, params), options.guard));
+    }
     const context = createContext(exchange, requestId, log, fallbackErrorShape, {});
     if (match.kind === 'none') return context.sendError(new SemanticError(ErrorCode.NotFound, `No route for ${exchange.method} ${exchange.path}.`));
     const allowed = match.allowed.join(', ');
