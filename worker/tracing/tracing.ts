@@ -6,6 +6,7 @@
  * piscina threads send span records instead (timeline.ts), so they load no SDK and export nothing.
  */
 import type { Logger } from 'pino';
+import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 let on = false;
 
@@ -39,13 +40,14 @@ export interface Tracing {
 /**
  * Starts the SDK when tracing is asked for: traces only (no OTel metrics or logs: Prometheus and
  * pino serve those), the exporter, sampler and resource from the environment, `semantic` as the
- * service name unless `OTEL_SERVICE_NAME` names another.
+ * service name unless `OTEL_SERVICE_NAME` names another. `spanProcessors` (benches, tests) replace the
+ * exporter the environment names, and start the SDK whatever it says.
  */
-export async function startTracing(logger: Logger): Promise<Tracing> {
-  if (!tracingWanted() || on) return { shutdown: () => Promise.resolve() };
+export async function startTracing(logger: Logger, spanProcessors?: SpanProcessor[]): Promise<Tracing> {
+  if ((spanProcessors === undefined && !tracingWanted()) || on) return { shutdown: () => Promise.resolve() };
   const { NodeSDK } = await import('@opentelemetry/sdk-node');
   const serviceName = process.env['OTEL_SERVICE_NAME'] === undefined ? { serviceName: 'semantic' } : {};
-  const sdk = new NodeSDK({ ...serviceName, instrumentations: [], metricReaders: [], logRecordProcessors: [] });
+  const sdk = new NodeSDK({ ...serviceName, instrumentations: [], metricReaders: [], logRecordProcessors: [], ...(spanProcessors === undefined ? {} : { spanProcessors }) });
   sdk.start();
   on = true;
   logger.info(
