@@ -28,7 +28,7 @@ import type { InferenceOptions } from '../shared/inference-options.js';
 import { HeldGenerations } from './held-generations.js';
 import { QueueFullLatch } from './queue-full.js';
 import { DiskWrites } from './disk-writes.js';
-import { recordThreadSpans, traceGeneration } from './tracing/spans.js';
+import { recordThreadSpans, traceGeneration, type TracedGeneration } from './tracing/spans.js';
 import type { Generation, GenerationEngine, GenerationHandlers } from './generation.js';
 
 export type EngineState = 'starting' | 'ready' | 'dead' | 'closed';
@@ -141,12 +141,13 @@ export class EngineClient implements GenerationEngine {
       queueMicrotask(() => handlers.onFailed(refusal));
       return { requestId: message.requestId, abort: () => undefined };
     }
-    if (this.held !== undefined) return this.held.hold(message, handlers, this.summary?.id ?? '', this.maxQueued);
-    return this.start(message, handlers);
+    // Traced here, in the request's context: a generation held through a model swap is sent on from the swap's.
+    const traced = traceGeneration(message, handlers, this.summary?.id ?? '');
+    if (this.held !== undefined) return this.held.hold(traced.message, traced.handlers, this.summary?.id ?? '', this.maxQueued);
+    return this.start(traced);
   }
 
-  private start(untraced: GenerateMessage, untracedHandlers: GenerationHandlers): Generation {
-    const { message, handlers, aborted } = traceGeneration(untraced, untracedHandlers, this.summary?.id ?? '');
+  private start({ message, handlers, aborted }: TracedGeneration): Generation {
     const requestId = this.freeRequestId(message.requestId);
     this.pending.set(requestId, { handlers, aborted: false });
     this.post({ ...message, requestId });

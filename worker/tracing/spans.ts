@@ -61,7 +61,7 @@ export function inRequestSpan<T>(exchange: HttpExchange, route: string, handle: 
  * sampled), and what to call when the client aborts: no handler runs after that.
  */
 export function traceGeneration(message: GenerateMessage, handlers: GenerationHandlers, model: string): TracedGeneration {
-  if (!tracingOn()) return { message, handlers, aborted: noop };
+  if (!tracingOn() || message.trace !== undefined) return { message, handlers, aborted: noop }; // off, or traced before it was held
   const operation = message.input.kind === 'chat' ? 'chat' : 'text_completion';
   const attributes = {
     'gen_ai.operation.name': operation,
