@@ -28,6 +28,7 @@ import type { InferenceOptions } from '../shared/inference-options.js';
 import { HeldGenerations } from './held-generations.js';
 import { QueueFullLatch } from './queue-full.js';
 import { DiskWrites } from './disk-writes.js';
+import { recordThreadSpans, traceGeneration, type TracedGeneration } from './tracing/spans.js';
 import type { Generation, GenerationEngine, GenerationHandlers } from './generation.js';
 
 export type EngineState = 'starting' | 'ready' | 'dead' | 'closed';
@@ -140,15 +141,21 @@ export class EngineClient implements GenerationEngine {
       queueMicrotask(() => handlers.onFailed(refusal));
       return { requestId: message.requestId, abort: () => undefined };
     }
-    if (this.held !== undefined) return this.held.hold(message, handlers, this.summary?.id ?? '', this.maxQueued);
-    return this.start(message, handlers);
+    // Traced here, in the request's context: a generation held through a model swap is sent on from the swap's.
+    const traced = traceGeneration(message, handlers, this.summary?.id ?? '');
+    if (this.held !== undefined) return this.held.hold(traced.message, traced.handlers, this.summary?.id ?? '', this.maxQueued);
+    return this.start(traced);
   }
 
-  private start(message: GenerateMessage, handlers: GenerationHandlers): Generation {
+  private start({ message, handlers, aborted }: TracedGeneration): Generation {
     const requestId = this.freeRequestId(message.requestId);
     this.pending.set(requestId, { handlers, aborted: false });
     this.post({ ...message, requestId });
-    return { requestId, abort: () => this.abort(requestId) };
+    const abort = (): void => {
+      aborted();
+      this.abort(requestId);
+    };
+    return { requestId, abort };
   }
 
   /** Idempotent: the engine frees the sequence at once; no handler of the request runs afterwards. */
@@ -303,6 +310,8 @@ export class EngineClient implements GenerationEngine {
         return this.diskWrites.written(message);
       case 'persist_failed':
         return this.diskWrites.writeFailed(message);
+      case 'spans':
+        return recordThreadSpans(message.spans);
       case 'drained':
         return this.drainWaiter?.resolve({ persisted: message.persisted, cut: message.cut });
       default:

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { ErrorCode } from '../errors.js';
 
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 const requestId = z.string().min(1).max(200);
 const count = z.number().int().nonnegative();
@@ -146,6 +146,14 @@ const engineStatsSchema = z.object({
 });
 export type EngineStats = z.infer<typeof engineStatsSchema>;
 
+/**
+ * A request's trace context, W3C Trace Context headers as a propagation carrier (worker/tracing/):
+ * present only while tracing is on, it tells the inference thread to time the request's phases and
+ * travels with the agent's turn into its piscina write, so each thread's spans join the request's trace.
+ */
+export const traceCarrierSchema = z.object({ traceparent: z.string().max(64), tracestate: z.string().max(512).optional() });
+export type TraceCarrier = z.infer<typeof traceCarrierSchema>;
+
 // front → inference
 export const generateSchema = z.object({
   type: z.literal('generate'),
@@ -170,6 +178,8 @@ export const generateSchema = z.object({
   agentIdDerived: z.boolean().optional(),
   /** Absent: the template's default (Qwen3 thinks), unbounded but by max tokens. */
   reasoning: reasoningRequestSchema.optional(),
+  /** Absent while tracing is off: the thread then times nothing. */
+  trace: traceCarrierSchema.optional(),
 });
 /** Idempotent: aborting an unknown or finished request does nothing. Applied between steps. */
 export const abortSchema = z.object({ type: z.literal('abort'), requestId });
@@ -301,6 +311,21 @@ export const persistedSchema = z.object({ type: z.literal('persisted'), agentId:
  * `ERR_WRITER_EXITED` / `unknown`, a bounded metric label; the turn is still served, the file is older or missing.
  */
 export const persistFailedSchema = z.object({ type: z.literal('persist_failed'), agentId: z.string(), reason: z.string().max(64), message: z.string() });
+const spanAttributeSchema = z.union([z.string(), z.number(), z.boolean(), z.array(z.string())]);
+/**
+ * A span timed on the inference or a piscina thread, made into an OpenTelemetry span by the front
+ * (worker/tracing/thread-spans.ts) under `parent`; times are epoch milliseconds.
+ */
+export const threadSpanSchema = z.object({
+  name: z.string().min(1).max(64),
+  parent: traceCarrierSchema,
+  startMs: ms,
+  endMs: ms,
+  attributes: z.record(z.string(), spanAttributeSchema),
+});
+export type ThreadSpan = z.infer<typeof threadSpanSchema>;
+/** Spans of a traced request's phases (posted before its `done` or `failed`), or of a traced turn's cache file write. */
+export const spansSchema = z.object({ type: z.literal('spans'), spans: z.array(threadSpanSchema).min(1) });
 /** The drain is over: `persisted` turns were written by it, `cut` requests were ended unfinished. */
 export const drainedSchema = z.object({ type: z.literal('drained'), persisted: count, cut: count });
 /** The inference thread cannot go on (model failed to load, fatal decode error). */
@@ -334,6 +359,7 @@ export const inferenceToFrontSchema = z.discriminatedUnion('type', [
   modelSwappedSchema,
   limitsSchema,
   cachesClearedSchema,
+  spansSchema,
 ]);
 
 export type GenerateMessage = z.infer<typeof generateSchema>;
@@ -359,5 +385,6 @@ export type ClearCachesMessage = z.infer<typeof clearCachesSchema>;
 export type ModelSwappedMessage = z.infer<typeof modelSwappedSchema>;
 export type LimitsMessage = z.infer<typeof limitsSchema>;
 export type CachesClearedMessage = z.infer<typeof cachesClearedSchema>;
+export type SpansMessage = z.infer<typeof spansSchema>;
 export type FrontToInference = z.infer<typeof frontToInferenceSchema>;
 export type InferenceToFront = z.infer<typeof inferenceToFrontSchema>;

@@ -23,6 +23,15 @@ const front: FrontToInference[] = [
     stop: ['\n\n'],
   },
   { type: 'generate', requestId: 'r2', agentId: 'conv-0123456789abcdef', input: { kind: 'text', prompt: 'Once upon' }, sampling, stop: [] },
+  {
+    type: 'generate',
+    requestId: 'r4',
+    agentId: 'bob',
+    input: { kind: 'text', prompt: 'traced' },
+    sampling,
+    stop: [],
+    trace: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+  },
   { type: 'abort', requestId: 'r1' },
   { type: 'stats_request', requestId: 's1' },
   { type: 'count_tokens', requestId: '#count-1', input: { kind: 'chat', messages: [{ role: 'user', content: 'hi' }] } },
@@ -102,6 +111,18 @@ const inference: InferenceToFront[] = [
     },
   },
   { type: 'drained', persisted: 3, cut: 1 },
+  {
+    type: 'spans',
+    spans: [
+      {
+        name: 'restore',
+        parent: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', tracestate: 'k=v' },
+        startMs: 1796653432554.25,
+        endMs: 1796653432561.5,
+        attributes: { 'semantic.cache.tier': 'disk', 'semantic.cache.restored': true, 'gen_ai.usage.output_tokens': 4, 'gen_ai.response.finish_reasons': ['stop'] },
+      },
+    ],
+  },
   { type: 'engine_dead', error: { code: 'ERR_ENGINE_DEAD', message: 'decode failed' } },
 ];
 

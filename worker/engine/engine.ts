@@ -25,6 +25,7 @@ import { reasoningBudgetFor } from './reasoning-budget.js';
 import type { ReasoningStarts } from '../tools/reasoning.js';
 import type { EngineSettings } from './settings.js';
 import { restoreSaved } from './restore.js';
+import { RequestTimelines } from '../tracing/timeline.js';
 import { drainingError, ErrorCode, SemanticError, toErrorPayload } from '../../shared/errors.js';
 import type { CacheTier, FinishReason, GenerateInput, GenerateMessage, InferenceToFront, ReasoningRequest, SharedFrom, Usage } from '../../shared/protocol/messages.js';
 
@@ -57,6 +58,8 @@ export class Engine {
   private readonly counts = { steps: 0, sampledTokens: 0, multiSequenceSteps: 0 };
   /** The step loop's own time (EngineStats.timings; the addon adds what happens inside a decode call). */
   private readonly stepTimes = { boundaryMs: 0, decodeCallMs: 0, acceptMs: 0 };
+  /** Traced requests' phases, sent to the front as spans (worker/tracing/timeline.ts). */
+  private readonly timelines = new RequestTimelines((spans) => this.post({ type: 'spans', spans }));
 
   constructor(
     addon: Addon,
@@ -71,6 +74,7 @@ export class Engine {
     this.turns = new AgentTurns(this.queue);
     this.admission = new Admission(settings.maxSequences, pool, this.queue, ({ request }: Prepared) => request);
     const written = (agentId: string, bytes: number): void => this.post({ type: 'persisted', agentId, bytes });
+    if (disk !== undefined) disk.tracing = this.timelines;
     this.tiers = new AgentTiers(context, this.admission, settings.ramBudgetBytes, disk, written, settings.blockSize, settings.scratchSeq);
     this.shared = new SharedPrefixes(this.tiers, this.active, settings.sequenceSize >= settings.contextSize);
     // Whole blocks of one sequence's cells: all the context's, or its stream's share when split.
@@ -81,6 +85,7 @@ export class Engine {
   }
 
   submit(request: GenerateMessage): void {
+    this.timelines.submitted(request);
     if (this.dead) return this.fail(request.requestId, new SemanticError(ErrorCode.EngineDead, 'the engine has stopped'));
     if (this.drained !== undefined) return this.fail(request.requestId, drainingError());
     this.turns.submit(request);
@@ -224,7 +229,10 @@ export class Engine {
 
   /** One agent's requests run in arrival order: a request waits while its agent has one in flight. */
   private admitIncoming(): void {
-    const tokenize = (request: GenerateMessage): Turn => ({ request, ...this.input.tokens(request) });
+    const tokenize = (request: GenerateMessage): Turn => {
+      this.timelines.taken(request.requestId);
+      return { request, ...this.input.tokens(request) };
+    };
     for (const turn of this.turns.takeStartable(tokenize, (requestId, error) => this.fail(requestId, error))) this.admit(turn);
   }
 
@@ -235,7 +243,8 @@ export class Engine {
     const plan = planStart(this.shared, prepared);
     const admitted = this.admission.tryAdmit(prepared, tokens, prepared.hot?.seqId, sharedBlocksOf(plan, this.settings.blockSize));
     if (typeof admitted !== 'string') return this.startPrepared(prepared, admitted, plan);
-    if (admitted !== 'queued') this.refuse(prepared, admitted);
+    if (admitted === 'queued') this.timelines.queued(turn.request.requestId);
+    else this.refuse(prepared, admitted);
   }
 
   /** 429 at once: the queue has no place for it, or it could never start behind the queue. */
@@ -288,6 +297,7 @@ export class Engine {
     // While it runs, its prompt's cells can be shared as they are prefilled.
     if (request.shareScope !== undefined && !isFork(request.agentId)) this.tiers.prefixes.set(request.agentId, request.shareScope, prompt);
     const restore = found.restore ?? (cacheTier === 'miss' ? this.tiers.savedCacheOf(request.agentId) : undefined);
+    this.timelines.admitted(request.requestId, restore?.tier);
     // `started` is posted once the state is imported (restore.ts).
     if (restore !== undefined) return sequence.awaitRestore(restore);
     this.postStarted(sequence, cacheTier, found.sharedFrom);
@@ -296,6 +306,7 @@ export class Engine {
   private postStarted(sequence: Sequence, cacheTier: CacheTier, sharedFrom?: SharedFrom): void {
     const { requestId, prompt, cachedTokens } = sequence;
     sequence.cacheTier = cacheTier;
+    this.timelines.started(requestId, cacheTier);
     this.post({ type: 'started', requestId, promptTokens: prompt.length, cachedTokens, cacheTier, ...(sharedFrom === undefined ? {} : { sharedFrom }) });
   }
 
@@ -313,6 +324,7 @@ export class Engine {
   }
 
   private acceptToken(sequence: Sequence, token: number): void {
+    if (sequence.phase === 'prefill') this.timelines.firstToken(sequence.requestId);
     if (!sequence.startGenerating()) return;
     token = sequence.steer(token);
     if (this.model.isEog(token)) return this.finish(sequence, 'stop');
@@ -356,16 +368,20 @@ export class Engine {
     }
     const tokens = Int32Array.from([...sequence.prompt, ...sequence.output].slice(0, held));
     this.admission.resize(sequence.reservation, held);
+    this.timelines.turnParked(sequence.agentId, sequence.request.trace);
     this.tiers.park(sequence.agentId, sequence.seqId, tokens, sequence.finalLogits, performance.now(), sequence.request.shareScope, sequence.worthWriting(held));
     this.turns.turnEnded(sequence.agentId);
   }
 
   private postDone(requestId: string, finishReason: FinishReason, usage: Usage, stopSequence?: string): void {
+    this.timelines.end(requestId, { finishReason, usage });
     this.post({ type: 'done', requestId, finishReason, usage, ...(stopSequence === undefined ? {} : { stopSequence }) });
   }
 
   private fail(requestId: string, error: unknown): void {
-    this.post({ type: 'failed', requestId, error: toErrorPayload(error) });
+    const payload = toErrorPayload(error);
+    this.timelines.end(requestId, { error: payload.code });
+    this.post({ type: 'failed', requestId, error: payload });
   }
 
   /**

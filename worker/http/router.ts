@@ -13,6 +13,7 @@ import type { DrainMode } from '../../shared/protocol/ipc.js';
 import type { RouteAccess } from './access.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../../shared/json-depth.js';
 import { houseErrorBody } from './error-body.js';
+import { inRequestSpan, traceIdOf as traceIdOfSpan } from '../tracing/spans.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -226,7 +227,10 @@ function logCompletion(exchange: HttpExchange, { log, line }: RequestLog, route:
   exchange.onClose((aborted) => {
     const seconds = (performance.now() - exchange.receivedAt) / 1000;
     const durationMs = Math.round(seconds * 10_000) / 10;
-    log.info({ method: exchange.method, route, status: exchange.statusCode ?? null, durationMs, aborted, ...line }, 'request');
+    // Tracing on and no traceparent sent: the trace id is the one the server span started with.
+    const serverTraceId = traceIdOfSpan(exchange);
+    const traced = serverTraceId === undefined || log.bindings().traceId !== undefined ? {} : { traceId: serverTraceId };
+    log.info({ method: exchange.method, route, status: exchange.statusCode ?? null, durationMs, aborted, ...traced, ...line }, 'request');
     onResponse?.({ route, method: exchange.method, status: exchange.statusCode ?? 0, seconds });
   });
 }
@@ -297,7 +301,10 @@ export function createRouter(options: RouterOptions): Router {
         new SemanticError(ErrorCode.Draining, 'The server is shutting down; retry on a new connection.', { retryAfter: 1 }),
       );
     }
-    if (match.kind === 'route') return run(match.route, createContext(exchange, requestId, requestLog, match.route.errorShape ?? fallbackErrorShape, match.params), options.guard);
+    if (match.kind === 'route') {
+      const { route, params } = match;
+      return inRequestSpan(exchange, routePath, () => run(route, createContext(exchange, requestId, requestLog, route.errorShape ?? fallbackErrorShape, params), options.guard));
+    }
     const context = createContext(exchange, requestId, requestLog, fallbackErrorShape, {});
     if (match.kind === 'none') return context.sendError(new SemanticError(ErrorCode.NotFound, `No route for ${exchange.method} ${exchange.path}.`));
     const allowed = match.allowed.join(', ');

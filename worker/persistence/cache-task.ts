@@ -20,6 +20,8 @@ import {
 import { joinStates } from '../engine/kv/state-blob.js';
 import { testFaults } from '../test-faults.js';
 import { ensureSegment, joinWithSegment, splitState, startsAt, writeAtomically, type SegmentTarget } from './segment-files.js';
+import { epochMs, type WriteRun } from '../tracing/timeline.js';
+import type { TraceCarrier } from '../../shared/protocol/messages.js';
 
 export interface WriteTask extends CacheMetadata {
   op: 'write';
@@ -33,12 +35,15 @@ export interface WriteTask extends CacheMetadata {
   segment?: SegmentTarget | undefined;
   /** The state holds only the cells past the segment, whose file must exist (the inference thread exported no more). */
   ownCellsOnly?: boolean | undefined;
+  /** The trace of the turn written (tracing on): the write's time on this thread comes back as `ran`. */
+  trace?: TraceCarrier | undefined;
 }
 
 /** What a write or rewrite left: the file's bytes, and the segment its first cells are in, if any. */
 export interface WriteResult {
   bytes: number;
   segment?: { name: string; bytes: number };
+  ran?: WriteRun;
 }
 
 /**
@@ -100,6 +105,13 @@ export type InspectResult = { tokens: Int32Array; logits: Float32Array; layout: 
 const MAX_HEADER_BYTES = 1 << 20;
 
 async function write(task: WriteTask): Promise<WriteResult> {
+  if (task.trace === undefined) return writeState(task);
+  const startMs = epochMs();
+  const result = await writeState(task);
+  return { ...result, ran: { startMs, endMs: epochMs() } };
+}
+
+async function writeState(task: WriteTask): Promise<WriteResult> {
   if (task.agentId === testFaults.writerExitAgent) process.exit(1); // this thread only: piscina starts another
   const { segment, ownCellsOnly, state: pieces, ...rest } = task;
   const state = pieces.length === 1 ? (pieces[0] as Uint8Array) : joinStates(...pieces);

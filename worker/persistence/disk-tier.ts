@@ -15,6 +15,7 @@ import type { FileSpan } from '../engine/addon.js';
 import { keptLogits } from '../engine/kv/hot-cache.js';
 import { DiskIndex, type DiskEntry } from './disk-index.js';
 import { DiskSegments, type DiskSegment, type SegmentPlan } from './disk-segments.js';
+import { epochMs, type WriteTracing } from '../tracing/timeline.js';
 
 /** A write planned before its state is exported (DiskTier.planWrite). */
 export interface PlannedWrite {
@@ -47,6 +48,8 @@ export class DiskTier {
    * agent keeps its previous file or none, a later miss, never a wrong answer; the server still serves.
    */
   onWriteFailed: (agentId: string, error: unknown) => void = () => undefined;
+  /** Set while tracing is possible: a traced turn's write carries its trace into the piscina task and comes back as a span. */
+  tracing: WriteTracing | undefined;
 
   /** `budgetBytes` 0 turns the tier off: nothing is indexed, written or read. */
   constructor(
@@ -186,13 +189,16 @@ export class DiskTier {
       return Promise.resolve(0);
     }
     const segment = plan === undefined ? undefined : this.segmentTarget(plan.segment);
-    const task: WriteTask = { op: 'write', path: this.pathOf(agentId), ...this.metadata(agentId), tokens, logits, state: pieces, shareScope, segment, ownCellsOnly };
+    const trace = this.tracing?.takeWriteTrace(agentId);
+    const task: WriteTask = { op: 'write', path: this.pathOf(agentId), ...this.metadata(agentId), tokens, logits, state: pieces, shareScope, segment, ownCellsOnly, trace };
+    const queuedAt = epochMs();
     this.ledger.writeStarted(agentId);
     const written = this.serial(agentId, async () => {
       let result: WriteResult | undefined;
       try {
         result = (await this.pool.run(task, { transferList: pieces.map((piece) => piece.buffer as ArrayBuffer) })) as WriteResult;
         this.segments.fileWritten(agentId, shareScope, tokens, result.segment);
+        if (trace !== undefined && result.ran !== undefined) this.tracing?.written(agentId, trace, queuedAt, result.ran, result.bytes);
         return result.bytes;
       } catch (error) {
         this.onWriteFailed(agentId, error);

@@ -16,6 +16,7 @@ import type { DrainOutcome } from './drain.js';
 import type { SwapForwarder } from '../api/ops/admin.js';
 import { isLoopbackHost } from '../http/access.js';
 import type { FleetMetricsSource } from '../api/ops/metrics.js';
+import { startTracing } from '../tracing/tracing.js';
 
 /** What the supervisor's workers forward over IPC; `serve` needs none of it. */
 export interface WorkerLifecycleEvents {
@@ -62,6 +63,7 @@ async function closeServer(server: WorkerServer, logger: Logger, reason: string)
 export async function runWorker(options: RunWorkerOptions): Promise<number> {
   const { config, logger, stop, events = {} } = options;
   const settings = toServerSettings(config, options.modelPath);
+  const tracing = await startTracing(logger);
   // startWorkerServer itself logs {"msg":"listening","port":N} once bound.
   const server = await startWorkerServer({
     ...settings,
@@ -83,6 +85,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<number> {
     logger.error({ error }, 'engine failed to start');
     await events.engineDead?.(error);
     await closeServer(server, logger, 'engine dead');
+    await tracing.shutdown();
     return ExitCode.Failure;
   }
   if (outcome.kind === 'ready') {
@@ -95,6 +98,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<number> {
   const drained = await server.drain({ mode, timeoutMs: config.drainTimeout * 1000, force: stop.forced });
   const code = reportDrain(drained, logger);
   await closeServer(server, logger, reason);
+  await tracing.shutdown();
   await events.stopped?.(code, drained.cut);
   return code;
 }
