@@ -6,6 +6,7 @@ import t from 'tap';
 import { ModelHost, type RuntimeLoader } from '../../worker/inference/swap.js';
 import type { LoadEnvironment } from '../../worker/inference/runtime.js';
 import { Engine } from '../../worker/engine/engine.js';
+import { EngineMetrics } from '../../worker/engine/metrics.js';
 import type { DiskTier } from '../../worker/persistence/disk-tier.js';
 import type { FrontToInference, InferenceToFront } from '../../shared/protocol/messages.js';
 import { FakeAddon, type FakeModel } from '../helpers/fake-addon.js';
@@ -31,7 +32,7 @@ async function setup(): Promise<Swapping> {
     posted.push(message);
     for (const resolve of wake.splice(0)) resolve();
   };
-  const environment: LoadEnvironment = { addon, options: {} as LoadEnvironment['options'], post, limits: {} };
+  const environment: LoadEnvironment = { addon, options: {} as LoadEnvironment['options'], post, limits: {}, metrics: new EngineMetrics() };
   const events: string[] = [];
   const pathOf = new Map<Engine, string>();
   const runtimes: RuntimeLoader = {

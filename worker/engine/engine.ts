@@ -25,6 +25,7 @@ import { reasoningBudgetFor } from './reasoning-budget.js';
 import type { ReasoningStarts } from '../tools/reasoning.js';
 import type { EngineSettings } from './settings.js';
 import { restoreSaved } from './restore.js';
+import { EngineMetrics } from './metrics.js';
 import { drainingError, ErrorCode, SemanticError, toErrorPayload } from '../../shared/errors.js';
 import type { CacheTier, FinishReason, GenerateInput, GenerateMessage, InferenceToFront, ReasoningRequest, SharedFrom, Usage } from '../../shared/protocol/messages.js';
 
@@ -65,6 +66,8 @@ export class Engine {
     private readonly settings: EngineSettings,
     private readonly post: (message: InferenceToFront) => void,
     disk?: DiskTier,
+    /** The thread's registry outlives a model swap's engine (worker/inference/runtime.ts). */
+    private readonly metrics = new EngineMetrics(),
   ) {
     const pool = new BlockPool(settings.contextSize, settings.blockSize);
     this.queue = new QueueBudget({ maxQueued: settings.maxQueued, maxQueuedTokens: settings.maxQueuedTokens, maxQueuedPerAgent: settings.maxQueuedPerAgent });
@@ -72,6 +75,7 @@ export class Engine {
     this.admission = new Admission(settings.maxSequences, pool, this.queue, ({ request }: Prepared) => request);
     const written = (agentId: string, bytes: number): void => this.post({ type: 'persisted', agentId, bytes });
     this.tiers = new AgentTiers(context, this.admission, settings.ramBudgetBytes, disk, written, settings.blockSize, settings.scratchSeq);
+    this.tiers.onEvicted = (from, to) => metrics.evicted(from, to);
     this.shared = new SharedPrefixes(this.tiers, this.active, settings.sequenceSize >= settings.contextSize);
     // Whole blocks of one sequence's cells: all the context's, or its stream's share when split.
     const capacity = Math.floor(Math.min(settings.sequenceSize, settings.contextSize) / settings.blockSize) * settings.blockSize;
@@ -83,6 +87,7 @@ export class Engine {
   submit(request: GenerateMessage): void {
     if (this.dead) return this.fail(request.requestId, new SemanticError(ErrorCode.EngineDead, 'the engine has stopped'));
     if (this.drained !== undefined) return this.fail(request.requestId, drainingError());
+    this.metrics.arrived(request.requestId);
     this.turns.submit(request);
     this.kick();
   }
@@ -199,6 +204,7 @@ export class Engine {
     const decoded = performance.now();
     this.tiers.markBusy(decoded);
     countStep(this.counts, plan);
+    this.metrics.step(plan.sequenceCount);
     for (const { sequence, tokens } of plan.prefill) sequence.prefilled += tokens;
     plan.samples.forEach(({ sequence, index }, i) => {
       this.acceptToken(sequence, sampled[i] ?? -1);
@@ -218,7 +224,8 @@ export class Engine {
     await this.spillForQueue();
     if (this.startedAny && this.settings.spillIdleOnStart === true) await this.tiers.spillIdleOwners();
     this.startedAny = false;
-    await restoreSaved(this.active.values(), { context: this.context, admission: this.admission, started: (sequence, tier, from) => this.postStarted(sequence, tier, from) });
+    const started = (sequence: Sequence, tier: CacheTier, from?: SharedFrom): void => this.postStarted(sequence, tier, from);
+    await restoreSaved(this.active.values(), { context: this.context, admission: this.admission, started, restored: (tier, at) => this.metrics.restored(tier, at) });
     if (this.sampleSaved()) this.reapFinished(); // one may have ended on its first token
   }
 
@@ -296,6 +303,7 @@ export class Engine {
   private postStarted(sequence: Sequence, cacheTier: CacheTier, sharedFrom?: SharedFrom): void {
     const { requestId, prompt, cachedTokens } = sequence;
     sequence.cacheTier = cacheTier;
+    this.metrics.started(requestId, prompt.length, cachedTokens, cacheTier);
     this.post({ type: 'started', requestId, promptTokens: prompt.length, cachedTokens, cacheTier, ...(sharedFrom === undefined ? {} : { sharedFrom }) });
   }
 
@@ -317,6 +325,7 @@ export class Engine {
     token = sequence.steer(token);
     if (this.model.isEog(token)) return this.finish(sequence, 'stop');
     const text = sequence.append(token, this.model.tokenToPiece(token, { special: sequence.rendersSpecialTokens }));
+    this.metrics.token(sequence.requestId);
     if (text !== '') this.post({ type: 'tokens', requestId: sequence.requestId, text, tokenCount: 1 });
     if (sequence.text.hitStop) return this.finish(sequence, 'stop');
     if (sequence.reachedMaxTokens) this.finish(sequence, 'length');
@@ -361,10 +370,12 @@ export class Engine {
   }
 
   private postDone(requestId: string, finishReason: FinishReason, usage: Usage, stopSequence?: string): void {
+    this.metrics.ended(requestId, { finishReason, usage });
     this.post({ type: 'done', requestId, finishReason, usage, ...(stopSequence === undefined ? {} : { stopSequence }) });
   }
 
   private fail(requestId: string, error: unknown): void {
+    this.metrics.ended(requestId);
     this.post({ type: 'failed', requestId, error: toErrorPayload(error) });
   }
 

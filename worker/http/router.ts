@@ -67,6 +67,8 @@ export interface AnsweredRequest {
   /** 0 when the client went away before a status was sent. */
   status: number;
   seconds: number;
+  /** The error code answered (shared/errors.ts), if the answer was an error. */
+  errorCode?: string;
 }
 
 /** While the server drains, what a request arriving on an open keep-alive connection gets (see ipc.ts). */
@@ -185,6 +187,7 @@ function createContext(exchange: HttpExchange, requestId: string, log: Logger, e
         exchange.destroy();
         return;
       }
+      exchange.errorCode = payload.code;
       exchange.respond(describeError(payload.code).status, errorHeaders(payload), JSON.stringify(errorShape(payload)));
     },
   };
@@ -207,7 +210,8 @@ function logCompletion(exchange: HttpExchange, log: Logger, route: string, onRes
     const seconds = (performance.now() - exchange.receivedAt) / 1000;
     const durationMs = Math.round(seconds * 10_000) / 10;
     log.info({ method: exchange.method, route, status: exchange.statusCode ?? null, durationMs, aborted }, 'request');
-    onResponse?.({ route, method: exchange.method, status: exchange.statusCode ?? 0, seconds });
+    const errorCode = exchange.errorCode === undefined ? {} : { errorCode: exchange.errorCode };
+    onResponse?.({ route, method: exchange.method, status: exchange.statusCode ?? 0, seconds, ...errorCode });
   });
 }
 

@@ -24,6 +24,7 @@ import { RateLimiter, type AgentGate } from '../http/rate-limit.js';
 import type { AccessSettings } from '../../shared/server-settings.js';
 import { HttpMetrics } from '../http/metrics.js';
 import { metricsRoute } from '../api/ops/metrics.js';
+import { ProcessMetrics, type MetricsJson } from '../metrics/process-metrics.js';
 import { engineStatsRoute } from '../api/ops/debug.js';
 import type { InferenceOptions } from '../../shared/inference-options.js';
 import { sweepTempFiles } from '../persistence/temp-files.js';
@@ -67,6 +68,8 @@ export interface WorkerServer {
   /** Resolves when the model is loaded; rejects if the inference thread dies first. */
   ready: Promise<ModelSummary>;
   engine: EngineClient;
+  /** This process's full metrics (front and inference thread merged), as prom-client JSON: what `/metrics` serialises. */
+  processMetricsJson(): Promise<MetricsJson>;
   /** The multi-phase drain (drain.ts); the server is still open afterwards: close it. */
   drain(options: DrainOptions): Promise<DrainOutcome>;
   /** Stops listening, drops open connections and stops the inference thread. */
@@ -145,12 +148,13 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   // The readiness route reports the router's drain state, so the table is filled once the router exists.
   const table: Route[] = [];
   const { guard, agentGate } = accessRules(options.access, options.host);
-  const metrics = new HttpMetrics(() => engine.stats(), engine.diskWrites);
+  const metrics = new HttpMetrics(engine.diskWrites, options.inference.metricsBuckets?.httpDuration);
+  const processMetrics = new ProcessMetrics(metrics.registry, () => engine.metricsJson());
   const router = createRouter({ routes: table, logger, guard, onResponse: (answered) => metrics.observe(answered) });
   const swaps = { forwardSwap: options.forwardSwap, modelsDir: resolve(options.modelsDir ?? dirname(options.inference.modelPath)) };
   table.push(
     ...routes(engine, router, limits, agentGate, swaps, responses, { kvUnified: options.inference.kvUnified }),
-    metricsRoute(metrics.registry, options.access?.metricsAccess ?? 'public'),
+    metricsRoute(processMetrics, options.access?.metricsAccess ?? 'public'),
   );
   http.handle(router.handle);
   let port = options.port;
@@ -185,6 +189,7 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
     adopt: (socket) => http.adopt(socket),
     ready: engine.ready,
     engine,
+    processMetricsJson: () => processMetrics.json(),
     drain: (drainOptions) => drainWorker({ http, router, engine, logger }, drainOptions),
     async close() {
       http.close();
