@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tinyModelPath } from '../helpers/model.js';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { persisted, startServer, type RunningServer } from '../helpers/server.js';
 import { readSseData } from '../helpers/sse.js';
 import { parseExposition, sample, type Sample } from '../helpers/exposition.js';
 import type { ChatMessage } from '../../shared/protocol/messages.js';
@@ -94,7 +94,7 @@ async function cutStream(server: RunningServer, agent: string, messages: ChatMes
   const streaming = new Promise<void>((resolve) => (first = resolve));
   const response = await request(server, agent, messages, { stream: true, max_tokens: 1500 }, controller.signal);
   const reading = readSseData(response, (data) => {
-    if (!data.includes('"content":"')) return;
+    if (!/"content":"[^"]/.test(data)) return; // a token's text (the role chunk's content is empty)
     chunks++;
     first();
   }).catch(() => []);
@@ -104,6 +104,8 @@ async function cutStream(server: RunningServer, agent: string, messages: ChatMes
   await reading;
   return chunks;
 }
+
+const writesOf = (server: RunningServer, agentId: string): number => server.logs.filter((line) => line.msg === 'agent cache persisted' && line.agentId === agentId).length;
 
 const counted = (turns: Turn[], pick: (turn: Turn) => number): number => turns.reduce((sum, turn) => sum + pick(turn), 0);
 
@@ -117,6 +119,7 @@ t.test('exact values after two agents, a hot hit, a 429, a cut stream, then a di
   const turnB1 = await turn(first, 'B', b1);
   const a2: ChatMessage[] = [...a1, { role: 'assistant', content: turnA1.text }, { role: 'user', content: 'Which number was it?' }];
   const turnA2 = await turn(first, 'A', a2);
+  const aWrites = writesOf(first, 'A');
   t.same([turnA1.tier, turnB1.tier, turnA2.tier], ['miss', 'miss', 'hot']);
   let rejected = 0;
   // C asks what B asked (sharing is off, so a miss of B's prompt length); its second request finds C busy.
@@ -170,14 +173,14 @@ t.test('exact values after two agents, a hot hit, a 429, a cut stream, then a di
   t.ok(sample(one, 'semantic_memory_used_bytes', { kind: 'kv' })! > 0);
   t.ok(sample(one, 'semantic_memory_used_bytes', { kind: 'process' })! > 0);
   t.equal(one.filter((s) => s.name === 'semantic_build_info').length, 1);
-  await first.stop(); // the drain writes every idle agent's last turn
+  // Every agent's last turn written behind before the stop, so the drain has nothing left to write (it then races the step loop's own write-behind: see the report of issue 16).
+  await Promise.all([persisted(first, 'A', aWrites + 1), persisted(first, 'B'), persisted(first, 'C')]);
+  await first.stop();
 
   const second = await serve(dir);
   const a3: ChatMessage[] = [...a2, { role: 'assistant', content: turnA2.text }, { role: 'user', content: 'And the colour?' }];
   const turnA3 = await turn(second, 'A', a3);
   t.equal(turnA3.tier, 'disk');
-  if (turnA3.tier !== 'disk')
-    console.error(JSON.stringify(first.logs.filter((l) => /persist|drain|cache/.test(String(l.msg)))), readdirSync(dir), JSON.stringify(second.logs.slice(-8)));
   const two = await scrape(second);
   t.equal(sample(two, 'semantic_request_total', { ...ROUTE, status: '200' }), 1);
   t.equal(sample(two, 'semantic_cache_hit_total', { tier: 'disk' }), 1);
@@ -193,7 +196,7 @@ t.test('exact values after two agents, a hot hit, a 429, a cut stream, then a di
 
 t.test(
   'promtool check metrics: both live scrapes are clean (rc 0, no findings)',
-  { skip: hasPromtool ? false : "promtool is not installed (.ci/run installs Debian's prometheus package)" },
+  { skip: hasPromtool || process.env.CI === 'true' ? false : "promtool is not installed (.ci/run installs Debian's prometheus package)" },
   async (t) => {
     t.equal(scraped.length, 2);
     for (const text of scraped) t.same(promtool(text), { status: 0, output: '' });
