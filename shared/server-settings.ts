@@ -125,7 +125,7 @@ export function toServerSettings(config: Config, modelPath: string): ServerSetti
       maxQueuedPerAgent: config.maxQueuedPerAgent,
       cacheDir,
       diskBudgetBytes: diskBudgetBytes(config.diskCacheBytes, cacheDir),
-      metricsBuckets: parseMetricsBuckets(config.metricsBuckets),
+      ...(config.metricsBuckets === undefined ? {} : { metricsBuckets: parseMetricsBuckets(config.metricsBuckets) }),
     },
     access: {
       apiKeys: apiKeysOf(config),
