@@ -55,3 +55,6 @@ export function parseMetricsBuckets(text: string | undefined): MetricsBuckets {
   const overrides = parsed.data as Partial<MetricsBuckets>;
   return { ...defaultBuckets, ...Object.fromEntries(Object.entries(overrides).filter(([, list]) => list !== undefined)) };
 }
+
+/** `semantic_memory_used_bytes` is defined on both sides of a worker (front: process; inference thread: kv, ram_tier): one help text, so the merged family reads the same whichever comes first. */
+export const MEMORY_HELP = 'Memory held by kind: kv (used KV cells), ram_tier (idle agents states and logits rows in host memory), process (resident set of the whole process).';

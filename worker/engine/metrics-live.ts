@@ -5,6 +5,7 @@
  */
 import { Gauge, type Registry } from 'prom-client';
 import type { EngineStats } from '../../shared/protocol/messages.js';
+import { MEMORY_HELP } from '../../shared/metrics-buckets.js';
 
 /** The disk writer thread's pool (piscina): its own queue and timing summaries, in milliseconds. */
 export interface WriterStats {
@@ -77,18 +78,11 @@ function registerKvGauges(registry: Registry, read: Read): void {
       g.set(stats.totalBlocks === 0 ? 0 : (stats.usedBlocks - stats.idleBlocks) / stats.totalBlocks);
     },
   );
-  gauge(
-    registry,
-    'semantic_memory_used_bytes',
-    'Memory held by kind: kv (used KV cells), ram_tier (idle states in host memory), process (the front adds it).',
-    ['kind'],
-    read,
-    (g, live) => {
-      const stats = live.stats();
-      g.set({ kind: 'kv' }, stats.usedCells * live.bytesPerCell);
-      g.set({ kind: 'ram_tier' }, stats.ramBytes);
-    },
-  );
+  gauge(registry, 'semantic_memory_used_bytes', MEMORY_HELP, ['kind'], read, (g, live) => {
+    const stats = live.stats();
+    g.set({ kind: 'kv' }, stats.usedCells * live.bytesPerCell);
+    g.set({ kind: 'ram_tier' }, stats.ramBytes);
+  });
 }
 
 /** Used cells of idle agents: their blocks' cells, at most the used count. */

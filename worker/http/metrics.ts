@@ -10,7 +10,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { AnsweredRequest } from './router.js';
 import type { DiskWrites } from '../disk-writes.js';
 import { describeError, type ErrorCode, type ErrorDescription } from '../../shared/errors.js';
-import { defaultBuckets } from '../../shared/metrics-buckets.js';
+import { defaultBuckets, MEMORY_HELP } from '../../shared/metrics-buckets.js';
 
 /** Methods are any token a client sends: anything but the standard ones is counted as OTHER. */
 const knownMethods = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
@@ -42,7 +42,7 @@ export class HttpMetrics {
     });
     new Gauge({
       name: 'semantic_memory_used_bytes',
-      help: 'Memory held by kind: kv (used KV cells), ram_tier (idle states in host memory), process (resident set of the whole process).',
+      help: MEMORY_HELP,
       labelNames: ['kind'] as const,
       registers: [this.registry],
       collect() {
