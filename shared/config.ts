@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { AUTO } from './budgets.js';
 import { kvTypes } from './inference-options.js';
+import { bucketsAllowed, parseMetricsBuckets } from './metrics-buckets.js';
 import { z } from 'zod';
 
 /** How text from env/flags is read: files carry JSON types, env and flags carry strings (a list: comma-separated). */
@@ -70,6 +71,15 @@ function listOption(doc: string, maxItems: number, maxLength: number): OptionSpe
 }
 
 const MiB = 1024 * 1024;
+
+function bucketsValid(text: string): boolean {
+  try {
+    parseMetricsBuckets(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** An API key: printable ASCII without spaces or commas (commas separate keys in one value). */
 const KEY = '[\\x21-\\x2b\\x2d-\\x7e]{8,256}';
@@ -193,6 +203,17 @@ export const optionSpecs = {
     'public',
     'Who may scrape GET /metrics: anyone (Prometheus inside the cluster), a holder of an API key, or the admin key only.',
   ),
+  metricsBuckets: {
+    kind: 'string',
+    schema: z
+      .string()
+      .max(8192)
+      .refine((text) => bucketsValid(text))
+      .optional(),
+    default: undefined,
+    allowed: bucketsAllowed,
+    doc: 'Histogram bucket boundaries per family, as JSON, e.g. {"timeToFirstToken":[0.05,0.1,0.5,1,5]}: each family replaces the defaults of its metrics (docs/metrics.md lists them). Unset: the OpenTelemetry GenAI boundaries extended as vLLM does.',
+  } satisfies OptionSpec<string | undefined>,
   rateLimitPerKey: integerOption(
     0,
     0,

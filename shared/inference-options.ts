@@ -2,6 +2,7 @@
  * What the inference thread is started with (worker_threads `workerData`). It sits on the ground
  * floor because the config resolves it (server-settings.ts) and both processes pass it on.
  */
+import type { MetricsBuckets } from './metrics-buckets.js';
 
 /** KV cache element types llama.cpp takes for `type_k`/`type_v` (ggml's names). */
 export const kvTypes = ['f16', 'q8_0', 'q4_0'] as const;
@@ -41,4 +42,6 @@ export interface InferenceOptions {
   cacheDir: string;
   /** Bytes of agents' cache files kept in cacheDir (least recently used deleted first); 0 = no disk tier. */
   diskBudgetBytes: number;
+  /** Histogram boundaries per family (shared/metrics-buckets.ts); absent: the defaults. */
+  metricsBuckets?: MetricsBuckets;
 }

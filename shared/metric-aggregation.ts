@@ -51,8 +51,9 @@ export const workerLabel = 'worker';
  */
 export const summedGauges: ReadonlyMap<string, string> = new Map([
   ['semantic_request_queue_depth', 'requests waiting in a worker are waiting nowhere else: the fleet backlog is the sum'],
-  ['semantic_requests_waiting', 'as semantic_request_queue_depth'],
-  ['semantic_requests_running', 'a running request runs in one worker: the fleet load is the sum'],
+  ['semantic_num_requests_waiting', 'as semantic_request_queue_depth (the vLLM name)'],
+  ['semantic_num_requests_running', 'a running request runs in one worker: the fleet load is the sum'],
+  ['semantic_agents_active', 'an agent decodes in one worker at a time: the fleet count is the sum'],
 ]);
 
 export type Aggregation = 'sum' | 'per-worker';

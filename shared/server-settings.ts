@@ -9,6 +9,7 @@ import { userCacheDir } from './paths.js';
 import { diskBudgetBytes, ramBudgetBytes } from './budgets.js';
 import { ConfigError, optionSpecs, type Config } from './config.js';
 import type { InferenceOptions } from './inference-options.js';
+import { parseMetricsBuckets } from './metrics-buckets.js';
 
 /**
  * The id a model is served under when `modelId` is not set: its file name without `.gguf`, except
@@ -124,6 +125,7 @@ export function toServerSettings(config: Config, modelPath: string): ServerSetti
       maxQueuedPerAgent: config.maxQueuedPerAgent,
       cacheDir,
       diskBudgetBytes: diskBudgetBytes(config.diskCacheBytes, cacheDir),
+      ...(config.metricsBuckets === undefined ? {} : { metricsBuckets: parseMetricsBuckets(config.metricsBuckets) }),
     },
     access: {
       apiKeys: apiKeysOf(config),

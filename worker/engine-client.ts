@@ -6,6 +6,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { ErrorCode, SemanticError, type ErrorPayload } from '../shared/errors.js';
 import { decodeInferenceMessage, encodeMessage } from '../shared/protocol/codec.js';
 import type {
@@ -170,6 +171,12 @@ export class EngineClient implements GenerationEngine {
     // Answered at once during a swap (the readiness probe must not hang on a model load).
     if (this.held !== undefined) return Promise.reject(new SemanticError(ErrorCode.NotReady, 'A model swap is in progress.', { retryAfter: 1 }));
     return this.ask({ type: 'stats_request' }, (reply) => (reply.type === 'stats' ? reply.stats : undefined));
+  }
+
+  /** The inference thread's metrics registry as prom-client JSON (worker/engine/metrics.ts); answered even during a swap. */
+  async metricsJson(): Promise<MetricObjectWithValues<MetricValue<string>>[]> {
+    const json = await this.ask({ type: 'metrics_request' }, (reply) => (reply.type === 'metrics' ? reply.json : undefined));
+    return JSON.parse(json) as MetricObjectWithValues<MetricValue<string>>[];
   }
 
   /** Prompt tokens of `input`, rendered and tokenized as generation does; rejects with the engine's coded error. */

@@ -184,6 +184,8 @@ export const generateSchema = z.object({
 /** Idempotent: aborting an unknown or finished request does nothing. Applied between steps. */
 export const abortSchema = z.object({ type: z.literal('abort'), requestId });
 export const statsRequestSchema = z.object({ type: z.literal('stats_request'), requestId });
+/** The inference thread's metrics registry as prom-client JSON (worker/engine/metrics.ts); answered by `metrics`, at once, even during a swap. */
+export const metricsRequestSchema = z.object({ type: z.literal('metrics_request'), requestId });
 /** How many prompt tokens `input` is, rendered and tokenized exactly as `generate` would; answered by `token_count` or `failed`. */
 export const countTokensSchema = z.object({ type: z.literal('count_tokens'), requestId, input: generateInputSchema, reasoning: reasoningRequestSchema.optional() });
 /**
@@ -302,6 +304,8 @@ export const doneSchema = z.object({
 });
 export const failedSchema = z.object({ type: z.literal('failed'), requestId, error: errorPayloadSchema });
 export const statsSchema = z.object({ type: z.literal('stats'), requestId, stats: engineStatsSchema });
+/** `json`: prom-client's `getMetricsAsJSON()` as JSON text, merged by the front (AggregatorRegistry.aggregate). */
+export const metricsSchema = z.object({ type: z.literal('metrics'), requestId, json: z.string() });
 export const agentsResultSchema = z.object({ type: z.literal('agents_result'), requestId, outcome: agentsOutcomeSchema });
 export const tokenCountSchema = z.object({ type: z.literal('token_count'), requestId, inputTokens: count });
 /** An agent's cache file was written (the disk tier). */
@@ -335,6 +339,7 @@ export const frontToInferenceSchema = z.discriminatedUnion('type', [
   generateSchema,
   abortSchema,
   statsRequestSchema,
+  metricsRequestSchema,
   countTokensSchema,
   agentsRequestSchema,
   drainSchema,
@@ -350,6 +355,7 @@ export const inferenceToFrontSchema = z.discriminatedUnion('type', [
   doneSchema,
   failedSchema,
   statsSchema,
+  metricsSchema,
   tokenCountSchema,
   agentsResultSchema,
   persistedSchema,

@@ -9,6 +9,7 @@ import { userCacheDir } from '../../shared/paths.js';
 import { autoContextSize, autoDiskBytes, autoRamBytes, cacheFileBytes, freeDiskBytes, kvBytesPerToken, usableMemoryBytes } from '../../shared/budgets.js';
 import { ConfigError, configFromJson, envName, flagName, loadConfig, optionNames, optionSpecs, type OptionName } from '../../shared/config.js';
 import { threadsPerProcess, toServerSettings } from '../../shared/server-settings.js';
+import { bucketsAllowed } from '../../shared/metrics-buckets.js';
 
 function writeConfigFile(t: Test, contents: unknown): string {
   const dir = t.testdir();
@@ -58,6 +59,7 @@ t.test('defaults: every option has one and they pass their own checks', async (t
     apiKeysFile: undefined,
     adminKey: undefined,
     metricsAccess: 'public',
+    metricsBuckets: undefined,
     rateLimitPerKey: 0,
     rateLimitPerAgent: 0,
     rateLimitBurst: 10,
@@ -174,6 +176,7 @@ const invalidValues: [OptionName, string, string][] = [
   ['headersTimeout', '0', 'headersTimeout must be an integer from 1 to 3600; got 0 from flag --headers-timeout'],
   ['requestTimeout', '3601', 'requestTimeout must be an integer from 1 to 3600; got 3601 from flag --request-timeout'],
   ['metricsAccess', 'open', 'metricsAccess must be one of public, user, admin; got "open" from flag --metrics-access'],
+  ['metricsBuckets', '{"batchSize":[2,1]}', `metricsBuckets must be ${bucketsAllowed}; got ${JSON.stringify('{"batchSize":[2,1]}')} from flag --metrics-buckets`],
   ['logLevel', 'verbose', 'logLevel must be one of trace, debug, info, warn, error, fatal, silent; got "verbose" from flag --log-level'],
   ['workers', '0', 'workers must be an integer from 1 to 64; got 0 from flag --workers'],
   ['logFile', '/var/log/x\n.log', 'logFile must be a string of 1 to 4096 characters without control characters; got "/var/log/x\\n.log" from flag --log-file'],

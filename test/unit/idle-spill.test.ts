@@ -32,6 +32,8 @@ function setup(): { tiers: AgentTiers; pool: BlockPool; removed: number[]; relea
 
 t.test('idle agents that mostly hold cells of their own are spilled; one whose prefix a running request joined stays', async (t) => {
   const { tiers, pool, removed, released } = setup();
+  const evictions: string[] = [];
+  tiers.onEvicted = (from, to) => void evictions.push(`${from}→${to}`);
   pool.resize(0, 320); // agent a: 20 blocks of its own
   tiers.park('a', 0, tokens(320), noLogits, 0);
   pool.resize(1, 64); // agent b: 4 blocks of its own
@@ -50,6 +52,7 @@ t.test('idle agents that mostly hold cells of their own are spilled; one whose p
   t.same(released, [0, 1]);
   t.same([tiers.ram.peek('a')?.own.byteLength, tiers.ram.peek('b')?.own.byteLength], [10, 20], 'their exported states are in the RAM tier');
   t.equal(pool.usedBlocks, 21, "c's 19 blocks and the running request's 2 fresh ones stay used");
+  t.same(evictions, ['hot→ram', 'hot→ram'], 'each counted as an eviction (semantic_eviction_total)');
 });
 
 t.test('idle cells below the threshold stay: removing them would not narrow attention', async (t) => {
@@ -125,6 +128,8 @@ t.test("a spill to RAM leaves the turn's write pending, written from RAM when du
 
 t.test('a RAM entry pushed out by the budget before its write is due is written at once; one that came back is not', async (t) => {
   const { tiers, disk, park } = withDisk(250);
+  const evictions: string[] = [];
+  tiers.onEvicted = (from, to) => void evictions.push(`${from}→${to}`);
   park('a', 0);
   park('b', 1);
   t.equal(await tiers.spillIdleOwners(1), 2, 'a and b are in RAM: 200 of 250 bytes');
@@ -135,6 +140,7 @@ t.test('a RAM entry pushed out by the budget before its write is due is written 
   park('d', 3);
   await tiers.spillIdleOwners(1);
   t.same(disk.writes, ['a'], 'd pushed a out of RAM: a was written then, b never');
+  t.same(evictions, ['hot→ram', 'hot→ram', 'hot→ram', 'ram→disk', 'hot→ram'], 'a left RAM for its file (semantic_eviction_total)');
   t.equal(await tiers.writeDue(Infinity), 2, 'a drain writes the rest from RAM');
   t.same(disk.writes, ['a', 'c', 'd']);
 });

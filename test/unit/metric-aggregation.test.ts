@@ -43,7 +43,7 @@ t.test('the rule by type; a gauge it does not know is per worker', async (t) => 
   t.equal(aggregationOf({ name: 'x_seconds', type: 'histogram' }), 'sum');
   t.equal(aggregationOf({ name: 'x_seconds', type: 'summary' }), 'per-worker');
   t.equal(aggregationOf({ name: 'semantic_pool_utilization_ratio', type: 'gauge' }), 'per-worker');
-  t.equal(aggregationOf({ name: 'semantic_requests_running', type: 'gauge' }), 'sum');
+  t.equal(aggregationOf({ name: 'semantic_num_requests_running', type: 'gauge' }), 'sum');
   const [family] = prepareForAggregation([{ name: 'g', help: 'h', type: 'gauge', aggregator: 'sum', values: [{ value: 1, labels: { kind: 'kv' } }] }], '5');
   t.same(family, { name: 'g', help: 'h', type: 'gauge', aggregator: 'first', values: [{ value: 1, labels: { kind: 'kv', [workerLabel]: '5' } }] });
 });

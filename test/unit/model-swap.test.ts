@@ -6,6 +6,7 @@ import t from 'tap';
 import { ModelHost, type RuntimeLoader } from '../../worker/inference/swap.js';
 import type { LoadEnvironment } from '../../worker/inference/runtime.js';
 import { Engine } from '../../worker/engine/engine.js';
+import { EngineMetrics } from '../../worker/engine/metrics.js';
 import type { DiskTier } from '../../worker/persistence/disk-tier.js';
 import type { FrontToInference, InferenceToFront } from '../../shared/protocol/messages.js';
 import { FakeAddon, type FakeModel } from '../helpers/fake-addon.js';
@@ -21,6 +22,18 @@ interface Swapping {
   served: string[];
   /** Waits until a posted message matches (each post wakes the wait). */
   until: (match: (message: InferenceToFront) => boolean) => Promise<void>;
+  metrics: EngineMetrics;
+}
+
+/** The swap metrics: swaps by result, and how many durations were observed. */
+async function swapMetrics(metrics: EngineMetrics): Promise<{ results: Record<string, number>; durations: number }> {
+  const json = await metrics.json();
+  const results: Record<string, number> = {};
+  for (const value of json.find((metric) => metric.name === 'semantic_model_swap_total')?.values ?? []) results[String(value.labels.result)] = value.value;
+  const histogram = json.find((metric) => metric.name === 'semantic_model_swap_duration_seconds');
+  const durations =
+    (histogram?.values as { metricName?: string; value: number }[] | undefined)?.find((value) => value.metricName === 'semantic_model_swap_duration_seconds_count')?.value ?? 0;
+  return { results, durations };
 }
 
 async function setup(): Promise<Swapping> {
@@ -31,7 +44,8 @@ async function setup(): Promise<Swapping> {
     posted.push(message);
     for (const resolve of wake.splice(0)) resolve();
   };
-  const environment: LoadEnvironment = { addon, options: {} as LoadEnvironment['options'], post, limits: {} };
+  const metrics = new EngineMetrics();
+  const environment: LoadEnvironment = { addon, options: {} as LoadEnvironment['options'], post, limits: {}, metrics };
   const events: string[] = [];
   const pathOf = new Map<Engine, string>();
   const runtimes: RuntimeLoader = {
@@ -64,7 +78,7 @@ async function setup(): Promise<Swapping> {
     while (!posted.some(match)) await new Promise<void>((resolve) => wake.push(resolve));
   };
   wake = [];
-  return { addon, host, posted, events, served, until };
+  return { addon, host, posted, events, served, until, metrics };
 }
 
 const swapTo = (path: string, requestId = 's1'): FrontToInference => ({ type: 'swap_model', requestId, path, id: path.replace('.gguf', '') });
@@ -95,6 +109,7 @@ t.test('a swap lets the running request finish on the old model, holds what arri
   t.same(s.served, ['old.gguf generate', 'new.gguf count_tokens', 'new.gguf generate']);
   const [oldModel, newModel] = s.addon.models;
   t.same([oldModel?.disposed, oldModel?.contexts, newModel?.disposed], [true, 0, false], 'the old model and its context are freed');
+  t.same(await swapMetrics(s.metrics), { results: { ok: 1 }, durations: 1 });
 });
 
 t.test('an abort reaches the request still running on the old model during a swap', async (t) => {
@@ -129,6 +144,7 @@ t.test('a model that fails to load: the old one is loaded back and serves the he
   });
   t.same(s.events, ['load old.gguf', 'retired old.gguf', 'load broken.gguf', 'load old.gguf']);
   t.same(s.served, ['old.gguf count_tokens']);
+  t.same(await swapMetrics(s.metrics), { results: { rolled_back: 1 }, durations: 1 });
 });
 
 t.test('when loading the old model back fails too, the engine is dead and every held frame is answered', async (t) => {
@@ -144,4 +160,5 @@ t.test('when loading the old model back fails too, the engine is dead and every 
     error: { message: 'a model swap failed (failed to load model from broken.gguf) and loading the previous model back failed too: failed to load model from old.gguf' },
   });
   t.same(s.served, [], 'nothing served');
+  t.same(await swapMetrics(s.metrics), { results: { failed: 1 }, durations: 1 });
 });

@@ -26,6 +26,7 @@ import type { ReasoningStarts } from '../tools/reasoning.js';
 import type { EngineSettings } from './settings.js';
 import { restoreSaved } from './restore.js';
 import { RequestTimelines } from '../tracing/timeline.js';
+import { EngineMetrics } from './metrics.js';
 import { drainingError, ErrorCode, SemanticError, toErrorPayload } from '../../shared/errors.js';
 import type { CacheTier, FinishReason, GenerateInput, GenerateMessage, InferenceToFront, ReasoningRequest, SharedFrom, Usage } from '../../shared/protocol/messages.js';
 
@@ -68,6 +69,8 @@ export class Engine {
     private readonly settings: EngineSettings,
     private readonly post: (message: InferenceToFront) => void,
     disk?: DiskTier,
+    /** The thread's registry outlives a model swap's engine (worker/inference/runtime.ts). */
+    private readonly metrics = new EngineMetrics(),
   ) {
     const pool = new BlockPool(settings.contextSize, settings.blockSize);
     this.queue = new QueueBudget({ maxQueued: settings.maxQueued, maxQueuedTokens: settings.maxQueuedTokens, maxQueuedPerAgent: settings.maxQueuedPerAgent });
@@ -76,6 +79,7 @@ export class Engine {
     const written = (agentId: string, bytes: number): void => this.post({ type: 'persisted', agentId, bytes });
     if (disk !== undefined) disk.tracing = this.timelines;
     this.tiers = new AgentTiers(context, this.admission, settings.ramBudgetBytes, disk, written, settings.blockSize, settings.scratchSeq);
+    this.tiers.onEvicted = (from, to) => metrics.evicted(from, to);
     this.shared = new SharedPrefixes(this.tiers, this.active, settings.sequenceSize >= settings.contextSize);
     // Whole blocks of one sequence's cells: all the context's, or its stream's share when split.
     const capacity = Math.floor(Math.min(settings.sequenceSize, settings.contextSize) / settings.blockSize) * settings.blockSize;
@@ -88,6 +92,7 @@ export class Engine {
     this.timelines.submitted(request);
     if (this.dead) return this.fail(request.requestId, new SemanticError(ErrorCode.EngineDead, 'the engine has stopped'));
     if (this.drained !== undefined) return this.fail(request.requestId, drainingError());
+    this.metrics.arrived(request.requestId);
     this.turns.submit(request);
     this.kick();
   }
@@ -204,6 +209,7 @@ export class Engine {
     const decoded = performance.now();
     this.tiers.markBusy(decoded);
     countStep(this.counts, plan);
+    this.metrics.step(plan.sequenceCount);
     for (const { sequence, tokens } of plan.prefill) sequence.prefilled += tokens;
     plan.samples.forEach(({ sequence, index }, i) => {
       this.acceptToken(sequence, sampled[i] ?? -1);
@@ -223,7 +229,8 @@ export class Engine {
     await this.spillForQueue();
     if (this.startedAny && this.settings.spillIdleOnStart === true) await this.tiers.spillIdleOwners();
     this.startedAny = false;
-    await restoreSaved(this.active.values(), { context: this.context, admission: this.admission, started: (sequence, tier, from) => this.postStarted(sequence, tier, from) });
+    const started = (sequence: Sequence, tier: CacheTier, from?: SharedFrom): void => this.postStarted(sequence, tier, from);
+    await restoreSaved(this.active.values(), { context: this.context, admission: this.admission, started, restored: (tier, at) => this.metrics.restored(tier, at) });
     if (this.sampleSaved()) this.reapFinished(); // one may have ended on its first token
   }
 
@@ -307,6 +314,7 @@ export class Engine {
     const { requestId, prompt, cachedTokens } = sequence;
     sequence.cacheTier = cacheTier;
     this.timelines.started(requestId, cacheTier);
+    this.metrics.started(requestId, prompt.length, cachedTokens, cacheTier);
     this.post({ type: 'started', requestId, promptTokens: prompt.length, cachedTokens, cacheTier, ...(sharedFrom === undefined ? {} : { sharedFrom }) });
   }
 
@@ -329,6 +337,7 @@ export class Engine {
     token = sequence.steer(token);
     if (this.model.isEog(token)) return this.finish(sequence, 'stop');
     const text = sequence.append(token, this.model.tokenToPiece(token, { special: sequence.rendersSpecialTokens }));
+    this.metrics.token(sequence.requestId);
     if (text !== '') this.post({ type: 'tokens', requestId: sequence.requestId, text, tokenCount: 1 });
     if (sequence.text.hitStop) return this.finish(sequence, 'stop');
     if (sequence.reachedMaxTokens) this.finish(sequence, 'length');
@@ -375,12 +384,14 @@ export class Engine {
 
   private postDone(requestId: string, finishReason: FinishReason, usage: Usage, stopSequence?: string): void {
     this.timelines.end(requestId, { finishReason, usage });
+    this.metrics.ended(requestId, { finishReason, usage });
     this.post({ type: 'done', requestId, finishReason, usage, ...(stopSequence === undefined ? {} : { stopSequence }) });
   }
 
   private fail(requestId: string, error: unknown): void {
     const payload = toErrorPayload(error);
     this.timelines.end(requestId, { error: payload.code });
+    this.metrics.ended(requestId);
     this.post({ type: 'failed', requestId, error: payload });
   }
 

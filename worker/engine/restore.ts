@@ -16,6 +16,8 @@ export interface RestoreDeps {
   admission: Pick<Admission<unknown>, 'resize'>;
   /** The request starts: posted once its state is imported (or found missing); `sharedFrom`: another agent's tier. */
   started(sequence: Sequence, tier: CacheTier, sharedFrom?: 'ram' | 'disk'): void;
+  /** A saved state was imported (metrics): from which tier, begun when (performance.now()). */
+  restored?(tier: 'ram' | 'disk', startedMs: number): void;
 }
 
 /** Imports saved states into the sequences started for returning agents, keeping the common prefix. */
@@ -24,7 +26,9 @@ export async function restoreSaved(sequences: Iterable<Sequence>, deps: RestoreD
     const source = sequence.takeRestore();
     if (source === undefined) continue;
     const { tier, load, shared } = source;
+    const begun = performance.now();
     const reused = await importSaved(sequence, load, deps).catch(() => 0);
+    if (reused > 0) deps.restored?.(tier, begun);
     if (reused === 0) deps.context.seqRemove(sequence.seqId);
     sequence.restored();
     if (reused === 0) deps.started(sequence, 'miss');

@@ -118,6 +118,9 @@ export class HttpExchange {
     return this.state === 'streaming';
   }
 
+  /** The error code the route answered with (router.ts sendError), for the metrics' 429 reasons. */
+  errorCode: string | undefined;
+
   /** The status written, if any. */
   get statusCode(): number | undefined {
     return this.status;

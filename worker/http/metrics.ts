@@ -1,16 +1,16 @@
 /**
- * This process's Prometheus registry (prom-client), served by `GET /metrics` (worker/api/ops/metrics.ts).
- * The request metrics are counted from the router's `onResponse` hook, so every route, the probes and
- * the 404s included, is counted once, with the route's pattern and a known method as labels (bounded
- * cardinality: clients choose paths and methods).
+ * The front's (main thread's) Prometheus registry (prom-client): HTTP requests, 429s by reason, cache
+ * file write failures, this process's memory, and prom-client's process and event-loop metrics. The
+ * request metrics are counted from the router's `onResponse` hook, so every route, the probes and the
+ * 404s included, is counted once, with the route's pattern and a known method as labels (bounded
+ * cardinality: clients choose paths and methods). The inference thread's metrics live in its own
+ * registry (worker/engine/metrics.ts); worker/metrics/process-metrics.ts merges the two when scraped.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AnsweredRequest } from './router.js';
-import type { EngineStats } from '../../shared/protocol/messages.js';
 import type { DiskWrites } from '../disk-writes.js';
-
-/** The OpenTelemetry HTTP server duration advice, in seconds, from 5 ms. */
-const durationBuckets = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60, 120];
+import { describeError, type ErrorCode, type ErrorDescription } from '../../shared/errors.js';
+import { defaultBuckets, MEMORY_HELP } from '../../shared/metrics-buckets.js';
 
 /** Methods are any token a client sends: anything but the standard ones is counted as OTHER. */
 const knownMethods = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']);
@@ -23,33 +23,33 @@ export class HttpMetrics {
     labelNames: ['route', 'method', 'status'] as const,
     registers: [this.registry],
   });
-  private readonly durations = new Histogram({
-    name: 'semantic_request_duration_seconds',
-    help: 'Time from a request arriving to its response (a stream: its last event) ending, by route pattern.',
-    labelNames: ['route'] as const,
-    buckets: durationBuckets,
+  private readonly durations: Histogram<'route'>;
+  private readonly rejections = new Counter({
+    name: 'semantic_admission_rejections_total',
+    help: "429 answers by reason (the error code's metric label: queue_full, agent_queue_full, pool_exhausted, rate_limited).",
+    labelNames: ['reason'] as const,
     registers: [this.registry],
   });
 
-  /**
-   * The engine's memory, read from the inference thread when scraped: the very counts `/debug/engine`
-   * and `/v1/agents/stats` report (the RAM tier: every entry's cells and logits row, each shared
-   * segment once), so the three never disagree.
-   */
-  constructor(engineStats?: () => Promise<Pick<EngineStats, 'ramBytes'>>, diskWrites?: Pick<DiskWrites, 'failures'>) {
+  constructor(diskWrites?: Pick<DiskWrites, 'failures'>, buckets = defaultBuckets.httpDuration) {
     collectDefaultMetrics({ register: this.registry });
-    if (diskWrites !== undefined) this.countWriteFailures(diskWrites);
-    if (engineStats === undefined) return;
+    this.durations = new Histogram({
+      name: 'semantic_request_duration_seconds',
+      help: 'Time from a request arriving to its response (a stream: its last event) ending, by route pattern.',
+      labelNames: ['route'] as const,
+      buckets,
+      registers: [this.registry],
+    });
     new Gauge({
       name: 'semantic_memory_used_bytes',
-      help: "Memory held by kind: ram_tier is the idle agents' states (and logits rows) in the RAM tier.",
+      help: MEMORY_HELP,
       labelNames: ['kind'] as const,
       registers: [this.registry],
-      async collect() {
-        const stats = await engineStats().catch(() => undefined); // a stopped or swapping engine: the last value stays
-        if (stats !== undefined) this.set({ kind: 'ram_tier' }, stats.ramBytes);
+      collect() {
+        this.set({ kind: 'process' }, process.memoryUsage.rss());
       },
     });
+    if (diskWrites !== undefined) this.countWriteFailures(diskWrites);
   }
 
   /** Counted where the failures are learnt (disk-writes.ts), read when scraped. */
@@ -70,5 +70,11 @@ export class HttpMetrics {
     const method = knownMethods.has(answered.method) ? answered.method : 'OTHER';
     this.requests.inc({ route: answered.route, method, status: String(answered.status) });
     this.durations.observe({ route: answered.route }, answered.seconds);
+    if (answered.status === 429) this.rejections.inc({ reason: rejectionReason(answered.errorCode) });
   }
+}
+
+function rejectionReason(code: string | undefined): string {
+  const described = code === undefined ? undefined : (describeError(code as ErrorCode) as ErrorDescription | undefined);
+  return described?.metricLabel ?? 'unknown';
 }

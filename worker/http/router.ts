@@ -70,6 +70,8 @@ export interface AnsweredRequest {
   /** 0 when the client went away before a status was sent. */
   status: number;
   seconds: number;
+  /** The error code answered (shared/errors.ts), if the answer was an error. */
+  errorCode?: string;
 }
 
 /** While the server drains, what a request arriving on an open keep-alive connection gets (see ipc.ts). */
@@ -206,6 +208,7 @@ function createContext(exchange: HttpExchange, requestId: string, { log, line }:
         exchange.destroy();
         return;
       }
+      exchange.errorCode = payload.code;
       exchange.respond(describeError(payload.code).status, errorHeaders(payload), JSON.stringify(errorShape(payload)));
     },
   };
@@ -231,7 +234,8 @@ function logCompletion(exchange: HttpExchange, { log, line }: RequestLog, route:
     const serverTraceId = traceIdOfSpan(exchange);
     const traced = serverTraceId === undefined || log.bindings().traceId !== undefined ? {} : { traceId: serverTraceId };
     log.info({ method: exchange.method, route, status: exchange.statusCode ?? null, durationMs, aborted, ...traced, ...line }, 'request');
-    onResponse?.({ route, method: exchange.method, status: exchange.statusCode ?? 0, seconds });
+    const errorCode = exchange.errorCode === undefined ? {} : { errorCode: exchange.errorCode };
+    onResponse?.({ route, method: exchange.method, status: exchange.statusCode ?? 0, seconds, ...errorCode });
   });
 }
 

@@ -15,6 +15,8 @@ import { AUTO, autoContextSize, kvBytesPerToken, usableMemoryBytes } from '../..
 import type { InferenceToFront, ModelSummary } from '../../shared/protocol/messages.js';
 import { cacheDirOf } from '../../shared/model-cache-dir.js';
 import { withDecodeFault } from '../test-faults.js';
+import type { EngineMetrics } from '../engine/metrics.js';
+import type { LiveSource } from '../engine/metrics-live.js';
 
 /**
  * Cells per block of the KV pool: small enough that rounding wastes little of a small context (at most
@@ -58,6 +60,8 @@ export interface LoadEnvironment {
   post: (message: InferenceToFront) => void;
   /** Limits an operator changed through the admin API: a swapped-in engine keeps them. */
   limits: LimitsUpdate;
+  /** The thread's metrics registry: it outlives every engine a swap builds. */
+  metrics: EngineMetrics;
   /** The fingerprint of the model the process started with (set by the first load): its cache files live at the top of the cache dir (cacheDirOf). */
   startFingerprint?: string;
 }
@@ -103,7 +107,7 @@ async function open(addon: Addon, path: string, options: InferenceOptions): Prom
 }
 
 function engineOf(environment: LoadEnvironment, model: Model, context: Context, disk: DiskTier): Engine {
-  const { addon, options, post, limits } = environment;
+  const { addon, options, post, limits, metrics } = environment;
   const contextInfo = context.info();
   const engine = new Engine(
     addon,
@@ -126,6 +130,7 @@ function engineOf(environment: LoadEnvironment, model: Model, context: Context, 
     },
     post,
     disk,
+    metrics,
   );
   // Limits set at runtime carry over, the batch budget clamped to this context's: an operator's
   // earlier PATCH must never make a valid model fail to load.
@@ -162,6 +167,36 @@ export function writeFailureReason(error: unknown): string {
   return /^(E[A-Z0-9]{1,20}):/.exec(message)?.[1] ?? 'unknown';
 }
 
+function observeDisk(disk: DiskTier, metrics: EngineMetrics): void {
+  disk.onWriteTimed = (startedMs) => metrics.persisted(startedMs);
+  disk.onQuarantined = () => metrics.quarantine();
+  disk.onEvicted = (files) => metrics.evicted('disk', 'none', files);
+}
+
+/** Read when scraped: the tier's state then, not a copy taken at load. */
+function liveDisk(disk: DiskTier): LiveSource['disk'] {
+  return {
+    get bytes() {
+      return disk.bytes;
+    },
+    get files() {
+      return disk.size;
+    },
+    writer: () => disk.writerStats(),
+  };
+}
+
+/** The gauges of current state read this engine, its disk tier and its model from now on. */
+function attachMetrics(environment: LoadEnvironment, engine: Engine, disk: DiskTier, loaded: { model: Model; id: string; nCtx: number }): void {
+  const { kvType } = environment.options;
+  environment.metrics.attach({
+    stats: () => engine.admin.stats(),
+    bytesPerCell: kvBytesPerToken(loaded.model.info(), kvType),
+    disk: disk.budgetBytes === 0 ? undefined : liveDisk(disk),
+    model: { model: loaded.id, kvType, context: loaded.nCtx },
+  });
+}
+
 /** Loads the model, its context and its disk tier, warms up, and builds the engine over them. */
 export async function loadRuntime(environment: LoadEnvironment, choice: ModelChoice): Promise<Runtime> {
   const { addon, options } = environment;
@@ -174,9 +209,11 @@ export async function loadRuntime(environment: LoadEnvironment, choice: ModelCho
     disk = new DiskTier(dir, fingerprint, options.kvType, !options.flashAttention, options.diskBudgetBytes);
     disk.onWriteFailed = (agentId, error) =>
       environment.post({ type: 'persist_failed', agentId, reason: writeFailureReason(error), message: error instanceof Error ? error.message : String(error) });
+    observeDisk(disk, environment.metrics);
     await disk.index();
     // Inside the try: whatever fails, the model, context and file thread are freed before a rollback loads the old model.
     const engine = engineOf(environment, model, context, disk);
+    attachMetrics(environment, engine, disk, { model, id: choice.id, nCtx: context.info().nCtx });
     return { model, context, disk, engine, summary: summaryOf(choice, model, context, options, engine.reasoning) };
   } catch (error) {
     await disk?.close();

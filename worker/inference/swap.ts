@@ -42,19 +42,24 @@ export class ModelHost {
     if (this.held !== undefined) return post({ type: 'failed', requestId, error: { code: ErrorCode.Conflict, message: 'A model swap is already running.' } });
     this.held = [];
     const old = this.runtime;
+    const begun = performance.now();
     try {
       await this.runtimes.retire(old);
     } catch (error) {
       // The old model is half torn down: nothing can be trusted to serve.
       post({ type: 'engine_dead', error: { code: ErrorCode.EngineDead, message: `unloading ${old.summary.id} for a swap failed: ${toErrorPayload(error).message}` } });
+      this.environment.metrics.swapped('failed', begun);
       return this.failHeld();
     }
     try {
       this.runtime = await this.runtimes.load(this.environment, { path: message.path, id: message.id });
       post({ type: 'model_swapped', requestId, model: this.runtime.summary });
+      this.environment.metrics.swapped('ok', begun);
     } catch (error) {
       const reason = toErrorPayload(error).message;
-      if (!(await this.rollBack(old, reason))) return this.failHeld();
+      const back = await this.rollBack(old, reason);
+      this.environment.metrics.swapped(back ? 'rolled_back' : 'failed', begun);
+      if (!back) return this.failHeld();
       const text = `Could not load ${message.path}: ${reason}. The previous model ${old.summary.id} was loaded back and serves again.`;
       post({ type: 'model_swapped', requestId, model: this.runtime.summary, error: { code: ErrorCode.ModelLoadFailed, message: text, param: 'path' } });
     }

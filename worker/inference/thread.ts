@@ -5,7 +5,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { basename } from 'node:path';
-import { loadAddon } from '../engine/addon.js';
+import { loadAddon, type Addon } from '../engine/addon.js';
+import { versionInfo } from '../../shared/version.js';
 import type { Engine } from '../engine/engine.js';
 import type { InferenceOptions } from '../../shared/inference-options.js';
 import { loadRuntime, type LoadEnvironment } from './runtime.js';
@@ -13,6 +14,7 @@ import { ModelHost } from './swap.js';
 import { decodeFrontMessage, encodeMessage } from '../../shared/protocol/codec.js';
 import type { ConfigureMessage, FrontToInference, InferenceToFront } from '../../shared/protocol/messages.js';
 import { ErrorCode, toErrorPayload } from '../../shared/errors.js';
+import { EngineMetrics } from '../engine/metrics.js';
 
 const port = parentPort;
 if (port === null) throw new Error('worker/inference/thread.js must run as a worker thread');
@@ -70,18 +72,32 @@ function serve(engine: Engine, message: FrontToInference, environment: LoadEnvir
     case 'cut':
       return engine.cut();
     case 'swap_model':
-      return; // the host runs swaps itself
+    case 'metrics_request':
+      return; // the host runs swaps itself; main() answers metrics
   }
 }
 
+/** `cpu`, or the first GPU's name (CUDA0, Metal, ...) when layers are offloaded to one. */
+function backendOf(addon: Addon, gpuLayers: number): string {
+  const gpu = gpuLayers === 0 ? undefined : addon.devices().find((device) => device.type !== 'cpu');
+  return gpu?.name ?? 'cpu';
+}
+
 async function main(): Promise<void> {
-  const environment: LoadEnvironment = { addon: loadAddon(), options, post, limits: {} };
+  const metrics = new EngineMetrics(options.metricsBuckets);
+  const environment: LoadEnvironment = { addon: loadAddon(), options, post, limits: {}, metrics };
+  const version = versionInfo();
+  metrics.buildInfo(version.semantic, version.llamaCpp ?? 'unknown', backendOf(environment.addon, options.gpuLayers));
   const id = options.modelId !== '' ? options.modelId : basename(options.modelPath, '.gguf');
   const runtime = await loadRuntime(environment, { path: options.modelPath, id });
   const host = new ModelHost(runtime, environment, (engine, message) => serve(engine, message, environment));
   port?.on('message', (frame: Uint8Array) => {
     try {
-      host.receive(decodeFrontMessage(frame));
+      const message = decodeFrontMessage(frame);
+      // Answered even while a model swap holds other frames: the registry outlives the engines.
+      if (message.type === 'metrics_request')
+        return answerLater(message.requestId, metrics.json(), (json) => ({ type: 'metrics', requestId: message.requestId, json: JSON.stringify(json) }));
+      host.receive(message);
     } catch (error) {
       // A frame the front should never send: report it rather than die, the front logs it.
       post({ type: 'failed', requestId: 'protocol', error: toErrorPayload(error) });

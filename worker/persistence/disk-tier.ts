@@ -50,6 +50,10 @@ export class DiskTier {
   onWriteFailed: (agentId: string, error: unknown) => void = () => undefined;
   /** Set while tracing is possible: a traced turn's write carries its trace into the piscina task and comes back as a span. */
   tracing: WriteTracing | undefined;
+  /** Metrics (worker/engine/metrics.ts): a file write landed (`startedMs`: when it was asked for), files quarantined, files evicted by the budget. */
+  onWriteTimed: (startedMs: number) => void = () => undefined;
+  onQuarantined: () => void = () => undefined;
+  onEvicted: (files: number) => void = () => undefined;
 
   /** `budgetBytes` 0 turns the tier off: nothing is indexed, written or read. */
   constructor(
@@ -63,6 +67,12 @@ export class DiskTier {
     this.segments = new DiskSegments(prefixBlockTokens, 4 * prefixBlockTokens, (name) => this.deleteSegment(name));
     this.ledger = new DiskIndex(budgetBytes, Date.now, () => this.segments.bytes);
     this.ledger.onRemoved = (agentId) => this.segments.fileGone(agentId);
+  }
+
+  /** The writer thread's pool: tasks queued, and piscina's own wait and run time summaries (ms). */
+  writerStats(): { queueSize: number; waitMs: { p50: number; p99: number }; runMs: { p50: number; p99: number } } {
+    const { waitTime, runTime } = this.pool.histogram;
+    return { queueSize: this.pool.queueSize, waitMs: { p50: waitTime.p50, p99: waitTime.p99 }, runMs: { p50: runTime.p50, p99: runTime.p99 } };
   }
 
   /** Bytes of the agents' files and of the shared segments. */
@@ -98,7 +108,7 @@ export class DiskTier {
     await mkdir(this.dir, { recursive: true });
     await this.pool.run({ op: 'inspect', path: resolve(this.dir, '.warm-up'), ...this.metadata('') } satisfies InspectTask);
     const found = await Promise.all((await readdir(this.dir)).map((name) => this.statEntry(name)));
-    this.delete(this.ledger.restore(found.filter((entry) => entry !== undefined)));
+    this.evict(this.ledger.restore(found.filter((entry) => entry !== undefined)));
     this.tokensLearned = this.learnTokens();
     return this.ledger.size;
   }
@@ -193,10 +203,12 @@ export class DiskTier {
     const task: WriteTask = { op: 'write', path: this.pathOf(agentId), ...this.metadata(agentId), tokens, logits, state: pieces, shareScope, segment, ownCellsOnly, trace };
     const queuedAt = epochMs();
     this.ledger.writeStarted(agentId);
+    const asked = performance.now();
     const written = this.serial(agentId, async () => {
       let result: WriteResult | undefined;
       try {
         result = (await this.pool.run(task, { transferList: pieces.map((piece) => piece.buffer as ArrayBuffer) })) as WriteResult;
+        this.onWriteTimed(asked);
         this.segments.fileWritten(agentId, shareScope, tokens, result.segment);
         if (trace !== undefined && result.ran !== undefined) this.tracing?.written(agentId, trace, queuedAt, result.ran, result.bytes);
         return result.bytes;
@@ -205,7 +217,7 @@ export class DiskTier {
         throw error;
       } finally {
         if (plan !== undefined) this.segments.settled(plan.segment);
-        this.delete(this.ledger.writeEnded(agentId, result?.bytes, tokens.length));
+        this.evict(this.ledger.writeEnded(agentId, result?.bytes, tokens.length));
       }
     });
     if (plan?.partner !== undefined) this.rebase(plan.partner, plan.segment);
@@ -227,7 +239,7 @@ export class DiskTier {
       } finally {
         this.segments.settled(segment);
         this.ledger.writeEnded(agentId, undefined);
-        if (result !== null) this.delete(this.ledger.resize(agentId, result.bytes));
+        if (result !== null) this.evict(this.ledger.resize(agentId, result.bytes));
       }
     }).catch(() => undefined);
   }
@@ -258,10 +270,11 @@ export class DiskTier {
     return this.serial(agentId, async () => {
       const result = (await this.pool.run(task)) as InspectResult;
       if ('tokens' in result) {
-        if (!this.ledger.has(agentId)) this.delete(this.ledger.adopt(agentId, result.layout.fileBytes));
+        if (!this.ledger.has(agentId)) this.evict(this.ledger.adopt(agentId, result.layout.fileBytes));
         this.ledger.noteTokens(agentId, result.tokens.length);
         return { tokens: result.tokens, logits: result.logits, file: { path, ...result.layout }, onSegment: result.layout.prefix !== undefined };
       }
+      if ('quarantined' in result) this.onQuarantined();
       this.ledger.remove(agentId);
       return null;
     });
@@ -302,6 +315,7 @@ export class DiskTier {
   /** Moves a file the addon found bad (checksum) to quarantine/: it is never read again. */
   quarantine(agentId: string): Promise<void> {
     this.ledger.remove(agentId);
+    this.onQuarantined();
     const task: QuarantineTask = { op: 'quarantine', path: this.pathOf(agentId) };
     return this.serial(agentId, () => this.pool.run(task) as Promise<void>);
   }
@@ -328,6 +342,12 @@ export class DiskTier {
     if (agentId === undefined) return undefined;
     const stats = await stat(this.pathOf(agentId)).catch(() => undefined);
     return stats?.isFile() === true ? { agentId, bytes: stats.size, lastUsed: stats.mtimeMs } : undefined;
+  }
+
+  /** Files the budget pushed out (least recently used first): deleted, and counted as evictions. */
+  private evict(agentIds: string[]): void {
+    if (agentIds.length > 0) this.onEvicted(agentIds.length);
+    this.delete(agentIds);
   }
 
   /** Drops the agents from the index now and deletes their files in turn; a failed delete is ignored. */

@@ -25,6 +25,7 @@ import { RateLimiter, type AgentGate } from '../http/rate-limit.js';
 import type { AccessSettings } from '../../shared/server-settings.js';
 import { HttpMetrics } from '../http/metrics.js';
 import { metricsRoute, type FleetMetricsSource } from '../api/ops/metrics.js';
+import { ProcessMetrics } from '../metrics/process-metrics.js';
 import type { MetricFamilyJson } from '../../shared/metric-aggregation.js';
 import { engineStatsRoute } from '../api/ops/debug.js';
 import type { InferenceOptions } from '../../shared/inference-options.js';
@@ -71,10 +72,7 @@ export interface WorkerServer {
   /** Resolves when the model is loaded; rejects if the inference thread dies first. */
   ready: Promise<ModelSummary>;
   engine: EngineClient;
-  /**
-   * This process's metrics as JSON, for a supervisor's fleet scrape. A stand-in for the full
-   * `processMetricsJson()` (the inference thread's registry merged in), which replaces it.
-   */
+  /** This process's full metrics (front and inference thread merged), as prom-client JSON: what `/metrics` serialises, and a fleet scrape adds up. */
   processMetricsJson(): Promise<MetricFamilyJson[]>;
   /** The multi-phase drain (drain.ts); the server is still open afterwards: close it. */
   drain(options: DrainOptions): Promise<DrainOutcome>;
@@ -157,12 +155,13 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
   // The readiness route reports the router's drain state, so the table is filled once the router exists.
   const table: Route[] = [];
   const { guard, agentGate } = accessRules(options.access, options.host);
-  const metrics = new HttpMetrics(() => engine.stats(), engine.diskWrites);
+  const metrics = new HttpMetrics(engine.diskWrites, options.inference.metricsBuckets?.httpDuration);
+  const processMetrics = new ProcessMetrics(metrics.registry, () => engine.metricsJson());
   const router = createRouter({ routes: table, logger, guard, onResponse: (answered) => metrics.observe(answered) });
   const swaps = { forwardSwap: options.forwardSwap, modelsDir: resolve(options.modelsDir ?? dirname(options.inference.modelPath)) };
   table.push(
     ...routes(engine, router, limits, agentGate, swaps, responses, { kvUnified: options.inference.kvUnified }),
-    metricsRoute(metrics.registry, options.access?.metricsAccess ?? 'public', options.fleetMetrics),
+    metricsRoute(processMetrics, options.access?.metricsAccess ?? 'public', options.fleetMetrics),
   );
   http.handle(router.handle);
   let port = options.port;
@@ -197,7 +196,8 @@ export async function startWorkerServer(options: WorkerServerOptions): Promise<W
     adopt: (socket) => http.adopt(socket),
     ready: engine.ready,
     engine,
-    processMetricsJson: async () => (await metrics.registry.getMetricsAsJSON()) as unknown as MetricFamilyJson[],
+    // prom-client's types call the type field an enum; its JSON has the type's name, as MetricFamilyJson says.
+    processMetricsJson: async () => (await processMetrics.json()) as unknown as MetricFamilyJson[],
     drain: (drainOptions) => drainWorker({ http, router, engine, logger }, drainOptions),
     async close() {
       http.close();

@@ -62,6 +62,8 @@ export class AgentTiers {
    */
   private readonly pendingWrites = new Map<string, PendingWrite>();
   private busyAt = -Infinity;
+  /** An idle agent's cache left a tier by need (metrics): where it went; `none`: no tier kept it. */
+  onEvicted: (from: 'hot' | 'ram', to: 'ram' | 'disk' | 'none') => void = () => undefined;
 
   constructor(
     private readonly context: Context,
@@ -148,7 +150,9 @@ export class AgentTiers {
 
   /** The RAM budget pushed out an entry whose turn is not on disk yet: it is written now. */
   private writeEvicted(entry: RamEntry, state: () => Uint8Array): void {
-    if (this.pendingWrites.get(entry.agentId)?.entry !== entry) return;
+    const unwritten = this.pendingWrites.get(entry.agentId)?.entry === entry;
+    this.onEvicted('ram', unwritten || this.disk?.has(entry.agentId) === true ? 'disk' : 'none');
+    if (!unwritten) return;
     this.pendingWrites.delete(entry.agentId);
     this.write(entry, state().slice());
   }
@@ -207,6 +211,7 @@ export class AgentTiers {
     const toRam = this.ram.budgetBytes > 0;
     const state = toRam || unwritten ? await this.exportState(entry) : undefined;
     const kept = state !== undefined && toRam ? this.ram.put(entry.agentId, entry.tokens, state, entry.logits, entry.usedAt, entry.scope) : undefined;
+    this.onEvicted('hot', kept !== undefined ? 'ram' : (unwritten && state !== undefined) || this.disk?.has(entry.agentId) === true ? 'disk' : 'none');
     if (unwritten) this.dropPending(entry.agentId);
     if (unwritten && kept !== undefined) this.pendingWrites.set(entry.agentId, { tier: 'ram', entry: kept, due: pending.due });
     else if (unwritten) {
