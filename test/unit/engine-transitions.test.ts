@@ -194,3 +194,23 @@ t.test("abort: a request aborted while its agent's state is imported ends at onc
   h.context.whileInFlight = undefined;
   t.same(await h.engine.drain(), { persisted: 0, cut: 0 }, 'and the engine is idle: a drain resolves');
 });
+
+t.test('drain while the write-behind is exporting an agent: the drain waits for the step loop, then writes the rest (no ERR_BUSY)', async (t) => {
+  const disk = new FakeDisk();
+  const h = new Harness({}, { disk });
+  h.engine.submit(generate('a', 'agent-a', 'hello', 2));
+  h.engine.submit(generate('b', 'agent-b', 'world', 2));
+  await Promise.all([h.ended('a'), h.ended('b')]);
+  // The write-behind runs by itself once the turns are due (WRITE_DELAY_MS after they ended, in the
+  // same step, so both at once): the drain arrives while its first export is in flight on the context,
+  // as a SIGTERM can. Before the fix the drain's own export met that one: ERR_BUSY, the thread dead.
+  const drained = await new Promise<Promise<{ persisted: number; cut: number }>>((resolve) => {
+    h.context.whileInFlight = (call) => {
+      if (call !== 'stateSeqGet') return;
+      h.context.whileInFlight = undefined;
+      resolve(h.engine.drain());
+    };
+  });
+  t.same(await drained, { persisted: 0, cut: 0 }, 'the drain waited for the write-behind under way, which wrote both');
+  t.same([...disk.writes].sort(), ['agent-a', 'agent-b'], 'both turns written, each once');
+});

@@ -50,6 +50,8 @@ export class Engine {
   private startedAny = false; // a request started at this boundary: idle agents may leave the context
   /** Wakes the idle loop when the next write-behind is due. */
   private writeTimer: NodeJS.Timeout | undefined;
+  /** A drain's writes use the context: no step may start meanwhile. */
+  private persisting = false;
   private dead = false;
   /** Set by drain(): resolves with what the drain did. */
   private drained: Promise<{ persisted: number; cut: number }> | undefined;
@@ -136,8 +138,12 @@ export class Engine {
       this.unpin(prepared);
       this.fail(prepared.request.requestId, drainingError());
     }
-    if (this.active.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-    const persisted = this.dead ? 0 : await this.tiers.persistAll();
+    // The step loop may still be running without a request (a write-behind export in flight): the
+    // context takes one call at a time, so the drain's writes wait for it, and it stays stopped meanwhile.
+    this.persisting = true;
+    clearTimeout(this.writeTimer);
+    if (this.active.size > 0 || this.looping) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    const persisted = this.dead ? 0 : await this.tiers.persistAll().finally(() => (this.persisting = false));
     return { persisted, cut: this.cutCount };
   }
 
@@ -162,7 +168,7 @@ export class Engine {
   }
 
   private kick(): void {
-    if (this.looping || this.dead) return;
+    if (this.looping || this.dead || this.persisting) return;
     this.looping = true;
     void this.loop();
   }
