@@ -8,7 +8,10 @@
  * its prompt. Decode rate: the engine's sampled tokens (`/debug/engine`) over the round's wall time
  * between the last first token and the first end, as bench/concurrency.ts measures it.
  *
- *   npm run build && node dist/bench/observability-cost.js --shape qwen2.5-0.5b --rounds 6 --streams 4 --tokens 64
+ *   npm run build && node dist/bench/observability-cost.js --shape qwen2.5-0.5b --rounds 12 --streams 4 --tokens 64 [--control]
+ *
+ * `--control` runs both sides plain (an A/A run): how far apart two identical servers come out is the
+ * bench's own resolution.
  */
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo } from 'node:net';
@@ -27,6 +30,8 @@ const { values } = parseArgs({
     streams: { type: 'string', default: '4' },
     tokens: { type: 'string', default: '64' },
     threads: { type: 'string', default: '0' },
+    /** An A/A run: both servers plain (no tracing, no scrapes), to see what the bench itself tilts. */
+    control: { type: 'boolean', default: false },
   },
 });
 const rounds = Number(values.rounds);
@@ -108,20 +113,31 @@ async function round(server: RunningServer, label: string): Promise<Round> {
 }
 
 const sink = await traceSink();
-const plain = await serve({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: '' });
-const observed = await serve({ OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_BSP_SCHEDULE_DELAY: '1000', OTEL_SERVICE_NAME: 'semantic-bench' });
-const scraper = setInterval(() => void fetch(`${observed.url}/metrics`).then((r) => r.text()), 1000);
+const plainEnv = { OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: '' };
+const observedEnv = values.control === true ? plainEnv : { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_BSP_SCHEDULE_DELAY: '1000', OTEL_SERVICE_NAME: 'semantic-bench' };
+// Two servers a side, started plain, observed, observed, plain: an A/A run showed the server started
+// second coming out faster (TTFT 0.77×), so each side gets one early and one late start.
+const servers: { side: 'plain' | 'observed'; server: RunningServer }[] = [];
+for (const side of ['plain', 'observed', 'observed', 'plain'] as const) servers.push({ side, server: await serve(side === 'plain' ? plainEnv : observedEnv) });
+const scrapeAll = (): void => {
+  if (values.control !== true) for (const { side, server } of servers) if (side === 'observed') void fetch(`${server.url}/metrics`).then((r) => r.text());
+};
+const scraper = setInterval(scrapeAll, 1000);
 const results = { plain: [] as Round[], observed: [] as Round[] };
 try {
-  await round(plain, 'warm-plain');
-  await round(observed, 'warm-observed');
+  for (const [i, { server }] of servers.entries()) await round(server, `warm-${i}`);
   for (let r = 0; r < rounds; r++) {
-    const order = r % 2 === 0 ? (['plain', 'observed'] as const) : (['observed', 'plain'] as const);
-    for (const side of order) results[side].push(await round(side === 'plain' ? plain : observed, `${side}-${r}`));
+    // Each round visits the four in a rotated order, so no server always follows the same one.
+    for (let k = 0; k < servers.length; k++) {
+      const { side, server } = servers[(r + k) % servers.length]!;
+      results[side].push(await round(server, `${side}-${r}-${k}`));
+      // The last round's write-behind (250 ms after its turns end) must not land in the next one's prefill.
+      await new Promise((resolve) => setTimeout(resolve, 600));
+    }
   }
 } finally {
   clearInterval(scraper);
-  await Promise.all([plain.stop(), observed.stop()]);
+  await Promise.all(servers.map(({ server }) => server.stop()));
   sink.server.close();
 }
 
