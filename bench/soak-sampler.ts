@@ -130,7 +130,7 @@ export function summarise(samples: readonly Sample[], warmupSeconds: number, win
   return [...series.values()].map(({ role, points }) => summariseOne(role, points, warmupSeconds, windowSeconds));
 }
 
-function median(values: readonly number[]): number {
+export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;

@@ -5,11 +5,12 @@
  * minutes and a burst over `--max-queued` every `--burst-every` seconds. Samples every process's RSS
  * and open fds and the cache dir's bytes (bench/soak-sampler.ts), then prints the goals and tables
  * and writes everything, every sample included, as JSON (docs/reliability.md, "Soak", reads it).
+ * `--report FILE` judges a JSON report again (with today's goals and any `--…-seconds` given) without a run.
  *
- *   npm run soak -- --minutes 60 [--restart-every 5] [--burst-every 60] [--clients 4] [--warmup-seconds 60] [--window-seconds 60] [--sample-seconds 5] [--out soak.json]
+ *   npm run soak -- --minutes 60 [--restart-every 5] [--burst-every 60] [--clients 4] [--warmup-seconds 60] [--fleet-warmup-seconds 300] [--window-seconds 60] [--sample-seconds 5] [--out soak.json]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -17,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { ensureModel } from '../shared/gguf/make-model.js';
 import { cliPath } from '../test/helpers/server.js';
 import { takeSample, summarise, type Sample } from './soak-sampler.js';
+import { fleetRssTrend } from './soak-trend.js';
 import { SoakTraffic } from './soak-traffic.js';
 import { formatReport, goalsOf, type SoakReport, type SoakSettings } from './soak-report.js';
 
@@ -27,9 +29,11 @@ const { values } = parseArgs({
     'burst-every': { type: 'string', default: '60' },
     clients: { type: 'string', default: '4' },
     'warmup-seconds': { type: 'string', default: '60' },
+    'fleet-warmup-seconds': { type: 'string', default: '300' },
     'window-seconds': { type: 'string', default: '60' },
     'sample-seconds': { type: 'string', default: '5' },
     out: { type: 'string' },
+    report: { type: 'string' },
   },
 });
 
@@ -148,9 +152,8 @@ async function soak(settings: SoakSettings, cacheDir: string): Promise<SoakRepor
   const supervisorExitCode = await server.exited;
   // --disk-cache-bytes is a budget per server process (shared/config.ts), and the workers share the dir.
   const cacheBytes = samples.filter((s) => s.atSeconds >= settings.warmupSeconds).map((s) => s.cacheBytes);
-  const partial = {
+  const run = {
     settings,
-    processes: summarise(samples, settings.warmupSeconds, settings.windowSeconds),
     traffic: traffic.tally,
     restarts: { ...restarts, done: server.restartsDone() },
     supervisorExitCode,
@@ -162,26 +165,55 @@ async function soak(settings: SoakSettings, cacheDir: string): Promise<SoakRepor
     },
     samples,
   };
+  return judge(run);
+}
+
+/** The per-process summaries, the fleet's trend and the goals, from what a run recorded. */
+function judge(run: Omit<SoakReport, 'goals' | 'processes' | 'fleetTrend'>): SoakReport {
+  const { samples, settings } = run;
+  const partial = {
+    ...run,
+    processes: summarise(samples, settings.warmupSeconds, settings.windowSeconds),
+    fleetTrend: fleetRssTrend(samples, budgets.workers, settings.fleetWarmupSeconds),
+  };
   return { ...partial, goals: goalsOf(partial) };
 }
 
-const cacheDir = mkdtempSync(join(tmpdir(), 'semantic-soak-cache-'));
-const settings: SoakSettings = {
-  minutes: positive('minutes', values.minutes),
-  restartEveryMinutes: positive('restart-every', values['restart-every']),
-  burstEverySeconds: positive('burst-every', values['burst-every']),
-  warmupSeconds: positive('warmup-seconds', values['warmup-seconds']),
-  windowSeconds: positive('window-seconds', values['window-seconds']),
-  sampleSeconds: positive('sample-seconds', values['sample-seconds']),
-  concurrency: Math.round(positive('clients', values.clients)),
-  /** More than the workers can run and queue together, so the surplus must get 429 at once. */
-  burstSize: budgets.maxQueued + budgets.workers * budgets.sequences + 8,
-  serverArgs: serverArgs(await ensureModel('tiny'), cacheDir),
-};
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
-const report = await soak(settings, cacheDir);
-const out = values.out ?? join(tmpdir(), `semantic-soak-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-writeFileSync(out, JSON.stringify(report, null, 2));
+function settingsFromArgs(serverArgs: string[]): SoakSettings {
+  return {
+    minutes: positive('minutes', values.minutes),
+    restartEveryMinutes: positive('restart-every', values['restart-every']),
+    burstEverySeconds: positive('burst-every', values['burst-every']),
+    warmupSeconds: positive('warmup-seconds', values['warmup-seconds']),
+    fleetWarmupSeconds: positive('fleet-warmup-seconds', values['fleet-warmup-seconds']),
+    windowSeconds: positive('window-seconds', values['window-seconds']),
+    sampleSeconds: positive('sample-seconds', values['sample-seconds']),
+    concurrency: Math.round(positive('clients', values.clients)),
+    /** More than the workers can run and queue together, so the surplus must get 429 at once. */
+    burstSize: budgets.maxQueued + budgets.workers * budgets.sequences + 8,
+    serverArgs,
+  };
+}
+
+/** A recorded run judged again: its own settings, with the warm-ups and window given on this command line. */
+function rejudge(path: string): SoakReport {
+  const recorded = JSON.parse(readFileSync(path, 'utf8')) as SoakReport;
+  const given = settingsFromArgs(recorded.settings.serverArgs);
+  const settings = { ...recorded.settings, warmupSeconds: given.warmupSeconds, fleetWarmupSeconds: given.fleetWarmupSeconds, windowSeconds: given.windowSeconds };
+  return judge({ ...recorded, settings });
+}
+
+async function runSoak(): Promise<{ report: SoakReport; out: string }> {
+  const cacheDir = mkdtempSync(join(tmpdir(), 'semantic-soak-cache-'));
+  const settings = settingsFromArgs(serverArgs(await ensureModel('tiny'), cacheDir));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+  const report = await soak(settings, cacheDir);
+  const out = values.out ?? join(tmpdir(), `semantic-soak-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(out, JSON.stringify(report, null, 2));
+  return { report, out };
+}
+
+const { report, out } = values.report === undefined ? await runSoak() : { report: rejudge(values.report), out: undefined };
 console.log(formatReport(report));
-console.log(`\nJSON report: ${out}`);
+if (out !== undefined) console.log(`\nJSON report: ${out}`);
 process.exitCode = report.goals.every((goal) => goal.met) ? 0 : 1;

@@ -2,6 +2,7 @@
 // last window, so a garbage collector's sawtooth reads as flat and a steady climb reads as growth.
 import t from 'tap';
 import { summarise, type Sample } from '../../bench/soak-sampler.js';
+import { fleetRssTrend } from '../../bench/soak-trend.js';
 
 const MiB = 1 << 20;
 
@@ -44,4 +45,36 @@ t.test('a life too short for a sample after its warm window has no growth figure
   );
   t.equal(worker!.rssGrowthPercent, undefined);
   t.equal(worker!.lastSeconds, 110);
+});
+
+/** Two workers sampled every 5 s; each generation lives `period` s and climbs from `base` (+ `leak` per second of the run). */
+function fleet(seconds: number, period: number, base: number, leakMiBPerSecond: number): Sample[] {
+  const samples: Sample[] = [];
+  for (let at = 0; at <= seconds; at += 5) {
+    const generation = Math.floor(at / period);
+    const age = at % period;
+    const rss = base + Math.min(age, 120) * 0.25 + leakMiBPerSecond * at;
+    const workers = [0, 1].map((i) => ({ pid: 100 + 2 * generation + i, rssBytes: Math.round(rss * MiB), fds: 30 }));
+    // A handover: the new generation's first process is up beside the old pair for one sample.
+    if (age === 0 && generation > 0) workers.push({ pid: 99, rssBytes: 20 * MiB, fds: 5 });
+    samples.push({ atSeconds: at, supervisor: undefined, workers, cacheBytes: 0, cacheFiles: 0 });
+  }
+  return samples;
+}
+
+t.test("the fleet's trend: each life's climb and the restarts are no growth, a leak across lives is", async (t) => {
+  const flat = fleetRssTrend(fleet(3600, 300, 250, 0), 2, 300);
+  // Every life climbs 30 MiB in its first 2 minutes (12 % of a life by the per-life measure), yet the
+  // fleet needs no more memory at the end of the hour than after its warm-up.
+  // (Under 1 %: the line's ends fall at different points of the restart cycle.)
+  t.ok(flat !== undefined && Math.abs(flat.growthPercent) < 1, `flat fleet: ${flat?.growthPercent}`);
+  // The 12 handover samples (300, 600, … 3600 s: three processes up) are left out of the fit.
+  t.equal(flat!.fromSeconds, 305);
+  t.equal(flat!.toSeconds, 3595);
+  t.equal(flat!.samples, (3600 - 300) / 5 + 1 - 12);
+
+  // 20 MiB an hour per worker, across restarts: about 7 % of 2 × 280 MiB over 55 minutes.
+  const leaking = fleetRssTrend(fleet(3600, 300, 250, 20 / 3600), 2, 300);
+  t.ok(leaking!.growthPercent > 5 && leaking!.growthPercent < 8, `leaking fleet: ${leaking!.growthPercent}`);
+  t.equal(fleetRssTrend(fleet(200, 300, 250, 0), 2, 300), undefined, 'no sample after the warm-up: no trend');
 });
