@@ -3,7 +3,8 @@
  * file descriptors and cache-dir bytes stable), a table per process, the cache dir over time and the
  * traffic, as text for the terminal and as JSON for the record.
  */
-import { median, type Sample, type ProcessSummary } from './soak-sampler.js';
+import type { Sample, ProcessSummary } from './soak-sampler.js';
+import { median } from './stats.js';
 import type { FleetTrend } from './soak-trend.js';
 import type { TrafficTally } from './soak-traffic.js';
 

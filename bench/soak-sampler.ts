@@ -6,6 +6,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { median } from './stats.js';
 
 export interface ProcessSample {
   pid: number;
@@ -128,12 +129,6 @@ export function summarise(samples: readonly Sample[], warmupSeconds: number, win
     }
   }
   return [...series.values()].map(({ role, points }) => summariseOne(role, points, warmupSeconds, windowSeconds));
-}
-
-export function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 /**
