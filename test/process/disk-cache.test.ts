@@ -11,6 +11,7 @@ import { tinyModelPath } from '../helpers/model.js';
 import { loadAddon } from '../../worker/engine/addon.js';
 import { persisted, startServer, type RunningServer } from '../helpers/server.js';
 import type { ChatMessage } from '../../shared/protocol/messages.js';
+import { sample } from '../helpers/exposition.js';
 
 const modelPath = await tinyModelPath();
 const model = await loadAddon().loadModel(modelPath);
@@ -119,6 +120,8 @@ t.test('truncated, corrupted and foreign files are quarantined; the request is a
     t.equal(result.tier, 'miss', `${agent}: a clean miss`);
     t.equal(result.text, cold.text, `${agent}: the right answer`);
   }
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  t.equal(sample(metrics, 'semantic_disk_quarantined_files_total'), 2, 'both bad files counted by the server that found them');
   const quarantined = readdirSync(join(dir, 'quarantine'));
   t.equal(quarantined.filter((f) => f.startsWith('cut.safetensors')).length, 1);
   t.equal(quarantined.filter((f) => f.startsWith('flip.safetensors')).length, 1);
