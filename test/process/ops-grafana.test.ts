@@ -136,7 +136,7 @@ async function turn(server: RunningServer, agent: string, content: string): Prom
 }
 
 /**
- * `serve` with one sequence, spill on, three requests per agent at once and every cache write failing:
+ * `serve` with one sequence, spill on, a burst of three requests per agent and every cache write failing:
  * A, B, A (from RAM: A was spilled), A (hot), A (429) make the labelled counters and histograms exist.
  */
 async function serveScrape(t: Test): Promise<string[]> {
