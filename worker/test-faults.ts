@@ -1,7 +1,8 @@
 /**
  * Test-only fault switches, read once from the environment when a thread loads this module; the
  * process tests (test/process/disk-faults.test.ts, engine-faults.test.ts) set them to prove that a fault stays contained where
- * a real one cannot be caused on demand. Unset (production), each is one comparison with undefined.
+ * a real one cannot be caused on demand (ops-grafana.test.ts, to make the write-failure counter appear in a
+ * scrape). Unset (production), each is one comparison with undefined.
  * docs/reliability.md lists them. They are not options: `semantic config` and --help never show them.
  */
 import type { Context } from './engine/addon.js';
