@@ -27,6 +27,7 @@ import type { EngineSettings } from './settings.js';
 import { restoreSaved } from './restore.js';
 import { RequestTimelines } from '../tracing/timeline.js';
 import { EngineMetrics } from './metrics.js';
+import { RequestClock } from './request-clock.js';
 import { drainingError, ErrorCode, SemanticError, toErrorPayload } from '../../shared/errors.js';
 import type { CacheTier, FinishReason, GenerateInput, GenerateMessage, InferenceToFront, ReasoningRequest, SharedFrom, Usage } from '../../shared/protocol/messages.js';
 
@@ -61,8 +62,10 @@ export class Engine {
   private readonly counts = { steps: 0, sampledTokens: 0, multiSequenceSteps: 0 };
   /** The step loop's own time (EngineStats.timings; the addon adds what happens inside a decode call). */
   private readonly stepTimes = { boundaryMs: 0, decodeCallMs: 0, acceptMs: 0 };
-  /** Traced requests' phases, sent to the front as spans (worker/tracing/timeline.ts). */
+  /** Traced requests' phases and turn writes, sent to the front as spans (worker/tracing/timeline.ts). */
   private readonly timelines = new RequestTimelines((spans) => this.post({ type: 'spans', spans }));
+  /** Each request's moments, read by the metrics' latencies and the traced requests' spans. */
+  private readonly clock: RequestClock;
 
   constructor(
     addon: Addon,
@@ -74,6 +77,7 @@ export class Engine {
     /** The thread's registry outlives a model swap's engine (worker/inference/runtime.ts). */
     private readonly metrics = new EngineMetrics(),
   ) {
+    this.clock = new RequestClock(metrics, this.timelines);
     const pool = new BlockPool(settings.contextSize, settings.blockSize);
     this.queue = new QueueBudget({ maxQueued: settings.maxQueued, maxQueuedTokens: settings.maxQueuedTokens, maxQueuedPerAgent: settings.maxQueuedPerAgent });
     this.turns = new AgentTurns(this.queue);
@@ -91,10 +95,9 @@ export class Engine {
   }
 
   submit(request: GenerateMessage): void {
-    this.timelines.submitted(request);
+    this.clock.submitted(request);
     if (this.dead) return this.fail(request.requestId, new SemanticError(ErrorCode.EngineDead, 'the engine has stopped'));
     if (this.drained !== undefined) return this.fail(request.requestId, drainingError());
-    this.metrics.arrived(request.requestId);
     this.turns.submit(request);
     this.kick();
   }
@@ -243,7 +246,7 @@ export class Engine {
   /** One agent's requests run in arrival order: a request waits while its agent has one in flight. */
   private admitIncoming(): void {
     const tokenize = (request: GenerateMessage): Turn => {
-      this.timelines.taken(request.requestId);
+      this.clock.taken(request.requestId);
       return { request, ...this.input.tokens(request) };
     };
     for (const turn of this.turns.takeStartable(tokenize, (requestId, error) => this.fail(requestId, error))) this.admit(turn);
@@ -256,7 +259,7 @@ export class Engine {
     const plan = planStart(this.shared, prepared);
     const admitted = this.admission.tryAdmit(prepared, tokens, prepared.hot?.seqId, sharedBlocksOf(plan, this.settings.blockSize));
     if (typeof admitted !== 'string') return this.startPrepared(prepared, admitted, plan);
-    if (admitted === 'queued') this.timelines.queued(turn.request.requestId);
+    if (admitted === 'queued') this.clock.queued(turn.request.requestId);
     else this.refuse(prepared, admitted);
   }
 
@@ -310,7 +313,7 @@ export class Engine {
     // While it runs, its prompt's cells can be shared as they are prefilled.
     if (request.shareScope !== undefined && !isFork(request.agentId)) this.tiers.prefixes.set(request.agentId, request.shareScope, prompt);
     const restore = found.restore ?? (cacheTier === 'miss' ? this.tiers.savedCacheOf(request.agentId) : undefined);
-    this.timelines.admitted(request.requestId, restore?.tier);
+    this.clock.admitted(request.requestId, restore?.tier);
     // `started` is posted once the state is imported (restore.ts).
     if (restore !== undefined) return sequence.awaitRestore(restore);
     this.postStarted(sequence, cacheTier, found.sharedFrom);
@@ -319,8 +322,7 @@ export class Engine {
   private postStarted(sequence: Sequence, cacheTier: CacheTier, sharedFrom?: SharedFrom): void {
     const { requestId, prompt, cachedTokens } = sequence;
     sequence.cacheTier = cacheTier;
-    this.timelines.started(requestId, cacheTier);
-    this.metrics.started(requestId, prompt.length, cachedTokens, cacheTier);
+    this.clock.started(requestId, prompt.length, cachedTokens, cacheTier);
     this.post({ type: 'started', requestId, promptTokens: prompt.length, cachedTokens, cacheTier, ...(sharedFrom === undefined ? {} : { sharedFrom }) });
   }
 
@@ -338,12 +340,12 @@ export class Engine {
   }
 
   private acceptToken(sequence: Sequence, token: number): void {
-    if (sequence.phase === 'prefill') this.timelines.firstToken(sequence.requestId);
+    if (sequence.phase === 'prefill') this.clock.firstSampled(sequence.requestId);
     if (!sequence.startGenerating()) return;
     token = sequence.steer(token);
     if (this.model.isEog(token)) return this.finish(sequence, 'stop');
     const text = sequence.append(token, this.model.tokenToPiece(token, { special: sequence.rendersSpecialTokens }));
-    this.metrics.token(sequence.requestId);
+    this.clock.emitted(sequence.requestId);
     if (text !== '') this.post({ type: 'tokens', requestId: sequence.requestId, text, tokenCount: 1 });
     if (sequence.text.hitStop) return this.finish(sequence, 'stop');
     if (sequence.reachedMaxTokens) this.finish(sequence, 'length');
@@ -389,15 +391,13 @@ export class Engine {
   }
 
   private postDone(requestId: string, finishReason: FinishReason, usage: Usage, stopSequence?: string): void {
-    this.timelines.end(requestId, { finishReason, usage });
-    this.metrics.ended(requestId, { finishReason, usage });
+    this.clock.done(requestId, { finishReason, usage });
     this.post({ type: 'done', requestId, finishReason, usage, ...(stopSequence === undefined ? {} : { stopSequence }) });
   }
 
   private fail(requestId: string, error: unknown): void {
     const payload = toErrorPayload(error);
-    this.timelines.end(requestId, { error: payload.code });
-    this.metrics.ended(requestId);
+    this.clock.failed(requestId, payload.code);
     this.post({ type: 'failed', requestId, error: payload });
   }
 

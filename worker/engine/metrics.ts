@@ -15,19 +15,10 @@ import { registerLiveGauges, type LiveSource } from './metrics-live.js';
 /** Where an agent's cache went when it left a tier: `none` when no tier kept it. */
 export type EvictionTier = 'hot' | 'ram' | 'disk' | 'none';
 
-/** One request's moments on the thread's clock (performance.now(), ms). */
-interface RequestTimes {
-  arrived: number;
-  started?: number;
-  lastToken?: number;
-  firstToken?: number;
-}
-
-const seconds = (fromMs: number, toMs: number): number => Math.max(0, toMs - fromMs) / 1000;
+export const seconds = (fromMs: number, toMs: number): number => Math.max(0, toMs - fromMs) / 1000;
 
 export class EngineMetrics {
   readonly registry = new Registry();
-  private readonly times = new Map<string, RequestTimes>();
   private live: LiveSource | undefined;
 
   private readonly promptTokens = this.counter('semantic_prompt_tokens_total', 'Prompt tokens of started requests, cached or computed.');
@@ -108,17 +99,9 @@ export class EngineMetrics {
     return (await this.registry.getMetricsAsJSON()) as MetricObjectWithValues<MetricValue<string>>[];
   }
 
-  arrived(requestId: string): void {
-    this.times.set(requestId, { arrived: performance.now() });
-  }
-
-  started(requestId: string, promptTokens: number, cachedTokens: number, tier: CacheTier): void {
-    const times = this.times.get(requestId);
-    const now = performance.now();
-    if (times !== undefined) {
-      times.started = now;
-      this.queueTime.observe(seconds(times.arrived, now));
-    }
+  /** A request started (its cache in place), `queueSeconds` after it reached the engine. */
+  started(promptTokens: number, cachedTokens: number, tier: CacheTier, queueSeconds: number): void {
+    this.queueTime.observe(queueSeconds);
     this.promptTokens.inc(promptTokens);
     this.promptBySource.inc({ source: 'computed' }, promptTokens - cachedTokens);
     if (tier === 'miss') this.misses.inc();
@@ -128,31 +111,22 @@ export class EngineMetrics {
     }
   }
 
-  token(requestId: string): void {
+  /** A token the client receives: its first (`ttft` from arrival, `prefill` from start) or a later one (`interToken`). */
+  token(latency?: { ttft: number; prefill: number } | { interToken: number }): void {
     this.generated.inc();
-    const times = this.times.get(requestId);
-    if (times === undefined) return;
-    const now = performance.now();
-    if (times.firstToken === undefined) {
-      times.firstToken = now;
-      this.ttft.observe(seconds(times.arrived, now));
-      this.prefillTime.observe(seconds(times.started ?? times.arrived, now));
-    } else this.itl.observe(seconds(times.lastToken ?? now, now));
-    times.lastToken = now;
+    if (latency === undefined) return;
+    if ('interToken' in latency) return this.itl.observe(latency.interToken);
+    this.ttft.observe(latency.ttft);
+    this.prefillTime.observe(latency.prefill);
   }
 
-  /** The request's last message: `done` (with its usage) or `failed` (nothing observed but its end). */
-  ended(requestId: string, outcome?: { finishReason: FinishReason; usage: Usage }): void {
-    const times = this.times.get(requestId);
-    this.times.delete(requestId);
-    if (outcome === undefined) return;
-    const now = performance.now();
+  /** The request's end with tokens: `e2e` from arrival, `decode` from its first token (none when it sent none). */
+  ended(outcome: { finishReason: FinishReason; usage: Usage }, e2e: number | undefined, decode: number | undefined): void {
     this.finished.inc({ finish_reason: outcome.finishReason });
     this.requestPrompt.observe(outcome.usage.promptTokens);
     this.requestGenerated.observe(outcome.usage.completionTokens);
-    if (times === undefined) return;
-    this.e2e.observe(seconds(times.arrived, now));
-    if (times.firstToken !== undefined) this.decodeTime.observe(seconds(times.firstToken, now));
+    if (e2e !== undefined) this.e2e.observe(e2e);
+    if (decode !== undefined) this.decodeTime.observe(decode);
   }
 
   step(sequences: number): void {
