@@ -8,6 +8,7 @@ import t from 'tap';
 import { readFileSync, readdirSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
+import { ConfigError, loadConfig } from '../../shared/config.js';
 import { projectRoot } from '../../shared/paths.js';
 import { schemaOf } from '../helpers/k8s-schemas.js';
 
@@ -142,6 +143,7 @@ t.test('the pod runs as the image user, unprivileged, read-only, without Service
   t.same(container.volumeMounts.map((mount: Manifest) => mount.mountPath).sort(), ['/tmp', '/var/cache/semantic']);
   // A Service named `semantic` would set SEMANTIC_PORT=tcp://…, which the option loader reads as --port.
   t.equal(pod.enableServiceLinks, false);
+  t.throws(() => loadConfig({ env: { SEMANTIC_PORT: 'tcp://10.96.0.12:8080' } }), ConfigError, 'what a service link would do');
   t.equal(Number(argValue(container.args, '--threads')), Number(container.resources.requests.cpu), 'one llama.cpp thread per requested CPU');
 });
 
