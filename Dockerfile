@@ -14,6 +14,9 @@ FROM node:20-bookworm AS build
 RUN apt-get update \
   && apt-get install -y --no-install-recommends g++ git make python3 \
   && rm -rf /var/lib/apt/lists/*
+# node-gyp compiles against the headers this image's Node ships in /usr/local/include/node, instead
+# of downloading them (Debian's own Node finds them by itself; the official build does not).
+ENV npm_config_nodedir=/usr/local
 WORKDIR /app
 COPY . .
 RUN npm install --no-audit --no-fund \

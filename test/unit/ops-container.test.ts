@@ -63,6 +63,7 @@ t.test('two stages: the README install steps on node:20-bookworm, the run on nod
   const run = argsOf('RUN').join('\n');
   t.match(run, /apt-get install -y --no-install-recommends g\+\+ git make python3/, 'the addon build tools');
   t.match(run, /npm install --no-audit --no-fund\s+&& npm run build\s+&& npm prune --omit=dev/);
+  t.equal(argsOf('ENV')[0], 'npm_config_nodedir=/usr/local', "node-gyp uses the image's Node headers: nothing but npm packages is downloaded");
   t.same(argsOf('WORKDIR'), ['/app', '/app'], 'the addon finds its libraries by absolute path: one root in both stages');
 });
 
