@@ -22,7 +22,7 @@ function setup(): { prefixes: PrefixIndex; held: Set<string>; running: Map<strin
     prefixes,
     hot: { peek: () => undefined, entries: () => [] },
     ram: { peek },
-    disk: { has: () => false },
+    disk: { has: () => false, mayHave: () => false },
     sharedSourceOf: () => undefined,
   } as unknown as AgentTiers;
   const running = new Map<string, Sequence>();

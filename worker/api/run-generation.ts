@@ -100,15 +100,24 @@ function abortOnDisconnect(context: RequestContext, generation: Generation): voi
   });
 }
 
-function headersOf(started: StartedMessage, sink: GenerationSink): ResponseHeaders {
-  return { ...cacheHeaders(started), ...sink.headers };
+/**
+ * The agent the server filed the turn under, also when it derived the id from the conversation: a
+ * client can send it back as `X-Agent-ID`, and a consistent-hash proxy in front of several replicas
+ * (ops/nginx/semantic.conf) routes on that header, so the agent's turns meet its cache.
+ */
+function agentHeader(message: GenerateMessage): Record<string, string> {
+  return { 'X-Semantic-Agent-ID': message.agentId };
+}
+
+function headersOf(started: StartedMessage, message: GenerateMessage, sink: GenerationSink): ResponseHeaders {
+  return { ...agentHeader(message), ...cacheHeaders(started), ...sink.headers };
 }
 
 function answerAsJson(context: RequestContext, generate: GenerationEngine['generate'], message: GenerateMessage, sink: JsonSink): Generation {
   let headers: ResponseHeaders = {};
   return generate(message, {
     onStarted: (started) => {
-      headers = headersOf(started, sink);
+      headers = headersOf(started, message, sink);
     },
     onTokens: (tokens) => sink.text(tokens.text),
     onDone: (done) => context.sendJson(200, sink.body(done), headers),
@@ -128,7 +137,7 @@ function answerAsStream(context: RequestContext, generate: GenerationEngine['gen
   let sse = new SseStream(context.exchange);
   return generate(message, {
     onStarted: (started) => {
-      sse = new SseStream(context.exchange, { headers: headersOf(started, sink) });
+      sse = new SseStream(context.exchange, { headers: headersOf(started, message, sink) });
       send(sse, sink.open(started));
     },
     onTokens: (tokens) => send(sse, sink.text(tokens.text)),

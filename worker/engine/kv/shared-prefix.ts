@@ -128,13 +128,17 @@ export class SharedPrefixes {
 
   /**
    * The agent's own saved state, which its usual restore path takes. A file whose tokens are not
-   * indexed yet (its header is still being read after a restart) counts as the whole prompt: the
-   * agent's own history is never passed over for a guess.
+   * indexed yet counts as the whole prompt: the agent's own history is never passed over for a
+   * guess. That is a file whose header is still being read after a restart, or one that another
+   * process sharing the cache dir wrote (a replica the agent was routed away from, another worker),
+   * which this process has not indexed at all: a stat finds it.
    */
   private ownOption(agentId: string, prompt: Int32Array): Option | undefined {
     const own = this.tiers.ram.peek(agentId);
     if (own !== undefined) return { kind: 'own', tokens: reusablePrefix(own, prompt).tokens, rank: RANK.ram };
-    if (this.tiers.disk?.has(agentId) !== true) return undefined;
+    const disk = this.tiers.disk;
+    if (disk === undefined) return undefined;
+    if (!disk.has(agentId)) return disk.mayHave(agentId) ? { kind: 'own', tokens: prompt.length, rank: RANK.disk } : undefined;
     const indexed = this.tiers.prefixes.has(agentId);
     const tokens = indexed ? commonPrefixLength(this.tiers.prefixes.tokensOf(agentId), prompt) : prompt.length;
     return { kind: 'own', tokens, rank: RANK.disk };
