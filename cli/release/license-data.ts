@@ -10,11 +10,11 @@ import type { LicensePolicy, PackageLicense } from './license-policy.js';
 
 export interface InstalledLicense extends PackageLicense {
   /**
-   * Installed only on some platforms (its package.json names `os` or `cpu`, or the lockfile marks it
-   * optional): such packages differ between machines, so NOTICE, which must come out the same
-   * everywhere, names them by rule instead of by name.
+   * Installed only on some machines: on some platforms (its package.json names `os` or `cpu`, or the
+   * lockfile marks it optional) or only beside the dev tools (`devOptional`: TypeScript, node-llama-cpp's
+   * optional peer). NOTICE, which must come out the same everywhere, names these by rule, not by name.
    */
-  platformSpecific: boolean;
+  variesByInstall: boolean;
   /** The package's own NOTICE file, which the Apache License 2.0 (section 4(d)) asks to pass on. */
   noticeText: string | undefined;
 }
@@ -34,10 +34,10 @@ function checkProduction(root: string): Promise<ModuleInfos> {
   return new Promise((resolve, reject) => init({ start: root, production: true }, (err, packages) => (err ? reject(err) : resolve(packages))));
 }
 
-/** The lockfile paths of optional packages (`node_modules/a/node_modules/b`). */
+/** The lockfile paths (`node_modules/a/node_modules/b`) of packages npm may leave out: optional, or optional unless dev. */
 function optionalLockPaths(root: string): Set<string> {
-  const lock = readJson<{ packages?: Record<string, { optional?: boolean }> }>(join(root, 'package-lock.json'));
-  return new Set(Object.entries(lock.packages ?? {}).flatMap(([path, entry]) => (entry.optional === true ? [path] : [])));
+  const lock = readJson<{ packages?: Record<string, { optional?: boolean; devOptional?: boolean }> }>(join(root, 'package-lock.json'));
+  return new Set(Object.entries(lock.packages ?? {}).flatMap(([path, entry]) => (entry.optional === true || entry.devOptional === true ? [path] : [])));
 }
 
 function splitKey(key: string): { name: string; version: string } {
@@ -60,9 +60,9 @@ export async function productionLicenses(root: string = projectRoot()): Promise<
     .map(([key, info]) => {
       const manifest = info.path === undefined ? undefined : readJson<Manifest>(join(info.path, 'package.json'));
       const lockPath = info.path === undefined ? '' : info.path.slice(root.length + 1);
-      const platformSpecific = manifest?.os !== undefined || manifest?.cpu !== undefined || optional.has(lockPath);
+      const variesByInstall = manifest?.os !== undefined || manifest?.cpu !== undefined || optional.has(lockPath);
       const noticeText = info.noticeFile === undefined ? undefined : readFileSync(info.noticeFile, 'utf8');
-      return { ...splitKey(key), license: info.licenses, platformSpecific, noticeText };
+      return { ...splitKey(key), license: info.licenses, variesByInstall, noticeText };
     })
     .sort((a, b) => byCodePoint(a.name, b.name) || byCodePoint(a.version, b.version));
 }

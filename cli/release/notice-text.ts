@@ -60,7 +60,7 @@ are included or used: the generated models' weights are random.`;
 }
 
 function npmSection(packages: readonly InstalledLicense[]): string {
-  const listed = packages.filter((pkg) => !pkg.platformSpecific);
+  const listed = packages.filter((pkg) => !pkg.variesByInstall);
   const names = listed.map((pkg) => `${pkg.name} ${pkg.version}`);
   const width = Math.max(0, ...names.map((name) => name.length)) + 2;
   const lines = listed.map((pkg, i) => `  ${(names[i] ?? '').padEnd(width)}${licenseExpression(pkg.license) ?? 'UNKNOWN'}`);
@@ -68,8 +68,9 @@ function npmSection(packages: readonly InstalledLicense[]): string {
 
 The production dependency tree, ${listed.length} packages, each with its declared license. Each
 package's license text ships in its folder under node_modules/. Packages that npm installs only on
-some platforms (the @node-llama-cpp/<platform> libraries and other optional native builds) differ
-from machine to machine and are not listed; \`npm run license:check\` checks them where installed.
+some machines are not listed, since they differ from one install to the next: those for some
+platforms (the @node-llama-cpp/<platform> libraries, optional native builds) and optional peers the
+dev tools bring (TypeScript); \`npm run license:check\` checks them where installed.
 
 ${lines.join('\n')}`;
 }
@@ -77,7 +78,7 @@ ${lines.join('\n')}`;
 /** The NOTICE files of listed packages, passed on as the Apache License 2.0 asks (section 4(d)). */
 function dependencyNotices(packages: readonly InstalledLicense[]): string[] {
   return packages
-    .filter((pkg) => !pkg.platformSpecific && pkg.noticeText !== undefined)
+    .filter((pkg) => !pkg.variesByInstall && pkg.noticeText !== undefined)
     .map((pkg) => `${heading(`NOTICE of ${pkg.name} ${pkg.version}`, licenseExpression(pkg.license) ?? 'UNKNOWN')}\n\n${(pkg.noticeText ?? '').trimEnd()}`);
 }
 
