@@ -53,6 +53,7 @@ export const summedGauges: ReadonlyMap<string, string> = new Map([
   ['semantic_request_queue_depth', 'requests waiting in a worker are waiting nowhere else: the fleet backlog is the sum'],
   ['semantic_num_requests_waiting', 'as semantic_request_queue_depth (the vLLM name)'],
   ['semantic_num_requests_running', 'a running request runs in one worker: the fleet load is the sum'],
+  ['semantic_request_queue_limit', "each worker queues up to its own limit: the fleet's room is the sum, what the summed depth is measured against"],
   ['semantic_agents_active', 'an agent decodes in one worker at a time: the fleet count is the sum'],
 ]);
 

@@ -31,6 +31,8 @@ export interface FleetCounts {
   alive(): number;
   /** Slots whose worker is ready. */
   ready(): number;
+  /** Slots given up on (a crash loop): no worker, none to be restarted, until a rolling restart. */
+  crashLooping(): number;
 }
 
 export interface FleetExposition {
@@ -51,6 +53,18 @@ export class FleetMetrics {
     labelNames: ['mode'] as const,
     registers: [this.registry],
   });
+  private readonly drainsCut = new Counter({
+    name: 'semantic_worker_drains_cut_total',
+    help: 'Worker drains that did not run to their end (the worker exited other than 0: --drain-timeout passed, a second signal, a kill), by mode.',
+    labelNames: ['mode'] as const,
+    registers: [this.registry],
+  });
+  private readonly swaps = new Counter({
+    name: 'semantic_fleet_model_swap_total',
+    help: 'Admin model swaps of the fleet (a rolling restart onto the new model), by result: ok, or rolled_back (a replacement never got ready, or the model could not be read; the old model serves).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   private readonly missed = new Counter({
     name: 'semantic_scrape_missed_reports_total',
     help: "Workers' metrics missing from fleet scrapes, by reason: timeout (no answer within the scrape timeout), exited (it exited while asked), unsent (its IPC channel was closed).",
@@ -62,12 +76,23 @@ export class FleetMetrics {
     counts: FleetCounts,
     private readonly log: Logger,
   ) {
+    // Every label value at 0 from the start, so that an alert's increase() sees the first cut or failed swap.
+    for (const mode of ['shutdown', 'handover']) this.drainsCut.inc({ mode }, 0);
+    for (const result of ['ok', 'rolled_back']) this.swaps.inc({ result }, 0);
     new Gauge({
       name: 'semantic_workers_alive',
       help: "Worker processes running, a rolling restart's replacement included.",
       registers: [this.registry],
       collect() {
         this.set(counts.alive());
+      },
+    });
+    new Gauge({
+      name: 'semantic_workers_crash_looping',
+      help: 'Worker slots in a crash loop: not restarted any more (a rolling restart, SIGHUP, tries them again).',
+      registers: [this.registry],
+      collect() {
+        this.set(counts.crashLooping());
       },
     });
     new Gauge({
@@ -86,6 +111,14 @@ export class FleetMetrics {
 
   countDrain(mode: string): void {
     this.drains.inc({ mode });
+  }
+
+  countDrainCut(mode: string): void {
+    this.drainsCut.inc({ mode });
+  }
+
+  countSwap(result: 'ok' | 'rolled_back'): void {
+    this.swaps.inc({ result });
   }
 
   /**

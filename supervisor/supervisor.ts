@@ -16,7 +16,7 @@ import { ExitCode } from '../shared/exit.js';
 import { decideRestart, defaultRestartPolicy, type RestartPolicy, type SlotExit } from './restart-policy.js';
 import { ConnectionDispatcher } from './dispatcher.js';
 import { WorkerProcess, type WorkerExitStatus } from './worker-process.js';
-import { FleetMetrics } from './fleet-metrics.js';
+import { FleetMetrics, type FleetExposition } from './fleet-metrics.js';
 import { workerLogFile } from '../shared/logger.js';
 
 export interface SupervisorOptions {
@@ -54,6 +54,8 @@ export class Supervisor {
   private readonly slots: Slot[];
   /** Every worker process not yet exited: the slots' workers and a rolling restart's replacement. */
   private readonly live = new Set<WorkerProcess>();
+  /** Slots in a crash loop: not restarted until a rolling restart gives them a worker again. */
+  private readonly givenUp = new Set<Slot>();
   private readonly log: Logger;
   private readonly policy: RestartPolicy;
   private readonly dispatcher: ConnectionDispatcher;
@@ -77,7 +79,11 @@ export class Supervisor {
     this.slots = Array.from({ length: options.workers }, (_, index) => ({ index, worker: undefined, exits: [], restartTimer: undefined }));
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     this.dispatcher = new ConnectionDispatcher(() => [...this.live], this.log);
-    const counts = { alive: () => this.live.size, ready: () => this.slots.filter((slot) => slot.worker?.isReady === true).length };
+    const counts = {
+      alive: () => this.live.size,
+      ready: () => this.slots.filter((slot) => slot.worker?.isReady === true).length,
+      crashLooping: () => this.slots.filter((slot) => this.givenUp.has(slot)).length,
+    };
     this.fleetMetrics = new FleetMetrics(counts, this.log);
   }
 
@@ -162,13 +168,18 @@ export class Supervisor {
     try {
       this.workerConfig = await this.configFor(path, id);
     } catch (error) {
+      this.fleetMetrics.countSwap('rolled_back');
       return this.log.error({ path, error: (error as Error).message }, 'model swap failed: back to the old model');
     }
     this.log.info({ from: previous.model, to: path, id, cacheDir: this.workerConfig.cacheDir }, 'model swap: rolling restart onto the new model');
     const replaced = await this.replaceSlots(this.slots);
-    if (replaced === this.slots.length) return this.log.info({ model: id, path }, 'model swapped');
+    if (replaced === this.slots.length) {
+      this.fleetMetrics.countSwap('ok');
+      return this.log.info({ model: id, path }, 'model swapped');
+    }
     this.workerConfig = previous;
     if (this.stopping) return;
+    this.fleetMetrics.countSwap('rolled_back');
     this.log.error({ path, replaced, backTo: previous.model }, 'model swap failed: back to the old model');
     await this.replaceSlots(this.slots.slice(0, replaced));
   }
@@ -215,6 +226,7 @@ export class Supervisor {
     clearTimeout(slot.restartTimer);
     // A new start: the exits of the processes it replaces no longer count towards a crash loop.
     Object.assign(slot, { worker: replacement, exits: [], restartTimer: undefined });
+    this.givenUp.delete(slot);
     this.logWhenAllReady();
     if (old !== undefined) {
       this.drainWorker(old, 'handover');
@@ -264,6 +276,7 @@ export class Supervisor {
       this.allReady = false;
     }
     const ids = { worker: slot.index, pid: worker.pid, code: status.code, signal: status.signal };
+    if (worker.drainingMode !== undefined && !drainedInFull(status)) this.fleetMetrics.countDrainCut(worker.drainingMode);
     if (this.stopping) {
       if (!drainedInFull(status)) this.drainCut = true;
       this.log.info({ ...ids, stoppedCode: status.stoppedCode }, 'worker stopped');
@@ -283,6 +296,7 @@ export class Supervisor {
     slot.exits.push({ at: performance.now(), readyAt: worker.readyAt });
     const decision = decideRestart(slot.exits, this.policy);
     if (!decision.restart) {
+      this.givenUp.add(slot);
       this.log.error({ worker: slot.index, exits: decision.exits, reason: decision.reason }, 'crash loop: worker not restarted');
       this.finishIfNoWorkerLeft();
       return;
@@ -307,15 +321,20 @@ export class Supervisor {
    * the current one's values: metric-aggregation.ts).
    */
   private async answerScrape(asking: WorkerProcess, id: number): Promise<void> {
-    const current = (worker: WorkerProcess): number => (this.slots[worker.slot]?.worker === worker ? 0 : 1);
-    const sources = [...this.live].filter((worker) => worker.isReady).sort((a, b) => a.slot - b.slot || current(a) - current(b));
     try {
-      const { text, contentType } = await this.fleetMetrics.scrape(sources, this.options.scrapeTimeoutMs ?? 3000);
+      const { text, contentType } = await this.scrapeFleet();
       asking.answerMetrics(id, text, contentType);
     } catch (error) {
       this.log.error({ error: (error as Error).message }, 'fleet scrape failed (a bug): the worker answers with its own metrics');
       asking.answerMetrics(id, '', 'text/plain', (error as Error).message);
     }
+  }
+
+  /** The fleet's exposition now: what a scrape of GET /metrics answers (also after the last worker exited). */
+  scrapeFleet(): Promise<FleetExposition> {
+    const current = (worker: WorkerProcess): number => (this.slots[worker.slot]?.worker === worker ? 0 : 1);
+    const sources = [...this.live].filter((worker) => worker.isReady).sort((a, b) => a.slot - b.slot || current(a) - current(b));
+    return this.fleetMetrics.scrape(sources, this.options.scrapeTimeoutMs ?? 3000);
   }
 
   private killRemaining(reason: string): void {

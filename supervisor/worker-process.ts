@@ -103,6 +103,11 @@ export class WorkerProcess implements ConnectionTarget, MetricsSource {
     return this.drainMode !== undefined;
   }
 
+  /** The mode it was asked to drain in; undefined when it was not. */
+  get drainingMode(): DrainMode | undefined {
+    return this.drainMode;
+  }
+
   /** Ready and not asked to drain: new client connections may go to it. */
   get acceptsConnections(): boolean {
     return this.isReady && this.drainMode === undefined;

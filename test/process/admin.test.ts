@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { ensureModel } from '../../shared/gguf/make-model.js';
 import { greedyReference } from '../helpers/greedy.js';
 import { readSseData } from '../helpers/sse.js';
+import { sample } from '../helpers/exposition.js';
 import { logged, persisted, startServer, type RunningServer } from '../helpers/server.js';
 import type { ChatMessage } from '../../shared/protocol/messages.js';
 
@@ -363,6 +364,8 @@ t.test('under the supervisor a swap is a rolling restart onto the new model; a f
   t.equal(accepted.status, 202);
   t.match(accepted.body, { object: 'admin.model.swap', status: 'rolling_restart', model: { id: 'tiny-b', path: newModel }, previous: 'tiny' });
   await logged(server, (line) => line.msg === 'model swapped');
+  const swaps = async (result: string): Promise<number | undefined> => sample(await (await fetch(`${server.url}/metrics`)).text(), 'semantic_fleet_model_swap_total', { result });
+  t.same([await swaps('ok'), await swaps('rolled_back')], [1, 0], "the supervisor's count of fleet swaps");
   const models = await call(server, 'GET', '/v1/models', undefined, USER_KEY);
   t.same(
     models.body.data.map((m: { id: string }) => m.id),
@@ -380,6 +383,7 @@ t.test('under the supervisor a swap is a rolling restart onto the new model; a f
   writeFileSync(truncated, readFileSync(modelA).subarray(0, 4096));
   t.equal((await call(server, 'POST', '/admin/model', { path: truncated, id: 'broken' })).status, 202, 'the file looks like a GGUF: the supervisor tries');
   await logged(server, (line) => line.msg === 'model swap failed: back to the old model');
+  t.equal(await swaps('rolled_back'), 1, 'the failed swap counted');
   t.ok(
     server.logs.some((line) => typeof line.msg === 'string' && line.msg.startsWith('rolling restart aborted')),
     'its replacement never got ready',

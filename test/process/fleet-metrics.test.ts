@@ -95,6 +95,8 @@ t.test('supervise --workers 2: one scrape adds up both workers; a stopped or kil
   t.equal(all.get('semantic_scrape_workers_missing{}'), 0);
   t.equal(all.get('semantic_workers_alive{}'), 2);
   t.equal(all.get('semantic_workers_ready{}'), 2);
+  t.equal(all.get('semantic_workers_crash_looping{}'), 0);
+  t.equal(all.get('semantic_request_queue_limit{}'), 2 * 64, "the fleet's queue room: each worker's --max-queued, summed");
   for (const worker of ['0', '1']) t.ok((all.get(`process_resident_memory_bytes{worker="${worker}"}`) ?? 0) > 0, `worker ${worker}'s RSS is its own series`);
   t.equal(all.get('process_resident_memory_bytes{}'), undefined, 'RSS is never summed');
 

@@ -10,14 +10,16 @@ import { tinyModelPath } from '../helpers/model.js';
 import { persisted, startServer, type RunningServer } from '../helpers/server.js';
 import { readSseData } from '../helpers/sse.js';
 import { parseExposition, sample, type Sample } from '../helpers/exposition.js';
+import { splitTierBudget } from '../../shared/budgets.js';
 import type { ChatMessage } from '../../shared/protocol/messages.js';
 
 const modelPath = await tinyModelPath();
 const ROUTE = { route: '/v1/chat/completions', method: 'POST' };
+const DISK_BUDGET = 256 * 1024 * 1024;
 
 async function serve(cacheDir: string): Promise<RunningServer> {
   // Sharing off: every cached token comes from the agent's own tier. No queue for a busy agent: its second request is a 429 at once.
-  const flags = ['--context-size', '2048', '--cache-dir', cacheDir, '--prefix-sharing', 'off', '--max-queued-per-agent', '0'];
+  const flags = ['--context-size', '2048', '--cache-dir', cacheDir, '--prefix-sharing', 'off', '--max-queued-per-agent', '0', '--disk-cache-bytes', String(DISK_BUDGET)];
   const server = await startServer(['serve', '--port', '0', '--model', modelPath, '--model-id', 'tiny', '--threads', '1', ...flags]);
   t.teardown(() => server.stop());
   return server;
@@ -168,6 +170,8 @@ t.test('exact values after two agents, a hot hit, a 429, a cut stream, then a di
   for (const [reason, count] of Object.entries(finishes)) t.equal(sample(one, 'semantic_request_success_total', { finish_reason: reason }) ?? 0, count, reason);
   t.equal(sample(one, 'semantic_num_requests_running'), 0);
   t.equal(sample(one, 'semantic_num_requests_waiting'), 0);
+  t.equal(sample(one, 'semantic_request_queue_limit'), 64, 'the --max-queued default the queue depth is measured against');
+  t.equal(sample(one, 'semantic_disk_tier_budget_bytes'), splitTierBudget(DISK_BUDGET).agentBytes, "the agents' share of --disk-cache-bytes");
   t.equal(sample(one, 'semantic_agents', { tier: 'hot' }), 3, 'A, B and C idle in the context');
   t.equal(sample(one, 'semantic_model_info', { model: 'tiny', kv_type: 'f16', context: '2048' }), 1);
   t.ok(sample(one, 'semantic_memory_used_bytes', { kind: 'kv' })! > 0);

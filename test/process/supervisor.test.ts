@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline';
 import { loadConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/logger.js';
 import { IPC_VERSION, workerConfigEnv } from '../../shared/protocol/ipc.js';
-import { restartBaseDelayEnv } from '../../supervisor/restart-policy.js';
+import { defaultRestartPolicy, restartBaseDelayEnv, type RestartPolicy } from '../../supervisor/restart-policy.js';
 import { Supervisor } from '../../supervisor/supervisor.js';
 import { cliPath, logged, startServer, type RunningServer } from '../helpers/server.js';
 import { tinyModelPath } from '../helpers/model.js';
@@ -179,7 +179,8 @@ t.test('a worker that can never start is a crash loop: reported, and with no wor
 /**
  * A worker that speaks the IPC protocol and nothing else. Its behaviour is the word in the control
  * file when it starts: serve (ready; drains at once), fail (exits 1 before ready), hang (never ready),
- * stuck (a drain ends only at SIGTERM, exit 3), deaf (ignores SIGTERM too). It appends "pid mode" to
+ * stuck (a drain ends only at SIGTERM, exit 3), deaf (ignores SIGTERM too). A fleet scrape gets no metrics
+ * from it (an empty report), so the supervisor's own series stand alone. It appends "pid mode" to
  * `<control>.drains` for each drain it is asked for, and its log file (config logFile) to `<control>.logfiles`.
  */
 const fakeWorkerSource = `
@@ -193,6 +194,7 @@ const exit = (code, cut) => send({ type: 'stopped', code, cut }, () => process.e
 process.on('disconnect', () => process.exit(0));
 process.on('SIGTERM', () => mode !== 'deaf' && exit(3, 1));
 process.on('message', ([, message]) => {
+  if (message.type === 'collect_metrics') return send({ type: 'metrics_report', id: message.id, metrics: [] });
   appendFileSync(control + '.drains', process.pid + ' ' + message.mode + '\\n');
   send({ type: 'draining' });
   if (mode === 'serve' || mode === 'hang') exit(0, 0);
@@ -217,7 +219,7 @@ interface FakeSupervisor {
 async function startFakeSupervisor(
   t: Test,
   mode: string,
-  options: { replacementReadyTimeoutMs?: number; killAfterForceMs?: number } = {},
+  options: { replacementReadyTimeoutMs?: number; killAfterForceMs?: number; restartPolicy?: RestartPolicy } = {},
   logFile?: string,
 ): Promise<FakeSupervisor> {
   const dir = mkdtempSync(join(tmpdir(), 'semantic-fake-workers-'));
@@ -251,6 +253,14 @@ async function startFakeSupervisor(
   const drains = (): string[] => readFileSync(`${control}.drains`, 'utf8').trim().split('\n');
   const logFiles = (): string[] => readFileSync(`${control}.logfiles`, 'utf8').trim().split('\n');
   return { supervisor, logs, waitForLogs, setMode, drains, logFiles };
+}
+
+/** The supervisor's fleet exposition as `name{labels}` → value (the fake workers report no metrics of their own). */
+async function supervisorSeries(supervisor: Supervisor): Promise<Map<string, number>> {
+  const { text } = await supervisor.scrapeFleet();
+  const series = new Map<string, number>();
+  for (const match of text.matchAll(/^(semantic_\w+)(\{[^}]*\})? (\S+)$/gm)) series.set(`${match[1]}${match[2] ?? '{}'}`, Number(match[3]));
+  return series;
 }
 
 const byMsg =
@@ -352,6 +362,36 @@ t.test('a second signal cuts the drains short: SIGTERM to each worker, exit 3', 
     { code: 3, cut: 1 },
   ]);
   t.notOk(logs.some(byMsg('killing the workers still running')));
+  const metrics = await supervisorSeries(supervisor);
+  t.equal(metrics.get('semantic_worker_drains_total{mode="shutdown"}'), 2);
+  t.equal(metrics.get('semantic_worker_drains_cut_total{mode="shutdown"}'), 2, 'both drains counted as cut');
+  t.equal(metrics.get('semantic_worker_drains_cut_total{mode="handover"}'), 0, 'a mode with no cut drain is there at 0');
+});
+
+t.test('a slot in a crash loop is counted until a rolling restart gives it a worker again; complete drains are not cut', { timeout: 90_000 }, async (t) => {
+  const restartPolicy = { ...defaultRestartPolicy, baseDelayMs: 10 };
+  const { supervisor, logs, waitForLogs, setMode } = await startFakeSupervisor(t, 'serve', { restartPolicy });
+  await waitForLogs(byMsg('all workers ready'));
+  const before = await supervisorSeries(supervisor);
+  t.same(
+    ['semantic_workers_alive{}', 'semantic_workers_ready{}', 'semantic_workers_crash_looping{}', 'semantic_worker_restarts_total{}'].map((key) => before.get(key)),
+    [2, 2, 0, 0],
+  );
+  setMode('fail');
+  process.kill(logs.find((line) => line.msg === 'worker ready' && line.worker === 0)?.pid as number, 'SIGKILL');
+  await waitForLogs(byMsg('crash loop: worker not restarted'));
+  const looping = await supervisorSeries(supervisor);
+  t.equal(looping.get('semantic_workers_crash_looping{}'), 1);
+  t.equal(looping.get('semantic_workers_alive{}'), 1);
+  t.equal(looping.get('semantic_worker_restarts_total{}'), logs.filter(byMsg('restarting worker')).length, 'one per restart the supervisor logged');
+  setMode('serve');
+  await supervisor.rollingRestart();
+  const revived = await supervisorSeries(supervisor);
+  t.equal(revived.get('semantic_workers_crash_looping{}'), 0, 'the rolling restart gave the slot a worker');
+  t.equal(revived.get('semantic_workers_ready{}'), 2);
+  t.equal(revived.get('semantic_worker_drains_total{mode="handover"}'), 1, "slot 1's old worker handed over; slot 0 had none");
+  t.equal(revived.get('semantic_worker_drains_cut_total{mode="handover"}'), 0);
+  t.equal(await supervisor.stop('SIGTERM'), 0);
 });
 
 t.test('workers that ignore the forced stop are killed after the grace period', fake, async (t) => {

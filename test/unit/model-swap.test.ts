@@ -109,7 +109,7 @@ t.test('a swap lets the running request finish on the old model, holds what arri
   t.same(s.served, ['old.gguf generate', 'new.gguf count_tokens', 'new.gguf generate']);
   const [oldModel, newModel] = s.addon.models;
   t.same([oldModel?.disposed, oldModel?.contexts, newModel?.disposed], [true, 0, false], 'the old model and its context are freed');
-  t.same(await swapMetrics(s.metrics), { results: { ok: 1 }, durations: 1 });
+  t.same(await swapMetrics(s.metrics), { results: { ok: 1, rolled_back: 0, failed: 0 }, durations: 1 });
 });
 
 t.test('an abort reaches the request still running on the old model during a swap', async (t) => {
@@ -144,7 +144,7 @@ t.test('a model that fails to load: the old one is loaded back and serves the he
   });
   t.same(s.events, ['load old.gguf', 'retired old.gguf', 'load broken.gguf', 'load old.gguf']);
   t.same(s.served, ['old.gguf count_tokens']);
-  t.same(await swapMetrics(s.metrics), { results: { rolled_back: 1 }, durations: 1 });
+  t.same(await swapMetrics(s.metrics), { results: { ok: 0, rolled_back: 1, failed: 0 }, durations: 1 });
 });
 
 t.test('when loading the old model back fails too, the engine is dead and every held frame is answered', async (t) => {
@@ -160,5 +160,5 @@ t.test('when loading the old model back fails too, the engine is dead and every 
     error: { message: 'a model swap failed (failed to load model from broken.gguf) and loading the previous model back failed too: failed to load model from old.gguf' },
   });
   t.same(s.served, [], 'nothing served');
-  t.same(await swapMetrics(s.metrics), { results: { failed: 1 }, durations: 1 });
+  t.same(await swapMetrics(s.metrics), { results: { ok: 0, rolled_back: 0, failed: 1 }, durations: 1 });
 });

@@ -90,6 +90,11 @@ export class EngineAdmin {
     };
   }
 
+  /** The runtime limits in force now. */
+  limits(): RuntimeLimits {
+    return limitsOf(this.parts.settings);
+  }
+
   /** Runtime limits: read, or changed from the next step on (applyLimits). */
   configure(update: LimitsUpdate): RuntimeLimits {
     return applyLimits(update, this.parts.settings, this.parts.queue);

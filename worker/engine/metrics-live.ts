@@ -19,7 +19,9 @@ export interface LiveSource {
   stats(): EngineStats;
   /** Bytes of one KV cell (all layers, K and V) at the context's KV type. */
   bytesPerCell: number;
-  disk: { bytes: number; files: number; writer(): WriterStats } | undefined;
+  disk: { bytes: number; files: number; budgetBytes: number; writer(): WriterStats } | undefined;
+  /** The queue limit in force now (--max-queued, or what the admin API set since). */
+  maxQueued(): number;
   model: { model: string; kvType: string; context: number };
 }
 
@@ -56,6 +58,14 @@ function registerRequestGauges(registry: Registry, read: Read): void {
   );
   gauge(registry, 'semantic_request_queue_depth', 'Requests counted against the queue limits (maxQueued): the same as semantic_num_requests_waiting.', [], read, (g, live) =>
     g.set(live.stats().queuedRequests),
+  );
+  gauge(
+    registry,
+    'semantic_request_queue_limit',
+    'Requests that may wait (maxQueued, as the admin API may have changed it): what semantic_request_queue_depth is measured against.',
+    [],
+    read,
+    (g, live) => g.set(live.maxQueued()),
   );
   gauge(registry, 'semantic_agents_active', 'Agents with a request decoding now.', [], read, (g, live) => g.set(live.stats().activeSequences));
 }
@@ -99,6 +109,14 @@ function registerTierGauges(registry: Registry, read: Read): void {
     if (live.disk !== undefined) g.set({ tier: 'disk' }, live.disk.files);
   });
   gauge(registry, 'semantic_disk_tier_bytes', "Bytes of the disk tier's files (agents' files and shared-prefix segments).", [], read, (g, live) => g.set(live.disk?.bytes ?? 0));
+  gauge(
+    registry,
+    'semantic_disk_tier_budget_bytes',
+    "Bytes the disk tier's files may hold (the agents' 7/8 of --disk-cache-bytes, auto resolved; stored responses have the rest): least recently used files are deleted beyond it.",
+    [],
+    read,
+    (g, live) => g.set(live.disk?.budgetBytes ?? 0),
+  );
   gauge(registry, 'semantic_disk_tier_files', "Agents' cache files in the disk tier.", [], read, (g, live) => g.set(live.disk?.files ?? 0));
 }
 

@@ -76,6 +76,8 @@ export class EngineMetrics {
     this.persistTime = this.histogram('semantic_cache_persist_duration_seconds', 'One cache file write by the disk writer thread, its wait in the queue included.', cacheIo);
     this.swapTime = this.histogram('semantic_model_swap_duration_seconds', 'An admin model swap, from retiring the old model to serving (either model).', cacheIo);
     registerLiveGauges(this.registry, () => this.live);
+    // Every result at 0 from the start: an alert's increase() sees the first failed swap (a series born at 1 shows no increase).
+    for (const result of ['ok', 'rolled_back', 'failed']) this.swaps.inc({ result }, 0);
   }
 
   /** Set once, when the thread starts: what is running, whatever model it serves. */

@@ -182,6 +182,9 @@ function liveDisk(disk: DiskTier): LiveSource['disk'] {
     get files() {
       return disk.size;
     },
+    get budgetBytes() {
+      return disk.budgetBytes;
+    },
     writer: () => disk.writerStats(),
   };
 }
@@ -191,6 +194,7 @@ function attachMetrics(environment: LoadEnvironment, engine: Engine, disk: DiskT
   const { kvType } = environment.options;
   environment.metrics.attach({
     stats: () => engine.admin.stats(),
+    maxQueued: () => engine.admin.limits().maxQueued,
     bytesPerCell: kvBytesPerToken(loaded.model.info(), kvType),
     disk: disk.budgetBytes === 0 ? undefined : liveDisk(disk),
     model: { model: loaded.id, kvType, context: loaded.nCtx },
