@@ -19,6 +19,12 @@ export interface SoakSettings {
   windowSeconds: number;
   sampleSeconds: number;
   concurrency: number;
+  /**
+   * Requests a minute the clients send together (0: back to back, as fast as the server answers).
+   * A fixed rate keeps the allocation rate, and so the heaps' high-water mark, the same however busy
+   * the machine is; back to back, RSS follows the machine's spare CPU.
+   */
+  ratePerMinute: number;
   burstSize: number;
   serverArgs: string[];
 }
@@ -82,6 +88,10 @@ export function goalsOf(report: Omit<SoakReport, 'goals'>): SoakReport['goals'] 
   ];
 }
 
+function rateText(ratePerMinute: number | undefined): string {
+  return ratePerMinute === undefined || ratePerMinute === 0 ? ' back to back' : ` at ${ratePerMinute} requests a minute`;
+}
+
 function trendDetail(trend: FleetTrend | undefined): string {
   if (trend === undefined) return 'too few samples after the warm-up';
   const sign = trend.growthPercent >= 0 ? '+' : '';
@@ -117,18 +127,24 @@ function processTable(processes: readonly ProcessSummary[]): string {
   return table(['process', 'pid', 'seen (s)', 'RSS warm MiB*', 'RSS end MiB*', 'RSS max MiB', 'growth %', 'fds warm', 'fds end', 'fds max'], rows);
 }
 
-/** The cache dir and the processes' total RSS at about ten points of the run. */
+/** The cache dir, the workers' RSS and the load (200s a minute since the row before) at about ten points of the run. */
 function timeline(samples: readonly Sample[]): string {
   const step = Math.max(1, Math.floor(samples.length / 10));
   const picked = samples.filter((_, i) => i % step === 0 || i === samples.length - 1);
-  const rows = picked.map((s) => [
+  const rows = picked.map((s, i) => [
     String(s.atSeconds),
     s.workers.map((w) => `${w.pid}:${mib(w.rssBytes)}`).join(' '),
     s.workers.map((w) => String(w.fds)).join(' '),
     mib(s.cacheBytes),
     String(s.cacheFiles),
+    perMinute(picked[i - 1], s),
   ]);
-  return table(['t (s)', 'workers pid:RSS MiB', 'worker fds', 'cache MiB', 'cache files'], rows);
+  return table(['t (s)', 'workers pid:RSS MiB', 'worker fds', 'cache MiB', 'cache files', '200s/min'], rows);
+}
+
+function perMinute(before: Sample | undefined, now: Sample): string {
+  if (before?.answered === undefined || now.answered === undefined || now.atSeconds === before.atSeconds) return '-';
+  return String(Math.round(((now.answered - before.answered) * 60) / (now.atSeconds - before.atSeconds)));
 }
 
 export function formatReport(report: SoakReport): string {
@@ -138,7 +154,7 @@ export function formatReport(report: SoakReport): string {
     .map(([tier, count]) => `${tier} ${count}`)
     .join(', ');
   return [
-    `Soak: ${report.settings.minutes} min, rolling restart every ${report.settings.restartEveryMinutes} min, burst every ${report.settings.burstEverySeconds} s, ${report.settings.concurrency} clients`,
+    `Soak: ${report.settings.minutes} min, rolling restart every ${report.settings.restartEveryMinutes} min, burst every ${report.settings.burstEverySeconds} s, ${report.settings.concurrency} clients${rateText(report.settings.ratePerMinute)}`,
     '',
     'Goals:',
     ...report.goals.map((goal) => `  [${goal.met ? 'met' : 'MISSED'}] ${goal.name}: ${goal.detail}`),

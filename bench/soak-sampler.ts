@@ -20,6 +20,8 @@ export interface Sample {
   workers: ProcessSample[];
   cacheBytes: number;
   cacheFiles: number;
+  /** Requests answered 200 so far (the soak's tally): the load the memory figures were taken under. */
+  answered?: number;
 }
 
 /** Pids whose parent is `parent` (from the 4th field of /proc/<pid>/stat, after the command's closing parenthesis). */

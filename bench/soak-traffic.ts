@@ -48,9 +48,18 @@ export class SoakTraffic {
     private readonly runId: string,
   ) {}
 
-  /** One client: sends requests one after another until `running()` turns false. */
-  async client(running: () => boolean): Promise<void> {
+  /**
+   * One client: sends requests one after another until `running()` turns false, each at least
+   * `intervalMs` after the previous one started (0: back to back). A client that falls behind does
+   * not catch up in a rush: its next request is due one interval after the late one.
+   */
+  async client(running: () => boolean, intervalMs = 0): Promise<void> {
+    let due = performance.now();
     while (running()) {
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      due = Math.max(due, performance.now()) + intervalMs;
+      if (!running()) break;
       const roll = Math.random();
       if (roll < 0.2 || this.known.length < 8) await this.turn('new', this.nextNewAgent());
       else if (roll < 0.75) await this.turn('returning', this.returningAgent());
@@ -70,6 +79,11 @@ export class SoakTraffic {
     } finally {
       this.burstsInFlight--;
     }
+  }
+
+  /** Requests answered 200 so far, every kind. */
+  answered(): number {
+    return Object.values(this.tally.byKind).reduce((sum, counts) => sum + counts.ok, 0);
   }
 
   close(): void {

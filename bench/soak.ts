@@ -7,7 +7,7 @@
  * and writes everything, every sample included, as JSON (docs/reliability.md, "Soak", reads it).
  * `--report FILE` judges a JSON report again (with today's goals and any `--…-seconds` given) without a run.
  *
- *   npm run soak -- --minutes 60 [--restart-every 5] [--burst-every 60] [--clients 4] [--warmup-seconds 60] [--fleet-warmup-seconds 300] [--window-seconds 60] [--sample-seconds 5] [--out soak.json]
+ *   npm run soak -- --minutes 60 [--restart-every 5] [--burst-every 60] [--clients 4] [--rate 0] [--warmup-seconds 60] [--fleet-warmup-seconds 300] [--window-seconds 60] [--sample-seconds 5] [--out soak.json]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -28,6 +28,8 @@ const { values } = parseArgs({
     'restart-every': { type: 'string', default: '5' },
     'burst-every': { type: 'string', default: '60' },
     clients: { type: 'string', default: '4' },
+    /** Requests a minute from all clients together (bursts aside); 0: each client sends back to back. */
+    rate: { type: 'string', default: '0' },
     'warmup-seconds': { type: 'string', default: '60' },
     'fleet-warmup-seconds': { type: 'string', default: '300' },
     'window-seconds': { type: 'string', default: '60' },
@@ -40,6 +42,12 @@ const { values } = parseArgs({
 function positive(name: string, text: string | undefined): number {
   const value = Number(text);
   if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number (fractions allowed); got ${text}`);
+  return value;
+}
+
+function nonNegative(name: string, text: string | undefined): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} must be 0 or more; got ${text}`);
   return value;
 }
 
@@ -127,7 +135,8 @@ async function soak(settings: SoakSettings, cacheDir: string): Promise<SoakRepor
   const startedAt = Date.now();
   const seconds = (): number => Math.round((Date.now() - startedAt) / 1000);
   const traffic = new SoakTraffic(`http://127.0.0.1:${port}`, startedAt, startedAt.toString(36));
-  const samples: Sample[] = [takeSample(server.child.pid!, cacheDir, 0)];
+  const sample = (): Sample => ({ ...takeSample(server.child.pid!, cacheDir, seconds()), answered: traffic.answered() });
+  const samples: Sample[] = [sample()];
   const bursts: Promise<void>[] = [];
   const restarts = { requested: 0, skipped: 0 };
   const restart = (): void => {
@@ -136,17 +145,18 @@ async function soak(settings: SoakSettings, cacheDir: string): Promise<SoakRepor
     server.child.kill('SIGHUP');
   };
   const timers = [
-    setInterval(() => samples.push(takeSample(server.child.pid!, cacheDir, seconds())), settings.sampleSeconds * 1000),
+    setInterval(() => samples.push(sample()), settings.sampleSeconds * 1000),
     setInterval(restart, settings.restartEveryMinutes * 60_000),
     setInterval(() => bursts.push(traffic.burst(settings.burstSize)), settings.burstEverySeconds * 1000),
     setInterval(() => console.log(`${seconds()} s: ${JSON.stringify(traffic.tally.byKind)}`), 60_000),
   ];
   const endAt = startedAt + settings.minutes * 60_000;
-  await Promise.all(Array.from({ length: settings.concurrency }, () => traffic.client(() => Date.now() < endAt)));
+  const intervalMs = settings.ratePerMinute > 0 ? (settings.concurrency * 60_000) / settings.ratePerMinute : 0;
+  await Promise.all(Array.from({ length: settings.concurrency }, () => traffic.client(() => Date.now() < endAt, intervalMs)));
   timers.forEach(clearInterval);
   await Promise.all(bursts);
   await server.waitForRestarts(restarts.requested, 120_000);
-  samples.push(takeSample(server.child.pid!, cacheDir, seconds()));
+  samples.push(sample());
   traffic.close();
   server.child.kill('SIGTERM');
   const supervisorExitCode = await server.exited;
@@ -189,6 +199,7 @@ function settingsFromArgs(serverArgs: string[]): SoakSettings {
     windowSeconds: positive('window-seconds', values['window-seconds']),
     sampleSeconds: positive('sample-seconds', values['sample-seconds']),
     concurrency: Math.round(positive('clients', values.clients)),
+    ratePerMinute: nonNegative('rate', values.rate),
     /** More than the workers can run and queue together, so the surplus must get 429 at once. */
     burstSize: budgets.maxQueued + budgets.workers * budgets.sequences + 8,
     serverArgs,
