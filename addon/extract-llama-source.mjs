@@ -125,7 +125,13 @@ function writeGypi({ libDir, packageName }, release) {
 
 // Only a clone has node-llama-cpp in its own node_modules; one found further up belongs to someone else.
 const nlcDir = existsSync(join(root, 'node_modules', 'node-llama-cpp', 'package.json')) ? join(root, 'node_modules', 'node-llama-cpp') : null;
-const release = nlcDir === null ? shippedSource() : extractSource(nlcDir);
-const choice = chooseLibraries(release);
-writeGypi(choice, release);
-console.log(`semantic: llama.cpp ${release} headers in ${outDir}; linking ${choice.libDir} (${choice.why})`);
+try {
+  const release = nlcDir === null ? shippedSource() : extractSource(nlcDir);
+  const choice = chooseLibraries(release);
+  writeGypi(choice, release);
+  console.log(`semantic: llama.cpp ${release} headers in ${outDir}; linking ${choice.libDir} (${choice.why})`);
+} catch (error) {
+  // The message says what to do; a stack trace would bury it in npm's output.
+  console.error(`semantic: cannot prepare the addon's build: ${error.message}`);
+  process.exit(1);
+}
