@@ -40,7 +40,10 @@ function chosen(suffix, installed, why) {
 
 function notInstalled(suffix, version, why) {
   const name = `${SCOPE}${suffix}`;
-  return { ok: false, message: `${why} needs ${name}, which is not installed: run \`npm install ${name}@${version}\` (npm skips it under --omit=optional), ${HATCH}` };
+  return {
+    ok: false,
+    message: `${why} needs ${name}, which is not installed: run \`npm install ${name}@${version}\` (npm skips an optional dependency under --omit=optional, or silently when that version is not published), ${HATCH}`,
+  };
 }
 
 function chooseGpu(gpu, target, installed, version) {

@@ -56,7 +56,7 @@ t.test('a GPU build asked for but not installed, not built for the platform, or 
     ok: false,
     message:
       'SEMANTIC_LLAMA_GPU=cuda on linux-x64 (glibc) needs @node-llama-cpp/linux-x64-cuda, which is not installed: run `npm install @node-llama-cpp/linux-x64-cuda@3.22.1` ' +
-      '(npm skips it under --omit=optional), or set SEMANTIC_LLAMA_LIB_DIR to a folder of libllama/libggml libraries of the same llama.cpp release (README, "GPU libraries")',
+      '(npm skips an optional dependency under --omit=optional, or silently when that version is not published), or set SEMANTIC_LLAMA_LIB_DIR to a folder of libllama/libggml libraries of the same llama.cpp release (README, "GPU libraries")',
   });
   t.match(choose({ platform: 'darwin', arch: 'arm64', libc: undefined }, everything, { SEMANTIC_LLAMA_GPU: 'cuda' }), {
     ok: false,
@@ -70,7 +70,7 @@ t.test('the platform package missing (installed with --omit=optional): the insta
   t.same(choice, {
     ok: false,
     message:
-      'darwin-arm64 needs @node-llama-cpp/mac-arm64-metal, which is not installed: run `npm install @node-llama-cpp/mac-arm64-metal@3.22.1` (npm skips it under --omit=optional), ' +
+      'darwin-arm64 needs @node-llama-cpp/mac-arm64-metal, which is not installed: run `npm install @node-llama-cpp/mac-arm64-metal@3.22.1` (npm skips an optional dependency under --omit=optional, or silently when that version is not published), ' +
       'or set SEMANTIC_LLAMA_LIB_DIR to a folder of libllama/libggml libraries of the same llama.cpp release (README, "GPU libraries")',
   });
 });
