@@ -5,7 +5,7 @@
 // Heavy: an addon compile and an install from npm's cache (the registry for what the cache lacks).
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -29,6 +29,8 @@ const prefix = join(work, 'prefix');
 const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(npm_|SEMANTIC_)/i.test(name)));
 
 t.setTimeout(600_000);
+// The prefix holds about 160 MB: the addon, the libraries and every dependency.
+t.teardown(() => rmSync(work, { recursive: true, force: true }));
 
 function runToEnd(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = cleanEnv): Promise<Outcome> {
   const started = Date.now();
@@ -101,6 +103,17 @@ t.test('the installed semantic prints its version', async (t) => {
   const version = await runToEnd(bin, ['version'], work);
   t.equal(version.code, 0, `exit 0 ${version.code === 0 ? '' : version.output}`);
   t.equal(version.stdout, `semantic ${manifest.version}\nllama.cpp ${gypi.variables.llama_release}\n`);
+});
+
+t.test('the installed semantic loads the backends of the library package in its own prefix', async (t) => {
+  const installed = join(prefix, 'lib', 'node_modules', 'semantic');
+  const version = await runToEnd(bin, ['version', '--json'], work);
+  t.equal(version.code, 0, `exit 0 ${version.code === 0 ? '' : version.output}`);
+  const report = JSON.parse(version.stdout) as { semantic: string; libraries: { package: string; dir: string; devices?: { type: string }[] } };
+  t.equal(report.semantic, manifest.version);
+  t.match(report.libraries.package, /^@node-llama-cpp\/[a-z0-9-]+$/);
+  t.equal(report.libraries.dir.startsWith(join(installed, 'node_modules', report.libraries.package, 'bins')), true, report.libraries.dir);
+  t.equal(report.libraries.devices?.filter((device) => device.type === 'cpu').length, 1, 'the CPU backend loaded');
 });
 
 interface Served {
