@@ -42,7 +42,10 @@ function runToEnd(command: string, args: string[], cwd: string, env: NodeJS.Proc
     output += chunk.toString();
   });
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, output, seconds: (Date.now() - started) / 1000 })));
+  return new Promise((resolve) => {
+    child.once('error', (error) => resolve({ code: -1, stdout, output: output + String(error), seconds: (Date.now() - started) / 1000 }));
+    child.once('close', (code) => resolve({ code, stdout, output, seconds: (Date.now() - started) / 1000 }));
+  });
 }
 
 interface Packed {
@@ -50,15 +53,18 @@ interface Packed {
   files: { path: string }[];
 }
 
-// --ignore-scripts: `prepare` would recompile dist/ while other test files run from it; npm test built it.
-const pack = await runToEnd('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], root);
-const packed = (JSON.parse(pack.stdout) as Packed[])[0]!;
-const tarball = join(work, packed.filename);
-const paths = packed.files.map((file) => file.path);
+const bin = join(prefix, 'bin', 'semantic');
+let tarball = join(work, `${manifest.name}-${manifest.version}.tgz`);
 
+// The steps run in order, each in its subtest (tap runs a file's subtests one after another).
 t.test('the tarball holds dist, the addon sources, the headers and the documents, and no tests or benches', async (t) => {
+  // --ignore-scripts: `prepare` would recompile dist/ while other test files run from it; npm test built it.
+  const pack = await runToEnd('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], root);
   if (pack.code !== 0) t.comment(pack.output);
   t.equal(pack.code, 0, 'npm pack exits 0');
+  const packed = (JSON.parse(pack.stdout) as Packed[])[0]!;
+  tarball = join(work, packed.filename);
+  const paths = packed.files.map((file) => file.path);
   t.equal(packed.filename, `${manifest.name}-${manifest.version}.tgz`);
   const gyp = readFileSync(join(root, 'binding.gyp'), 'utf8');
   const sources = [...gyp.matchAll(/"(addon\/[^"]+\.cc)"/g)].map((match) => match[1]!);
@@ -76,11 +82,9 @@ t.test('the tarball holds dist, the addon sources, the headers and the documents
   );
 });
 
-const install = await runToEnd('npm', ['install', '-g', '--prefix', prefix, tarball, '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts'], work);
-t.comment(`npm install -g of the tarball took ${install.seconds.toFixed(0)} s (addon compile included)`);
-const bin = join(prefix, 'bin', 'semantic');
-
 t.test('npm install -g --prefix builds the addon in the prefix, offline but for npm packages', async (t) => {
+  const install = await runToEnd('npm', ['install', '-g', '--prefix', prefix, tarball, '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts'], work);
+  t.comment(`npm install -g of the tarball took ${install.seconds.toFixed(0)} s (addon compile included)`);
   if (install.code !== 0) t.comment(install.output.slice(-4000));
   t.equal(install.code, 0, 'npm install exits 0');
   const installed = join(prefix, 'lib', 'node_modules', 'semantic');

@@ -2,7 +2,8 @@
  * What `semantic version --json` says of the native side: the folder ggml's backends were loaded from
  * and the devices they offer (a GPU backend appears only when its library and its runtime load). It
  * loads the addon, which may fail (not built, libraries moved): that is reported, not thrown, since
- * the rest of the version is still worth printing.
+ * the rest of the version is still worth printing. The `version` command's process runs no inference
+ * thread, so loading the addon on its main thread shares llama.cpp state with nothing.
  */
 import { backendsDir, loadAddon, type Device } from './addon.js';
 
