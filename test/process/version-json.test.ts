@@ -42,7 +42,7 @@ t.test('version --json: versions, linked libraries, devices and protocol version
   t.equal(report.node, process.version);
   t.equal(report.llamaCpp, gypi.variables.llama_release);
   t.same(Object.keys(report.libraries), ['package', 'dir', 'devices']);
-  t.equal(report.libraries.package, gypi.variables.llama_package === '' ? null : gypi.variables.llama_package);
+  t.equal(report.libraries.package, gypi.variables.llama_package || null, 'null for SEMANTIC_LLAMA_LIB_DIR (or a gypi written before the package was recorded)');
   t.equal(report.libraries.dir, gypi.variables.llama_lib_dir);
   const devices = report.libraries.devices as { name: string; description: string; type: string }[];
   t.equal(devices.filter((device) => device.type === 'cpu').length, 1, 'the CPU backend is always loaded');
