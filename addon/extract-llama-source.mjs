@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// Runs at `npm install` (addon/install.mjs), before node-gyp. It prepares what binding.gyp needs, offline:
-//   deps/llama.cpp/         llama.h, ggml headers and the demo model's vocabulary GGUF: in a clone,
-//                           taken from the exact llama.cpp source that node-llama-cpp (a dev
-//                           dependency) ships as a git bundle; in an installed package, shipped in it;
+// Runs at `npm install` (addon/install.mjs), before node-gyp. It prepares what binding.gyp needs:
+//   deps/llama.cpp/         llama.h, ggml headers and the demo model's vocabulary GGUF: in an
+//                           installed package, shipped in it; in a clone, extracted once from the
+//                           exact llama.cpp source that the node-llama-cpp package carries as a git
+//                           bundle (llama-source.mjs fetches it into the user's cache: the only download);
 //   deps/llama-libs.gypi    the folder of prebuilt libllama/libggml libraries to link against, from
 //                           the @node-llama-cpp/<platform> package llama-platform.mjs chooses.
 // Headers and libraries must come from the same llama.cpp release, so the release recorded in the
@@ -14,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chooseLlamaLibraries, defaultPackages, gpuPackages, SCOPE } from './llama-platform.mjs';
+import { ensureSource, sourceVersion } from './llama-source.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
@@ -41,32 +43,32 @@ function readJson(file) {
   return JSON.parse(readFileSync(file, 'utf8'));
 }
 
-/** An installed package has no node-llama-cpp: its headers were shipped in deps/llama.cpp by `npm pack`. */
-function shippedSource() {
-  const stamp = join(outDir, '.release');
-  if (!existsSync(stamp) || !existsSync(join(outDir, 'include', 'llama.h'))) {
-    throw new Error('the llama.cpp headers are missing: in a clone, install the dev dependencies (node-llama-cpp ships them); a packed semantic carries them in deps/llama.cpp');
-  }
-  return readFileSync(stamp, 'utf8').split('\n')[0];
+const stampFile = join(outDir, '.release');
+
+/**
+ * The release of the headers already in deps/llama.cpp, or null when they must be extracted. The
+ * stamp names the release, then the files, so a checkout that wants more files extracts again. An
+ * installed package's are shipped with the stamp the packing clone wrote.
+ */
+function extractedRelease() {
+  if (!existsSync(stampFile) || !existsSync(join(outDir, 'include', 'llama.h'))) return null;
+  const [release, ...files] = readFileSync(stampFile, 'utf8').split('\n');
+  return files.join('\n') === wanted.join('\n') ? release : null;
 }
 
-function extractSource(nlcDir) {
-  const info = readJson(join(nlcDir, 'llama', 'llama.cpp.info.json'));
-  const stamp = join(outDir, '.release');
-  // The stamp names the files too, so a checkout that wants more files extracts again.
-  const stampText = [info.tag, ...wanted].join('\n');
-  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === stampText) return info.tag;
+function extractSource(sourceDir) {
+  const info = readJson(join(sourceDir, 'llama', 'llama.cpp.info.json'));
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
   const bare = mkdtempSync(join(tmpdir(), 'semantic-llama-'));
   try {
-    execFileSync('git', ['clone', '--quiet', '--bare', join(nlcDir, 'llama', 'gitRelease.bundle'), bare]);
+    execFileSync('git', ['clone', '--quiet', '--bare', join(sourceDir, 'llama', 'gitRelease.bundle'), bare]);
     const archive = execFileSync('git', ['--git-dir', bare, 'archive', 'HEAD', ...wanted], { maxBuffer: 1 << 30 });
     execFileSync('tar', ['-x', '-C', outDir], { input: archive });
   } finally {
     rmSync(bare, { recursive: true, force: true });
   }
-  writeFileSync(stamp, stampText);
+  writeFileSync(stampFile, [info.tag, ...wanted].join('\n'));
   return info.tag;
 }
 
@@ -77,8 +79,7 @@ function detectLibc() {
 }
 
 function chooseLibraries(release) {
-  const manifest = readJson(join(root, 'package.json'));
-  const version = manifest.optionalDependencies?.[`${SCOPE}linux-x64`] ?? manifest.devDependencies?.['node-llama-cpp'];
+  const version = sourceVersion();
   const installed = {};
   for (const { suffix } of [...defaultPackages, ...gpuPackages]) {
     const dir = packageDir(SCOPE + suffix);
@@ -92,7 +93,9 @@ function chooseLibraries(release) {
   if (existsSync(metaFile)) {
     const built = readJson(metaFile).buildOptions?.llamaCpp?.release;
     if (built && built !== release) {
-      throw new Error(`libraries in ${choice.libDir} are llama.cpp ${built} but the headers are ${release}: install matching versions`);
+      throw new Error(
+        `libraries in ${choice.libDir} are llama.cpp ${built} but the headers in ${outDir} are ${release}: install matching versions (in a clone, delete ${outDir} to extract the headers of node-llama-cpp@${version} again)`,
+      );
     }
   }
   return choice;
@@ -123,10 +126,8 @@ function writeGypi({ libDir, packageName }, release) {
   writeFileSync(join(root, 'deps', 'llama-libs.gypi'), JSON.stringify(gypi, null, 2) + '\n');
 }
 
-// Only a clone has node-llama-cpp in its own node_modules; one found further up belongs to someone else.
-const nlcDir = existsSync(join(root, 'node_modules', 'node-llama-cpp', 'package.json')) ? join(root, 'node_modules', 'node-llama-cpp') : null;
 try {
-  const release = nlcDir === null ? shippedSource() : extractSource(nlcDir);
+  const release = extractedRelease() ?? extractSource(ensureSource());
   const choice = chooseLibraries(release);
   writeGypi(choice, release);
   console.log(`semantic: llama.cpp ${release} headers in ${outDir}; linking ${choice.libDir} (${choice.why})`);
