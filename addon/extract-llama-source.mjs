@@ -58,6 +58,7 @@ function extractedRelease() {
 
 function extractSource(sourceDir) {
   const info = readJson(join(sourceDir, 'llama', 'llama.cpp.info.json'));
+  console.log(`semantic: extracting the llama.cpp headers from ${join(sourceDir, 'llama', 'gitRelease.bundle')}`);
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
   const bare = mkdtempSync(join(tmpdir(), 'semantic-llama-'));

@@ -90,6 +90,7 @@ t.test('npm install -g --prefix builds the addon in the prefix, offline but for 
   const installed = join(prefix, 'lib', 'node_modules', 'semantic');
   const release = readFileSync(join(root, 'deps', 'llama.cpp', '.release'), 'utf8').split('\n')[0]!;
   t.ok(install.output.includes(`semantic: llama.cpp ${release} headers in ${installed}`), 'the headers the package ships are used');
+  t.notMatch(install.output, /fetching node-llama-cpp|extracting the llama\.cpp headers/, 'the shipped headers need no node-llama-cpp source');
   t.notOk(existsSync(join(installed, 'node_modules', 'node-llama-cpp')), 'node-llama-cpp (every platform as optional dependencies) is not installed');
   const libraries = readdirSync(join(installed, 'node_modules', '@node-llama-cpp'));
   t.same(
