@@ -1,6 +1,7 @@
 {
   # deps/llama-libs.gypi is written at install time by addon/extract-llama-source.mjs: the llama.cpp
-  # headers (from node-llama-cpp's source bundle) and the matching prebuilt libraries to link.
+  # headers (from node-llama-cpp's source bundle, addon/llama-source.mjs) and the matching prebuilt
+  # libraries to link.
   "includes": ["deps/llama-libs.gypi"],
   "targets": [
     {

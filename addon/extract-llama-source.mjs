@@ -1,17 +1,21 @@
 #!/usr/bin/env node
-// Runs at `npm install`, before node-gyp. It prepares what binding.gyp needs, offline:
-//   deps/llama.cpp/         llama.h, ggml headers and the vocabulary GGUFs, taken from the exact
-//                           llama.cpp source that node-llama-cpp ships as a git bundle;
-//   deps/llama-libs.gypi    the folder of prebuilt libllama/libggml libraries to link against,
-//                           chosen from the installed @node-llama-cpp/<platform> packages.
+// Runs at `npm install` (addon/install.mjs), before node-gyp. It prepares what binding.gyp needs:
+//   deps/llama.cpp/         llama.h, ggml headers and the demo model's vocabulary GGUF: in an
+//                           installed package, shipped in it; in a clone, extracted once from the
+//                           exact llama.cpp source that the node-llama-cpp package carries as a git
+//                           bundle (llama-source.mjs fetches it into the user's cache: the only download);
+//   deps/llama-libs.gypi    the folder of prebuilt libllama/libggml libraries to link against, from
+//                           the @node-llama-cpp/<platform> package llama-platform.mjs chooses.
 // Headers and libraries must come from the same llama.cpp release, so the release recorded in the
-// libraries' build metadata is checked against the one of the source bundle.
+// libraries' build metadata is checked against the one of the headers.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { chooseLlamaLibraries, defaultPackages, gpuPackages, SCOPE } from './llama-platform.mjs';
+import { ensureSource, sourceVersion } from './llama-source.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
@@ -26,9 +30,6 @@ const wanted = [
   'LICENSE',
 ];
 
-/** Preference order: an explicit override, then GPU packages a user chose to install, then CPU. */
-const libraryPackages = ['linux-x64-cuda', 'linux-x64-vulkan', 'mac-arm64-metal', 'linux-arm64', 'mac-x64', 'linux-x64'];
-
 function packageDir(name) {
   try {
     return dirname(require.resolve(`${name}/package.json`));
@@ -42,62 +43,81 @@ function readJson(file) {
   return JSON.parse(readFileSync(file, 'utf8'));
 }
 
-function extractSource(nlcDir) {
-  const info = readJson(join(nlcDir, 'llama', 'llama.cpp.info.json'));
-  const stamp = join(outDir, '.release');
-  // The stamp names the files too, so a checkout that wants more files extracts again.
-  const stampText = [info.tag, ...wanted].join('\n');
-  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === stampText) return info.tag;
+const stampFile = join(outDir, '.release');
+
+/**
+ * The release of the headers already in deps/llama.cpp, or null when they must be extracted. The
+ * stamp names the release, then the files, so a checkout that wants more files extracts again. An
+ * installed package's are shipped with the stamp the packing clone wrote.
+ */
+function extractedRelease() {
+  if (!existsSync(stampFile) || !existsSync(join(outDir, 'include', 'llama.h'))) return null;
+  const [release, ...files] = readFileSync(stampFile, 'utf8').split('\n');
+  return files.join('\n') === wanted.join('\n') ? release : null;
+}
+
+function extractSource(sourceDir) {
+  const info = readJson(join(sourceDir, 'llama', 'llama.cpp.info.json'));
+  console.log(`semantic: extracting the llama.cpp headers from ${join(sourceDir, 'llama', 'gitRelease.bundle')}`);
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
   const bare = mkdtempSync(join(tmpdir(), 'semantic-llama-'));
   try {
-    execFileSync('git', ['clone', '--quiet', '--bare', join(nlcDir, 'llama', 'gitRelease.bundle'), bare]);
+    execFileSync('git', ['clone', '--quiet', '--bare', join(sourceDir, 'llama', 'gitRelease.bundle'), bare]);
     const archive = execFileSync('git', ['--git-dir', bare, 'archive', 'HEAD', ...wanted], { maxBuffer: 1 << 30 });
     execFileSync('tar', ['-x', '-C', outDir], { input: archive });
   } finally {
     rmSync(bare, { recursive: true, force: true });
   }
-  writeFileSync(stamp, stampText);
+  writeFileSync(stampFile, [info.tag, ...wanted].join('\n'));
   return info.tag;
 }
 
+/** Linux's C library, as npm itself tells glibc from musl: the process report names glibc's version. */
+function detectLibc() {
+  if (process.platform !== 'linux') return undefined;
+  return process.report.getReport().header.glibcVersionRuntime ? 'glibc' : 'musl';
+}
+
 function chooseLibraries(release) {
-  const override = process.env.SEMANTIC_LLAMA_LIB_DIR;
-  const candidates = override
-    ? [override]
-    : libraryPackages
-        .filter((suffix) => suffix.split('-')[0] === (process.platform === 'darwin' ? 'mac' : process.platform))
-        .map((suffix) => {
-          const dir = packageDir(`@node-llama-cpp/${suffix}`);
-          return dir ? join(dir, 'bins', suffix) : null;
-        })
-        .filter((dir) => dir !== null && existsSync(dir));
-  const libDir = candidates[0];
-  if (!libDir) {
-    throw new Error('no @node-llama-cpp/<platform> library package is installed: run `npm install`, or set SEMANTIC_LLAMA_LIB_DIR to a folder of libllama/libggml libraries');
+  const version = sourceVersion();
+  const installed = {};
+  for (const { suffix } of [...defaultPackages, ...gpuPackages]) {
+    const dir = packageDir(SCOPE + suffix);
+    if (dir !== null) installed[SCOPE + suffix] = dir;
   }
-  const metaFile = join(libDir, '_nlcBuildMetadata.json');
+  const target = { platform: process.platform, arch: process.arch, libc: detectLibc() };
+  const choice = chooseLlamaLibraries({ target, installed, env: process.env, version });
+  if (!choice.ok) throw new Error(choice.message);
+  if (!existsSync(choice.libDir)) throw new Error(`${choice.libDir} (${choice.why}) does not exist`);
+  const metaFile = join(choice.libDir, '_nlcBuildMetadata.json');
   if (existsSync(metaFile)) {
     const built = readJson(metaFile).buildOptions?.llamaCpp?.release;
     if (built && built !== release) {
-      throw new Error(`libraries in ${libDir} are llama.cpp ${built} but the headers are ${release}: install matching versions`);
+      throw new Error(
+        `libraries in ${choice.libDir} are llama.cpp ${built} but the headers in ${outDir} are ${release}: install matching versions (in a clone, delete ${outDir} to extract the headers of node-llama-cpp@${version} again)`,
+      );
     }
   }
-  return libDir;
+  return choice;
 }
 
 /** The libraries the addon links directly; ggml's CPU/GPU backends are loaded at run time. */
 function linkedLibraries(libDir) {
+  if (process.platform === 'win32') {
+    throw new Error(`the addon's build (binding.gyp) links with GCC/Clang flags and does not support Windows yet; the libraries are in ${libDir}`);
+  }
   const linked = /^lib(llama|ggml|ggml-base)(\.[a-z]+)?(\.v[0-9.]+)?\.(so|dylib)$/; // libllama.v0.5.0.so, libllama.cuda.v0.5.0.so
   const names = readdirSync(libDir).filter((name) => linked.test(name));
   if (!names.some((name) => name.startsWith('libllama'))) throw new Error(`no libllama in ${libDir}`);
   return names.map((name) => join(libDir, name));
 }
 
-function writeGypi(libDir, release) {
+function writeGypi({ libDir, packageName }, release) {
   const gypi = {
     variables: {
+      // The package the libraries come from, or "" for SEMANTIC_LLAMA_LIB_DIR (`semantic version --json` reports it).
+      llama_package: packageName ?? '',
       llama_include_dirs: [join(outDir, 'include'), join(outDir, 'ggml', 'include')],
       llama_lib_dir: libDir,
       llama_libraries: linkedLibraries(libDir),
@@ -107,9 +127,13 @@ function writeGypi(libDir, release) {
   writeFileSync(join(root, 'deps', 'llama-libs.gypi'), JSON.stringify(gypi, null, 2) + '\n');
 }
 
-const nlcDir = packageDir('node-llama-cpp');
-if (!nlcDir) throw new Error('node-llama-cpp is not installed: its llama.cpp source bundle provides the headers');
-const release = extractSource(nlcDir);
-const libDir = chooseLibraries(release);
-writeGypi(libDir, release);
-console.log(`semantic: llama.cpp ${release} headers in ${outDir}; linking ${libDir}`);
+try {
+  const release = extractedRelease() ?? extractSource(ensureSource());
+  const choice = chooseLibraries(release);
+  writeGypi(choice, release);
+  console.log(`semantic: llama.cpp ${release} headers in ${outDir}; linking ${choice.libDir} (${choice.why})`);
+} catch (error) {
+  // The message says what to do; a stack trace would bury it in npm's output.
+  console.error(`semantic: cannot prepare the addon's build: ${error.message}`);
+  process.exit(1);
+}

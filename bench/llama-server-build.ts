@@ -1,7 +1,8 @@
 /**
  * Finds the llama-server binary the side-by-side benchmark compares against: `$SEMANTIC_LLAMA_SERVER`
- * if set, else one built once from the llama.cpp source bundle node-llama-cpp ships (the same source
- * our addon's libraries come from), cached outside the repository in
+ * if set, else one built once from the llama.cpp source bundle the node-llama-cpp package carries (the
+ * same source our addon's libraries come from; addon/llama-source.mjs fetches it into the user's
+ * cache, as a clone's install step does), cached outside the repository in
  * `${XDG_CACHE_HOME:-~/.cache}/semantic/llama-server-<bundle commit, 12 chars>/build/bin/llama-server`.
  * The server lives under llama.cpp's tools/, so it needs LLAMA_BUILD_TOOLS as well as
  * LLAMA_BUILD_SERVER; the prebuilt web UI is off (it would be fetched at build time).
@@ -12,11 +13,22 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSy
 import { dirname, join } from 'node:path';
 import { projectRoot, userCacheDir } from '../shared/paths.js';
 
-const bundle = (): string => join(projectRoot(), 'node_modules', 'node-llama-cpp', 'llama', 'gitRelease.bundle');
+let cachedSourceDir: string | undefined;
+
+/** The folder holding node-llama-cpp's llama/ (the bundle and its release), fetched once if the cache lacks it. */
+function sourceDir(): string {
+  cachedSourceDir ??= execFileSync(process.execPath, [join(projectRoot(), 'addon', 'llama-source.mjs')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).trim();
+  return cachedSourceDir;
+}
+
+const bundle = (): string => join(sourceDir(), 'llama', 'gitRelease.bundle');
 
 /** The llama.cpp release node-llama-cpp's bundle holds, and its HEAD commit. */
 export function llamaCppSource(): { tag: string; commit: string } {
-  const info = JSON.parse(readFileSync(join(projectRoot(), 'node_modules', 'node-llama-cpp', 'llama', 'llama.cpp.info.json'), 'utf8')) as { tag: string };
+  const info = JSON.parse(readFileSync(join(sourceDir(), 'llama', 'llama.cpp.info.json'), 'utf8')) as { tag: string };
   const head = execFileSync('git', ['ls-remote', bundle(), 'HEAD'], { encoding: 'utf8' }).split(/\s/)[0] ?? '';
   return { tag: info.tag, commit: head };
 }

@@ -15,7 +15,7 @@
  * in alternating order (ABBA…), and the table shows each server's median over the rounds, with the
  * spread of the per-round ratios in the notes.
  *
- * llama-server: $SEMANTIC_LLAMA_SERVER, else built once from node-llama-cpp's bundle (bench/llama-server-build.ts).
+ * llama-server: $SEMANTIC_LLAMA_SERVER, else built once from node-llama-cpp's llama.cpp bundle (bench/llama-server-build.ts).
  * By default it runs on the libllama/libggml the addon links (`--llama-libs addon`), so the two
  * servers share one library and the rows compare the servers; `--llama-libs own` keeps its native build.
  */

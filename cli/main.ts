@@ -12,7 +12,7 @@ import { makeModelCommand, makeModelFlags } from './make-model.js';
 import { printConfig } from './print-config.js';
 import { serve } from './serve.js';
 import { supervise } from './supervise.js';
-import { printVersion } from './version.js';
+import { printVersion, versionFlags } from './version.js';
 import { worker } from '../worker/process/supervised.js';
 
 type Handler = (argv: Record<string, unknown>) => void | number | Promise<void | number>;
@@ -35,7 +35,7 @@ function buildCli(args: string[]): Argv {
       .middleware(lastOfRepeated, true)
       .command('serve', 'Run one server process (no supervisor).', (y) => y.options(configFlags('serve')), run(serve))
       .command('supervise', 'Run N worker processes on one port, restarting any that crash.', (y) => y.options(configFlags('supervise')), run(supervise))
-      .command('version', 'Print the Semantic version and the llama.cpp release it is built against.', (y) => y, run(printVersion))
+      .command('version', 'Print the Semantic version and the llama.cpp release it is built against.', (y) => y.options(versionFlags), run(printVersion))
       .command('config', 'Print the effective configuration as JSON (defaults, --config file, env, flags).', (y) => y.options(configFlags('config')), run(printConfig))
       .command('make-model', 'Write a random-weight GGUF model for tests, demos and benchmarks.', (y) => y.options(makeModelFlags), run(makeModelCommand))
       // Forked by `supervise`; hidden from --help.

@@ -27,6 +27,14 @@ function bucketsValid(text: string): boolean {
   }
 }
 
+/**
+ * Apple Silicon links the Metal build of llama.cpp and its GPU shares the memory, so every layer goes
+ * there by default, as llama-server and Ollama do on a Mac; elsewhere a GPU library is opt-in, so CPU.
+ */
+export function defaultGpuLayers(platform: string = process.platform, arch: string = process.arch): number {
+  return platform === 'darwin' && arch === 'arm64' ? -1 : 0;
+}
+
 export const optionSpecs = {
   host: {
     kind: 'string',
@@ -82,7 +90,12 @@ export const optionSpecs = {
     'key',
     "Who reuses whose cached prompt prefixes: key = agents of the same API key (all agents when no keys are set), all = every agent, off = each agent only its own. Identical tokens give identical KV, but a hit's speed tells that someone sent the prefix, so sharing stays within a key by default.",
   ),
-  gpuLayers: integerOption(0, -1, 4096, 'Model layers offloaded to a GPU backend when one is installed; 0 = CPU only, -1 = all.'),
+  gpuLayers: integerOption(
+    defaultGpuLayers(),
+    -1,
+    4096,
+    'Model layers offloaded to a GPU backend when one is installed; 0 = CPU only, -1 = all. Default: -1 on Apple Silicon (Metal), 0 elsewhere.',
+  ),
   maxQueued: integerOption(
     64,
     0,

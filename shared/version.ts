@@ -12,17 +12,23 @@ export interface VersionInfo {
   semantic: string;
   /** Undefined when the install step has not run (no deps/llama-libs.gypi). */
   llamaCpp: string | undefined;
+  /** The @node-llama-cpp/<platform> package the addon links; null when SEMANTIC_LLAMA_LIB_DIR chose the folder at install. */
+  llamaPackage: string | null | undefined;
 }
 
 function readJson(path: string): unknown {
   return JSON.parse(readFileSync(path, 'utf8'));
 }
 
-function llamaRelease(root: string): string | undefined {
+interface LibraryVariables {
+  llama_release?: unknown;
+  llama_package?: unknown;
+}
+
+/** What the install step recorded (addon/extract-llama-source.mjs); undefined before it ran. */
+function libraryVariables(root: string): LibraryVariables | undefined {
   try {
-    const gypi = readJson(join(root, 'deps', 'llama-libs.gypi')) as { variables?: { llama_release?: unknown } };
-    const release = gypi.variables?.llama_release;
-    return typeof release === 'string' ? release : undefined;
+    return (readJson(join(root, 'deps', 'llama-libs.gypi')) as { variables?: LibraryVariables }).variables;
   } catch {
     return undefined;
   }
@@ -31,5 +37,12 @@ function llamaRelease(root: string): string | undefined {
 export function versionInfo(): VersionInfo {
   const root = projectRoot();
   const manifest = readJson(join(root, 'package.json')) as { version: string };
-  return { semantic: manifest.version, llamaCpp: llamaRelease(root) };
+  const variables = libraryVariables(root);
+  const release = variables?.llama_release;
+  const linked = variables?.llama_package;
+  return {
+    semantic: manifest.version,
+    llamaCpp: typeof release === 'string' ? release : undefined,
+    llamaPackage: typeof linked === 'string' ? (linked === '' ? null : linked) : undefined,
+  };
 }

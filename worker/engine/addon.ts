@@ -228,17 +228,22 @@ interface LibraryConfig {
   variables: { llama_lib_dir: string; llama_release: string };
 }
 
+/** The folder ggml's backends are loaded from: `$SEMANTIC_LLAMA_LIB_DIR`, else the one the install step linked. */
+export function backendsDir(): string {
+  const config = JSON.parse(readFileSync(join(projectRoot(), 'deps', 'llama-libs.gypi'), 'utf8')) as LibraryConfig;
+  return process.env.SEMANTIC_LLAMA_LIB_DIR ?? config.variables.llama_lib_dir;
+}
+
 let loaded: Addon | undefined;
 
 /** Loads the compiled addon and registers ggml's backends from the folder it was linked against. */
 export function loadAddon(): Addon {
   if (loaded !== undefined) return loaded;
-  const root = projectRoot();
-  const config = JSON.parse(readFileSync(join(root, 'deps', 'llama-libs.gypi'), 'utf8')) as LibraryConfig;
+  const dir = backendsDir();
   const require = createRequire(import.meta.url);
-  const addon = require(join(root, 'build', 'Release', 'semantic_llama.node')) as Addon;
+  const addon = require(join(projectRoot(), 'build', 'Release', 'semantic_llama.node')) as Addon;
   addon.setLogLevel((process.env.SEMANTIC_LLAMA_LOG as LogLevel | undefined) ?? 'error');
-  addon.loadBackends(process.env.SEMANTIC_LLAMA_LIB_DIR ?? config.variables.llama_lib_dir);
+  addon.loadBackends(dir);
   loaded = addon;
   return addon;
 }
