@@ -28,8 +28,10 @@ function llamaCppSection(llama: LlamaCppFacts): string {
   return `${heading('llama.cpp and ggml', 'MIT License')}
 https://github.com/${llama.repo}, release ${llama.tag} (commit ${llama.commit})
 
-- Headers (include/llama.h, ggml/include/*.h): taken at install time from the llama.cpp source bundle
-  that node-llama-cpp ${llama.nodeLlamaCppVersion} ships (llama/gitRelease.bundle); nothing is downloaded.
+- Headers (include/llama.h, ggml/include/*.h): taken from the llama.cpp source bundle that the
+  npm package node-llama-cpp ${llama.nodeLlamaCppVersion} ships (llama/gitRelease.bundle), and shipped in Semantic's
+  package; only a build from a clone fetches node-llama-cpp's tarball, once, checked against its
+  pinned sha512.
 - Prebuilt libraries (libllama, libggml*): from the npm package @node-llama-cpp/<platform>
   ${llama.nodeLlamaCppVersion} for the platform npm installs on (MIT License, Copyright (c) 2024 Gilad S.).
 The addon in addon/ is Semantic's own code and links these libraries dynamically.
