@@ -22,6 +22,32 @@ export interface RunningServer {
 export const cliPath = join(projectRoot(), 'dist', 'cli', 'main.js');
 
 /** Starts `semantic <args>` and resolves once a log line with `msg === readyMessage` appears. */
+export interface CliOutcome {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `semantic <args>` to its end with only the given SEMANTIC_* variables set. */
+export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliOutcome> {
+  const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('SEMANTIC_')));
+  const child = spawn(process.execPath, [cliPath, ...args], { env: { ...cleanEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+/**
+ * `serve` of a test model named `tiny` on one llama.cpp thread, then `options` as flags
+ * (`{ 'context-size': 4096 }` → `--context-size 4096`).
+ */
+export function tinyServeArgs(modelPath: string, options: Record<string, string | number> = {}, port: number | string = 0): string[] {
+  const flags = Object.entries(options).flatMap(([name, value]) => [`--${name}`, String(value)]);
+  return ['serve', '--port', String(port), '--model', modelPath, '--model-id', 'tiny', '--threads', '1', ...flags];
+}
+
 export function startServer(args: string[], readyMessage = 'ready', env: NodeJS.ProcessEnv = {}): Promise<RunningServer> {
   // Agents' cache files of one test never leak into another: a fresh cache dir unless one is given.
   const serving = args[0] === 'serve' || args[0] === 'supervise';
@@ -93,25 +119,9 @@ export async function serveOneSequence(
   modelPath: string,
   options: { contextSize: number; ramCacheBytes: number; cacheDir: string },
 ): Promise<RunningServer> {
-  const server = await startServer([
-    'serve',
-    '--port',
-    '0',
-    '--model',
-    modelPath,
-    '--model-id',
-    'tiny',
-    '--threads',
-    '1',
-    '--context-size',
-    String(options.contextSize),
-    '--max-sequences',
-    '1',
-    '--ram-cache-bytes',
-    String(options.ramCacheBytes),
-    '--cache-dir',
-    options.cacheDir,
-  ]);
+  const server = await startServer(
+    tinyServeArgs(modelPath, { 'context-size': options.contextSize, 'max-sequences': 1, 'ram-cache-bytes': options.ramCacheBytes, 'cache-dir': options.cacheDir }),
+  );
   t.teardown(() => server.stop());
   return server;
 }

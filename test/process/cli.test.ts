@@ -1,28 +1,12 @@
 // The real `semantic` command, spawned from dist/ (npm test builds first): exit codes, what it prints,
 // and that a wrong command line stops it before anything starts (exit 2, a message naming the option).
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../../shared/paths.js';
-import { cliPath } from '../helpers/server.js';
+import { runCli } from '../helpers/server.js';
 
-interface Outcome {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `semantic <args>` to its end with only the given SEMANTIC_* variables set. */
-function semantic(args: string[], env: Record<string, string> = {}): Promise<Outcome> {
-  const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('SEMANTIC_')));
-  const child = spawn(process.execPath, [cliPath, ...args], { env: { ...cleanEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
-}
+const semantic = runCli;
 
 t.test('version prints our version and the llama.cpp release the addon links', async (t) => {
   const { code, stdout, stderr } = await semantic(['version']);

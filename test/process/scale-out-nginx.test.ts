@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { greedyReference } from '../helpers/greedy.js';
 import { tinyModelPath } from '../helpers/model.js';
 import { answeredBy, nginxPath, startNginx, UPSTREAM_HEADER } from '../helpers/nginx.js';
-import { persisted, startServer, type RunningServer } from '../helpers/server.js';
+import { persisted, startServer, tinyServeArgs, type RunningServer } from '../helpers/server.js';
 import { readSseData } from '../helpers/sse.js';
 import type { ChatMessage } from '../../shared/protocol/messages.js';
 
@@ -23,23 +23,7 @@ const AGENTS = Array.from({ length: 16 }, (_, i) => `scale-agent-${i}`);
 const LOOP_TURNS = 4;
 const cacheDir = mkdtempSync(join(tmpdir(), 'semantic-shared-cache-'));
 
-const replicaArgs = (port: number): string[] => [
-  'serve',
-  '--port',
-  String(port),
-  '--model',
-  modelPath,
-  '--model-id',
-  'tiny',
-  '--threads',
-  '1',
-  '--context-size',
-  '4096',
-  '--max-sequences',
-  '8',
-  '--cache-dir',
-  cacheDir,
-];
+const replicaArgs = (port: number): string[] => tinyServeArgs(modelPath, { 'context-size': 4096, 'max-sequences': 8, 'cache-dir': cacheDir }, port);
 
 interface Turn {
   status: number;

@@ -2,30 +2,15 @@
 // needs, each equal to its source of truth (package.json, this Node, what the install step recorded,
 // the protocol and cache file constants), and the devices of the backends the real addon loads.
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../../shared/paths.js';
 import { IPC_VERSION } from '../../shared/protocol/ipc.js';
 import { PROTOCOL_VERSION } from '../../shared/protocol/messages.js';
 import { CACHE_FORMAT } from '../../worker/persistence/cache-file.js';
-import { cliPath } from '../helpers/server.js';
+import { runCli } from '../helpers/server.js';
 
-interface Outcome {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function semantic(args: string[], env: Record<string, string> = {}): Promise<Outcome> {
-  const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('SEMANTIC_')));
-  const child = spawn(process.execPath, [cliPath, ...args], { env: { ...cleanEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
-}
+const semantic = runCli;
 
 const root = projectRoot();
 const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
