@@ -7,7 +7,7 @@
  * and writes everything, every sample included, as JSON (docs/reliability.md, "Soak", reads it).
  * `--report FILE` judges a JSON report again (with today's goals and any `--…-seconds` given) without a run.
  *
- *   npm run soak -- --minutes 60 [--restart-every 5] [--burst-every 60] [--clients 4] [--rate 0] [--warmup-seconds 60] [--fleet-warmup-seconds 300] [--window-seconds 60] [--sample-seconds 5] [--out soak.json]
+ *   npm run soak -- --minutes 60 [--restart-every 5] [--burst-every 60] [--clients 4] [--rate 400] [--warmup-seconds 60] [--fleet-warmup-seconds 300] [--window-seconds 60] [--sample-seconds 5] [--out soak.json]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -28,8 +28,8 @@ const { values } = parseArgs({
     'restart-every': { type: 'string', default: '5' },
     'burst-every': { type: 'string', default: '60' },
     clients: { type: 'string', default: '4' },
-    /** Requests a minute from all clients together (bursts aside); 0: each client sends back to back. */
-    rate: { type: 'string', default: '0' },
+    /** Requests a minute from all clients together (bursts aside): a steady offered load, so memory figures do not follow a busy neighbour; 0: each client sends back to back. */
+    rate: { type: 'string', default: '400' },
     'warmup-seconds': { type: 'string', default: '60' },
     'fleet-warmup-seconds': { type: 'string', default: '300' },
     'window-seconds': { type: 'string', default: '60' },
