@@ -52,8 +52,10 @@ t.test('greedy answers end by themselves too', async (t) => {
 });
 
 t.test('Anthropic Messages at the default temperature: stop_reason end_turn with text', async (t) => {
+  // Messages have no seed, so these samples differ from run to run: a budget of 1,024 tokens makes
+  // running out (max_tokens) vanishingly unlikely; with 64, one sample in a CI run reached it.
   for (let i = 0; i < 3; i++) {
-    const { status, body } = await post('/v1/messages', { model: 'tiny', max_tokens: MAX, messages: [{ role: 'user', content: `Say hello, take ${i}` }] });
+    const { status, body } = await post('/v1/messages', { model: 'tiny', max_tokens: 1024, messages: [{ role: 'user', content: `Say hello, take ${i}` }] });
     t.equal(status, 200);
     t.equal(body.stop_reason, 'end_turn');
     const [block] = body.content as { type: string; text: string }[];
