@@ -2,6 +2,7 @@
 // schema validator accepts, with every installed production package and the native llama.cpp and
 // ggml components the addon links (versions, licenses, purls, dependency edges from the root).
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,7 +65,9 @@ t.test('every production package npm installed is a component', async (t) => {
 
 t.test('llama.cpp and ggml are components at their release, MIT, depended on from the root', async (t) => {
   const bom = JSON.parse(readFileSync(output, 'utf8')) as Bom;
-  const info = JSON.parse(readFileSync(join(projectRoot(), 'node_modules', 'node-llama-cpp', 'llama', 'llama.cpp.info.json'), 'utf8')) as { tag: string };
+  // The release the install step built against: node-llama-cpp's llama/ folder, kept in the user's cache by addon/llama-source.mjs.
+  const source = execFileSync(process.execPath, [join(projectRoot(), 'addon', 'llama-source.mjs')], { encoding: 'utf8' }).trim();
+  const info = JSON.parse(readFileSync(join(source, 'llama', 'llama.cpp.info.json'), 'utf8')) as { tag: string };
   const llama = bom.components.find((component) => component.name === 'llama.cpp');
   const ggml = bom.components.find((component) => component.name === 'ggml');
   t.match(llama, { group: 'ggml-org', version: info.tag, purl: `pkg:github/ggml-org/llama.cpp@${info.tag}`, licenses: [{ license: { id: 'MIT' } }] });
