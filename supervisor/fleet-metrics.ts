@@ -42,35 +42,32 @@ export interface FleetExposition {
 
 export class FleetMetrics {
   private readonly registry = new Registry();
-  private readonly restarts = new Counter({
-    name: 'semantic_worker_restarts_total',
-    help: 'Workers started again after an unexpected exit (the restart policy allowed it).',
-    registers: [this.registry],
-  });
-  private readonly drains = new Counter({
-    name: 'semantic_worker_drains_total',
-    help: 'Workers asked to drain, by mode: shutdown (the supervisor stops) or handover (a rolling restart replaced them).',
-    labelNames: ['mode'] as const,
-    registers: [this.registry],
-  });
-  private readonly drainsCut = new Counter({
-    name: 'semantic_worker_drains_cut_total',
-    help: 'Worker drains that did not run to their end (the worker exited other than 0: --drain-timeout passed, a second signal, a kill), by mode.',
-    labelNames: ['mode'] as const,
-    registers: [this.registry],
-  });
-  private readonly swaps = new Counter({
-    name: 'semantic_fleet_model_swap_total',
-    help: 'Admin model swaps of the fleet (a rolling restart onto the new model), by result: ok, or rolled_back (a replacement never got ready, or the model could not be read; the old model serves).',
-    labelNames: ['result'] as const,
-    registers: [this.registry],
-  });
-  private readonly missed = new Counter({
-    name: 'semantic_scrape_missed_reports_total',
-    help: "Workers' metrics missing from fleet scrapes, by reason: timeout (no answer within the scrape timeout), exited (it exited while asked), unsent (its IPC channel was closed).",
-    labelNames: ['reason'] as const,
-    registers: [this.registry],
-  });
+  private readonly restarts = this.counter('semantic_worker_restarts_total', 'Workers started again after an unexpected exit (the restart policy allowed it).');
+  private readonly drains = this.counter(
+    'semantic_worker_drains_total',
+    'Workers asked to drain, by mode: shutdown (the supervisor stops) or handover (a rolling restart replaced them).',
+    ['mode'] as const,
+  );
+  private readonly drainsCut = this.counter(
+    'semantic_worker_drains_cut_total',
+    'Worker drains that did not run to their end (the worker exited other than 0: --drain-timeout passed, a second signal, a kill), by mode.',
+    ['mode'] as const,
+  );
+  private readonly swaps = this.counter(
+    'semantic_fleet_model_swap_total',
+    'Admin model swaps of the fleet (a rolling restart onto the new model), by result: ok, or rolled_back (a replacement never got ready, or the model could not be read; the old model serves).',
+    ['result'] as const,
+  );
+  private readonly missed = this.counter(
+    'semantic_scrape_missed_reports_total',
+    "Workers' metrics missing from fleet scrapes, by reason: timeout (no answer within the scrape timeout), exited (it exited while asked), unsent (its IPC channel was closed).",
+    ['reason'] as const,
+  );
+
+  /** A counter in this registry (the supervisor's own series). */
+  private counter<L extends string = never>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
 
   constructor(
     counts: FleetCounts,
