@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chooseLlamaLibraries, defaultPackages, gpuPackages, SCOPE } from './llama-platform.mjs';
-import { ensureSource, sourceVersion } from './llama-source.mjs';
+import { ensureSource, SOURCE_PACKAGE, sourceVersion } from './llama-source.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
@@ -45,15 +45,19 @@ function readJson(file) {
 
 const stampFile = join(outDir, '.release');
 
+/** The stamp's second line: the source package the headers came from, the version package.json pins now. */
+const sourceLine = () => `${SOURCE_PACKAGE}@${sourceVersion()}`;
+
 /**
  * The release of the headers already in deps/llama.cpp, or null when they must be extracted. The
- * stamp names the release, then the files, so a checkout that wants more files extracts again. An
- * installed package's are shipped with the stamp the packing clone wrote.
+ * stamp names the release, the source package and version, then the files, so a checkout whose pin
+ * moved or that wants more files extracts again. An installed package's are shipped with the stamp
+ * the packing clone wrote.
  */
 function extractedRelease() {
   if (!existsSync(stampFile) || !existsSync(join(outDir, 'include', 'llama.h'))) return null;
-  const [release, ...files] = readFileSync(stampFile, 'utf8').split('\n');
-  return files.join('\n') === wanted.join('\n') ? release : null;
+  const [release, source, ...files] = readFileSync(stampFile, 'utf8').split('\n');
+  return source === sourceLine() && files.join('\n') === wanted.join('\n') ? release : null;
 }
 
 function extractSource(sourceDir) {
@@ -69,7 +73,7 @@ function extractSource(sourceDir) {
   } finally {
     rmSync(bare, { recursive: true, force: true });
   }
-  writeFileSync(stampFile, [info.tag, ...wanted].join('\n'));
+  writeFileSync(stampFile, [info.tag, sourceLine(), ...wanted].join('\n'));
   return info.tag;
 }
 
@@ -107,7 +111,7 @@ function linkedLibraries(libDir) {
   if (process.platform === 'win32') {
     throw new Error(`the addon's build (binding.gyp) links with GCC/Clang flags and does not support Windows yet; the libraries are in ${libDir}`);
   }
-  const linked = /^lib(llama|ggml|ggml-base)(\.[a-z]+)?(\.v[0-9.]+)?\.(so|dylib)$/; // libllama.v0.5.0.so, libllama.cuda.v0.5.0.so
+  const linked = /^lib(llama|ggml|ggml-base)(\.[a-z]+)?(\.v[0-9.]+)?\.(so|dylib)$/; // libllama.v0.4.0.so, libllama.cuda.v0.4.0.so, libllama.metal.v0.4.0.dylib
   const names = readdirSync(libDir).filter((name) => linked.test(name));
   if (!names.some((name) => name.startsWith('libllama'))) throw new Error(`no libllama in ${libDir}`);
   return names.map((name) => join(libDir, name));

@@ -18,7 +18,7 @@ export const SOURCE_PACKAGE = 'node-llama-cpp';
 
 /** `npm view node-llama-cpp@<version> dist.integrity` of each version we build against. */
 const integrities = {
-  '3.22.1': 'sha512-bltIipuWmc123H7tMIgDGKSsSrhmhlQYeVUC48XTjVW7XGJJiJJyCdlTMzQ/LiWoPkGDpcL4FviDpgw7qfTiDw==',
+  '3.21.1': 'sha512-E3N0Ev2Va0wzydvXYFwM9Hvyo07PoWjt8T/9GMc43Cvt8YkV/NU/tYUgEMC1grTPv2o9PRjQi0G3Wb5P/awiMg==',
 };
 
 /** The files of the package we need: the source bundle and the release it holds. */

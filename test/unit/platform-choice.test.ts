@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { chooseLlamaLibraries, defaultPackages, gpuPackages, type Target } from '../../addon/llama-platform.mjs';
 import { defaultGpuLayers } from '../../shared/config.js';
 
-const VERSION = '3.22.1';
+const VERSION = '3.21.1';
 const modules = '/opt/semantic/node_modules';
 
 /** Every library package npm could install, as if all of them were present (npm installs only those that fit). */
@@ -55,7 +55,7 @@ t.test('a GPU build asked for but not installed, not built for the platform, or 
   t.same(choose(linux, cpuOnly, { SEMANTIC_LLAMA_GPU: 'cuda' }), {
     ok: false,
     message:
-      'SEMANTIC_LLAMA_GPU=cuda on linux-x64 (glibc) needs @node-llama-cpp/linux-x64-cuda, which is not installed: run `npm install @node-llama-cpp/linux-x64-cuda@3.22.1` ' +
+      'SEMANTIC_LLAMA_GPU=cuda on linux-x64 (glibc) needs @node-llama-cpp/linux-x64-cuda, which is not installed: run `npm install @node-llama-cpp/linux-x64-cuda@3.21.1` ' +
       '(npm skips an optional dependency under --omit=optional, or silently when that version is not published), or set SEMANTIC_LLAMA_LIB_DIR to a folder of libllama/libggml libraries of the same llama.cpp release (README, "GPU libraries")',
   });
   t.match(choose({ platform: 'darwin', arch: 'arm64', libc: undefined }, everything, { SEMANTIC_LLAMA_GPU: 'cuda' }), {
@@ -70,7 +70,7 @@ t.test('the platform package missing (installed with --omit=optional): the insta
   t.same(choice, {
     ok: false,
     message:
-      'darwin-arm64 needs @node-llama-cpp/mac-arm64-metal, which is not installed: run `npm install @node-llama-cpp/mac-arm64-metal@3.22.1` (npm skips an optional dependency under --omit=optional, or silently when that version is not published), ' +
+      'darwin-arm64 needs @node-llama-cpp/mac-arm64-metal, which is not installed: run `npm install @node-llama-cpp/mac-arm64-metal@3.21.1` (npm skips an optional dependency under --omit=optional, or silently when that version is not published), ' +
       'or set SEMANTIC_LLAMA_LIB_DIR to a folder of libllama/libggml libraries of the same llama.cpp release (README, "GPU libraries")',
   });
 });

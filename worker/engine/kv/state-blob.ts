@@ -5,7 +5,7 @@
  * and an import replaces the sequence's cells, so a prefix of another agent's saved state would
  * otherwise cost importing all of it (room for every cell) and dropping the rest.
  *
- * Layout (llama-kv-cache.cpp state_write, v0.5.0): u32 magic, i32 seq id, u32 n_stream; per stream
+ * Layout (llama-kv-cache.cpp state_write, the same in v0.4.0 and v0.5.0): u32 magic, i32 seq id, u32 n_stream; per stream
  * u32 cell_count, then for each cell i32 pos, u32 n_seq_id (1), n_seq_id × i32 seq id; then u32
  * v_trans, u32 n_layer; per layer i32 k_type, u64 k_row_bytes, cell_count K rows; then V per layer:
  * rows (i32 type, u64 row bytes, cell_count rows) or, transposed, i32 type, u32 element bytes, u32
