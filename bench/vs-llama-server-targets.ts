@@ -297,8 +297,16 @@ export interface Streamed {
   tokens: number;
 }
 
+/**
+ * `completions` sends `content` as a raw prompt to /v1/completions: no chat template, and no chat
+ * output parser. The decode workload uses it because llama-server v0.4.0's chat parser ends a stream
+ * with a 500 event ("does not match the expected peg-native format") when the random-weight model
+ * emits invalid UTF-8, which v0.5.0's parser tolerates; decode speed does not depend on the template.
+ */
+export type StreamRoute = 'chat' | 'completions';
+
 /** One greedy streamed completion of `maxTokens` tokens, timed chunk by chunk. */
-export async function stream(target: Target, agentId: string, content: string, maxTokens: number, origin: number): Promise<Streamed> {
+export async function stream(target: Target, agentId: string, content: string, maxTokens: number, origin: number, route: StreamRoute = 'chat'): Promise<Streamed> {
   const chunks: number[] = [];
   let tokens = NaN;
   let buffer = '';
@@ -309,13 +317,16 @@ export async function stream(target: Target, agentId: string, content: string, m
       const data = buffer.slice(0, end).replace(/^data: /, '');
       buffer = buffer.slice(end + 2);
       if (!data.startsWith('{')) continue;
-      const chunk = JSON.parse(data) as { choices?: { delta?: { content?: string } }[]; usage?: { completion_tokens: number } | null };
-      if ((chunk.choices?.[0]?.delta?.content ?? '') !== '') chunks.push(performance.now() - origin);
+      const chunk = JSON.parse(data) as { choices?: { delta?: { content?: string }; text?: string }[]; usage?: { completion_tokens: number } | null };
+      const choice = chunk.choices?.[0];
+      if ((choice?.delta?.content ?? choice?.text ?? '') !== '') chunks.push(performance.now() - origin);
       if (chunk.usage) tokens = chunk.usage.completion_tokens;
     }
   };
-  const body = { model: 'bench', messages: [{ role: 'user', content }], max_tokens: maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true } };
-  const raw = await post(`${target.url}/v1/chat/completions`, body, { 'x-agent-id': agentId }, onData);
+  const input = route === 'chat' ? { messages: [{ role: 'user', content }] } : { prompt: content };
+  const body = { model: 'bench', ...input, max_tokens: maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true } };
+  const path = route === 'chat' ? '/v1/chat/completions' : '/v1/completions';
+  const raw = await post(`${target.url}${path}`, body, { 'x-agent-id': agentId }, onData);
   if (raw.status !== 200) throw new Error(`${target.kind}: ${raw.status} ${raw.body.slice(0, 500)}`);
   return { first: chunks[0] ?? NaN, end: performance.now() - origin, chunks, tokens };
 }

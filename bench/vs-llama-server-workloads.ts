@@ -2,7 +2,7 @@
  * The workloads of bench/vs-llama-server.ts: what each measures on one server and the table rows it
  * makes from both servers' results. `size` is set from `--quick` before any runs.
  */
-import { chat, settings, stream, warmUp, words, type Message, type Target, type Turn } from './vs-llama-server-targets.js';
+import { chat, settings, stream, warmUp, words, type Message, type Streamed, type Target, type Turn } from './vs-llama-server-targets.js';
 
 /** The workloads' sizes: `--quick` for a fast look, `full` for the recorded results. */
 export const sizes = {
@@ -112,19 +112,24 @@ const cold: Workload = {
  * window. Streams that arrive together may start a step apart (a server admits what has arrived when
  * a step begins), and the prompt of a later one is then prefilled while the first decodes: that is
  * prefill, measured by the cold and TTFT rows, not decode. A chunk is weighted by its stream's tokens
- * per chunk, in case a server joins tokens into one chunk.
+ * per chunk, in case a server joins tokens into one chunk. Raw completions, not chat: see StreamRoute.
  */
-async function decodeRate(target: Target, streams: number): Promise<{ rate: number; tokens: number }> {
+async function decodeRate(target: Target, streams: number): Promise<{ rate: number; tokens: number; cut: number }> {
   const origin = performance.now();
   const runs = await Promise.all(
     Array.from({ length: streams }, (_, i) =>
-      stream(target, `decode-${streams}-${i}`, `Agent ${i} of ${streams}: ${words(24, `decode-${streams}-${i}`)}`, size.decodeTokens, origin),
+      stream(target, `decode-${streams}-${i}`, `Agent ${i} of ${streams}: ${words(24, `decode-${streams}-${i}`)}`, size.decodeTokens, origin, 'completions'),
     ),
   );
   const from = Math.max(...runs.map((r) => r.first));
   const to = Math.min(...runs.map((r) => r.chunks.at(-1) ?? NaN));
-  const inWindow = runs.reduce((sum, r) => sum + (r.chunks.filter((t) => t > from && t <= to).length * r.tokens) / r.chunks.length, 0);
-  return { rate: (inWindow * 1000) / (to - from), tokens: runs.reduce((s, r) => s + r.tokens, 0) };
+  // A stream that ended without its usage chunk was cut by the server (llama-server v0.4.0 sometimes
+  // closes one of four streams early although its log shows every token decoded): its chunks count
+  // as its tokens, and the window ends at its last one.
+  const tokensOf = (r: Streamed): number => (Number.isNaN(r.tokens) ? r.chunks.length : r.tokens);
+  const inWindow = runs.reduce((sum, r) => sum + (r.chunks.filter((t) => t > from && t <= to).length * tokensOf(r)) / r.chunks.length, 0);
+  const cut = runs.filter((r) => Number.isNaN(r.tokens)).length;
+  return { rate: (inWindow * 1000) / (to - from), tokens: runs.reduce((s, r) => s + tokensOf(r), 0), cut };
 }
 
 const decode: Workload = {
@@ -132,8 +137,8 @@ const decode: Workload = {
   async run(target) {
     const out: Measured = {};
     for (const n of size.streams) {
-      const { rate, tokens } = await decodeRate(target, n);
-      Object.assign(out, { [`rate${n}`]: rate, [`tokens${n}`]: tokens });
+      const { rate, tokens, cut } = await decodeRate(target, n);
+      Object.assign(out, { [`rate${n}`]: rate, [`tokens${n}`]: tokens, [`cut${n}`]: cut });
     }
     return out;
   },
@@ -145,9 +150,13 @@ const decode: Workload = {
       theirs: num(theirs, `rate${n}`),
       unit: 'tok/s',
       target: { op: '≥', ratio: 1 },
-      note: `generated ${num(ours, `tokens${n}`)} / ${num(theirs, `tokens${n}`)}`,
+      note: `generated ${num(ours, `tokens${n}`)} / ${num(theirs, `tokens${n}`)}${cutNote(ours, theirs, n)}`,
     })),
 };
+
+/** Streams a server ended early, when any did (counted in the window up to their last token). */
+const cutNote = (ours: Measured, theirs: Measured, n: number): string =>
+  num(ours, `cut${n}`) + num(theirs, `cut${n}`) > 0 ? `; streams cut short ${num(ours, `cut${n}`)} / ${num(theirs, `cut${n}`)}` : '';
 
 /** The same agent's next turn: its history plus a new message. */
 const next = (history: string, k: number | string): Message[] => user(`${history} And one more question, number ${k}?`);
